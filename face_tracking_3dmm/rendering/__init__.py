@@ -1,4 +1,10 @@
-"""Rendering of the face model: rasterisation, attribute interpolation, shading, backends."""
+"""Rendering of the face model: rasterisation, attribute interpolation, SH shading, backends."""
+from face_tracking_3dmm.rendering.interpolate import barycentric_coordinates, interpolate_vertex_attributes
 from face_tracking_3dmm.rendering.rasterize import Fragments, rasterize
+from face_tracking_3dmm.rendering.renderer import (MeshRenderer, Rendering, make_renderer, project_to_pixels,
+                                                   pytorch3d_available)
+from face_tracking_3dmm.rendering.shading import ambient_sh_coefficients, sh_basis, sh_shading, vertex_normals
 
-__all__ = ["Fragments", "rasterize"]
+__all__ = ["Fragments", "MeshRenderer", "Rendering", "ambient_sh_coefficients", "barycentric_coordinates",
+           "interpolate_vertex_attributes", "make_renderer", "project_to_pixels", "pytorch3d_available",
+           "rasterize", "sh_basis", "sh_shading", "vertex_normals"]

@@ -1,0 +1,110 @@
+"""Differentiable per-pixel quantities given which triangle each pixel sees.
+
+:func:`~face_tracking_3dmm.rendering.rasterize.rasterize` fixes visibility without gradients.
+Here the barycentric coordinates of each pixel centre in its triangle are recomputed from the
+vertex positions with autograd on, so that image-space losses move the vertices (the same
+gradients as a hard rasteriser such as PyTorch3D's with ``blur_radius=0``: none across silhouette
+edges), and vertex attributes (colours, normals, positions) are blended with them.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def _batched(tensor: torch.Tensor, dims: int) -> tuple[torch.Tensor, bool]:
+    """Add a leading batch dimension when ``tensor`` has ``dims`` dimensions."""
+    return (tensor.unsqueeze(0), False) if tensor.dim() == dims else (tensor, True)
+
+
+def _check_pix_to_face(pix_to_face: torch.Tensor) -> None:
+    if not isinstance(pix_to_face, torch.Tensor) or pix_to_face.dtype != torch.long:
+        raise TypeError("pix_to_face must be a long tensor (from rasterize)")
+    if pix_to_face.dim() not in (2, 3):
+        raise ValueError(f"pix_to_face must be (H, W) or (B, H, W), got {tuple(pix_to_face.shape)}")
+
+
+def _check_triangles(triangles: torch.Tensor, num_vertices: int) -> None:
+    if triangles.dim() != 2 or triangles.shape[1] != 3 or triangles.dtype not in (torch.int32, torch.int64):
+        raise ValueError(f"triangles must be an (F, 3) integer tensor, got {tuple(triangles.shape)} "
+                         f"{triangles.dtype}")
+    if triangles.numel() and int(triangles.max()) >= num_vertices:
+        raise ValueError(f"triangles index vertices outside [0, {num_vertices})")
+
+
+def _visible_corners(per_vertex: torch.Tensor, triangles: torch.Tensor,
+                     pix_to_face: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """(N, 3, C) corner values of the N covered pixels and those pixels' (b, row, col) indices."""
+    if pix_to_face.shape[0] != per_vertex.shape[0]:
+        raise ValueError(f"batch sizes differ: {pix_to_face.shape[0]} images, "
+                         f"{per_vertex.shape[0]} vertex sets")
+    where = torch.nonzero(pix_to_face >= 0, as_tuple=True)
+    faces = pix_to_face[where]
+    corner_ids = triangles.long()[faces]                         # (N, 3)
+    return per_vertex[where[0].unsqueeze(1), corner_ids], where
+
+
+def barycentric_coordinates(vertices_px: torch.Tensor, triangles: torch.Tensor,
+                            pix_to_face: torch.Tensor, perspective_correct: bool = True) -> torch.Tensor:
+    r"""Barycentric coordinates of each pixel centre in its visible triangle, with gradients.
+
+    Args:
+        vertices_px: :math:`(V, 3)` or :math:`(B, V, 3)`: x, y in pixels (pixel ``(row, col)`` has
+            its centre at ``x = col, y = row``) and depth z, as given to ``rasterize``.
+        triangles: :math:`(F, 3)` integer vertex indices.
+        pix_to_face: :math:`(H, W)` or :math:`(B, H, W)` long from ``rasterize``; -1 = background.
+        perspective_correct: weights for interpolating camera-frame attributes under a
+            perspective projection (uses z > 0); False for screen-linear weights.
+
+    Returns:
+        :math:`(B?, H, W, 3)` coordinates summing to 1 on covered pixels, 0 on background;
+        differentiable with respect to ``vertices_px``.
+    """
+    if not isinstance(vertices_px, torch.Tensor) or vertices_px.shape[-1] != 3 or vertices_px.dim() not in (2, 3):
+        raise ValueError("vertices_px must be a (V, 3) or (B, V, 3) tensor")
+    _check_pix_to_face(pix_to_face)
+    _check_triangles(triangles, vertices_px.shape[-2])
+    verts, batched = _batched(vertices_px, 2)
+    faces_map, _ = _batched(pix_to_face, 2)
+    corners, where = _visible_corners(verts, triangles, faces_map)   # (N, 3, 3)
+    rows, cols = where[1].to(verts.dtype), where[2].to(verts.dtype)
+    a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
+    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    w0 = (b[:, 0] - cols) * (c[:, 1] - rows) - (b[:, 1] - rows) * (c[:, 0] - cols)
+    w1 = (c[:, 0] - cols) * (a[:, 1] - rows) - (c[:, 1] - rows) * (a[:, 0] - cols)
+    bary = torch.stack((w0, w1, area - w0 - w1), dim=1) / area.unsqueeze(1)
+    if perspective_correct:
+        bary = bary / corners[:, :, 2]
+        bary = bary / bary.sum(dim=1, keepdim=True)
+    out = verts.new_zeros(faces_map.shape + (3,))
+    out = out.index_put(where, bary)
+    return out if batched else out[0]
+
+
+def interpolate_vertex_attributes(attributes: torch.Tensor, triangles: torch.Tensor,
+                                  pix_to_face: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
+    r"""Blend per-vertex attributes at each pixel with its barycentric coordinates.
+
+    Args:
+        attributes: :math:`(V, C)` or :math:`(B, V, C)` values per vertex (colour, normal, ...).
+        triangles: :math:`(F, 3)` integer vertex indices.
+        pix_to_face: :math:`(H, W)` or :math:`(B, H, W)` long; -1 = background.
+        bary: :math:`(B?, H, W, 3)` barycentric coordinates (from :func:`barycentric_coordinates`
+            or a rasteriser).
+
+    Returns:
+        :math:`(B?, H, W, C)` interpolated attributes, 0 on background; differentiable with respect
+        to ``attributes`` and ``bary``.
+    """
+    if not isinstance(attributes, torch.Tensor) or attributes.dim() not in (2, 3):
+        raise ValueError("attributes must be a (V, C) or (B, V, C) tensor")
+    _check_pix_to_face(pix_to_face)
+    _check_triangles(triangles, attributes.shape[-2])
+    if bary.shape != pix_to_face.shape + (3,):
+        raise ValueError(f"bary must be {tuple(pix_to_face.shape) + (3,)}, got {tuple(bary.shape)}")
+    faces_map, batched = _batched(pix_to_face, 2)
+    attrs = attributes if attributes.dim() == 3 else attributes.unsqueeze(0).expand(faces_map.shape[0], -1, -1)
+    weights = bary if batched else bary.unsqueeze(0)
+    corners, where = _visible_corners(attrs, triangles, faces_map)    # (N, 3, C)
+    values = torch.einsum("nk,nkc->nc", weights[where].to(corners.dtype), corners)
+    out = attrs.new_zeros(faces_map.shape + (attrs.shape[-1],)).index_put(where, values)
+    return out if batched else out[0]
