@@ -1,0 +1,168 @@
+"""Per-stage latency and accuracy of the tracking profiles on one clip, in one process.
+
+Profiles: ``landmarks_only`` (the online profile with no photometric refinement), ``online`` and
+``offline`` (config/online.yaml, config/offline.yaml), and MediaPipe's FaceLandmarker alone as the
+floor no profile can beat. Every profile sees the same decoded frames, one after the other, so the
+ratios are taken on one machine under the same load.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from face_tracking_3dmm import config as config_module
+from face_tracking_3dmm import paths
+from face_tracking_3dmm.evaluation import bagio, metrics
+from face_tracking_3dmm.results import CameraIntrinsics
+
+PROFILES = ("landmarks_only", "online", "offline")
+
+
+def profile_config(name: str, config_dir: Path | None = None) -> config_module.TrackerConfig:
+    """TrackerConfig of a named profile (``landmarks_only`` = online without photometric steps)."""
+    config_dir = config_dir or paths.SOURCE_ROOT / "config"
+    base_name = "online" if name == "landmarks_only" else name
+    path = config_dir / f"{base_name}.yaml"
+    config = config_module.load_yaml(path) if path.is_file() else config_module.TrackerConfig()
+    if name == "landmarks_only":
+        config = config_module.replace(config, photometric_iterations=0)
+    return config
+
+
+def _stage_summary(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    return {stage: {k: v for k, v in metrics.latency_summary(values).items() if k in ("p50", "p95", "mean")}
+            for stage, values in sorted(samples.items())}
+
+
+def bench_mediapipe(frames: list[tuple[float, np.ndarray]], config: config_module.TrackerConfig,
+                    progress: bool = True) -> dict[str, Any]:
+    """FaceLandmarker alone (VIDEO mode), as the tracker calls it."""
+    from tqdm import tqdm
+
+    from face_tracking_3dmm.landmarks import FaceLandmarker
+
+    times, found = [], 0
+    landmarker = FaceLandmarker(config)
+    try:
+        for seconds, rgb in tqdm(frames, desc="mediapipe", unit="frame", disable=not progress):
+            start = time.perf_counter()
+            observations = landmarker.detect(rgb, int(round(seconds * 1000)))
+            times.append(1000.0 * (time.perf_counter() - start))
+            found += bool(observations)
+    finally:
+        landmarker.close()
+    summary = metrics.latency_summary(times)
+    return {"ms_per_frame_p50": summary["p50"], "ms_per_frame_p95": summary["p95"],
+            "faces_found_fraction": found / len(frames), "landmark_error": None,
+            "photometric_error": None, "stages": {"landmarks": {"p50": summary["p50"], "p95": summary["p95"]}}}
+
+
+def bench_profile(name: str, config: config_module.TrackerConfig, frames: list[tuple[float, np.ndarray]],
+                  camera: CameraIntrinsics, progress: bool = True) -> dict[str, Any]:
+    """Run the tracker over ``frames`` with ``config``: wall ms per frame, per-stage ms, accuracy."""
+    from tqdm import tqdm
+
+    from face_tracking_3dmm.tracker import FaceTracker
+
+    tracker = FaceTracker(config)
+    wall, stages = [], defaultdict(list)
+    holdout, photometric, found = [], [], 0
+    try:
+        for seconds, rgb in tqdm(frames, desc=name, unit="frame", disable=not progress):
+            start = time.perf_counter()
+            result = tracker.process(rgb, seconds, camera)
+            wall.append(1000.0 * (time.perf_counter() - start))
+            for stage, value in result.timings_ms.items():
+                stages[stage].append(float(value))
+            faces = [f for f in result.faces if f.tracking_state != 0]
+            found += bool(faces)
+            if faces:
+                error = holdout_error_px(tracker, faces[0], camera)
+                if error is not None:
+                    holdout.append(error)
+                value = getattr(faces[0], "photometric_error", None)
+                if value is not None and np.isfinite(value):
+                    photometric.append(float(value))
+    finally:
+        tracker.close()
+    summary = metrics.latency_summary(wall)
+    steady = metrics.latency_summary(wall[int(config.identity_frames):]) if len(wall) > config.identity_frames else summary
+    return {"ms_per_frame_p50": summary["p50"], "ms_per_frame_p95": summary["p95"],
+            "after_identity_fit": {"ms_per_frame_p50": steady["p50"], "ms_per_frame_p95": steady["p95"]},
+            "faces_found_fraction": found / len(frames),
+            "landmark_error": float(np.mean(holdout)) if holdout else None,
+            "landmark_error_unit": "px at MediaPipe points held out of the fit",
+            "photometric_error": float(np.mean(photometric)) if photometric else None,
+            "stages": _stage_summary(stages),
+            "config": {k: getattr(config, k) for k in ("max_iterations", "max_time_ms",
+                                                       "photometric_iterations", "image_scale")}}
+
+
+def holdout_error_px(tracker, face, camera: CameraIntrinsics) -> float | None:
+    """Mean pixel distance between MediaPipe's points that the fit held out and the fitted model's
+    corresponding positions, or None when the tracker does not hold points out."""
+    errors = getattr(face, "holdout_errors_px", None)
+    if errors is None or len(errors) == 0:
+        return None
+    return float(np.mean(errors))
+
+
+def run_bench(source: str | Path, output: str | Path, max_frames: int = 150, width: int | None = 640,
+              profiles: tuple[str, ...] = PROFILES, config_dir: Path | None = None,
+              progress: bool = True) -> dict[str, Any]:
+    """Decode the clip once, run MediaPipe alone and each profile, print a table, write bench.json."""
+    import torch
+
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    frames = list(bagio.iter_video(source, max_frames, width))
+    if not frames:
+        raise ValueError(f"{source}: no frames decoded")
+    height, frame_width = frames[0][1].shape[:2]
+    camera = CameraIntrinsics.default_for(frame_width, height)
+    result: dict[str, Any] = {
+        "source": Path(source).name, "frames": len(frames), "width": frame_width, "height": height,
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "processor": platform.processor() or platform.machine()},
+        "profiles": {}}
+    result["profiles"]["mediapipe_only"] = bench_mediapipe(frames, profile_config("online", config_dir), progress)
+    for name in profiles:
+        result["profiles"][name] = bench_profile(name, profile_config(name, config_dir), frames, camera, progress)
+        (output / "bench.json").write_text(json.dumps(result, indent=2))  # keep partial results
+    online, offline = result["profiles"].get("online"), result["profiles"].get("offline")
+    if online and offline and online["ms_per_frame_p50"]:
+        result["offline_online_ratio"] = offline["ms_per_frame_p50"] / online["ms_per_frame_p50"]
+        result["online_offline_ratio"] = online["ms_per_frame_p50"] / offline["ms_per_frame_p50"]
+    (output / "bench.json").write_text(json.dumps(result, indent=2))
+    print(format_table(result))
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The bench as a plain-text table."""
+    def cell(value, fmt="{:.1f}"):
+        return "-" if value is None else fmt.format(value)
+
+    stage_names = sorted({s for p in result["profiles"].values() for s in p.get("stages", {})} - {"total"})
+    header = ["profile", "p50 ms", "p95 ms", "found", "lmk err", "photo err"] + [f"{s} p50" for s in stage_names]
+    rows = [header]
+    for name, profile in result["profiles"].items():
+        rows.append([name, cell(profile["ms_per_frame_p50"]), cell(profile["ms_per_frame_p95"]),
+                     cell(profile.get("faces_found_fraction"), "{:.0%}"), cell(profile.get("landmark_error"), "{:.2f}"),
+                     cell(profile.get("photometric_error"), "{:.4f}")]
+                    + [cell(profile.get("stages", {}).get(s, {}).get("p50")) for s in stage_names])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    title = f"{result['source']}: {result['frames']} frames {result['width']}x{result['height']}"
+    ratio = result.get("offline_online_ratio")
+    tail = [f"offline / online time per frame (p50): {ratio:.1f}x"] if ratio else []
+    return "\n".join([title] + lines + tail)
