@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from face_tracking_3dmm.rendering import Fragments, rasterize
+from face_tracking_3dmm.rendering import (Fragments, ambient_sh_coefficients, barycentric_coordinates,
+                                         interpolate_vertex_attributes, make_renderer, project_to_pixels,
+                                         pytorch3d_available, rasterize, sh_basis, sh_shading, vertex_normals)
+from face_tracking_3dmm.results import CameraIntrinsics
 
 torch.set_num_threads(2)
 
@@ -158,3 +161,207 @@ class TestRasterize:
     def test_input_checks(self, verts, faces, size, error):
         with pytest.raises(error):
             rasterize(verts, faces, size)
+
+
+def _slanted_scene(dtype=torch.float64):
+    """Two camera-frame triangles forming a tilted quad in front of a 12 x 12 camera (f = 10)."""
+    verts = torch.tensor([[-0.5, -0.4, 2.0], [0.45, -0.5, 2.4], [0.5, 0.45, 2.8], [-0.45, 0.5, 2.3]],
+                         dtype=dtype)
+    faces = torch.tensor([[0, 3, 2], [0, 2, 1]])
+    camera = torch.tensor([[10.0, 0, 5.7], [0, 10.0, 6.2], [0, 0, 1]], dtype=dtype)
+    return verts, faces, camera
+
+
+class TestBarycentricCoordinates:
+    @pytest.mark.parametrize("perspective_correct", [False, True])
+    def test_agrees_with_rasterize(self, perspective_correct):
+        verts, faces = _random_mesh(7, num_faces=20)
+        frags = rasterize(verts, faces, (24, 24), perspective_correct=perspective_correct)
+        bary = barycentric_coordinates(verts, faces, frags.pix_to_face, perspective_correct)
+        assert bary.shape == (24, 24, 3)
+        assert torch.allclose(bary, frags.bary, atol=1e-10)
+
+    def test_batched(self):
+        verts = torch.stack([_random_mesh(s)[0] for s in (8, 9)])
+        faces = _random_mesh(8)[1]
+        frags = rasterize(verts, faces, (24, 24))
+        bary = barycentric_coordinates(verts, faces, frags.pix_to_face)
+        assert bary.shape == (2, 24, 24, 3) and torch.allclose(bary, frags.bary, atol=1e-10)
+
+    def test_gradcheck(self):
+        verts, faces, camera = _slanted_scene()
+        projected = project_to_pixels(verts, camera)
+        pix_to_face = rasterize(projected, faces, (12, 12)).pix_to_face
+        projected.requires_grad_(True)
+        assert torch.autograd.gradcheck(
+            lambda v: barycentric_coordinates(v, faces, pix_to_face), (projected,))
+
+    def test_input_checks(self):
+        verts, faces = _random_mesh(0)
+        with pytest.raises(TypeError):
+            barycentric_coordinates(verts, faces, torch.zeros(4, 4))
+        with pytest.raises(ValueError):
+            barycentric_coordinates(verts[:, :2], faces, torch.zeros(4, 4, dtype=torch.long))
+        with pytest.raises(ValueError):
+            barycentric_coordinates(verts, faces + 1000, torch.zeros(4, 4, dtype=torch.long))
+
+
+class TestInterpolateVertexAttributes:
+    def test_constant_and_linear_attributes(self):
+        verts, faces = _random_mesh(10)
+        frags = rasterize(verts, faces, (24, 24), perspective_correct=False)
+        inside = frags.pix_to_face >= 0
+        constant = interpolate_vertex_attributes(torch.full((len(verts), 2), 3.0, dtype=torch.float64),
+                                                 faces, frags.pix_to_face, frags.bary)
+        assert constant.shape == (24, 24, 2)
+        assert torch.allclose(constant[inside], torch.tensor(3.0, dtype=torch.float64))
+        assert (constant[~inside] == 0).all()
+        # Interpolating screen positions returns the pixel centres.
+        xy = interpolate_vertex_attributes(verts[:, :2], faces, frags.pix_to_face, frags.bary)
+        rows, cols = torch.nonzero(inside, as_tuple=True)
+        assert torch.allclose(xy[inside], torch.stack((cols, rows), 1).double(), atol=1e-9)
+
+    def test_shared_attributes_over_a_batch(self):
+        verts = torch.stack([_random_mesh(s)[0] for s in (11, 12)])
+        faces = _random_mesh(11)[1]
+        frags = rasterize(verts, faces, (24, 24))
+        colors = torch.rand(verts.shape[1], 3, dtype=torch.float64)
+        batched = interpolate_vertex_attributes(colors, faces, frags.pix_to_face, frags.bary)
+        single = interpolate_vertex_attributes(colors, faces, frags.pix_to_face[1], frags.bary[1])
+        assert batched.shape == (2, 24, 24, 3) and torch.allclose(batched[1], single)
+
+    def test_gradcheck(self):
+        verts, faces = _random_mesh(13, num_faces=6, size=10)
+        frags = rasterize(verts, faces, (10, 10))
+        attrs = torch.rand(len(verts), 2, dtype=torch.float64, requires_grad=True)
+        bary = frags.bary.clone().requires_grad_(True)
+        assert torch.autograd.gradcheck(
+            lambda a, b: interpolate_vertex_attributes(a, faces, frags.pix_to_face, b), (attrs, bary))
+
+    def test_input_checks(self):
+        verts, faces = _random_mesh(0)
+        frags = rasterize(verts, faces, (24, 24))
+        with pytest.raises(ValueError):
+            interpolate_vertex_attributes(torch.rand(len(verts)), faces, frags.pix_to_face, frags.bary)
+        with pytest.raises(ValueError):
+            interpolate_vertex_attributes(torch.rand(len(verts), 2), faces, frags.pix_to_face, frags.bary[..., :2])
+        with pytest.raises(ValueError):
+            interpolate_vertex_attributes(torch.rand(3, len(verts), 2), faces, frags.pix_to_face[None], frags.bary[None])
+
+
+class TestVertexNormals:
+    def test_flat_quad_and_octahedron(self):
+        quad = torch.tensor([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]])
+        normals = vertex_normals(quad, torch.tensor([[0, 1, 2], [0, 2, 3]]))
+        assert torch.allclose(normals, torch.tensor([0.0, 0, 1]).expand(4, 3))
+        octahedron = torch.tensor([[1.0, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
+        faces = torch.tensor([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4],
+                              [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]])
+        assert torch.allclose(vertex_normals(octahedron, faces), octahedron, atol=1e-6)
+        batched = vertex_normals(torch.stack((octahedron, 2 * octahedron)), faces)
+        assert batched.shape == (2, 6, 3) and torch.allclose(batched[1], octahedron, atol=1e-6)
+
+    def test_unused_vertex_gets_zero(self):
+        normals = vertex_normals(torch.rand(4, 3), torch.tensor([[0, 1, 2]]))
+        assert (normals[3] == 0).all()
+
+    def test_gradcheck(self):
+        verts = torch.rand(5, 3, dtype=torch.float64, requires_grad=True)
+        faces = torch.tensor([[0, 1, 2], [0, 2, 3], [0, 3, 4]])
+        assert torch.autograd.gradcheck(lambda v: vertex_normals(v, faces), (verts,))
+
+    def test_input_checks(self):
+        with pytest.raises(ValueError):
+            vertex_normals(torch.rand(4, 2), torch.tensor([[0, 1, 2]]))
+        with pytest.raises(ValueError):
+            vertex_normals(torch.rand(4, 3), torch.tensor([[0, 1, 9]]))
+
+
+class TestSphericalHarmonics:
+    def test_basis_values(self):
+        normals = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+        basis = sh_basis(normals)
+        assert basis.shape == (2, 9)
+        assert torch.allclose(basis[:, 0], torch.ones(2))
+        # A point light along +z, Lambert-convolved: irradiance peaks at n = +z, vanishes sideways
+        # up to the band-2 truncation (the classic ~ 1 - 2/3 + 1/4 pattern).
+        assert basis[0, 2] > 0 and basis[1, 2] == 0 and basis[1, 3] > 0
+
+    def test_ambient_light_shades_with_albedo(self):
+        albedo = torch.rand(7, 3)
+        normals = torch.nn.functional.normalize(torch.randn(7, 3), dim=-1)
+        assert torch.allclose(sh_shading(albedo, normals, ambient_sh_coefficients()), albedo)
+        grey = torch.zeros(9)
+        grey[0] = 2.0
+        assert torch.allclose(sh_shading(albedo, normals, grey), 2 * albedo)
+
+    def test_per_image_lights(self):
+        albedo = torch.rand(2, 4, 5, 3)
+        normals = torch.nn.functional.normalize(torch.randn(2, 4, 5, 3), dim=-1)
+        lights = torch.randn(2, 9, 3)
+        batched = sh_shading(albedo, normals, lights)
+        assert batched.shape == (2, 4, 5, 3)
+        assert torch.allclose(batched[1], sh_shading(albedo[1], normals[1], lights[1]), atol=1e-6)
+
+    def test_gradcheck(self):
+        albedo = torch.rand(6, 3, dtype=torch.float64, requires_grad=True)
+        normals = torch.nn.functional.normalize(torch.randn(6, 3, dtype=torch.float64), dim=-1).requires_grad_(True)
+        lights = torch.randn(9, 3, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(sh_shading, (albedo, normals, lights))
+
+    def test_input_checks(self):
+        with pytest.raises(ValueError):
+            sh_shading(torch.rand(4, 3), torch.rand(5, 3), torch.rand(9, 3))
+        with pytest.raises(ValueError):
+            sh_shading(torch.rand(4, 3), torch.rand(4, 3), torch.rand(4, 3))
+        with pytest.raises(ValueError):
+            sh_shading(torch.rand(4, 3), torch.rand(4, 3), torch.rand(2, 9, 3))
+        with pytest.raises(ValueError):
+            sh_basis(torch.rand(4, 2))
+
+
+class TestRenderer:
+    def test_project_to_pixels(self):
+        points = torch.tensor([[0.1, -0.2, 2.0]], dtype=torch.float64, requires_grad=True)
+        camera = CameraIntrinsics(100.0, 110.0, 32.0, 24.0, 64, 48)
+        projected = project_to_pixels(points, camera)
+        assert torch.allclose(projected, torch.tensor([[37.0, 13.0, 2.0]], dtype=torch.float64))
+        assert torch.autograd.gradcheck(lambda p: project_to_pixels(p, camera), (points,))
+        with pytest.raises(ValueError):
+            project_to_pixels(points, torch.eye(2))
+
+    def test_unshaded_render_is_interpolated_colour(self):
+        verts, faces, camera = _slanted_scene(torch.float32)
+        colors = torch.tensor([[1.0, 0, 0], [1.0, 0, 0], [1.0, 0, 0], [1.0, 0, 0]])
+        out = make_renderer("torch").render(verts, faces, camera, (12, 12), colors)
+        assert out.image.shape == (12, 12, 3) and out.mask.dtype == torch.bool
+        assert out.mask.sum() > 10
+        assert torch.allclose(out.image[out.mask], torch.tensor([1.0, 0, 0]))
+        assert (out.image[~out.mask] == 0).all()
+
+    def test_gradcheck_through_render(self):
+        verts, faces, camera = _slanted_scene()
+        colors = torch.rand(4, 3, dtype=torch.float64, requires_grad=True)
+        lights = (ambient_sh_coefficients(dtype=torch.float64)
+                  + 0.1 * torch.randn(9, 3, dtype=torch.float64)).requires_grad_(True)
+        renderer = make_renderer("torch")
+        verts.requires_grad_(True)
+        assert torch.autograd.gradcheck(
+            lambda v, c, s: renderer.render(v, faces, camera, (12, 12), c, s).image, (verts, colors, lights))
+
+    def test_batched_render(self):
+        verts, faces, camera = _slanted_scene(torch.float32)
+        batch = torch.stack((verts, verts + torch.tensor([0.05, 0.0, 0.0])))
+        out = make_renderer("torch").render(batch, faces, camera, (12, 12), torch.rand(4, 3),
+                                             ambient_sh_coefficients())
+        single = make_renderer("torch").render(batch[1], faces, camera, (12, 12), out.image.new_zeros(4, 3) + 0.5)
+        assert out.image.shape == (2, 12, 12, 3) and torch.equal(out.mask[1], single.mask)
+
+    def test_backend_choice(self):
+        assert make_renderer("auto", "cpu").name == "torch"
+        assert make_renderer("torch").name == "torch"
+        with pytest.raises(ValueError):
+            make_renderer("opengl")
+        if not pytorch3d_available():
+            with pytest.raises(ImportError, match="setup-pytorch3d"):
+                make_renderer("pytorch3d")
