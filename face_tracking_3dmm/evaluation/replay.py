@@ -171,12 +171,13 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
                  params_file: str | None = None, parameters: dict[str, Any] | None = None,
                  namespace: str = "/eval", answer_timeout_s: float = 5.0,
                  startup_timeout_s: float = 120.0, max_frames: int | None = None,
-                 progress: bool = True) -> dict[str, Any]:
+                 node_command: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
     """Replay ``bag`` through a tracker node process and write the evaluation folder ``output``.
 
     Returns the metrics dict. A bag that breaks midway ends the replay with the frames already
     processed kept and reported; the error is stored in metrics.json and raised as
     :class:`face_tracking_3dmm.evaluation.bagio.BagError` after the report is written.
+    ``node_command`` replaces the tracker executable (it must accept ``--ros-args`` remappings).
     """
     bag, output = Path(bag), Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -196,7 +197,8 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
     from tqdm import tqdm
 
     log = open(output / "tracker_node.log", "w")
-    node_process = subprocess.Popen(_tracker_command(params_file, parameters or {}) + ["-r", f"__ns:={namespace}"],
+    command = node_command or _tracker_command(params_file, parameters or {})
+    node_process = subprocess.Popen(command + ["-r", f"__ns:={namespace}"],
                                     env=env, stdout=log, stderr=subprocess.STDOUT)
     context = rclpy.Context()
     rclpy.init(context=context)
