@@ -9,7 +9,8 @@ import torch
 
 from face_tracking_3dmm.rendering import (Fragments, ambient_sh_coefficients, barycentric_coordinates,
                                          interpolate_vertex_attributes, make_renderer, project_to_pixels,
-                                         pytorch3d_available, rasterize, sh_basis, sh_shading, vertex_normals)
+                                         pytorch3d_available, rasterize, sh_basis, sh_shading, triangle_barycentrics,
+                                         vertex_normals)
 from face_tracking_3dmm.results import CameraIntrinsics
 
 torch.set_num_threads(2)
@@ -195,6 +196,15 @@ class TestBarycentricCoordinates:
         projected.requires_grad_(True)
         assert torch.autograd.gradcheck(
             lambda v: barycentric_coordinates(v, faces, pix_to_face), (projected,))
+
+    def test_packed_points(self):
+        corners = torch.tensor([[[0.0, 0.0, 1.0], [4.0, 0.0, 1.0], [0.0, 4.0, 3.0]]], dtype=torch.float64)
+        linear = triangle_barycentrics(corners, torch.tensor([[1.0, 2.0]], dtype=torch.float64), False)
+        assert torch.allclose(linear, torch.tensor([[0.25, 0.25, 0.5]], dtype=torch.float64))
+        corrected = triangle_barycentrics(corners, torch.tensor([[1.0, 2.0]], dtype=torch.float64))
+        assert torch.allclose(corrected, torch.tensor([[0.25, 0.25, 0.5 / 3]], dtype=torch.float64) / (0.5 + 0.5 / 3))
+        with pytest.raises(ValueError):
+            triangle_barycentrics(corners, torch.zeros(2, 2, dtype=torch.float64))
 
     def test_input_checks(self):
         verts, faces = _random_mesh(0)

@@ -43,6 +43,35 @@ def _visible_corners(per_vertex: torch.Tensor, triangles: torch.Tensor,
     return per_vertex[where[0].unsqueeze(1), corner_ids], where
 
 
+def triangle_barycentrics(corners: torch.Tensor, points: torch.Tensor,
+                          perspective_correct: bool = True) -> torch.Tensor:
+    r"""Barycentric coordinates of image points in screen-space triangles (packed, differentiable).
+
+    Args:
+        corners: :math:`(N, 3, 3)` the three corners of each triangle: x, y pixels and depth z.
+        points: :math:`(N, 2)` one image point (x, y) per triangle.
+        perspective_correct: weights for camera-frame attributes under a perspective projection
+            (z > 0); False for screen-linear weights.
+
+    Returns:
+        :math:`(N, 3)` coordinates summing to 1 (negative outside the triangle).
+    """
+    if corners.dim() != 3 or corners.shape[1:] != (3, 3):
+        raise ValueError(f"corners must be (N, 3, 3), got {tuple(corners.shape)}")
+    if points.shape != (corners.shape[0], 2):
+        raise ValueError(f"points must be ({corners.shape[0]}, 2), got {tuple(points.shape)}")
+    a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
+    x, y = points[:, 0], points[:, 1]
+    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    w0 = (b[:, 0] - x) * (c[:, 1] - y) - (b[:, 1] - y) * (c[:, 0] - x)
+    w1 = (c[:, 0] - x) * (a[:, 1] - y) - (c[:, 1] - y) * (a[:, 0] - x)
+    bary = torch.stack((w0, w1, area - w0 - w1), dim=1) / area.unsqueeze(1)
+    if perspective_correct:
+        bary = bary / corners[:, :, 2]
+        bary = bary / bary.sum(dim=1, keepdim=True)
+    return bary
+
+
 def barycentric_coordinates(vertices_px: torch.Tensor, triangles: torch.Tensor,
                             pix_to_face: torch.Tensor, perspective_correct: bool = True) -> torch.Tensor:
     r"""Barycentric coordinates of each pixel centre in its visible triangle, with gradients.
@@ -66,15 +95,8 @@ def barycentric_coordinates(vertices_px: torch.Tensor, triangles: torch.Tensor,
     verts, batched = _batched(vertices_px, 2)
     faces_map, _ = _batched(pix_to_face, 2)
     corners, where = _visible_corners(verts, triangles, faces_map)   # (N, 3, 3)
-    rows, cols = where[1].to(verts.dtype), where[2].to(verts.dtype)
-    a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
-    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    w0 = (b[:, 0] - cols) * (c[:, 1] - rows) - (b[:, 1] - rows) * (c[:, 0] - cols)
-    w1 = (c[:, 0] - cols) * (a[:, 1] - rows) - (c[:, 1] - rows) * (a[:, 0] - cols)
-    bary = torch.stack((w0, w1, area - w0 - w1), dim=1) / area.unsqueeze(1)
-    if perspective_correct:
-        bary = bary / corners[:, :, 2]
-        bary = bary / bary.sum(dim=1, keepdim=True)
+    centres = torch.stack((where[2], where[1]), dim=1).to(verts.dtype)
+    bary = triangle_barycentrics(corners, centres, perspective_correct)
     out = verts.new_zeros(faces_map.shape + (3,))
     out = out.index_put(where, bary)
     return out if batched else out[0]

@@ -20,6 +20,8 @@ from typing import NamedTuple
 
 import torch
 
+from face_tracking_3dmm.rendering.interpolate import triangle_barycentrics
+
 #: Pixels whose centre lies on an edge shared by two triangles belong to both; the z-test then
 #: keeps one. A small negative tolerance closes cracks from rounding on such edges.
 _INSIDE_TOLERANCE = -1e-6
@@ -87,14 +89,8 @@ def _rasterize_chunk(corners: torch.Tensor, face_ids: torch.Tensor, x0: torch.Te
     py = y0[owner] + local // w
 
     tri = corners[owner]                                   # (N, 3, 3)
-    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
-    x = px.to(corners.dtype)
-    y = py.to(corners.dtype)
-    # Edge functions: twice the signed area of the sub-triangle opposite each corner.
-    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    w0 = (b[:, 0] - x) * (c[:, 1] - y) - (b[:, 1] - y) * (c[:, 0] - x)
-    w1 = (c[:, 0] - x) * (a[:, 1] - y) - (c[:, 1] - y) * (a[:, 0] - x)
-    bary = torch.stack((w0, w1, area - w0 - w1), dim=1) / area.unsqueeze(1)
+    centres = torch.stack((px, py), dim=1).to(corners.dtype)
+    bary = triangle_barycentrics(tri, centres, perspective_correct=False)
     inside = (bary >= _INSIDE_TOLERANCE).all(dim=1)
 
     depth = tri[:, :, 2]
