@@ -63,6 +63,7 @@ TRAIN_EXPRESSIONS = [
     {"mouthSmile_L": 0.6, "mouthSmile_R": 0.6},
     {"eyeBlink_L": 0.4, "eyeBlink_R": 0.4, "browInnerUp_L": 0.5, "browInnerUp_R": 0.5},
     {"mouthFunnel": 0.4, "mouthPucker": 0.3, "eyeWide_L": 0.4, "eyeWide_R": 0.4},
+    {"eyeLookOut_L": 0.5, "eyeLookIn_R": 0.5, "eyeLookUp_L": 0.3, "eyeLookUp_R": 0.3},
 ]
 TRAIN_YAWS = (-30.0, -15.0, 0.0, 15.0, 30.0)
 
@@ -137,15 +138,21 @@ class ModelRenderer:
         light = torch.tensor([0.25, -0.35, -1.0], dtype=torch.float64)          # from the camera, above-left
         light = light / light.norm()
         lambert = (pixel_normal @ light).abs().numpy()  # abs: thin parts seen from behind stay lit
+        rows, cols = torch.meshgrid(torch.arange(IMAGE_SIZE, dtype=torch.float64),
+                                    torch.arange(IMAGE_SIZE, dtype=torch.float64), indexing="ij")
+        ray = torch.stack(((cols - half) / FOCAL_PX, (rows - half) / FOCAL_PX, torch.ones_like(rows)), -1)
+        facing = ((pixel_normal * ray).sum(-1).abs() / ray.norm(dim=-1)).numpy()
         colour = (self.vertex_albedo[tri] * frags.bary[..., None]).sum(-2).numpy()
         shaded = colour * (0.35 + 0.65 * lambert[..., None])
         image = np.where(covered.numpy()[..., None], shaded, BACKGROUND)
         return {"image": (image.clip(0, 1) * 255).round().astype(np.uint8), "frags": frags,
+                "facing": np.where(covered.numpy(), facing, 0.0),
                 "px": px.numpy(), "verts": verts.numpy()}
 
 
 def back_project(view: dict, renderer: ModelRenderer, points: np.ndarray):
-    """Per detected point: full-model triangle id and barycentrics at its pixel (-1 if none)."""
+    """Per detected point: full-model triangle id (-1 if none), barycentrics, material and how
+    squarely the surface faces the camera (|cos| of the angle between normal and ray) at its pixel."""
     face_map = view["frags"].pix_to_face.numpy()
     px = view["px"]
     cols = np.rint(points[:, 0]).astype(int)
@@ -157,7 +164,8 @@ def back_project(view: dict, renderer: ModelRenderer, points: np.ndarray):
     corners = px[renderer.triangles.numpy()[local.clip(min=0)]][:, :, :2]      # (N, 3, 2)
     bary = planar_barycentric(points[:, :2], corners)
     material = np.where(local >= 0, renderer.material[local.clip(min=0)], -1)
-    return tri_full, bary, material
+    facing = np.where(inside, view["facing"][rows.clip(0, IMAGE_SIZE - 1), cols.clip(0, IMAGE_SIZE - 1)], 0.0)
+    return tri_full, bary, material, facing
 
 
 def planar_barycentric(p: np.ndarray, corners: np.ndarray) -> np.ndarray:
@@ -194,8 +202,7 @@ def sample_views(rng: np.random.Generator, count: int, model: ICTFaceModel) -> l
     for _ in range(count):
         expression = {}
         for name in rng.choice(model.expression_names, size=3, replace=False):
-            if not name.startswith("eyeLook"):
-                expression[str(name)] = float(rng.uniform(0.1, 0.6))
+            expression[str(name)] = float(rng.uniform(0.1, 0.6))
         views.append({"identity": rng.normal(0, 1, model.num_identity), "expression": expression,
                       "yaw": float(rng.uniform(-30, 30)), "pitch": float(rng.uniform(-12, 12)),
                       "roll": float(rng.uniform(-10, 10))})
@@ -211,7 +218,7 @@ def training_views(rng: np.random.Generator, num_identities: int, model: ICTFace
 
 
 def derive(model: ICTFaceModel, renderer: ModelRenderer, landmarker: FaceLandmarker,
-           views: list[dict], min_visible_fraction: float, max_spread_cm: float):
+           views: list[dict], min_visible_fraction: float, max_spread_cm: float, min_facing: float):
     """Aggregate back-projected points over ``views`` into a correspondence."""
     neutral = model.neutral.numpy().astype(np.float64)
     triangles = model.triangles.numpy()
@@ -227,10 +234,11 @@ def derive(model: ICTFaceModel, renderer: ModelRenderer, landmarker: FaceLandmar
         if not faces:
             continue
         detected += 1
-        tri, bary, material = back_project(render, renderer, faces[0].points)
+        tri, bary, material, facing = back_project(render, renderer, faces[0].points)
         for index in range(NUM_POINTS):
             allowed = iris_ok if index in IRIS_POINTS else mesh_ok
-            if tri[index] >= 0 and material[index] in allowed:
+            # Near the silhouette a pixel's surface point is ill-defined: skip grazing views.
+            if tri[index] >= 0 and material[index] in allowed and facing[index] >= min_facing:
                 hits[index].append((tri[index], bary[index]))
     kept, vertex_ids, barys, spreads = [], [], [], []
     rejected = {"too few views": 0, "scattered": 0}
@@ -312,8 +320,10 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None, help="ICT Face Model Light npz")
     parser.add_argument("--identities", type=int, default=6, help="identities rendered (mean + random)")
     parser.add_argument("--heldout", type=int, default=30, help="held-out views for the report")
-    parser.add_argument("--min-visible", type=float, default=0.5,
+    parser.add_argument("--min-visible", type=float, default=0.3,
                         help="fraction of detected views a point must land on the right part in")
+    parser.add_argument("--min-facing", type=float, default=0.3,
+                        help="skip a view's hit where |cos(normal, ray)| is below this (silhouette)")
     parser.add_argument("--max-spread-cm", type=float, default=0.6,
                         help="drop points whose median distance to their median position exceeds this")
     parser.add_argument("--quick", action="store_true", help="2 identities, 8 held-out views")
@@ -329,7 +339,8 @@ def main() -> None:
     views = training_views(np.random.default_rng(0), args.identities, model)
     with FaceLandmarker(mode="image", num_faces=1) as landmarker:
         correspondence, detected, rejected = derive(model, renderer, landmarker, views,
-                                                    args.min_visible, args.max_spread_cm)
+                                                    args.min_visible, args.max_spread_cm,
+                                                    args.min_facing)
         heldout = sample_views(np.random.default_rng(12345), args.heldout, model)
         errors, normalised, heldout_detected = evaluate(correspondence, renderer, landmarker, heldout,
                                                         args.figures / "heldout_view.png")
