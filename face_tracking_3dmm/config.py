@@ -49,6 +49,10 @@ class TrackerConfig:
     photometric_max_time_ms: float = _param(10.0, "Time budget for the photometric refinement "
                                                   "(0 = no limit)", 0.0, 100000.0)
     image_scale: float = _param(0.25, "Image scale for the photometric refinement", 0.05, 1.0)
+    photometric_optimizer: str = _param("gauss_newton", "Photometric refinement solver: gauss_newton "
+                                                        "(few exact steps) or adam (many cheap steps, "
+                                                        "as metrical-tracker)",
+                                        choices=("gauss_newton", "adam"))
     renderer_backend: str = _param("auto", "Differentiable renderer: auto (pytorch3d on CUDA when "
                                            "installed, else torch), torch or pytorch3d",
                                    choices=("auto", "torch", "pytorch3d"))
