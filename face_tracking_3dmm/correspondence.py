@@ -20,6 +20,14 @@ import torch
 #: The shipped correspondence, inside the package.
 DEFAULT_PATH = Path(__file__).resolve().parent / "data" / "mediapipe_ict_correspondence.npz"
 NUM_MEDIAPIPE_POINTS = 478
+#: MediaPipe's face oval, clockwise from the top of the forehead (subject's left first). On a
+#: turned face these points follow the silhouette rather than fixed skin, so most have no stable
+#: counterpart on the mesh: a contour-aware fit matches them to the mesh's silhouette instead.
+FACE_OVAL = np.array([10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379,
+                      378, 400, 377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127,
+                      162, 21, 54, 103, 67, 109])
+#: MediaPipe's iris points: centre then four around, for one eye (468-472) and the other (473-477).
+IRIS = np.arange(468, 478)
 
 
 @dataclass(frozen=True)

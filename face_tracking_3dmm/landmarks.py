@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,6 +225,7 @@ class FaceLandmarker:
         self._model = _read_model(chosen_path)
         self._landmarker = self._create(mode, self.num_faces)
         self._tile_landmarker = None
+        self._tile_lock = threading.Lock()
         self._last_timestamp_ms: int | None = None
 
     def _create(self, mode: str, num_faces: int):
@@ -301,10 +303,19 @@ class FaceLandmarker:
 
         Returns:
             All faces found, largest first (not limited to ``num_faces``).
+
+        It runs its own MediaPipe graph, so a background thread may call it while another thread
+        calls :meth:`detect` (calls of ``detect_tiled`` itself are serialised).
         """
         if self._landmarker is None:
             raise RuntimeError("FaceLandmarker is closed")
         check_image(image)
+        with self._tile_lock:
+            return self._search_tiles(image, levels, overlap, upscale, iou_threshold, max_tile_side)
+
+    def _search_tiles(self, image: np.ndarray, levels: tuple[int, ...], overlap: float,
+                      upscale: float, iou_threshold: float,
+                      max_tile_side: int) -> list[LandmarkObservation]:
         if self._tile_landmarker is None:
             self._tile_landmarker = self._create("image", max(self.num_faces, 4))
         height, width = image.shape[:2]
@@ -337,12 +348,13 @@ class FaceLandmarker:
         return kept
 
     def close(self) -> None:
-        """Release MediaPipe's graphs (idempotent)."""
-        for name in ("_landmarker", "_tile_landmarker"):
-            landmarker = getattr(self, name, None)
-            if landmarker is not None:
-                landmarker.close()
-                setattr(self, name, None)
+        """Release MediaPipe's graphs (idempotent; waits for a running tiled search)."""
+        with self._tile_lock:
+            for name in ("_landmarker", "_tile_landmarker"):
+                landmarker = getattr(self, name, None)
+                if landmarker is not None:
+                    landmarker.close()
+                    setattr(self, name, None)
 
     def __enter__(self) -> "FaceLandmarker":
         return self
