@@ -83,16 +83,17 @@ def _stamp_of(msg) -> int:
 
 def face_record(msg) -> dict[str, Any]:
     """The fields of one FaceParams message that the metrics use, as plain JSON values."""
-    record = {"id": int(msg.face_id), "tracking_state": int(msg.tracking_state),
-              "confidence": float(msg.confidence),
-              "expression": [float(v) for v in msg.expression],
-              "position": [msg.head_pose.position.x, msg.head_pose.position.y, msg.head_pose.position.z],
-              "orientation_xyzw": [msg.head_pose.orientation.x, msg.head_pose.orientation.y,
-                                   msg.head_pose.orientation.z, msg.head_pose.orientation.w]}
-    landmarks = np.asarray([[p.x, p.y] for p in msg.landmarks68], dtype=np.float64)
-    record["landmarks68"] = landmarks.tolist() if len(landmarks) else None
-    record["timings_ms"] = dict(zip(msg.timing_names, (float(v) for v in msg.timings_ms)))
-    return record
+    pose = msg.head_pose
+    landmarks = np.asarray(msg.landmarks_68, dtype=np.float64).reshape(-1, 2)
+    return {"id": int(msg.face_id), "tracking_state": int(msg.tracking_state),
+            "confidence": float(msg.confidence),
+            "expression": [float(v) for v in msg.expression_weights],
+            "position": [pose.position.x, pose.position.y, pose.position.z],
+            "orientation_xyzw": [pose.orientation.x, pose.orientation.y, pose.orientation.z,
+                                 pose.orientation.w],
+            "landmarks68": landmarks.tolist() if landmarks.shape == (68, 2) else None,
+            "fit_error_px": float(msg.fit_error_px), "iterations": int(msg.iterations),
+            "timings_ms": dict(zip(msg.stage_names, (float(v) for v in msg.stage_times_ms)))}
 
 
 class _Recorder:
