@@ -9,7 +9,8 @@ import torch
 
 from face_tracking_3dmm.rendering import (Fragments, ambient_sh_coefficients, barycentric_coordinates,
                                          interpolate_vertex_attributes, make_renderer, project_to_pixels,
-                                         pytorch3d_available, rasterize, sh_basis, sh_shading, triangle_barycentrics,
+                                         pytorch3d_available, rasterize, sh_basis, sh_basis_jacobian, sh_shading, triangle_barycentrics,
+                                         triangle_barycentrics_jacobian,
                                          vertex_normals)
 from face_tracking_3dmm.results import CameraIntrinsics
 
@@ -297,6 +298,12 @@ class TestSphericalHarmonics:
         # up to the band-2 truncation (the classic ~ 1 - 2/3 + 1/4 pattern).
         assert basis[0, 2] > 0 and basis[1, 2] == 0 and basis[1, 3] > 0
 
+    def test_basis_jacobian_matches_autograd(self):
+        normals = torch.randn(5, 3, dtype=torch.float64)
+        expected = torch.stack([torch.autograd.functional.jacobian(sh_basis, n) for n in normals])
+        assert sh_basis_jacobian(normals).shape == (5, 9, 3)
+        assert torch.allclose(sh_basis_jacobian(normals), expected, atol=1e-12)
+
     def test_ambient_light_shades_with_albedo(self):
         albedo = torch.rand(7, 3)
         normals = torch.nn.functional.normalize(torch.randn(7, 3), dim=-1)
@@ -375,3 +382,24 @@ class TestRenderer:
         if not pytorch3d_available():
             with pytest.raises(ImportError, match="setup-pytorch3d"):
                 make_renderer("pytorch3d")
+
+
+class TestTriangleBarycentricsJacobian:
+    @pytest.mark.parametrize("perspective_correct", [False, True])
+    def test_matches_autograd(self, perspective_correct):
+        gen = torch.Generator().manual_seed(3)
+        corners = torch.rand(7, 3, 3, generator=gen, dtype=torch.float64) * 10 + torch.tensor([0, 0, 1.0],
+                                                                                              dtype=torch.float64)
+        points = corners[:, :, :2].mean(dim=1) + 0.3
+        single = lambda c, p: triangle_barycentrics(c[None], p[None], perspective_correct)[0]  # noqa: E731
+        expected = torch.stack([torch.autograd.functional.jacobian(lambda c: single(c, p), c)
+                                for c, p in zip(corners, points)])
+        jac = triangle_barycentrics_jacobian(corners, points, perspective_correct)
+        assert jac.shape == (7, 3, 3, 3)
+        assert torch.allclose(jac, expected, atol=1e-10)
+
+    def test_input_checks(self):
+        with pytest.raises(ValueError):
+            triangle_barycentrics_jacobian(torch.zeros(2, 3, 2), torch.zeros(2, 2))
+        with pytest.raises(ValueError):
+            triangle_barycentrics_jacobian(torch.zeros(2, 3, 3), torch.zeros(3, 2))

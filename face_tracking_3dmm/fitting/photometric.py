@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.rendering import (Rendering, ambient_sh_coefficients, make_renderer, project_to_pixels,
-                                          sh_basis, triangle_barycentrics, triangle_barycentrics_jacobian,
+                                          sh_basis, sh_basis_jacobian, triangle_barycentrics, triangle_barycentrics_jacobian,
                                           vertex_normals)
 from face_tracking_3dmm.results import CameraIntrinsics
 
@@ -436,9 +436,9 @@ class _VisibleFrame:
         """Gauss-Newton Jacobian of :meth:`residuals`, assembled by the chain rule.
 
         Rows: pixels x channels, then the priors. Columns: expression, rotation, translation, light.
-        Approximations that only slow convergence, never change the energy: the rotation column
-        uses the increment's derivative at the current rotation, and the normals' dependence on
-        the geometry is left out (shading depends on it weakly).
+        Exact at the landmark solution; later the rotation columns use the increment's derivative
+        at the current rotation (an approximation that only slows convergence). Visible-vertex
+        normals are frozen per visibility state, as in :meth:`shade`.
         """
         problem, w = self.problem, self.problem.refiner.weights
         expr, rotvec, dt, sh = problem.split(params)
@@ -469,12 +469,28 @@ class _VisibleFrame:
         d_bary = d_bary_d_corner.reshape(-1, 3, 9) @ d_corner.reshape(len(d_corner), 9, -1)  # (N, 3, K + 6)
         bary = triangle_barycentrics(corners, self.centres)
         albedo = torch.einsum("nk,nkc->nc", bary, self.corner_colors)
-        normals = (self.normals_pre @ rot.T)[self.inverse]
-        basis = sh_basis(F.normalize(torch.einsum("nk,nkc->nc", bary, normals), dim=-1))  # (N, 9)
+        normals = (self.normals_pre @ axis_angle_to_matrix(rotvec).T)[self.inverse]   # (N, 3 corners, 3)
+        blended = torch.einsum("nk,nkc->nc", bary, normals)
+        length = blended.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        unit = blended / length
+        basis = sh_basis(unit)                                               # (N, 9)
         irradiance = basis @ sh                                              # (N, 3)
+        # Irradiance change per unit normal change, then per barycentric and per head rotation
+        # (normals turn with the head: d unit / d rotation = -[unit]_x).
+        d_irr_d_unit = sh.T @ sh_basis_jacobian(unit)                        # (N, 3 channels, 3)
+        projector = (torch.eye(3, device=verts.device) - unit.unsqueeze(2) * unit.unsqueeze(1)) / length.unsqueeze(2)
+        d_irr_d_bary = d_irr_d_unit @ projector @ normals.transpose(1, 2)    # (N, 3 channels, 3 corners)
+        ux, uy, uz = unit.unbind(1)
+        zero_n = torch.zeros_like(ux)
+        unit_minus_skew = torch.stack((torch.stack((zero_n, uz, -uy), 1), torch.stack((-uz, zero_n, ux), 1),
+                                       torch.stack((uy, -ux, zero_n), 1)), 1)
+        d_irr = d_irr_d_bary @ d_bary                                        # (N, 3, K + 6)
+        d_irr[:, :, n_expr:n_expr + 3] += d_irr_d_unit @ unit_minus_skew
         scale = (robust / self.num_pixels).sqrt()
-        d_geometry = irradiance.unsqueeze(2) * (self.corner_colors.transpose(1, 2) @ d_bary)
-        d_light = (albedo[:, :, None, None] * basis[:, None, :, None] * torch.eye(3, device=verts.device)[None, :, None, :]).reshape(-1, 3, 27)
+        d_geometry = (irradiance.unsqueeze(2) * (self.corner_colors.transpose(1, 2) @ d_bary)
+                      + albedo.unsqueeze(2) * d_irr)
+        d_light = (albedo[:, :, None, None] * basis[:, None, :, None]
+                   * torch.eye(3, device=verts.device)[None, :, None, :]).reshape(-1, 3, 27)
         photo = torch.cat((d_geometry, d_light), dim=2) * scale.view(-1, 1, 1)
         prior_weights = verts.new_full((n_expr + 33,), w.lighting)
         prior_weights[:n_expr] = w.expression

@@ -4,9 +4,10 @@ from face_tracking_3dmm.rendering.interpolate import (barycentric_coordinates, i
 from face_tracking_3dmm.rendering.rasterize import Fragments, rasterize
 from face_tracking_3dmm.rendering.renderer import (MeshRenderer, Rendering, make_renderer, project_to_pixels,
                                                    pytorch3d_available)
-from face_tracking_3dmm.rendering.shading import ambient_sh_coefficients, sh_basis, sh_shading, vertex_normals
+from face_tracking_3dmm.rendering.shading import (ambient_sh_coefficients, sh_basis, sh_basis_jacobian, sh_shading,
+                                                  vertex_normals)
 
 __all__ = ["Fragments", "MeshRenderer", "Rendering", "ambient_sh_coefficients", "barycentric_coordinates",
            "interpolate_vertex_attributes", "make_renderer", "project_to_pixels", "pytorch3d_available",
-           "rasterize", "sh_basis", "sh_shading", "triangle_barycentrics",
+           "rasterize", "sh_basis", "sh_basis_jacobian", "sh_shading", "triangle_barycentrics",
            "triangle_barycentrics_jacobian", "vertex_normals"]

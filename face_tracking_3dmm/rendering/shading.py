@@ -81,6 +81,29 @@ def sh_basis(normals: torch.Tensor) -> torch.Tensor:
     ), dim=-1)
 
 
+def sh_basis_jacobian(normals: torch.Tensor) -> torch.Tensor:
+    r"""Derivatives of :func:`sh_basis` with respect to the normal's components (closed form).
+
+    Args:
+        normals: :math:`(*, 3)` (x, y, z).
+
+    Returns:
+        :math:`(*, 9, 3)`: entry ``[..., j, i]`` = d basis_j / d normal_i.
+    """
+    if not isinstance(normals, torch.Tensor) or normals.shape[-1] != 3:
+        raise ValueError(f"normals must be a (*, 3) tensor, got {getattr(normals, 'shape', None)}")
+    x, y, z = normals.unbind(-1)
+    zero, one = torch.zeros_like(x), torch.ones_like(x)
+    rows = (
+        (zero, zero, zero),
+        (zero, _BAND1 * one, zero), (zero, zero, _BAND1 * one), (_BAND1 * one, zero, zero),
+        (_BAND2_XY * y, _BAND2_XY * x, zero), (zero, _BAND2_XY * z, _BAND2_XY * y),
+        (zero, zero, 6 * _BAND2_Z2 * z),
+        (_BAND2_XY * z, zero, _BAND2_XY * x), (2 * _BAND2_X2Y2 * x, -2 * _BAND2_X2Y2 * y, zero),
+    )
+    return torch.stack([torch.stack(row, dim=-1) for row in rows], dim=-2)
+
+
 def sh_shading(albedo: torch.Tensor, normals: torch.Tensor, sh_coefficients: torch.Tensor) -> torch.Tensor:
     r"""Lambertian colour of surfaces with ``albedo`` and ``normals`` under SH lighting.
 
