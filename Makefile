@@ -1,0 +1,26 @@
+# Two commands for a newcomer: `make demo` and `make test` (both run `make setup` when needed).
+PYTHON ?= python3
+VENV := .venv
+VENV_PYTHON := $(VENV)/bin/python
+ROS_ENV := ROS_AUTOMATIC_DISCOVERY_RANGE=$${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST} \
+	ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-42} ROS_LOG_DIR=$(CURDIR)/build/ros_log
+DEMO_OUTPUT ?= output/demo
+DEMO_FRAMES ?= 300
+
+.PHONY: setup demo test clean
+
+# Idempotent: every step of scripts/setup_env.py is skipped when its inputs did not change.
+setup:
+	$(PYTHON) scripts/setup_env.py
+
+demo: setup
+	$(ROS_ENV) $(VENV)/bin/face-tracking-3dmm run --source "$$($(VENV_PYTHON) -m face_tracking_3dmm.demo_clip)" \
+		--max-frames $(DEMO_FRAMES) --output $(DEMO_OUTPUT)
+
+test: setup
+	mkdir -p build/ros_log
+	$(ROS_ENV) $(VENV_PYTHON) -m pytest test/ -q
+
+# Removes the build and outputs; the venv stays (delete .venv by hand to start over).
+clean:
+	rm -rf build install log output

@@ -1,0 +1,56 @@
+"""Camera + face tracker (+ RViz): ros2 launch face_tracking_3dmm tracker.launch.py source:=/dev/video0
+
+Arguments: source (video file, image folder or V4L2 device), params_file, namespace, camera_frame,
+rviz (true/false).
+"""
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+
+def generate_launch_description():
+    share = get_package_share_directory("face_tracking_3dmm")
+    source = LaunchConfiguration("source")
+    params_file = LaunchConfiguration("params_file")
+    namespace = LaunchConfiguration("namespace")
+    camera_frame = LaunchConfiguration("camera_frame")
+    return LaunchDescription([
+        DeclareLaunchArgument("source", default_value="0",
+                              description="Video file, folder of images, image, or V4L2 device (0, /dev/video0)"),
+        DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "tracker.yaml"),
+                              description="Parameters of the camera and face_tracker nodes"),
+        DeclareLaunchArgument("namespace", default_value="", description="Namespace of both nodes"),
+        DeclareLaunchArgument("camera_frame", default_value="camera_optical_frame",
+                              description="Optical frame of the camera (header.frame_id of images)"),
+        DeclareLaunchArgument("rviz", default_value="false", description="Also start RViz"),
+        Node(
+            package="face_tracking_3dmm",
+            executable="camera_node",
+            name="camera",
+            namespace=namespace,
+            parameters=[params_file, {"source": source, "frame_id": camera_frame}],
+            remappings=[("image", "camera/image_raw"), ("camera_info", "camera/camera_info")],
+            output="screen",
+        ),
+        Node(
+            package="face_tracking_3dmm",
+            executable="tracker_node",
+            name="face_tracker",
+            namespace=namespace,
+            parameters=[params_file],
+            remappings=[("image", "camera/image_raw"), ("camera_info", "camera/camera_info")],
+            output="screen",
+        ),
+        Node(
+            package="rviz2",
+            executable="rviz2",
+            name="rviz2",
+            arguments=["-d", os.path.join(share, "config", "face_tracking.rviz")],
+            condition=IfCondition(LaunchConfiguration("rviz")),
+        ),
+    ])
