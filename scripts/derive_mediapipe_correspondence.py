@@ -266,10 +266,10 @@ def derive(model: ICTFaceModel, renderer: ModelRenderer, landmarker: FaceLandmar
 
 
 def evaluate(correspondence: LandmarkCorrespondence, renderer: ModelRenderer,
-             landmarker: FaceLandmarker, views: list[dict], figure_path: Path | None = None):
+             landmarker: FaceLandmarker, views: list[dict]):
     """Pixel distance between MediaPipe's points and the projected correspondence, on views
     not used for the derivation; only points whose surface is visible are scored."""
-    errors, normalised, detected = [], [], 0
+    errors, normalised, detected, example = [], [], 0, None
     for number, view in enumerate(tqdm(views, desc="held-out", unit="view")):
         render = renderer.render(view["identity"], view["expression"], view["yaw"], view["pitch"],
                                  view["roll"])
@@ -288,27 +288,41 @@ def evaluate(correspondence: LandmarkCorrespondence, renderer: ModelRenderer,
         eye_distance = np.linalg.norm(faces[0].points[33, :2] - faces[0].points[263, :2])
         errors.append(error[visible])
         normalised.append(error[visible] / eye_distance)
-        if figure_path is not None and number == 0:
-            save_figure(render["image"], detected_points, projected[:, :2], figure_path)
+        if example is None:
+            example = (render["image"], detected_points[visible], projected[visible, :2])
     errors = np.concatenate(errors) if errors else np.zeros(0)
     normalised = np.concatenate(normalised) if normalised else np.zeros(0)
-    return errors, normalised, detected
+    return errors, normalised, detected, example
 
 
-def save_figure(image: np.ndarray, detected: np.ndarray, projected: np.ndarray, path: Path) -> None:
+def save_figure(example: tuple[np.ndarray, np.ndarray, np.ndarray], errors: np.ndarray,
+                path: Path) -> None:
+    """A held-out render with MediaPipe's points and the projected correspondence joined by
+    their error, beside the histogram of errors over all held-out views."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 7))
-    ax.imshow(image)
-    ax.scatter(detected[:, 0], detected[:, 1], s=4, c="lime", label="MediaPipe on the render")
-    ax.scatter(projected[:, 0], projected[:, 1], s=4, c="red", label="correspondence, projected")
-    ax.legend(loc="lower right")
-    ax.set_axis_off()
-    ax.set_title("Held-out render: MediaPipe points vs the ICT correspondence")
+    image, detected, projected = example
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6.5), gridspec_kw={"width_ratios": [1.1, 1]})
+    left.imshow(image)
+    for a, b in zip(detected, projected):
+        left.plot([a[0], b[0]], [a[1], b[1]], c="yellow", lw=0.8)
+    left.scatter(detected[:, 0], detected[:, 1], s=5, c="lime", label="MediaPipe on the render")
+    left.scatter(projected[:, 0], projected[:, 1], s=5, c="red", label="correspondence, projected")
+    low, high = detected.min(0) - 15, detected.max(0) + 15
+    left.set_xlim(low[0], high[0])
+    left.set_ylim(high[1], low[1])
+    left.legend(loc="lower right", fontsize=8)
+    left.set_axis_off()
+    left.set_title("Held-out render (new identity, expression, pose)")
+    right.hist(errors, bins=np.arange(0, np.percentile(errors, 99) + 0.5, 0.5), color="tab:blue")
+    right.axvline(np.median(errors), c="k", ls="--", label=f"median {np.median(errors):.2f} px")
+    right.set_xlabel("MediaPipe point to projected correspondence (px, 512 px render)")
+    right.set_ylabel("points over all held-out views")
+    right.legend()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -340,8 +354,9 @@ def main() -> None:
                                                     args.min_visible, args.max_spread_cm,
                                                     args.min_facing)
         heldout = sample_views(np.random.default_rng(12345), args.heldout, model)
-        errors, normalised, heldout_detected = evaluate(correspondence, renderer, landmarker, heldout,
-                                                        args.figures / "heldout_view.png")
+        errors, normalised, heldout_detected, example = evaluate(correspondence, renderer,
+                                                                 landmarker, heldout)
+    save_figure(example, errors, args.figures / "mediapipe_ict_correspondence_heldout.png")
     summary = {
         "views": len(views), "views_detected": detected, "points_kept": len(correspondence),
         "rejected_too_few_views": rejected["too few views"], "rejected_scattered": rejected["scattered"],

@@ -114,7 +114,7 @@ def test_reprojection_on_a_held_out_render(correspondence, model):
     torch.set_num_threads(2)
     views = derive.sample_views(np.random.default_rng(2024), 2, model)
     with FaceLandmarker(mode="image") as landmarker:
-        errors, normalised, detected = derive.evaluate(correspondence, derive.ModelRenderer(model),
+        errors, normalised, detected, _ = derive.evaluate(correspondence, derive.ModelRenderer(model),
                                                        landmarker, views)
     assert detected == 2
     assert np.median(errors) < 4.5                 # pixels, eye corners ~135 px apart
