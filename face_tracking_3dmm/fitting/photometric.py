@@ -33,10 +33,9 @@ from face_tracking_3dmm.rendering import (Rendering, ambient_sh_coefficients, ma
 from face_tracking_3dmm.results import CameraIntrinsics
 
 CM_TO_M = 0.01
-#: Rendered region: the whole face mask keeps occlusion right; only the narrow face (no ears, neck
-#: or hairline, which hair and background cover) is compared with the photo.
-RENDER_REGION = "face"
-COMPARED_REGION = "narrow_face"
+#: Region rendered and compared with the photo: the narrow face (no ears, neck or hairline, which
+#: hair and background cover, and which would cost a third more triangles to rasterise).
+REGION = "narrow_face"
 #: Adam steps between visibility refreshes (metrical-tracker re-rasterises every 8 steps).
 VISIBILITY_REFRESH_STEPS = 8
 
@@ -131,11 +130,7 @@ class PhotometricRefiner:
         self.config = config or TrackerConfig()
         self.weights = weights or PhotometricWeights()
         self.device = torch.device(device)
-        face_ids = model.region(RENDER_REGION)
-        self.model = model.subset(face_ids)
-        compared = np.zeros(int(self.model.vertex_ids.max()) + 1, dtype=bool)
-        compared[model.region(COMPARED_REGION)] = True
-        self._compared_vertex = torch.from_numpy(compared[self.model.vertex_ids.cpu().numpy()]).to(self.device)
+        self.model = model.subset(model.region(REGION))
         self.triangles = self.model.triangles.to(self.device)
         self.renderer = make_renderer(self.config.renderer_backend, self.device, cull_backfaces=True)
         #: (V, 3, K) expression offsets in metres, laid out so that a vertex's rows are contiguous.
@@ -179,8 +174,7 @@ class PhotometricRefiner:
     @property
     def has_appearance(self) -> bool:
         """Whether enough of the compared region has been seen to refine against."""
-        seen = self._weight_sum > 0
-        return bool(seen[self._compared_vertex].float().mean() > 0.3)
+        return bool((self._weight_sum > 0).float().mean() > 0.3)
 
     def capture(self, image_rgb: np.ndarray, identity, expression, rotation, translation,
                 camera: CameraIntrinsics) -> int:
@@ -194,7 +188,7 @@ class PhotometricRefiner:
         k = scaled_camera(camera, width, height).to(self.device)
         verts = self.camera_vertices(identity, expression, rotation, translation)
         with torch.no_grad():
-            zbuf = self.renderer.fragments(verts, self.triangles, k, (height, width)).zbuf
+            zbuf = self.renderer.visibility(verts, self.triangles, k, (height, width)).zbuf
             projected = project_to_pixels(verts, k)
             cols = projected[:, 0].round().long()
             rows = projected[:, 1].round().long()
@@ -231,9 +225,8 @@ class PhotometricRefiner:
         return float(diff) * 255.0, int(mask.sum())
 
     def _compared_triangles(self) -> torch.Tensor:
-        """(F,) bool: triangles inside the compared region whose corners all have a colour."""
-        usable = self._compared_vertex & (self._weight_sum > 0)
-        return usable[self.triangles].all(dim=1)
+        """(F,) bool: triangles whose corners all have a colour."""
+        return (self._weight_sum > 0)[self.triangles].all(dim=1)
 
     def _compared_pixels(self, pix_to_face: torch.Tensor) -> torch.Tensor:
         ok = self._compared_triangles()
@@ -360,7 +353,7 @@ class _Problem:
         refiner = self.refiner
         with torch.no_grad():
             verts = self.vertices(params.detach())
-            pix_to_face = refiner.renderer.fragments(verts, refiner.triangles, self.k, (height, width)).pix_to_face
+            pix_to_face = refiner.renderer.visibility(verts, refiner.triangles, self.k, (height, width)).pix_to_face
             mask = (pix_to_face >= 0) & self.compared_triangles[pix_to_face.clamp_min(0)]
             if int(mask.sum()) < 20:
                 return None

@@ -82,6 +82,12 @@ class MeshRenderer:
         """Visibility of camera-frame ``vertices`` (B?, V, 3); ``bary`` differentiable."""
         raise NotImplementedError
 
+    def visibility(self, vertices: torch.Tensor, triangles: torch.Tensor, camera: CameraIntrinsics | torch.Tensor,
+                   image_size: tuple[int, int]) -> Fragments:
+        """Like :meth:`fragments` without autograd, for callers that only need the triangle ids."""
+        with torch.no_grad():
+            return self.fragments(vertices.detach(), triangles, camera, image_size)
+
     def interpolate(self, attributes: torch.Tensor, triangles: torch.Tensor, fragments: Fragments) -> torch.Tensor:
         """(B?, H, W, C) per-pixel blend of (B?, V, C) vertex attributes."""
         return interpolate_vertex_attributes(attributes, triangles, fragments.pix_to_face, fragments.bary)
@@ -122,6 +128,12 @@ class TorchMeshRenderer(MeshRenderer):
                           cull_backfaces=self.cull_backfaces)
         bary = barycentric_coordinates(projected, triangles, frags.pix_to_face, perspective_correct=True)
         return Fragments(frags.pix_to_face, bary, frags.zbuf)
+
+    def visibility(self, vertices, triangles, camera, image_size):
+        with torch.no_grad():
+            projected = project_to_pixels(vertices.detach(), camera)
+            return rasterize(projected, triangles, image_size, perspective_correct=True,
+                             cull_backfaces=self.cull_backfaces)
 
 
 class PyTorch3DMeshRenderer(MeshRenderer):
