@@ -226,7 +226,9 @@ def site_packages() -> Path:
 
 
 def build_messages(venv: Path, build_root: Path, stamps: Stamps) -> None:
-    inputs = [REPO / "CMakeLists.txt", REPO / "package.xml", *sorted((REPO / "msg").glob("*.msg"))]
+    # Everything the cmake install copies, so that the installed share/ never goes stale.
+    inputs = [REPO / "CMakeLists.txt", REPO / "package.xml",
+              *(p for folder in ("msg", "launch", "config") for p in sorted((REPO / folder).glob("*")) if p.is_file())]
     key = files_digest(inputs)
     generated = venv / GENERATED_PYTHON_DIR / PACKAGE / "msg"
     if stamps.is_current("messages", key) and generated.is_dir():
