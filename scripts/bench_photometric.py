@@ -74,13 +74,13 @@ def synthetic_frame(model: ICTFaceModel, refiner: PhotometricRefiner, rng: np.ra
     expression = np.clip(rng.normal(0.15, 0.15, size=model.num_expression), 0, 1) * (rng.random(model.num_expression) < 0.3)
     rotation = axis_angle_to_matrix(torch.tensor(rng.normal(0, 0.15, size=3))).numpy() @ MODEL_TO_OPTICAL
     translation = np.array([rng.normal(0, 0.02), rng.normal(0, 0.02), 0.5])
-    head = refiner.model.vertices(torch.as_tensor(identity, dtype=torch.float32))
+    head = refiner.model.vertices(torch.as_tensor(identity, dtype=torch.float32)).cpu()
     pattern = 0.55 + 0.2 * torch.sin(1.7 * head[:, :1]) * torch.cos(1.3 * head[:, 1:2]) + 0.1 * torch.sin(4 * head[:, 2:3])
     colors = (pattern * torch.tensor([1.0, 0.78, 0.62])).clamp(0, 1)
     light = ambient_sh_coefficients()
     light[1:4] = torch.tensor([0.1, -0.25, -0.3]).unsqueeze(1)
     verts = refiner.camera_vertices(identity, expression, rotation, translation).cpu()
-    out = make_renderer("torch").render(verts, refiner.model.triangles, camera, (camera.height, camera.width),
+    out = make_renderer("torch").render(verts, refiner.triangles.cpu(), camera, (camera.height, camera.width),
                                         colors, light)
     image = torch.where(out.mask.unsqueeze(-1), out.image, torch.full_like(out.image, 0.35))
     return dict(image=(image.clamp(0, 1) * 255).round().byte().numpy(), identity=identity, expression=expression,
@@ -99,10 +99,10 @@ def run_synthetic(args) -> dict:
                                                   photometric_max_time_ms=0.0)
     print(f"synthetic, device {device}, backend {args.backend}, torch {torch.__version__}, threads "
           f"{torch.get_num_threads()}" + (f", GPU {torch.cuda.get_device_name()}" if device.type == "cuda" else ""))
+    scene = synthetic_frame(model, PhotometricRefiner(model, configs["online"]), rng, camera)
     for name, config in configs.items():
         refiner = PhotometricRefiner(model, config, device=device)
         frames = args.offline_frames if name == "offline" else args.max_frames
-        scene = synthetic_frame(model, refiner, rng, camera)
         refiner.capture(scene["image"], scene["identity"], scene["expression"], scene["rotation"],
                         scene["translation"], camera)
         local = np.random.default_rng(1)
@@ -137,9 +137,10 @@ def run_synthetic(args) -> dict:
                           ("rotation_deg", "rotation error deg"), ("translation_mm", "translation error mm"),
                           ("expression_l1", "expression L1 error"), ("iterations", "iterations")):
             print(f"  {unit:28} {summary([r[key] for r in rows])}")
-    ratio = statistics.median(r["ms"] for r in results["offline"]) / statistics.median(r["ms"] for r in results["online"])
-    print(f"\noffline / online time per frame (p50): x{ratio:.1f}")
-    return {name: rows for name, rows in results.items()}
+    if results["offline"] and results["online"]:
+        ratio = statistics.median(r["ms"] for r in results["offline"]) / statistics.median(r["ms"] for r in results["online"])
+        print(f"\noffline / online time per frame (p50): x{ratio:.1f}")
+    return results
 
 
 # ------------------------------------------------------------------------------------- video

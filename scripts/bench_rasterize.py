@@ -69,13 +69,14 @@ def main() -> int:
     parser.add_argument("--cpu-pytorch3d-repeats", type=int, default=3,
                         help="PyTorch3D on a CPU takes seconds per call: fewer repeats there")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"], help="those present are used")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     model = ICTFaceModel.load()
     backends = ["torch"] + (["pytorch3d"] if pytorch3d_available() else [])
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    devices = [torch.device(d) for d in args.devices if d == "cpu" or (d == "cuda" and torch.cuda.is_available())]
     print(f"torch {torch.__version__}, backends {backends}, devices {[str(d) for d in devices]}, "
           f"threads {args.threads}" + (f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
     if "pytorch3d" not in backends:
