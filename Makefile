@@ -7,7 +7,7 @@ ROS_ENV := ROS_AUTOMATIC_DISCOVERY_RANGE=$${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCAL
 DEMO_OUTPUT ?= output/demo
 DEMO_FRAMES ?= 300
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test clean report-example
 
 # Idempotent: every step of scripts/setup_env.py is skipped when its inputs did not change.
 setup:
@@ -20,6 +20,11 @@ demo: setup
 test: setup
 	mkdir -p build/ros_log
 	$(ROS_ENV) $(VENV_PYTHON) -m pytest test/ -q
+
+# Regenerates docs/report_example.png: a talking clip -> bag -> replay through the tracker node -> report.
+report-example: setup
+	mkdir -p build/ros_log
+	$(ROS_ENV) $(VENV_PYTHON) scripts/report_example.py
 
 # Removes the build and outputs; the venv stays (delete .venv by hand to start over).
 clean:
