@@ -60,7 +60,7 @@ def bench_mediapipe(frames: list[tuple[float, np.ndarray]], config: config_modul
         landmarker.close()
     summary = metrics.latency_summary(times)
     return {"ms_per_frame_p50": summary["p50"], "ms_per_frame_p95": summary["p95"],
-            "faces_found_fraction": found / len(frames), "landmark_error": None,
+            "faces_found_fraction": found / len(frames), "frames": len(frames), "landmark_error": None,
             "photometric_error": None, "stages": {"landmarks": {"p50": summary["p50"], "p95": summary["p95"]}}}
 
 
@@ -116,8 +116,12 @@ def holdout_error_px(tracker, face, camera: CameraIntrinsics) -> float | None:
 
 def run_bench(source: str | Path, output: str | Path, max_frames: int = 150, width: int | None = 640,
               profiles: tuple[str, ...] = PROFILES, config_dir: Path | None = None,
-              progress: bool = True) -> dict[str, Any]:
-    """Decode the clip once, run MediaPipe alone and each profile, print a table, write bench.json."""
+              offline_max_frames: int | None = 30, progress: bool = True) -> dict[str, Any]:
+    """Decode the clip once, run MediaPipe alone and each profile, print a table, write bench.json.
+
+    The offline profile (hundreds of optimiser steps a frame) runs on the first
+    ``offline_max_frames`` frames only (None = all); its ``frames`` field says how many.
+    """
     import torch
 
     output = Path(output)
@@ -135,7 +139,9 @@ def run_bench(source: str | Path, output: str | Path, max_frames: int = 150, wid
         "profiles": {}}
     result["profiles"]["mediapipe_only"] = bench_mediapipe(frames, profile_config("online", config_dir), progress)
     for name in profiles:
-        result["profiles"][name] = bench_profile(name, profile_config(name, config_dir), frames, camera, progress)
+        subset = frames[:offline_max_frames] if name == "offline" and offline_max_frames else frames
+        result["profiles"][name] = bench_profile(name, profile_config(name, config_dir), subset, camera, progress)
+        result["profiles"][name]["frames"] = len(subset)
         (output / "bench.json").write_text(json.dumps(result, indent=2))  # keep partial results
     online, offline = result["profiles"].get("online"), result["profiles"].get("offline")
     if online and offline and online["ms_per_frame_p50"]:

@@ -68,7 +68,7 @@ def _bench(args: argparse.Namespace) -> int:
     from face_tracking_3dmm.evaluation import bench
 
     bench.run_bench(args.source, args.output, max_frames=args.max_frames, width=args.width or None,
-                    profiles=tuple(args.profiles))
+                    profiles=tuple(args.profiles), offline_max_frames=args.offline_max_frames or None)
     print(f"wrote {Path(args.output) / 'bench.json'}")
     return 0
 
@@ -108,4 +108,6 @@ def register(subparsers) -> None:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--width", type=int, default=640, help="resize frames to this width (0 = keep)")
     parser.add_argument("--profiles", nargs="+", default=list(bench.PROFILES), choices=bench.PROFILES)
+    parser.add_argument("--offline-max-frames", type=int, default=30,
+                        help="frames for the (slow) offline profile (0 = all --max-frames)")
     parser.set_defaults(func=_bench)
