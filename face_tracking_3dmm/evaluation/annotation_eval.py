@@ -69,7 +69,8 @@ def score_results(images: list[AnnotatedImage], records: list[dict[str, Any]]) -
     """Match predicted faces to annotated faces by position, per image, and compute NME per match.
 
     Records are found by their ``source`` (file name); when several records share a source (a
-    tracker run twice over one image), the last one counts.
+    tracker run twice over one image), the last one counts. Faces whose ``tracking`` is "lost"
+    (last known values repeated) are not predictions.
     """
     by_source = {Path(str(r.get("source", ""))).name: r for r in records}
     score = AnnotationScore()
@@ -78,7 +79,8 @@ def score_results(images: list[AnnotatedImage], records: list[dict[str, Any]]) -
         faces = record.get("faces", []) if record else []
         if record is None:
             score.images_without_results.append(image.path.name)
-        usable = [f for f in faces if f.get("landmarks68") is not None and len(f["landmarks68"]) == 68]
+        usable = [f for f in faces if f.get("tracking") not in ("lost", 0)
+                  and f.get("landmarks68") is not None and len(f["landmarks68"]) == 68]
         score.predicted_faces += len(usable)
         points = [np.asarray(f["landmarks68"], dtype=np.float64) for f in usable]
         pairs = dict((j, i) for i, j in metrics.match_faces(points, [f.box for f in image.faces]))
