@@ -60,10 +60,11 @@ def _node(args: argparse.Namespace) -> int:
 
 def _track(args: argparse.Namespace) -> int:
     from face_tracking_3dmm import offline
+    from face_tracking_3dmm.evaluation.bagio import BagError
 
     try:
         offline.track(args.input, args.output, params_file=args.params, max_frames=args.max_frames)
-    except offline.InputError as error:
+    except (offline.InputError, BagError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

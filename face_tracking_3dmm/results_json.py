@@ -1,0 +1,97 @@
+"""The JSON written by ``track`` and ``run``: one results.jsonl line per frame, and summary.json.
+
+One schema for both, whether the faces come from the library (:class:`FaceResult`) or from FaceParams
+messages, so that evaluation and plots read either. A frame line::
+
+    {"frame": 0, "source": "clip.mp4", "faces": [{"id": 0, "tracking": "tracking", "confidence": 0.9,
+      "expression": {"jawOpen": 0.2, ...}, "identity": [...], "head_pose": {"position": [x, y, z],
+      "orientation_xyzw": [x, y, z, w]}, "landmarks68": [[x, y], ...], "fit_error_px": 1.2,
+      "iterations": 4, "timings_ms": {"landmarks": 8.1, ..., "total": 20.3}}]}
+
+Positions are metres in the camera's optical frame, landmarks pixels of the source image.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from face_tracking_3dmm.results import FaceResult, TrackingState
+
+TRACKING_NAMES = {TrackingState.LOST: "lost", TrackingState.FITTING_IDENTITY: "fitting_identity",
+                  TrackingState.TRACKING: "tracking"}
+
+
+def _floats(values: Iterable[float]) -> list[float]:
+    return [round(float(v), 6) for v in values]
+
+
+def face_json(face_id: int, tracking_state: int, confidence: float, expression: Mapping[str, float],
+              identity: Sequence[float], position: Sequence[float], orientation_xyzw: Sequence[float],
+              landmarks68: np.ndarray, fit_error_px: float, iterations: int,
+              timings_ms: Mapping[str, float]) -> dict:
+    """One face of a results.jsonl line; ``landmarks68`` is (68, 2) pixels."""
+    landmarks = np.asarray(landmarks68, dtype=np.float64).reshape(-1, 2)
+    return {
+        "id": int(face_id),
+        "tracking": TRACKING_NAMES.get(int(tracking_state), str(int(tracking_state))),
+        "confidence": round(float(confidence), 4),
+        "expression": {name: round(float(w), 5) for name, w in expression.items()},
+        "identity": _floats(identity),
+        "head_pose": {"position": _floats(position), "orientation_xyzw": _floats(orientation_xyzw)},
+        "landmarks68": [[round(float(x), 2), round(float(y), 2)] for x, y in landmarks],
+        "fit_error_px": round(float(fit_error_px), 4),
+        "iterations": int(iterations),
+        "timings_ms": {name: round(float(ms), 3) for name, ms in timings_ms.items()},
+    }
+
+
+def rotation_to_quaternion_xyzw(rotation: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation matrix -> (4,) unit quaternion x, y, z, w with w >= 0."""
+    from scipy.spatial.transform import Rotation
+
+    quaternion = Rotation.from_matrix(np.asarray(rotation, dtype=np.float64)).as_quat()
+    return -quaternion if quaternion[3] < 0 else quaternion
+
+
+def face_result_json(face: FaceResult, expression_names: Sequence[str], timings_ms: Mapping[str, float]) -> dict:
+    """A library :class:`FaceResult` as a results.jsonl face."""
+    return face_json(face.face_id, face.tracking_state, face.confidence,
+                     dict(zip(expression_names, face.expression)), face.identity, face.translation,
+                     rotation_to_quaternion_xyzw(face.rotation), face.landmarks68, face.fit_error_px,
+                     face.iterations, timings_ms)
+
+
+def percentiles(values_ms: Sequence[float]) -> dict[str, float | None]:
+    """p50 and p95 of a list of milliseconds (None when empty)."""
+    if not len(values_ms):
+        return {"p50": None, "p95": None}
+    values = np.asarray(values_ms, dtype=np.float64)
+    return {"p50": round(float(np.percentile(values, 50)), 3), "p95": round(float(np.percentile(values, 95)), 3)}
+
+
+def summary_json(source: str, frames: int, frames_with_face: int, duration_s: float,
+                 latencies_ms: Sequence[float], stage_times_ms: Mapping[str, Sequence[float]],
+                 **extra) -> dict:
+    """summary.json: frames, faces found, throughput and latency percentiles (plus ``extra`` keys)."""
+    return {
+        "source": source,
+        "frames": int(frames),
+        "faces_found": int(frames_with_face),
+        "faces_found_fraction": round(frames_with_face / frames, 4) if frames else None,
+        "duration_s": round(float(duration_s), 3),
+        "fps": round(frames / duration_s, 3) if duration_s > 0 else None,
+        "latency_ms": percentiles(latencies_ms),
+        "stages_ms": {name: percentiles(values) for name, values in stage_times_ms.items()},
+        **extra,
+    }
+
+
+def print_summary(summary: Mapping) -> None:
+    """A few human-readable lines of a summary."""
+    latency = summary["latency_ms"]
+    fps = summary.get("fps")
+    print(f"{summary['frames']} frames of {summary['source']}: a face in {summary['faces_found']}, "
+          f"{fps if fps is not None else '-'} fps, latency p50 {latency['p50']} ms, p95 {latency['p95']} ms")
+    for name, stage in summary.get("stages_ms", {}).items():
+        print(f"  {name:>18}: p50 {stage['p50']} ms, p95 {stage['p95']} ms")
