@@ -80,3 +80,27 @@ def test_if_missing_does_nothing_when_a_model_is_found(capsys):
         pytest.skip("no ICT model found")
     assert model_convert.main(["--if-missing"]) == 0
     assert "nothing to do" in capsys.readouterr().out
+
+
+def test_fetch_and_convert_from_an_archive(tmp_path):
+    """The download path end to end on an archive laid out like GitHub's (real OBJ files from
+    raw_sample/, with vertex_indices.json listing just the two expressions it holds)."""
+    import json
+    import zipfile
+
+    folder = _model_dir()
+    indices = json.loads((folder / "raw_sample" / "vertex_indices.json").read_text())
+    indices["expressions"] = SAMPLE_EXPRESSIONS
+    archive = tmp_path / "ict.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as bundle:
+        for name in ("generic_neutral_mesh.obj", "identity000.obj", *(f"{e}.obj" for e in SAMPLE_EXPRESSIONS)):
+            bundle.write(folder / "raw_sample" / name, f"ICT-FaceKit-0123abc/FaceXModel/{name}")
+        bundle.writestr("ICT-FaceKit-0123abc/FaceXModel/vertex_indices.json", json.dumps(indices))
+        bundle.write(folder / "LICENSE", "ICT-FaceKit-0123abc/LICENSE")
+        bundle.writestr("ICT-FaceKit-0123abc/Blender/unrelated.py", "")
+    dest = model_convert.fetch_and_convert(tmp_path / "out" / "ict.npz", url=archive.as_uri())
+    assert (dest.parent / "LICENSE").read_text() == (folder / "LICENSE").read_text()
+    with np.load(dest) as converted, np.load(folder / "ict_face_light.npz") as reference:
+        np.testing.assert_array_equal(converted["neutral"], reference["neutral"])
+        np.testing.assert_array_equal(converted["identity_basis"], reference["identity_basis"][:1])
+        np.testing.assert_array_equal(converted["triangles"], reference["triangles"])
