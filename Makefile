@@ -7,7 +7,7 @@ ROS_ENV := ROS_AUTOMATIC_DISCOVERY_RANGE=$${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCAL
 DEMO_OUTPUT ?= output/demo
 DEMO_FRAMES ?= 300
 
-.PHONY: setup demo test clean report-example
+.PHONY: setup setup-pytorch3d demo test clean report-example
 
 # Idempotent: every step of scripts/setup_env.py is skipped when its inputs did not change.
 setup:
@@ -20,6 +20,13 @@ demo: setup
 test: setup
 	mkdir -p build/ros_log
 	$(ROS_ENV) $(VENV_PYTHON) -m pytest test/ -q
+	$(PYTHON) scripts/setup_pytorch3d.py --test --install-timeout 1200
+
+# PyTorch3D (the reference renderer backend) in its own venv in the user cache, reused by every
+# clone: torch==2.12.0 (a ~4.9 GB CUDA build) + easypytorch3d. `make test` builds it when it can
+# and runs the renderer parity tests there; it says SKIPPED when it cannot.
+setup-pytorch3d:
+	$(PYTHON) scripts/setup_pytorch3d.py
 
 # Regenerates docs/report_example.png: a talking clip -> bag -> replay through the tracker node -> report.
 report-example: setup
