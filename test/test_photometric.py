@@ -121,7 +121,8 @@ class TestAppearanceAndRefinement:
         refiner.config = replace(refiner.config, photometric_optimizer=optimizer, photometric_iterations=iterations)
         refiner.sh_coefficients = ambient_sh_coefficients()
         expression, rotation, translation = _perturbed(scene, model)
-        result = refiner.refine(scene["image"], CAMERA, scene["identity"], expression, rotation, translation)
+        result = refiner.refine(scene["image"], CAMERA, scene["identity"], expression, rotation, translation,
+                                report_errors=True)
         assert result.iterations == iterations and result.pixels > 1000
         assert result.error_after < 0.6 * result.error_before
         assert _angle_deg(result.rotation, scene["rotation"]) < 0.7 * _angle_deg(rotation, scene["rotation"])

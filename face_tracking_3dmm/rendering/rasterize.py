@@ -63,8 +63,10 @@ def _check_inputs(vertices_px: torch.Tensor, triangles: torch.Tensor,
 
 def _triangle_bounds(corners: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, ...]:
     """Inclusive pixel ranges covered by each triangle's bounding box, clipped to the image."""
-    low = torch.ceil(corners[..., :2].amin(dim=1))
-    high = torch.floor(corners[..., :2].amax(dim=1))
+    # Element-wise over the three corners: much faster than a reduction over a dimension of 3.
+    a, b, c = corners[:, 0, :2], corners[:, 1, :2], corners[:, 2, :2]
+    low = torch.ceil(torch.minimum(torch.minimum(a, b), c))
+    high = torch.floor(torch.maximum(torch.maximum(a, b), c))
     x0 = low[:, 0].clamp(0, width).long()
     y0 = low[:, 1].clamp(0, height).long()
     x1 = high[:, 0].clamp(-1, width - 1).long()
@@ -150,22 +152,23 @@ def rasterize(vertices_px: torch.Tensor, triangles: torch.Tensor, image_size: tu
     bary_buf = torch.zeros((batch * num_pixels, 3), dtype=dtype, device=device)
 
     tri = triangles.long()
-    corners = verts[:, tri]                                 # (B, F, 3, 3)
-    corners = corners.reshape(batch * num_faces, 3, 3)
+    corners = verts.index_select(1, tri.flatten()).reshape(batch * num_faces, 3, 3)
     face_ids = torch.arange(batch * num_faces, device=device)
     xy = corners[..., :2]
     signed_area = ((xy[:, 1, 0] - xy[:, 0, 0]) * (xy[:, 2, 1] - xy[:, 0, 1])
                    - (xy[:, 1, 1] - xy[:, 0, 1]) * (xy[:, 2, 0] - xy[:, 0, 0]))
-    keep = torch.isfinite(corners).all(dim=(1, 2)) & (signed_area != 0)
+    # Per-vertex tests, then per triangle (cheaper than testing the (F, 3, 3) corner tensor).
+    usable = torch.isfinite(verts).all(dim=-1)
     if perspective_correct:
-        keep &= (corners[..., 2] > 0).all(dim=1)
+        usable &= verts[..., 2] > 0
+    usable = usable[:, tri].reshape(batch * num_faces, 3)
+    keep = usable[:, 0] & usable[:, 1] & usable[:, 2] & (signed_area != 0)
     if cull_backfaces:
         keep &= signed_area < 0
-    corners, face_ids = corners[keep], face_ids[keep]
     x0, y0, box_w, box_h = _triangle_bounds(corners, height, width)
-    has_pixels = (box_w > 0) & (box_h > 0)
-    corners, face_ids = corners[has_pixels], face_ids[has_pixels]
-    x0, y0, box_w, box_h = x0[has_pixels], y0[has_pixels], box_w[has_pixels], box_h[has_pixels]
+    kept = torch.nonzero(keep & (box_w > 0) & (box_h > 0)).squeeze(1)
+    corners, face_ids = corners.index_select(0, kept), face_ids.index_select(0, kept)
+    x0, y0, box_w, box_h = (t.index_select(0, kept) for t in (x0, y0, box_w, box_h))
 
     counts = box_w * box_h
     if len(counts):
