@@ -44,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
     except run_pipeline.PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    return 0 if summary["frames"]["published"] else 1
+    return 0 if summary["frames"] else 1
 
 
 def _node(args: argparse.Namespace) -> int:
