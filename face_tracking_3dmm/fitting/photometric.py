@@ -49,7 +49,7 @@ class PhotometricWeights:
     the previous frame's light).
     """
 
-    expression: float = 3e-3      #: per unit of blendshape weight
+    expression: float = 0.1       #: per unit of blendshape weight (weaker lets noise into expression)
     rotation: float = 0.3         #: per radian of extra head rotation
     translation: float = 30.0     #: per metre of extra head translation
     lighting: float = 0.05        #: per unit change of an SH coefficient within one frame
