@@ -13,7 +13,9 @@ DEMO_FRAMES ?= 300
 setup:
 	$(PYTHON) scripts/setup_env.py
 
+# Runs the ROS 2 pipeline on a real clip; each run replaces $(DEMO_OUTPUT).
 demo: setup
+	rm -rf $(DEMO_OUTPUT)
 	$(ROS_ENV) $(VENV)/bin/face-tracking-3dmm run --source "$$($(VENV_PYTHON) -m face_tracking_3dmm.demo_clip)" \
 		--max-frames $(DEMO_FRAMES) --output $(DEMO_OUTPUT)
 
