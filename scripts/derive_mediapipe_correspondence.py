@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Derive where MediaPipe's 478 face points lie on the ICT face model, by rendering the model.
 
-For several identities, expressions and head poses the script renders ICT's face (skin-coloured
-head, white scleras, dark irises, Lambert light, grey background), runs MediaPipe's FaceLandmarker
+For several identities, expressions and head poses the script renders ICT's face with
+face_tracking_3dmm.synthetic (plain skin, white eyes, dark irises, Lambert light), runs FaceLandmarker
 on the render and takes, for each detected point, the triangle and barycentric coordinates the
 rasteriser saw at that pixel. Each point is then placed on the mean-identity neutral mesh through
 those barycentrics; the median over views, snapped back to the nearest triangle among those hit,
@@ -33,25 +33,10 @@ from face_tracking_3dmm.correspondence import (DEFAULT_PATH, IRIS, LandmarkCorre
                                                save_correspondence)
 from face_tracking_3dmm.landmarks import NUM_POINTS, FaceLandmarker  # noqa: E402
 from face_tracking_3dmm.model import ICTFaceModel  # noqa: E402
-from face_tracking_3dmm.rendering import rasterize  # noqa: E402
-from face_tracking_3dmm.rendering.shading import vertex_normals  # noqa: E402
+from face_tracking_3dmm.synthetic import SyntheticFaceRenderer, SyntheticView  # noqa: E402
 
-IMAGE_SIZE = 512
-FOCAL_PX = 1200.0
 DISTANCE_CM = 65.0
-BACKGROUND = np.array([0.5, 0.5, 0.5])
-#: Layers over the eyes (shadow and tear films, lashes, the transparent outer eyeball shell "Sclera"
-#: that covers the cornea): left out of the renders. The inner eyeball ("Iris" material) carries
-#: both the white of the eye and the iris, coloured here by the angle from the eye's axis.
-HIDDEN_MATERIALS = ("M_EyeOcclusion", "M_EyeBlend", "M_LacrimalFluid", "M_EyeLashes",
-                    "M_ScleraLeft", "M_ScleraRight")
-ALBEDO = {"M_Face": (0.85, 0.64, 0.54), "M_BackHead": (0.85, 0.64, 0.54),
-          "M_GumsTongue": (0.70, 0.30, 0.30), "M_Teeth": (0.92, 0.90, 0.85),
-          "M_IrisLeft": (0.95, 0.95, 0.95), "M_IrisRight": (0.95, 0.95, 0.95)}
-IRIS_COLOUR = (0.25, 0.15, 0.09)
-PUPIL_COLOUR = (0.04, 0.03, 0.03)
-IRIS_HALF_ANGLE_DEG = 32.0
-PUPIL_HALF_ANGLE_DEG = 12.0
+#: Parts a detected point may land on to count: skin for the mesh points, the eyeball for the iris.
 MESH_MATERIALS = ("M_Face",)
 IRIS_MATERIALS = ("M_IrisLeft", "M_IrisRight")
 
@@ -66,103 +51,21 @@ TRAIN_EXPRESSIONS = [
 TRAIN_YAWS = (-30.0, -15.0, 0.0, 15.0, 30.0)
 
 
-def rotation(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
-    """Head rotation in the model's frame (+y up, +z out of the face): R_y(yaw) R_x(pitch) R_z(roll)."""
-    y, p, r = np.radians([yaw_deg, pitch_deg, roll_deg])
-    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
-    rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
-    rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
-    return ry @ rx @ rz
-
-
-class ModelRenderer:
-    """Flat-coloured Lambert renders of the ICT model through the project's rasteriser."""
-
-    def __init__(self, model: ICTFaceModel):
-        self.model = model
-        names = [str(n) for n in model.extras["material_names"]]
-        material = model.extras["triangle_material"].astype(np.int64)
-        hidden = np.isin(material, [names.index(n) for n in HIDDEN_MATERIALS])
-        self.triangle_ids = np.flatnonzero(~hidden)            # full-model ids of drawn triangles
-        self.triangles = model.triangles[torch.as_tensor(self.triangle_ids)]
-        self.material = material[self.triangle_ids]
-        self.material_names = names
-        self.vertex_albedo = self._vertex_albedo(model, names, material)
-        self.centre = model.neutral[torch.as_tensor(model.extras["landmarks_ibug68"])].mean(0).numpy()
-
-    @staticmethod
-    def _vertex_albedo(model: ICTFaceModel, names: list[str], material: np.ndarray) -> torch.Tensor:
-        """(V, 3) colour per vertex from its triangles' material; eyeballs get an iris and pupil."""
-        albedo = np.tile(BACKGROUND, (model.num_vertices, 1))
-        triangles = model.triangles.numpy()
-        neutral = model.neutral.numpy()
-        for name, colour in ALBEDO.items():
-            albedo[np.unique(triangles[material == names.index(name)])] = colour
-        for eyeball in ("M_IrisLeft", "M_IrisRight"):
-            ids = np.unique(triangles[material == names.index(eyeball)])
-            centre = (neutral[ids].min(0) + neutral[ids].max(0)) / 2
-            direction = neutral[ids] - centre
-            angle = np.degrees(np.arccos(direction[:, 2] / np.linalg.norm(direction, axis=1)))
-            albedo[ids[angle < IRIS_HALF_ANGLE_DEG]] = IRIS_COLOUR
-            albedo[ids[angle < PUPIL_HALF_ANGLE_DEG]] = PUPIL_COLOUR
-        return torch.as_tensor(albedo)
-
-    def expression_vector(self, weights: dict[str, float]) -> torch.Tensor:
-        vector = torch.zeros(self.model.num_expression)
-        for name, value in weights.items():
-            vector[self.model.expression_names.index(name)] = value
-        return vector
-
-    def render(self, identity: np.ndarray, expression: dict[str, float], yaw: float, pitch: float,
-               roll: float) -> dict:
-        """Image (H, W, 3) uint8, fragments, projected vertices and the posed mesh of one view."""
-        verts = self.model.vertices(torch.as_tensor(identity, dtype=torch.float32),
-                                    self.expression_vector(expression)).double()
-        rot = torch.as_tensor(rotation(yaw, pitch, roll))
-        centre = torch.as_tensor(self.centre, dtype=torch.float64)
-        posed = (verts - centre) @ rot.T
-        # Model frame (y up, z towards the camera) -> OpenCV camera frame (y down, z forward).
-        cam = torch.stack((posed[:, 0], -posed[:, 1], DISTANCE_CM - posed[:, 2]), dim=1)
-        half = (IMAGE_SIZE - 1) / 2
-        px = torch.stack((FOCAL_PX * cam[:, 0] / cam[:, 2] + half,
-                          FOCAL_PX * cam[:, 1] / cam[:, 2] + half, cam[:, 2]), dim=1)
-        frags = rasterize(px, self.triangles, (IMAGE_SIZE, IMAGE_SIZE))
-        normals = vertex_normals(cam, self.triangles)
-        face = frags.pix_to_face
-        covered = face >= 0
-        tri = self.triangles[face.clamp(min=0)]                               # (H, W, 3)
-        pixel_normal = (normals[tri] * frags.bary[..., None]).sum(-2)
-        pixel_normal = pixel_normal / pixel_normal.norm(dim=-1, keepdim=True).clamp(min=1e-9)
-        light = torch.tensor([0.25, -0.35, -1.0], dtype=torch.float64)          # from the camera, above-left
-        light = light / light.norm()
-        lambert = (pixel_normal @ light).abs().numpy()  # abs: thin parts seen from behind stay lit
-        rows, cols = torch.meshgrid(torch.arange(IMAGE_SIZE, dtype=torch.float64),
-                                    torch.arange(IMAGE_SIZE, dtype=torch.float64), indexing="ij")
-        ray = torch.stack(((cols - half) / FOCAL_PX, (rows - half) / FOCAL_PX, torch.ones_like(rows)), -1)
-        facing = ((pixel_normal * ray).sum(-1).abs() / ray.norm(dim=-1)).numpy()
-        colour = (self.vertex_albedo[tri] * frags.bary[..., None]).sum(-2).numpy()
-        shaded = colour * (0.35 + 0.65 * lambert[..., None])
-        image = np.where(covered.numpy()[..., None], shaded, BACKGROUND)
-        return {"image": (image.clip(0, 1) * 255).round().astype(np.uint8), "frags": frags,
-                "facing": np.where(covered.numpy(), facing, 0.0),
-                "px": px.numpy(), "verts": verts.numpy()}
-
-
-def back_project(view: dict, renderer: ModelRenderer, points: np.ndarray):
+def back_project(view: SyntheticView, renderer: SyntheticFaceRenderer, points: np.ndarray):
     """Per detected point: full-model triangle id (-1 if none), barycentrics, material and how
-    squarely the surface faces the camera (|cos| of the angle between normal and ray) at its pixel."""
-    face_map = view["frags"].pix_to_face.numpy()
-    px = view["px"]
+    squarely the surface faces the camera at its pixel."""
+    height, width = view.image.shape[:2]
     cols = np.rint(points[:, 0]).astype(int)
     rows = np.rint(points[:, 1]).astype(int)
-    inside = (cols >= 0) & (cols < IMAGE_SIZE) & (rows >= 0) & (rows < IMAGE_SIZE)
-    local = np.full(len(points), -1)
-    local[inside] = face_map[rows[inside], cols[inside]]
-    tri_full = np.where(local >= 0, renderer.triangle_ids[local.clip(min=0)], -1)
-    corners = px[renderer.triangles.numpy()[local.clip(min=0)]][:, :, :2]      # (N, 3, 2)
+    inside = (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
+    rows, cols = rows.clip(0, height - 1), cols.clip(0, width - 1)
+    local = np.where(inside, view.fragments.pix_to_face.numpy()[rows, cols], -1)
+    drawn = local.clip(min=0)
+    tri_full = np.where(local >= 0, renderer.triangle_ids[drawn], -1)
+    corners = view.vertices_px[renderer.triangles.numpy()[drawn]][:, :, :2]      # (N, 3, 2)
     bary = planar_barycentric(points[:, :2], corners)
-    material = np.where(local >= 0, renderer.material[local.clip(min=0)], -1)
-    facing = np.where(inside, view["facing"][rows.clip(0, IMAGE_SIZE - 1), cols.clip(0, IMAGE_SIZE - 1)], 0.0)
+    material = np.where(local >= 0, renderer.triangle_material[drawn], -1)
+    facing = np.where(inside, view.facing[rows, cols], 0.0)
     return tri_full, bary, material, facing
 
 
@@ -215,7 +118,7 @@ def training_views(rng: np.random.Generator, num_identities: int, model: ICTFace
             for identity in identities for expression in TRAIN_EXPRESSIONS for yaw in TRAIN_YAWS]
 
 
-def derive(model: ICTFaceModel, renderer: ModelRenderer, landmarker: FaceLandmarker,
+def derive(model: ICTFaceModel, renderer: SyntheticFaceRenderer, landmarker: FaceLandmarker,
            views: list[dict], min_visible_fraction: float, max_spread_cm: float, min_facing: float):
     """Aggregate back-projected points over ``views`` into a correspondence."""
     neutral = model.neutral.numpy().astype(np.float64)
@@ -227,8 +130,8 @@ def derive(model: ICTFaceModel, renderer: ModelRenderer, landmarker: FaceLandmar
     detected = 0
     for view in tqdm(views, desc="derive", unit="view"):
         render = renderer.render(view["identity"], view["expression"], view["yaw"], view["pitch"],
-                                 view["roll"])
-        faces = landmarker.detect(render["image"])
+                                 view["roll"], DISTANCE_CM)
+        faces = landmarker.detect(render.image)
         if not faces:
             continue
         detected += 1
@@ -265,22 +168,23 @@ def derive(model: ICTFaceModel, renderer: ModelRenderer, landmarker: FaceLandmar
     return correspondence, detected, rejected
 
 
-def evaluate(correspondence: LandmarkCorrespondence, renderer: ModelRenderer,
+def evaluate(correspondence: LandmarkCorrespondence, renderer: SyntheticFaceRenderer,
              landmarker: FaceLandmarker, views: list[dict]):
     """Pixel distance between MediaPipe's points and the projected correspondence, on views
     not used for the derivation; only points whose surface is visible are scored."""
     errors, normalised, detected, example = [], [], 0, None
     for number, view in enumerate(tqdm(views, desc="held-out", unit="view")):
         render = renderer.render(view["identity"], view["expression"], view["yaw"], view["pitch"],
-                                 view["roll"])
-        faces = landmarker.detect(render["image"])
+                                 view["roll"], DISTANCE_CM)
+        faces = landmarker.detect(render.image)
         if not faces:
             continue
         detected += 1
-        projected = correspondence.points(render["px"])                         # (M, 3) px + depth
-        cols = np.rint(projected[:, 0]).astype(int).clip(0, IMAGE_SIZE - 1)
-        rows = np.rint(projected[:, 1]).astype(int).clip(0, IMAGE_SIZE - 1)
-        zbuf = render["frags"].zbuf.numpy()[rows, cols]
+        projected = correspondence.points(render.vertices_px)                   # (M, 3) px + depth
+        height, width = render.image.shape[:2]
+        cols = np.rint(projected[:, 0]).astype(int).clip(0, width - 1)
+        rows = np.rint(projected[:, 1]).astype(int).clip(0, height - 1)
+        zbuf = render.fragments.zbuf.numpy()[rows, cols]
         visible = (zbuf > 0) & (projected[:, 2] < zbuf + 0.3)
         detected_points = faces[0].points[correspondence.mediapipe_ids, :2]
         error = np.linalg.norm(detected_points - projected[:, :2], axis=1)
@@ -289,7 +193,7 @@ def evaluate(correspondence: LandmarkCorrespondence, renderer: ModelRenderer,
         errors.append(error[visible])
         normalised.append(error[visible] / eye_distance)
         if example is None:
-            example = (render["image"], detected_points[visible], projected[visible, :2])
+            example = (render.image, detected_points[visible], projected[visible, :2])
     errors = np.concatenate(errors) if errors else np.zeros(0)
     normalised = np.concatenate(normalised) if normalised else np.zeros(0)
     return errors, normalised, detected, example
@@ -347,7 +251,7 @@ def main() -> None:
 
     started = time.monotonic()
     model = ICTFaceModel.load(args.model)
-    renderer = ModelRenderer(model)
+    renderer = SyntheticFaceRenderer(model)
     views = training_views(np.random.default_rng(0), args.identities, model)
     with FaceLandmarker(mode="image", num_faces=1) as landmarker:
         correspondence, detected, rejected = derive(model, renderer, landmarker, views,

