@@ -312,6 +312,8 @@ def run_video(args) -> dict:
             "offline": profile_config("offline"),
             "offline landmarks only": profile_config("offline", photometric_iterations=0)}
     startup = runs["online"].identity_frames
+    figure_frame = min(len(frames), startup + args.offline_frames) - 1
+    fits = {}
     results = {}
     for name, config in runs.items():
         count = min(len(frames), startup + args.offline_frames) if name.startswith("offline") else len(frames)
@@ -337,6 +339,8 @@ def run_video(args) -> dict:
                 baseline.set_pose(expression, rotation, translation)
             photometric_error, _ = judge.photometric_error(frames[index], camera, None, expression, rotation,
                                                            translation)
+            if index == figure_frame:
+                fits[name] = (judge, expression, rotation, translation)
             rows.append(dict(frame=index, landmarks_ms=detect_ms[index], fit_ms=fit_ms, photometric_ms=result.time_ms,
                              total_ms=detect_ms[index] + fit_ms + result.time_ms, iterations=result.iterations,
                              held_out_px=baseline.held_out_error(observation.points, expression, rotation,
@@ -357,7 +361,34 @@ def run_video(args) -> dict:
         ratio = statistics.median(r["total_ms"] for r in results["offline"]) / statistics.median(
             r["total_ms"] for r in results["online"])
         print(f"\noffline / online time per frame (p50): x{ratio:.1f}")
+    if args.figure and fits:
+        save_figure(args.figure, frames[figure_frame], camera, fits, detections[figure_frame])
     return results
+
+
+def save_figure(path: Path, image: np.ndarray, camera: CameraIntrinsics, fits: dict, observation) -> None:
+    """The photo and, per run, the fitted face rendered with the captured appearance over it."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    x0, y0, x1, y1 = observation.bbox
+    pad = 0.25 * max(x1 - x0, y1 - y0)
+    box = (max(int(x0 - pad), 0), max(int(y0 - pad), 0), min(int(x1 + pad), image.shape[1]),
+           min(int(y1 + pad), image.shape[0]))
+    panels = [("photo", image)]
+    for name, (judge, expression, rotation, translation) in fits.items():
+        out = judge.render((camera.height, camera.width), camera, None, expression, rotation, translation)
+        render = (out.image.detach().cpu().clamp(0, 1).numpy() * 255).astype(np.uint8)
+        panels.append((name, np.where(out.mask.cpu().numpy()[..., None], render, image)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.4))
+    for axis, (title, picture) in zip(axes, panels):
+        axis.imshow(picture[box[1]:box[3], box[0]:box[2]])
+        axis.set_title(title, fontsize=9)
+        axis.axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    print(f"figure: {path}")
 
 
 def main() -> int:
@@ -370,6 +401,7 @@ def main() -> int:
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "pytorch3d"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write per-frame rows here")
+    parser.add_argument("--figure", type=Path, help="video mode: save renders of each run over the photo here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results = run_synthetic(args) if args.synthetic else run_video(args)

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.rendering import (Rendering, ambient_sh_coefficients, make_renderer, project_to_pixels,
-                                          sh_basis, sh_basis_jacobian, triangle_barycentrics, triangle_barycentrics_jacobian,
-                                          vertex_normals)
+                                          sh_basis, sh_basis_jacobian, triangle_barycentrics,
+                                          triangle_barycentrics_jacobian, vertex_normals)
 from face_tracking_3dmm.results import CameraIntrinsics
 
 CM_TO_M = 0.01
