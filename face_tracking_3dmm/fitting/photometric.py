@@ -238,7 +238,8 @@ class PhotometricRefiner:
         """Refine expression, pose and light against the photo, within the configured budget.
 
         Returns the inputs unchanged (0 iterations) when no appearance was captured yet or the
-        configured iterations are 0. ``report_errors`` fills ``error_before``/``error_after``
+        configured iterations are 0. With iterations > 0 at least one step runs; the time budget
+        ``photometric_max_time_ms`` stops the steps after it. ``report_errors`` fills ``error_before``/``error_after``
         (about a millisecond each at 1/8 scale; NaN otherwise).
         """
         start = time.perf_counter()
@@ -262,7 +263,9 @@ class PhotometricRefiner:
         iterations = 0
         last_step_s = 0.0
         while iterations < self.config.photometric_iterations:
-            if budget_s > 0 and time.perf_counter() - start + last_step_s > budget_s:
+            # The first step always runs (preparing for none would waste the preparation); the
+            # budget stops further steps whose predicted end falls after it.
+            if iterations > 0 and budget_s > 0 and time.perf_counter() - start + last_step_s > budget_s:
                 break
             step_start = time.perf_counter()
             if iterations > 0 and (gauss_newton or iterations % VISIBILITY_REFRESH_STEPS == 0):
