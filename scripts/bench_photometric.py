@@ -379,7 +379,7 @@ def save_figure(path: Path, image: np.ndarray, camera: CameraIntrinsics, fits: d
     for name, (judge, expression, rotation, translation) in fits.items():
         out = judge.render((camera.height, camera.width), camera, None, expression, rotation, translation)
         render = (out.image.detach().cpu().clamp(0, 1).numpy() * 255).astype(np.uint8)
-        shown = (out.mask & judge._compared_pixels(out.fragments.pix_to_face)).cpu().numpy()  # coloured only
+        shown = (out.mask & judge.compared_pixels(out.fragments.pix_to_face)).cpu().numpy()  # coloured only
         panels.append((name, np.where(shown[..., None], render, image)))
     fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.4))
     for axis, (title, picture) in zip(axes, panels):

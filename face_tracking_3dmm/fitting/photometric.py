@@ -218,18 +218,19 @@ class PhotometricRefiner:
         image = prepare_image(image_rgb, self.config.image_scale).to(self.device)
         k = scaled_camera(camera, image.shape[1], image.shape[0])
         out = self.render(image.shape[:2], k, identity, expression, rotation, translation)
-        mask = out.mask & self._compared_pixels(out.fragments.pix_to_face)
+        mask = out.mask & self.compared_pixels(out.fragments.pix_to_face)
         if not mask.any():
             return float("nan"), 0
         diff = (out.image.detach()[mask] - image[mask]).abs().mean()
         return float(diff) * 255.0, int(mask.sum())
 
-    def _compared_triangles(self) -> torch.Tensor:
+    def compared_triangles_mask(self) -> torch.Tensor:
         """(F,) bool: triangles whose corners all have a colour."""
         return (self._weight_sum > 0)[self.triangles].all(dim=1)
 
-    def _compared_pixels(self, pix_to_face: torch.Tensor) -> torch.Tensor:
-        ok = self._compared_triangles()
+    def compared_pixels(self, pix_to_face: torch.Tensor) -> torch.Tensor:
+        """(B?, H, W) bool: pixels showing a triangle with captured colour (those compared)."""
+        ok = self.compared_triangles_mask()
         return (pix_to_face >= 0) & ok[pix_to_face.clamp_min(0)]
 
     # ----------------------------------------------------------------------------- refinement
@@ -313,7 +314,7 @@ class _Problem:
         self.t0 = torch.as_tensor(translation, dtype=torch.float32, device=self.device)
         self.sh0 = refiner.sh_coefficients.clone()
         self.identity = identity
-        self.compared_triangles = refiner._compared_triangles()
+        self.compared_triangles = refiner.compared_triangles_mask()
         self.colors = refiner.vertex_colors
 
     def initial_parameters(self) -> torch.Tensor:
