@@ -61,3 +61,68 @@ class ModelLandmarkProjector:
         predicted = project(self.points_camera(identity, expression, rotation, translation), camera)
         observed = np.asarray(observed_points, dtype=np.float64)[self.mediapipe_ids, :2]
         return np.linalg.norm(predicted - observed, axis=1)
+
+
+def camera_from_info(info) -> CameraIntrinsics:
+    """CameraIntrinsics of a sensor_msgs/CameraInfo (rosbags or rclpy object): K's fx, fy, cx, cy."""
+    k = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+    return CameraIntrinsics(k[0, 0], k[1, 1], k[0, 2], k[1, 2], int(info.width), int(info.height))
+
+
+def errors_against_mediapipe(bag, frames: list[dict], held_out_ids: Sequence[int] = (),
+                             progress: bool = True) -> dict[str, int]:
+    """Add ``mediapipe_error_px`` {held_out, fitted} to each replayed face that carries its fit.
+
+    MediaPipe runs here on the bag's images (VIDEO mode, the images' stamps), the same detector the
+    tracker uses; ``held_out_ids`` are the MediaPipe ids the tracker was told not to fit.
+    Returns counts (frames compared, points held out).
+    """
+    from tqdm import tqdm
+
+    from face_tracking_3dmm.evaluation import bagio
+    from face_tracking_3dmm.evaluation.report import image_to_rgb
+    from face_tracking_3dmm.evaluation.replay import header_stamp_ns
+    from face_tracking_3dmm.landmarks import FaceLandmarker
+    from face_tracking_3dmm.evaluation.metrics import quaternion_xyzw_to_matrix
+
+    wanted = {f["stamp_ns"]: f for f in frames if f.get("faces")}
+    if not wanted:
+        return {"frames": 0, "held_out_points": 0}
+    projector = ModelLandmarkProjector()
+    held = np.isin(projector.mediapipe_ids, np.asarray(list(held_out_ids), dtype=np.int64))
+    store = bagio.typestore()
+    camera, compared = None, 0
+    with FaceLandmarker(mode="video") as landmarker, \
+            tqdm(total=len(frames), desc="landmark error", unit="frame", disable=not progress) as bar:
+        try:
+            for message in bagio.iter_messages(bag):
+                if message.msgtype == bagio.CAMERA_INFO_TYPE:
+                    camera = camera_from_info(store.deserialize_cdr(message.rawdata, message.msgtype))
+                    continue
+                if message.msgtype != bagio.IMAGE_TYPE:
+                    continue
+                bar.update(1)
+                stamp = header_stamp_ns(message.rawdata)
+                image = image_to_rgb(store.deserialize_cdr(message.rawdata, message.msgtype))
+                observations = landmarker.detect(image, stamp // 1_000_000)
+                record = wanted.get(stamp)
+                if record is None or not observations:
+                    continue
+                intrinsics = camera or CameraIntrinsics.default_for(image.shape[1], image.shape[0])
+                for face in record["faces"]:
+                    if face.get("identity") is None or face.get("landmarks68") is None:
+                        continue
+                    nearest = min(observations, key=lambda o: np.linalg.norm(
+                        o.points[:, :2].mean(0) - np.asarray(face["landmarks68"]).mean(0)))
+                    errors = projector.errors_px(nearest.points, face["identity"], face["expression"],
+                                                 quaternion_xyzw_to_matrix(face["orientation_xyzw"]),
+                                                 face["position"], intrinsics)
+                    face["mediapipe_error_px"] = {
+                        "held_out": float(np.nanmean(errors[held])) if held.any() else None,
+                        "fitted": float(np.nanmean(errors[~held]))}
+                    points = np.asarray(face["landmarks68"])
+                    face["eye_distance_px"] = float(np.linalg.norm(points[36] - points[45]))
+                    compared += 1
+        except bagio.BagError:
+            pass  # the replay already reported the broken bag; compare what was read
+    return {"frames": compared, "held_out_points": int(held.sum())}

@@ -87,6 +87,7 @@ def face_record(msg) -> dict[str, Any]:
     landmarks = np.asarray(msg.landmarks_68, dtype=np.float64).reshape(-1, 2)
     return {"id": int(msg.face_id), "tracking_state": int(msg.tracking_state),
             "confidence": float(msg.confidence),
+            "identity": [float(v) for v in msg.identity] or None,
             "expression": [float(v) for v in msg.expression_weights],
             "position": [pose.position.x, pose.position.y, pose.position.z],
             "orientation_xyzw": [pose.orientation.x, pose.orientation.y, pose.orientation.z,
@@ -172,13 +173,17 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
                  params_file: str | None = None, parameters: dict[str, Any] | None = None,
                  namespace: str = "/eval", answer_timeout_s: float = 5.0,
                  startup_timeout_s: float = 120.0, max_frames: int | None = None,
-                 node_command: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
+                 node_command: list[str] | None = None, held_out_ids: list[int] | None = None,
+                 progress: bool = True) -> dict[str, Any]:
     """Replay ``bag`` through a tracker node process and write the evaluation folder ``output``.
 
     Returns the metrics dict. A bag that breaks midway ends the replay with the frames already
     processed kept and reported; the error is stored in metrics.json and raised as
     :class:`face_tracking_3dmm.evaluation.bagio.BagError` after the report is written.
     ``node_command`` replaces the tracker executable (it must accept ``--ros-args`` remappings).
+    After the replay, MediaPipe runs on the bag's images to measure the fitted model against its
+    points (:mod:`face_tracking_3dmm.evaluation.holdout`); ``held_out_ids`` are the MediaPipe
+    points the tracker was configured not to fit.
     """
     bag, output = Path(bag), Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -276,6 +281,11 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
             bar.close()
         recorder.close()
         run["recorded_topics"] = recorder.counts
+        try:
+            from face_tracking_3dmm.evaluation import holdout
+            run["landmark_comparison"] = holdout.errors_against_mediapipe(bag, frames, held_out_ids or (), progress)
+        except Exception as error:  # the replay's results matter more than this extra comparison
+            run["landmark_comparison"] = {"error": f"{type(error).__name__}: {error}"}
         _write_frames(output, frames, start)
         (output / report.RUN_FILE).write_text(json.dumps(run, indent=2))
         node.destroy_node()
