@@ -64,16 +64,65 @@ def bench_mediapipe(frames: list[tuple[float, np.ndarray]], config: config_modul
             "photometric_error": None, "stages": {"landmarks": {"p50": summary["p50"], "p95": summary["p95"]}}}
 
 
+class _AccuracyProbe:
+    """Accuracy measured the same way for every profile, outside the timed call.
+
+    * landmark error: the fitted model at MediaPipe's corresponded points vs MediaPipe's detection
+      (:mod:`face_tracking_3dmm.evaluation.holdout`), on ``held_out_ids`` when the profile holds
+      points out of its fit, else on all points (then it is the fit's residual: named so);
+    * photometric error: one :class:`PhotometricRefiner` at a fixed scale captures the person's
+      colours from the profile's own fits on the first frames, then measures the mean absolute
+      colour error (0..255) of the rendered face on the later frames.
+    """
+
+    def __init__(self, held_out_ids=(), capture_frames: int = 10, image_scale: float = 0.25):
+        from face_tracking_3dmm.evaluation.holdout import ModelLandmarkProjector
+        from face_tracking_3dmm.fitting.photometric import PhotometricRefiner
+        from face_tracking_3dmm.model import ICTFaceModel
+
+        model = ICTFaceModel.load()
+        self.projector = ModelLandmarkProjector(model)
+        self.held = np.isin(self.projector.mediapipe_ids, np.asarray(list(held_out_ids), dtype=np.int64))
+        self.refiner = PhotometricRefiner(model, config_module.replace(config_module.TrackerConfig(),
+                                                                       image_scale=image_scale))
+        self.capture_frames, self.captured = capture_frames, 0
+        self.landmark, self.photometric = [], []
+
+    def add(self, rgb: np.ndarray, face, camera: CameraIntrinsics) -> None:
+        if face.landmarks_mediapipe is not None:
+            observed = np.asarray(face.landmarks_mediapipe, dtype=np.float64)
+            errors = self.projector.errors_px(observed, face.identity, face.expression, face.rotation,
+                                              face.translation, camera)
+            self.landmark.append(float(np.nanmean(errors[self.held] if self.held.any() else errors)))
+        parameters = (face.identity, face.expression, face.rotation, face.translation)
+        if self.captured < self.capture_frames:
+            self.refiner.capture(rgb, *parameters, camera)
+            self.captured += 1
+        else:
+            error, pixels = self.refiner.photometric_error(rgb, camera, *parameters)
+            if pixels and np.isfinite(error):
+                self.photometric.append(error)
+
+    def summary(self) -> dict[str, Any]:
+        return {"landmark_error": float(np.mean(self.landmark)) if self.landmark else None,
+                "landmark_error_unit": ("px, fitted model vs MediaPipe at points held out of the fit"
+                                        if self.held.any() else
+                                        "px, fitted model vs MediaPipe at all corresponded points (fit residual: "
+                                        "no points held out)"),
+                "photometric_error": float(np.mean(self.photometric)) if self.photometric else None,
+                "photometric_error_unit": "mean |rendered - image| colour, 0..255, face region at 1/4 scale"}
+
+
 def bench_profile(name: str, config: config_module.TrackerConfig, frames: list[tuple[float, np.ndarray]],
-                  camera: CameraIntrinsics, progress: bool = True) -> dict[str, Any]:
+                  camera: CameraIntrinsics, progress: bool = True, held_out_ids=()) -> dict[str, Any]:
     """Run the tracker over ``frames`` with ``config``: wall ms per frame, per-stage ms, accuracy."""
     from tqdm import tqdm
 
     from face_tracking_3dmm.tracker import FaceTracker
 
     tracker = FaceTracker(config)
-    wall, stages = [], defaultdict(list)
-    holdout, photometric, found = [], [], 0
+    probe = _AccuracyProbe(held_out_ids)
+    wall, stages, found = [], defaultdict(list), 0
     try:
         for seconds, rgb in tqdm(frames, desc=name, unit="frame", disable=not progress):
             start = time.perf_counter()
@@ -84,34 +133,18 @@ def bench_profile(name: str, config: config_module.TrackerConfig, frames: list[t
             faces = [f for f in result.faces if f.tracking_state != 0]
             found += bool(faces)
             if faces:
-                error = holdout_error_px(tracker, faces[0], camera)
-                if error is not None:
-                    holdout.append(error)
-                value = getattr(faces[0], "photometric_error", None)
-                if value is not None and np.isfinite(value):
-                    photometric.append(float(value))
+                probe.add(rgb, faces[0], camera)
     finally:
         tracker.close()
     summary = metrics.latency_summary(wall)
-    steady = metrics.latency_summary(wall[int(config.identity_frames):]) if len(wall) > config.identity_frames else summary
+    skip = int(config.identity_frames)
+    steady = metrics.latency_summary(wall[skip:]) if len(wall) > skip else summary
     return {"ms_per_frame_p50": summary["p50"], "ms_per_frame_p95": summary["p95"],
             "after_identity_fit": {"ms_per_frame_p50": steady["p50"], "ms_per_frame_p95": steady["p95"]},
-            "faces_found_fraction": found / len(frames),
-            "landmark_error": float(np.mean(holdout)) if holdout else None,
-            "landmark_error_unit": "px at MediaPipe points held out of the fit",
-            "photometric_error": float(np.mean(photometric)) if photometric else None,
+            "faces_found_fraction": found / len(frames), **probe.summary(),
             "stages": _stage_summary(stages),
             "config": {k: getattr(config, k) for k in ("max_iterations", "max_time_ms",
                                                        "photometric_iterations", "image_scale")}}
-
-
-def holdout_error_px(tracker, face, camera: CameraIntrinsics) -> float | None:
-    """Mean pixel distance between MediaPipe's points that the fit held out and the fitted model's
-    corresponding positions, or None when the tracker does not hold points out."""
-    errors = getattr(face, "holdout_errors_px", None)
-    if errors is None or len(errors) == 0:
-        return None
-    return float(np.mean(errors))
 
 
 def run_bench(source: str | Path, output: str | Path, max_frames: int = 150, width: int | None = 640,
