@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from face_tracking_3dmm.config import TrackerConfig, replace
-from face_tracking_3dmm.fitting.photometric import (PhotometricRefiner, axis_angle_to_matrix, prepare_image,
-                                                    sample_image, scaled_camera)
+from face_tracking_3dmm.correspondence import load_correspondence
+from face_tracking_3dmm.fitting.photometric import (LandmarkTargets, PhotometricRefiner, axis_angle_to_matrix,
+                                                    prepare_image, sample_image, scaled_camera)
 from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
 from face_tracking_3dmm.rendering import ambient_sh_coefficients, make_renderer
 from face_tracking_3dmm.results import CameraIntrinsics
@@ -64,6 +65,17 @@ def scene(model):
     seen = refiner.capture(image, identity, expression, rotation, translation, CAMERA)
     return dict(refiner=refiner, image=image, identity=identity, expression=expression, rotation=rotation,
                 translation=translation, seen=seen)
+
+
+def _true_landmarks(scene, model) -> LandmarkTargets:
+    """MediaPipe-corresponded points of the true mesh, projected: exact landmark detections."""
+    corr = load_correspondence()
+    mesh = model.vertices(torch.as_tensor(scene["identity"], dtype=torch.float32),
+                          torch.as_tensor(scene["expression"], dtype=torch.float32)).double().numpy() / 100
+    points = (corr.barycentric[:, :, None] * mesh[corr.vertex_ids]).sum(axis=1)
+    cam = points @ scene["rotation"].T + scene["translation"]
+    pixels = cam[:, :2] / cam[:, 2:] * [CAMERA.fx, CAMERA.fy] + [CAMERA.cx, CAMERA.cy]
+    return LandmarkTargets(corr.vertex_ids, corr.barycentric, pixels)
 
 
 def _perturbed(scene, model):
@@ -129,8 +141,8 @@ class TestAppearanceAndRefinement:
         assert ((result.expression >= 0) & (result.expression <= 1)).all()
         assert result.rotation.shape == (3, 3) and np.allclose(result.rotation @ result.rotation.T, np.eye(3), atol=1e-6)
 
-    @pytest.mark.parametrize("uniform_light", [True, False])
-    def test_closed_form_jacobian_matches_autodiff(self, scene, model, uniform_light):
+    @pytest.mark.parametrize("uniform_light, with_landmarks", [(True, False), (False, False), (False, True)])
+    def test_closed_form_jacobian_matches_autodiff(self, scene, model, uniform_light, with_landmarks):
         from face_tracking_3dmm.fitting.photometric import _Problem
         refiner = scene["refiner"]
         refiner.sh_coefficients = ambient_sh_coefficients()
@@ -139,7 +151,9 @@ class TestAppearanceAndRefinement:
         expression, rotation, translation = _perturbed(scene, model)
         image = prepare_image(scene["image"], refiner.config.image_scale)
         k = scaled_camera(CAMERA, image.shape[1], image.shape[0])
-        problem = _Problem(refiner, image, k, scene["identity"], expression, rotation, translation)
+        landmarks = _true_landmarks(scene, model) if with_landmarks else None
+        problem = _Problem(refiner, image, k, scene["identity"], expression, rotation, translation, landmarks,
+                           image.shape[1] / CAMERA.width)
         params = problem.initial_parameters()
         frame = problem.linearise_visibility(params)
         robust = frame.robust_weights(params)
@@ -147,6 +161,23 @@ class TestAppearanceAndRefinement:
         jac = frame.jacobian(params, robust)
         assert jac.shape == expected.shape
         assert (jac - expected).norm() < 1e-4 * expected.norm()
+
+    def test_landmark_term_keeps_the_fit_on_the_points(self, scene, model):
+        refiner = scene["refiner"]
+        refiner.config = replace(refiner.config, photometric_optimizer="gauss_newton", photometric_iterations=3,
+                                 photometric_max_time_ms=0.0)
+        expression, rotation, translation = _perturbed(scene, model)
+        landmarks = _true_landmarks(scene, model)
+        errors = {}
+        for weight in (0.0, 1.0):
+            refiner.weights.landmarks = weight
+            refiner.sh_coefficients = ambient_sh_coefficients()
+            result = refiner.refine(scene["image"], CAMERA, scene["identity"], expression, rotation, translation,
+                                    landmarks=landmarks)
+            errors[weight] = _angle_deg(result.rotation, scene["rotation"])
+        refiner.weights.landmarks = 1e-3
+        assert errors[1.0] < 0.5 * _angle_deg(rotation, scene["rotation"])
+        assert errors[1.0] < errors[0.0]
 
     def test_budget_and_switches(self, scene, model):
         refiner = scene["refiner"]

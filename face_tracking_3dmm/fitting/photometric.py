@@ -53,6 +53,7 @@ class PhotometricWeights:
     rotation: float = 0.3         #: per radian of extra head rotation
     translation: float = 30.0     #: per metre of extra head translation
     lighting: float = 0.05        #: per unit change of an SH coefficient within one frame
+    landmarks: float = 1e-3       #: per squared pixel (full image) of mean landmark error, when given
     huber: float = 0.1            #: colour difference beyond which a pixel counts as an outlier
     damping: float = 1e-3         #: Levenberg-Marquardt damping, relative to the diagonal
     adam_lr: float = 0.01         #: Adam step size (parameters are all ~unit scale)
@@ -70,6 +71,21 @@ class PhotometricResult:
     error_before: float           #: mean absolute colour error (0..255) over the mask, before (if asked)
     error_after: float            #: the same after the refinement, on the last visibility state
     pixels: int                   #: pixels compared (at the refinement's image scale)
+
+
+@dataclass
+class LandmarkTargets:
+    """Detected points the refinement keeps fitting beside the photo (as metrical-tracker does).
+
+    Attributes:
+        vertex_ids: (M, 3) full-model vertex ids of the triangle each point lies on.
+        barycentric: (M, 3) weights in that triangle.
+        points_px: (M, 2) detected positions in the full image, pixels.
+    """
+
+    vertex_ids: np.ndarray
+    barycentric: np.ndarray
+    points_px: np.ndarray
 
 
 def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
@@ -130,6 +146,7 @@ class PhotometricRefiner:
         self.config = config or TrackerConfig()
         self.weights = weights or PhotometricWeights()
         self.device = torch.device(device)
+        self.full_model = model
         self.model = model.subset(model.region(REGION))
         self.triangles = self.model.triangles.to(self.device)
         self.renderer = make_renderer(self.config.renderer_backend, self.device, cull_backfaces=True)
@@ -235,12 +252,14 @@ class PhotometricRefiner:
 
     # ----------------------------------------------------------------------------- refinement
     def refine(self, image_rgb: np.ndarray, camera: CameraIntrinsics, identity, expression, rotation,
-               translation, report_errors: bool = False) -> PhotometricResult:
+               translation, landmarks: LandmarkTargets | None = None,
+               report_errors: bool = False) -> PhotometricResult:
         """Refine expression, pose and light against the photo, within the configured budget.
 
         Returns the inputs unchanged (0 iterations) when no appearance was captured yet or the
         configured iterations are 0. With iterations > 0 at least one step runs; the time budget
-        ``photometric_max_time_ms`` stops the steps after it. ``report_errors`` fills ``error_before``/``error_after``
+        ``photometric_max_time_ms`` stops the steps after it. ``landmarks`` adds the landmark
+        term (weight ``weights.landmarks``), so the photo cannot pull the fit off the points. ``report_errors`` fills ``error_before``/``error_after``
         (about a millisecond each at 1/8 scale; NaN otherwise).
         """
         start = time.perf_counter()
@@ -251,7 +270,8 @@ class PhotometricRefiner:
         image = prepare_image(image_rgb, self.config.image_scale).to(self.device)
         height, width = image.shape[:2]
         k = scaled_camera(camera, width, height).to(self.device)
-        problem = _Problem(self, image, k, identity, expression, rotation, translation)
+        problem = _Problem(self, image, k, identity, expression, rotation, translation, landmarks,
+                           width / camera.width)
         budget_s = self.config.photometric_max_time_ms / 1000.0
         gauss_newton = self.config.photometric_optimizer == "gauss_newton"
         params = problem.initial_parameters()
@@ -303,7 +323,8 @@ class _Problem:
     (3), SH light (27)], all relative to the landmark solution except the expression and light."""
 
     def __init__(self, refiner: PhotometricRefiner, image: torch.Tensor, k: torch.Tensor, identity,
-                 expression: np.ndarray, rotation: np.ndarray, translation: np.ndarray):
+                 expression: np.ndarray, rotation: np.ndarray, translation: np.ndarray,
+                 landmarks: LandmarkTargets | None = None, image_scale: float = 1.0):
         self.refiner = refiner
         self.image = image
         self.k = k
@@ -316,6 +337,70 @@ class _Problem:
         self.identity = identity
         self.compared_triangles = refiner.compared_triangles_mask()
         self.colors = refiner.vertex_colors
+        self.landmarks = None if landmarks is None else self._landmark_rows(landmarks, identity, image_scale)
+
+    def _landmark_rows(self, landmarks: LandmarkTargets, identity, image_scale: float) -> dict:
+        """Model rows of the landmarks' vertices and their targets at the refinement's scale."""
+        model, device = self.refiner.full_model, self.device
+        unique, inverse = np.unique(np.asarray(landmarks.vertex_ids), return_inverse=True)
+        ids = torch.as_tensor(unique, device=model.neutral.device)
+        base = model.neutral[ids]
+        if identity is not None:
+            coeffs = torch.as_tensor(np.asarray(identity), dtype=base.dtype, device=base.device)
+            base = base + torch.einsum("k,kvc->vc", coeffs, model.identity_basis[:, ids])
+        target = (torch.as_tensor(np.asarray(landmarks.points_px), dtype=torch.float32) + 0.5) * image_scale - 0.5
+        return dict(neutral=(base * CM_TO_M).to(device),
+                    rows=(model.expression_basis[:, ids] * CM_TO_M).permute(1, 2, 0).contiguous().to(device),
+                    inverse=torch.as_tensor(inverse.reshape(-1, 3), device=device),
+                    bary=torch.as_tensor(np.asarray(landmarks.barycentric), dtype=torch.float32, device=device),
+                    target=target.to(device),
+                    # residuals in full-image pixels, averaged over the points
+                    scale=(self.refiner.weights.landmarks / len(inverse.reshape(-1, 3))) ** 0.5 / image_scale)
+
+    def vertex_jacobian(self, params: torch.Tensor, neutral_rows: torch.Tensor,
+                        expression_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projected vertices (U, 3: x, y pixels, z) and their derivatives (U, 3, K + 6) with respect
+        to expression, rotation increment and translation."""
+        expr, _, dt, _ = self.split(params)
+        rot = self.rotation(params)
+        relative = (neutral_rows + expression_rows @ expr) @ rot.T
+        verts = relative + self.t0 + dt
+        n_vert = len(verts)
+        x, y, z = relative.unbind(1)
+        zero = torch.zeros_like(x)
+        minus_skew = torch.stack((torch.stack((zero, z, -y), 1), torch.stack((-z, zero, x), 1),
+                                  torch.stack((y, -x, zero), 1)), 1)
+        eye = torch.eye(3, device=verts.device).expand(n_vert, 3, 3)
+        d_vert = torch.cat((rot @ expression_rows, minus_skew, eye), dim=2)
+        fx, fy = self.k[0, 0], self.k[1, 1]
+        X, Y, Z = verts.unbind(1)
+        d_proj = verts.new_zeros(n_vert, 3, 3)
+        d_proj[:, 0, 0] = fx / Z
+        d_proj[:, 0, 2] = -fx * X / Z ** 2
+        d_proj[:, 1, 1] = fy / Z
+        d_proj[:, 1, 2] = -fy * Y / Z ** 2
+        d_proj[:, 2, 2] = 1.0
+        return project_to_pixels(verts, self.k), d_proj @ d_vert
+
+    def landmark_residuals(self, params: torch.Tensor) -> torch.Tensor:
+        """(2M,) weighted pixel residuals of the landmark term (empty without landmarks)."""
+        if self.landmarks is None:
+            return params.new_zeros(0)
+        lm = self.landmarks
+        expr, _, dt, _ = self.split(params)
+        verts = (lm["neutral"] + lm["rows"] @ expr) @ self.rotation(params).T + self.t0 + dt
+        points = (lm["bary"].unsqueeze(2) * project_to_pixels(verts, self.k)[lm["inverse"]][..., :2]).sum(dim=1)
+        return ((points - lm["target"]) * lm["scale"]).flatten()
+
+    def landmark_jacobian(self, params: torch.Tensor) -> torch.Tensor:
+        """(2M, K + 33) Jacobian of :meth:`landmark_residuals`."""
+        if self.landmarks is None:
+            return params.new_zeros(0, len(params))
+        lm = self.landmarks
+        _, d_proj = self.vertex_jacobian(params, lm["neutral"], lm["rows"])
+        d_points = (lm["bary"][:, :, None, None] * d_proj[lm["inverse"]][:, :, :2]).sum(dim=1)  # (M, 2, K + 6)
+        d_points = torch.cat((d_points, d_points.new_zeros(*d_points.shape[:2], 27)), dim=2)
+        return (d_points * lm["scale"]).reshape(-1, len(params))
 
     def initial_parameters(self) -> torch.Tensor:
         return torch.cat((self.expr0, torch.zeros(6, device=self.device), self.sh0.flatten()))
@@ -411,6 +496,7 @@ class _VisibleFrame:
         expr, rotvec, dt, sh = problem.split(params)
         photo = (self.shade(params) - self.target) * (robust / self.num_pixels).sqrt().unsqueeze(1)
         return torch.cat((photo.flatten(),
+                          problem.landmark_residuals(params),
                           (expr - problem.expr0) * w.expression ** 0.5,
                           rotvec * w.rotation ** 0.5,
                           dt * w.translation ** 0.5,
@@ -433,36 +519,17 @@ class _VisibleFrame:
     def jacobian(self, params: torch.Tensor, robust: torch.Tensor) -> torch.Tensor:
         """Gauss-Newton Jacobian of :meth:`residuals`, assembled by the chain rule.
 
-        Rows: pixels x channels, then the priors. Columns: expression, rotation, translation, light.
+        Rows: pixels x channels, the landmark term (if any), then the priors. Columns: expression, rotation, translation, light.
         Exact at the landmark solution; later the rotation columns use the increment's derivative
         at the current rotation (an approximation that only slows convergence). Visible-vertex
         normals are frozen per visibility state, as in :meth:`shade`.
         """
         problem, w = self.problem, self.problem.refiner.weights
         expr, rotvec, dt, sh = problem.split(params)
-        rot = problem.rotation(params)
-        relative = self.relative_vertices(params)
-        verts = relative + problem.t0 + dt
-        n_vert, n_expr = len(verts), problem.num_expr
-        # d vertex / d (expression, rotation, translation): (U, 3, K + 6).
-        d_expr = rot @ self.expression_rows
-        x, y, z = relative.unbind(1)
-        zero = torch.zeros_like(x)
-        minus_skew = torch.stack((torch.stack((zero, z, -y), 1), torch.stack((-z, zero, x), 1),
-                                  torch.stack((y, -x, zero), 1)), 1)
-        eye = torch.eye(3, device=verts.device).expand(n_vert, 3, 3)
-        d_vert = torch.cat((d_expr, minus_skew, eye), dim=2)
-        # d projection / d vertex: (U, 3, 3).
-        fx, fy = problem.k[0, 0], problem.k[1, 1]
-        X, Y, Z = verts.unbind(1)
-        d_proj = verts.new_zeros(n_vert, 3, 3)
-        d_proj[:, 0, 0] = fx / Z
-        d_proj[:, 0, 2] = -fx * X / Z ** 2
-        d_proj[:, 1, 1] = fy / Z
-        d_proj[:, 1, 2] = -fy * Y / Z ** 2
-        d_proj[:, 2, 2] = 1.0
-        d_corner = (d_proj @ d_vert)[self.inverse]                          # (N, 3, 3, K + 6)
-        corners = project_to_pixels(verts, problem.k)[self.inverse]
+        n_expr = problem.num_expr
+        projected, d_projected = problem.vertex_jacobian(params, self.neutral_rows, self.expression_rows)
+        d_corner = d_projected[self.inverse]                                 # (N, 3, 3, K + 6)
+        corners = projected[self.inverse]
         d_bary_d_corner = triangle_barycentrics_jacobian(corners, self.centres)
         d_bary = d_bary_d_corner.reshape(-1, 3, 9) @ d_corner.reshape(len(d_corner), 9, -1)  # (N, 3, K + 6)
         bary = triangle_barycentrics(corners, self.centres)
@@ -476,7 +543,7 @@ class _VisibleFrame:
         # Irradiance change per unit normal change, then per barycentric and per head rotation
         # (normals turn with the head: d unit / d rotation = -[unit]_x).
         d_irr_d_unit = sh.T @ sh_basis_jacobian(unit)                        # (N, 3 channels, 3)
-        projector = (torch.eye(3, device=verts.device) - unit.unsqueeze(2) * unit.unsqueeze(1)) / length.unsqueeze(2)
+        projector = (torch.eye(3, device=unit.device) - unit.unsqueeze(2) * unit.unsqueeze(1)) / length.unsqueeze(2)
         d_irr_d_bary = d_irr_d_unit @ projector @ normals.transpose(1, 2)    # (N, 3 channels, 3 corners)
         ux, uy, uz = unit.unbind(1)
         zero_n = torch.zeros_like(ux)
@@ -488,14 +555,14 @@ class _VisibleFrame:
         d_geometry = (irradiance.unsqueeze(2) * (self.corner_colors.transpose(1, 2) @ d_bary)
                       + albedo.unsqueeze(2) * d_irr)
         d_light = (albedo[:, :, None, None] * basis[:, None, :, None]
-                   * torch.eye(3, device=verts.device)[None, :, None, :]).reshape(-1, 3, 27)
+                   * torch.eye(3, device=unit.device)[None, :, None, :]).reshape(-1, 3, 27)
         photo = torch.cat((d_geometry, d_light), dim=2) * scale.view(-1, 1, 1)
-        prior_weights = verts.new_full((n_expr + 33,), w.lighting)
+        prior_weights = unit.new_full((n_expr + 33,), w.lighting)
         prior_weights[:n_expr] = w.expression
         prior_weights[n_expr:n_expr + 3] = w.rotation
         prior_weights[n_expr + 3:n_expr + 6] = w.translation
         priors = torch.diag(prior_weights.sqrt())
-        return torch.cat((photo.reshape(-1, photo.shape[-1]), priors))
+        return torch.cat((photo.reshape(-1, photo.shape[-1]), problem.landmark_jacobian(params), priors))
 
     def gauss_newton_step(self, params: torch.Tensor) -> torch.Tensor:
         """One Levenberg-Marquardt step on the frozen visibility; keeps ``params`` if it does not help."""
