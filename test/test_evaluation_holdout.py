@@ -30,3 +30,29 @@ def test_errors_vanish_for_the_same_parameters_and_grow_with_a_shift():
     assert 60 < np.ptp(observed[projector.mediapipe_ids, 0]) < 400
     shifted = projector.errors_px(observed, identity, expression, rotation, translation + [0.006, 0, 0], CAMERA)
     assert np.allclose(shifted, shifted.mean(), rtol=0.3) and 3 < shifted.mean() < 8
+
+
+@pytest.mark.skipif(paths.default_model_path() is None, reason="ICT model not present")
+def test_known_parameters_land_on_mediapipes_points_in_a_render():
+    """Render the model with known parameters, detect with MediaPipe: the projector must put the
+    corresponded points within a few pixels of MediaPipe's (the correspondence's own accuracy)."""
+    from face_tracking_3dmm.landmarks import FaceLandmarker
+    from face_tracking_3dmm.model import ICTFaceModel
+    from face_tracking_3dmm.synthetic import SyntheticFaceRenderer, head_rotation
+
+    model = ICTFaceModel.load()
+    renderer = SyntheticFaceRenderer(model)
+    identity = np.zeros(100)
+    expression = renderer.expression_vector({"jawOpen": 0.3}).numpy()
+    view = renderer.render(identity, expression, yaw=15.0, pitch=-5.0, distance_cm=65.0)
+    with FaceLandmarker(mode="image") as landmarker:
+        (observation,) = landmarker.detect(view.image)
+    flip = np.diag([1.0, -1.0, -1.0])
+    rotation = flip @ head_rotation(15.0, -5.0, 0.0)
+    translation = (-rotation @ renderer.centre.numpy() + [0.0, 0.0, 65.0]) * 0.01
+    projector = holdout.ModelLandmarkProjector(model)
+    errors = projector.errors_px(observation.points, identity, expression, rotation, translation, renderer.camera)
+    assert np.median(errors) < 6.0
+    wrong = projector.errors_px(observation.points, identity, expression, flip @ head_rotation(30.0, -5.0, 0.0),
+                                translation, renderer.camera)
+    assert np.median(wrong) > 2 * np.median(errors)
