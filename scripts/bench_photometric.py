@@ -34,7 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from face_tracking_3dmm.config import TrackerConfig, load_yaml, replace  # noqa: E402
-from face_tracking_3dmm.fitting.photometric import PhotometricRefiner, axis_angle_to_matrix  # noqa: E402
+from face_tracking_3dmm.fitting.photometric import LandmarkTargets, PhotometricRefiner, axis_angle_to_matrix  # noqa: E402
 from face_tracking_3dmm.model import ICTFaceModel  # noqa: E402
 from face_tracking_3dmm.rendering import ambient_sh_coefficients, make_renderer  # noqa: E402
 from face_tracking_3dmm.results import CameraIntrinsics  # noqa: E402
@@ -196,6 +196,7 @@ class LandmarkBaseline:
         self.held_out[order[::4]] = True
         self.fitted = usable & ~self.held_out
         self.mediapipe_ids = corr.mediapipe_ids
+        self.correspondence = corr
         unique, inverse = np.unique(corr.vertex_ids, return_inverse=True)
         self.inverse = torch.as_tensor(inverse.reshape(-1, 3))
         self.bary = torch.as_tensor(corr.barycentric)
@@ -259,6 +260,12 @@ class LandmarkBaseline:
         rotvec = Rotation.from_matrix(np.asarray(rotation) @ MODEL_TO_OPTICAL.T).as_rotvec()
         self.state = torch.as_tensor(np.concatenate((expression, rotvec, translation)), dtype=torch.float32)
 
+    def targets(self, observed: np.ndarray) -> LandmarkTargets:
+        """The fitted (not held-out) detections, for the refinement's landmark term."""
+        corr = self.correspondence
+        return LandmarkTargets(corr.vertex_ids[self.fitted], corr.barycentric[self.fitted],
+                               observed[corr.mediapipe_ids[self.fitted], :2])
+
     def held_out_error(self, observed: np.ndarray, expression, rotation, translation,
                        camera: CameraIntrinsics) -> float:
         """Mean pixel distance between the fitted mesh and MediaPipe on the held-out points."""
@@ -311,7 +318,9 @@ def run_video(args) -> dict:
                                                        photometric_max_time_ms=0.0),
             "offline": profile_config("offline"),
             "offline landmarks only": profile_config("offline", photometric_iterations=0)}
-    startup = runs["online"].identity_frames
+    if args.runs:
+        runs = {name: config for name, config in runs.items() if name in args.runs}
+    startup = profile_config("online").identity_frames
     figure_frame = min(len(frames), startup + args.offline_frames) - 1
     fits = {}
     results = {}
@@ -319,6 +328,10 @@ def run_video(args) -> dict:
         count = min(len(frames), startup + args.offline_frames) if name.startswith("offline") else len(frames)
         baseline = LandmarkBaseline(model, iterations=config.max_iterations)
         refiner = PhotometricRefiner(model, config)
+        if args.landmark_weight is not None:
+            refiner.weights.landmarks = args.landmark_weight
+        if args.photometric_weight is not None:
+            refiner.weights.photometric = args.photometric_weight
         judge = PhotometricRefiner(model, replace(config, image_scale=0.25))   # one scale to compare at
         rows = []
         progress_at = time.perf_counter()
@@ -333,7 +346,8 @@ def run_video(args) -> dict:
                 for appearance in (refiner, judge):
                     appearance.capture(frames[index], None, expression, rotation, translation, camera)
                 continue
-            result = refiner.refine(frames[index], camera, None, expression, rotation, translation)
+            targets = baseline.targets(observation.points) if args.landmark_term else None
+            result = refiner.refine(frames[index], camera, None, expression, rotation, translation, landmarks=targets)
             if result.iterations:
                 expression, rotation, translation = result.expression, result.rotation, result.translation
                 baseline.set_pose(expression, rotation, translation)
@@ -402,6 +416,12 @@ def main() -> int:
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "pytorch3d"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write per-frame rows here")
+    parser.add_argument("--no-landmark-term", dest="landmark_term", action="store_false",
+                        help="video mode: refine against the photo alone (no landmark term)")
+    parser.add_argument("--landmark-weight", type=float, help="override PhotometricWeights.landmarks")
+    parser.add_argument("--photometric-weight", type=float,
+                        help="override PhotometricWeights.photometric (0: what the landmark term alone does)")
+    parser.add_argument("--runs", nargs="+", help="video mode: only these runs (names as printed)")
     parser.add_argument("--figure", type=Path, help="video mode: save renders of each run over the photo here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

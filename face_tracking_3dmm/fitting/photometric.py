@@ -49,11 +49,12 @@ class PhotometricWeights:
     the previous frame's light).
     """
 
+    photometric: float = 1.0      #: scales the photometric term (0 = landmarks and priors only)
     expression: float = 0.1       #: per unit of blendshape weight (weaker lets noise into expression)
     rotation: float = 0.3         #: per radian of extra head rotation
     translation: float = 30.0     #: per metre of extra head translation
     lighting: float = 0.05        #: per unit change of an SH coefficient within one frame
-    landmarks: float = 1e-3       #: per squared pixel (full image) of mean landmark error, when given
+    landmarks: float = 1e-2       #: per squared pixel (full image) of mean landmark error, when given
     huber: float = 0.1            #: colour difference beyond which a pixel counts as an outlier
     damping: float = 1e-3         #: Levenberg-Marquardt damping, relative to the diagonal
     adam_lr: float = 0.01         #: Adam step size (parameters are all ~unit scale)
@@ -494,7 +495,7 @@ class _VisibleFrame:
         """Stacked weighted residuals whose squared sum is the energy."""
         problem, w = self.problem, self.problem.refiner.weights
         expr, rotvec, dt, sh = problem.split(params)
-        photo = (self.shade(params) - self.target) * (robust / self.num_pixels).sqrt().unsqueeze(1)
+        photo = (self.shade(params) - self.target) * (w.photometric * robust / self.num_pixels).sqrt().unsqueeze(1)
         return torch.cat((photo.flatten(),
                           problem.landmark_residuals(params),
                           (expr - problem.expr0) * w.expression ** 0.5,
@@ -551,7 +552,7 @@ class _VisibleFrame:
                                        torch.stack((uy, -ux, zero_n), 1)), 1)
         d_irr = d_irr_d_bary @ d_bary                                        # (N, 3, K + 6)
         d_irr[:, :, n_expr:n_expr + 3] += d_irr_d_unit @ unit_minus_skew
-        scale = (robust / self.num_pixels).sqrt()
+        scale = (w.photometric * robust / self.num_pixels).sqrt()
         d_geometry = (irradiance.unsqueeze(2) * (self.corner_colors.transpose(1, 2) @ d_bary)
                       + albedo.unsqueeze(2) * d_irr)
         d_light = (albedo[:, :, None, None] * basis[:, None, :, None]
