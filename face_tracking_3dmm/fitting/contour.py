@@ -1,0 +1,94 @@
+"""Contour-aware iBUG 68 points: the jawline follows the model's silhouette on a turned face.
+
+Annotators put the 17 jawline points on the visible outline of the face. Fixed vertices are right
+for a frontal face only: on a turned face the far cheek's outline lies on vertices nearer the nose.
+As eos and 3DDFA do, each jawline point gets a set of candidate vertices on a horizontal line
+across the cheek (from its fixed vertex towards the face's middle, in the neutral mesh); given the
+pose, the candidate furthest out in the image along the head's left-right axis is the silhouette
+point. The near side keeps (about) its fixed vertex, since no candidate lies further out. The chin
+point and the 51 inner points are fixed vertices (the model's ``landmarks_ibug68``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from face_tracking_3dmm.correspondence import ibug68_vertex_ids
+from face_tracking_3dmm.fitting.camera import model_to_camera, project
+from face_tracking_3dmm.fitting.landmark_solver import DTYPE, FaceParameters, PointBases
+from face_tracking_3dmm.model import ICTFaceModel
+
+JAWLINE = np.arange(17)
+CHIN = 8
+#: Half-height (cm) of the horizontal band of candidates around a jawline point.
+BAND_HALF_HEIGHT_CM = 0.35
+#: How far (cm) towards the face's middle the candidates reach, and beyond the fixed vertex outwards.
+REACH_INWARD_CM, REACH_OUTWARD_CM = 3.5, 0.2
+
+
+def jawline_candidates(model: ICTFaceModel) -> list[np.ndarray]:
+    """Full-model vertex ids of the candidates of each of the 17 jawline points (deterministic).
+
+    A candidate is a face-region vertex on the same side as the point, within the band around its
+    height, between ``REACH_INWARD_CM`` inside and ``REACH_OUTWARD_CM`` outside its x, and not
+    behind it (z at least the point's, less the band): the cheek surface, not the ear or neck.
+    """
+    fixed = ibug68_vertex_ids(model.extras)
+    face = model.region("face")
+    neutral = model.neutral.detach().cpu().numpy().astype(np.float64)
+    positions = neutral[face]
+    candidates = []
+    for point in JAWLINE:
+        vertex = fixed[point]
+        x, y, z = neutral[vertex]
+        if point == CHIN:
+            candidates.append(np.array([vertex]))
+            continue
+        side = np.sign(x)
+        lateral = positions[:, 0] * side
+        keep = ((np.abs(positions[:, 1] - y) <= BAND_HALF_HEIGHT_CM)
+                & (lateral >= abs(x) - REACH_INWARD_CM) & (lateral <= abs(x) + REACH_OUTWARD_CM)
+                & (positions[:, 2] >= z - BAND_HALF_HEIGHT_CM))
+        ids = np.union1d(face[keep], [vertex])
+        candidates.append(ids)
+    return candidates
+
+
+class Landmarks68:
+    """The 68 iBUG points of a fitted face, the jawline chosen on the silhouette.
+
+    Args:
+        model: the full ICT model (its ``landmarks_ibug68`` and face region are read once).
+    """
+
+    def __init__(self, model: ICTFaceModel):
+        fixed = ibug68_vertex_ids(model.extras)
+        self.candidates = jawline_candidates(model)
+        all_ids = np.concatenate([fixed] + self.candidates)
+        self.bases = PointBases.from_model(model, all_ids[:, None], np.ones((len(all_ids), 1)))
+        #: Per jawline point, the rows of its candidates in ``bases``.
+        offsets = np.cumsum([68] + [len(c) for c in self.candidates])
+        self._groups = [torch.arange(int(offsets[i]), int(offsets[i + 1])) for i in range(len(self.candidates))]
+        self._sides = torch.tensor(np.sign(model.neutral[fixed[JAWLINE], 0].numpy()), dtype=DTYPE)
+        self._sides[CHIN] = 0.0
+
+    def project(self, identity: torch.Tensor | None, params: FaceParameters, intrinsics: torch.Tensor,
+                contour: bool = True) -> np.ndarray:
+        """(68, 2) pixels; ``contour=False`` gives the fixed vertices (for comparison)."""
+        points = self.bases.points(self.bases.shape(identity), params.expression.to(DTYPE))
+        rotation, translation = params.rotation.to(DTYPE), params.translation.to(DTYPE)
+        pixels = project(model_to_camera(points, rotation, translation), intrinsics.to(DTYPE))
+        out = pixels[:68].clone()
+        if contour:
+            # Image direction of the head's +x axis: "outwards" is +side along it.
+            origin = project(model_to_camera(torch.zeros(1, 3, dtype=DTYPE), rotation, translation), intrinsics)
+            tip = project(model_to_camera(torch.tensor([[1.0, 0.0, 0.0]], dtype=DTYPE), rotation, translation),
+                          intrinsics)
+            axis = (tip - origin)[0]
+            axis = axis / axis.norm().clamp_min(1e-9)
+            for point, group in zip(JAWLINE, self._groups):
+                if self._sides[point] == 0:
+                    continue
+                outward = (pixels[group] @ axis) * self._sides[point]
+                out[point] = pixels[group][int(outward.argmax())]
+        return out.numpy()
