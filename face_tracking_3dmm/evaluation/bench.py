@@ -68,21 +68,21 @@ class _AccuracyProbe:
     """Accuracy measured the same way for every profile, outside the timed call.
 
     * landmark error: the fitted model at MediaPipe's corresponded points vs MediaPipe's detection
-      (:mod:`face_tracking_3dmm.evaluation.holdout`), on ``held_out_ids`` when the profile holds
-      points out of its fit, else on all points (then it is the fit's residual: named so);
+      (:mod:`face_tracking_3dmm.evaluation.holdout`) at points the fit does not use (default: the
+      face oval); with an empty held-out set, at the fitted points (the fit's residual: named so);
     * photometric error: one :class:`PhotometricRefiner` at a fixed scale captures the person's
       colours from the profile's own fits on the first frames, then measures the mean absolute
       colour error (0..255) of the rendered face on the later frames.
     """
 
-    def __init__(self, held_out_ids=(), capture_frames: int = 10, image_scale: float = 0.25):
-        from face_tracking_3dmm.evaluation.holdout import ModelLandmarkProjector
+    def __init__(self, held_out_ids=None, capture_frames: int = 10, image_scale: float = 0.25):
+        from face_tracking_3dmm.evaluation.holdout import DEFAULT_HELD_OUT, ModelLandmarkProjector
         from face_tracking_3dmm.fitting.photometric import PhotometricRefiner
         from face_tracking_3dmm.model import ICTFaceModel
 
         model = ICTFaceModel.load()
         self.projector = ModelLandmarkProjector(model)
-        self.held = np.isin(self.projector.mediapipe_ids, np.asarray(list(held_out_ids), dtype=np.int64))
+        self.held, self.fitted = self.projector.masks(DEFAULT_HELD_OUT if held_out_ids is None else held_out_ids)
         self.refiner = PhotometricRefiner(model, config_module.replace(config_module.TrackerConfig(),
                                                                        image_scale=image_scale))
         self.capture_frames, self.captured = capture_frames, 0
@@ -93,7 +93,7 @@ class _AccuracyProbe:
             observed = np.asarray(face.landmarks_mediapipe, dtype=np.float64)
             errors = self.projector.errors_px(observed, face.identity, face.expression, face.rotation,
                                               face.translation, camera)
-            self.landmark.append(float(np.nanmean(errors[self.held] if self.held.any() else errors)))
+            self.landmark.append(float(np.nanmean(errors[self.held] if self.held.any() else errors[self.fitted])))
         parameters = (face.identity, face.expression, face.rotation, face.translation)
         if self.captured < self.capture_frames:
             self.refiner.capture(rgb, *parameters, camera)
@@ -114,7 +114,7 @@ class _AccuracyProbe:
 
 
 def bench_profile(name: str, config: config_module.TrackerConfig, frames: list[tuple[float, np.ndarray]],
-                  camera: CameraIntrinsics, progress: bool = True, held_out_ids=()) -> dict[str, Any]:
+                  camera: CameraIntrinsics, progress: bool = True, held_out_ids=None) -> dict[str, Any]:
     """Run the tracker over ``frames`` with ``config``: wall ms per frame, per-stage ms, accuracy."""
     from tqdm import tqdm
 

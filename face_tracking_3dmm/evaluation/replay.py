@@ -182,8 +182,8 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
     :class:`face_tracking_3dmm.evaluation.bagio.BagError` after the report is written.
     ``node_command`` replaces the tracker executable (it must accept ``--ros-args`` remappings).
     After the replay, MediaPipe runs on the bag's images to measure the fitted model against its
-    points (:mod:`face_tracking_3dmm.evaluation.holdout`); ``held_out_ids`` are the MediaPipe
-    points the tracker was configured not to fit.
+    points (:mod:`face_tracking_3dmm.evaluation.holdout`); ``held_out_ids`` are MediaPipe points
+    the tracker does not fit (default: the face oval).
     """
     bag, output = Path(bag), Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -283,7 +283,8 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
         run["recorded_topics"] = recorder.counts
         try:
             from face_tracking_3dmm.evaluation import holdout
-            run["landmark_comparison"] = holdout.errors_against_mediapipe(bag, frames, held_out_ids or (), progress)
+            run["landmark_comparison"] = holdout.errors_against_mediapipe(
+                bag, frames, holdout.DEFAULT_HELD_OUT if held_out_ids is None else held_out_ids, progress)
         except Exception as error:  # the replay's results matter more than this extra comparison
             run["landmark_comparison"] = {"error": f"{type(error).__name__}: {error}"}
         _write_frames(output, frames, start)
