@@ -86,6 +86,7 @@ class _Face:
     seen_last_frame: bool = False
     refiner: object | None = None              #: PhotometricRefiner, made on first use
     result: FaceResult | None = None           #: last published result (kept while lost)
+    eye_centers: tuple = (None, None)          #: (identity tensor, (2, 3) eye centres in metres)
 
 
 @dataclass
@@ -360,7 +361,9 @@ class FaceTracker:
         identity = face.identity.identity
         expression = params.expression.numpy()
         names = self.model.expression_names
-        eye_centers = np.stack([self._region_mean(ids, identity) for ids in self._eye_regions]) * CM_TO_M
+        if face.eye_centers[0] is not identity:
+            face.eye_centers = (identity, np.stack([self._region_mean(ids, identity)
+                                                    for ids in self._eye_regions]) * CM_TO_M)
         return FaceResult(
             face_id=face.face_id,
             tracking_state=TrackingState.TRACKING if face.identity.frozen else TrackingState.FITTING_IDENTITY,
@@ -373,7 +376,7 @@ class FaceTracker:
             fit_error_px=float(rms_px),
             iterations=int(iterations),
             eye_rotations=eye_rotations(names, expression),
-            eye_centers=eye_centers,
+            eye_centers=face.eye_centers[1].copy(),
             jaw_open=float(expression[names.index("jawOpen")]),
             landmarks_mediapipe=np.asarray(observation.points[:, :2], dtype=np.float64).copy(),
             bbox=tuple(float(v) for v in observation.bbox))

@@ -33,7 +33,7 @@ TRANSLATION_UNITS = 100.0 ** 2 * 0.01
 DTYPE = torch.float64
 
 
-@dataclass(frozen=True)
+@dataclass
 class PointBases:
     """The model at M surface points (barycentric combinations of vertices), float64, cm.
 
@@ -44,6 +44,7 @@ class PointBases:
     mean: torch.Tensor
     identity: torch.Tensor
     expression: torch.Tensor
+    _shape_cache: tuple = field(default=(None, None), repr=False, compare=False)
 
     @classmethod
     def from_model(cls, model: ICTFaceModel, vertex_ids: np.ndarray, barycentric: np.ndarray) -> "PointBases":
@@ -68,8 +69,16 @@ class PointBases:
         return self.mean.shape[0]
 
     def shape(self, identity: torch.Tensor | None) -> torch.Tensor:
-        """(M, 3) points with ``identity`` (K_id,) and no expression, cm."""
-        return self.mean if identity is None else self.mean + self.identity @ identity.to(DTYPE)
+        """(M, 3) points with ``identity`` (K_id,) and no expression, cm.
+
+        The last result is cached by tensor object: a frozen identity costs nothing per frame
+        (identity tensors are never modified in place here).
+        """
+        if identity is None:
+            return self.mean
+        if self._shape_cache[0] is not identity:
+            self._shape_cache = (identity, self.mean + self.identity @ identity.to(DTYPE))
+        return self._shape_cache[1]
 
     def points(self, shape: torch.Tensor, expression: torch.Tensor) -> torch.Tensor:
         """(M, 3) points of an identity ``shape`` (M, 3) with ``expression`` (K_exp,), cm."""

@@ -1,0 +1,171 @@
+"""The LM landmark solver on synthetic faces: model points projected from known parameters.
+
+Ground truth is exact: the real ICT model at the shipped MediaPipe correspondence's points, posed
+and projected with known identity, expression and pose, plus small pixel noise.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from face_tracking_3dmm.correspondence import FACE_OVAL, IRIS, load_correspondence
+from face_tracking_3dmm.fitting.camera import MODEL_TO_OPTICAL, intrinsics_tensor, model_to_camera, project
+from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases, SolverWeights,
+                                                        _Linearisation, solve_frame, solve_identity)
+from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix, rotation_angle
+from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
+from face_tracking_3dmm.results import CameraIntrinsics
+
+torch.set_num_threads(1)
+CAMERA = CameraIntrinsics.default_for(640, 480)
+K = intrinsics_tensor(CAMERA)
+
+
+@pytest.fixture(scope="module")
+def model():
+    try:
+        return ICTFaceModel.load()
+    except ModelNotFoundError as err:
+        pytest.skip(f"ICT model not available: {err}")
+
+
+@pytest.fixture(scope="module")
+def bases(model):
+    corr = load_correspondence()
+    corr = corr.select(np.setdiff1d(corr.mediapipe_ids, np.concatenate((FACE_OVAL, IRIS))))
+    return PointBases.from_model(model, corr.vertex_ids, corr.barycentric)
+
+
+def _expression(model, **weights) -> torch.Tensor:
+    out = torch.zeros(model.num_expression, dtype=DTYPE)
+    for name, value in weights.items():
+        out[model.expression_names.index(name)] = value
+    return out
+
+
+def _truth(model, rotvec, translation, **weights) -> FaceParameters:
+    rotation = axis_angle_to_matrix(torch.tensor(rotvec, dtype=DTYPE)) @ torch.as_tensor(MODEL_TO_OPTICAL)
+    return FaceParameters(rotation, torch.tensor(translation, dtype=DTYPE), _expression(model, **weights))
+
+
+def _observe(bases, params, identity=None, noise_px=0.2, seed=0, prior=None) -> Observation:
+    pixels = project(model_to_camera(bases.points(bases.shape(identity), params.expression), params.rotation,
+                                     params.translation), K)
+    gen = torch.Generator().manual_seed(seed)
+    pixels = pixels + noise_px * torch.randn(pixels.shape, generator=gen, dtype=DTYPE)
+    prior = torch.zeros(params.expression.shape[0], dtype=DTYPE) if prior is None else prior
+    return Observation(pixels, torch.ones(len(bases), dtype=DTYPE), K, prior)
+
+
+def _frontal_start(model, depth=0.5) -> FaceParameters:
+    return FaceParameters(torch.as_tensor(MODEL_TO_OPTICAL), torch.tensor([0.0, 0.0, depth], dtype=DTYPE),
+                          torch.zeros(model.num_expression, dtype=DTYPE))
+
+
+def test_point_bases_match_the_model(model, bases):
+    corr = load_correspondence()
+    identity = torch.randn(model.num_identity)
+    expression = torch.rand(model.num_expression)
+    full = corr.points(model.vertices(identity, expression).to(DTYPE))
+    kept = np.isin(corr.mediapipe_ids, np.setdiff1d(corr.mediapipe_ids, np.concatenate((FACE_OVAL, IRIS))))
+    ours = bases.points(bases.shape(identity.to(DTYPE)), expression.to(DTYPE))
+    assert torch.allclose(ours, full[kept], atol=1e-4)
+
+
+def test_jacobian_matches_autograd(model, bases):
+    truth = _truth(model, [0.1, 0.3, -0.05], [0.02, 0.01, 0.55], jawOpen=0.3, mouthSmile_L=0.4)
+    identity = torch.randn(model.num_identity, dtype=DTYPE) * 0.5
+    obs = _observe(bases, truth, identity)
+    lin = _Linearisation(bases, bases.shape(identity), obs, truth, SolverWeights(), True, identity)
+    sqrt_w = (obs.weights.sqrt() / obs.scale_px)[:, None]
+
+    def residual(delta):
+        num_exp = model.num_expression
+        rotation = axis_angle_to_matrix(delta[:3]) @ truth.rotation
+        points = bases.points(bases.shape(identity + delta[6 + num_exp:]), truth.expression + delta[6:6 + num_exp])
+        pixels = project(model_to_camera(points, rotation, truth.translation + delta[3:6]), K)
+        return ((pixels - obs.points_px) * sqrt_w).reshape(-1)
+
+    numeric = torch.autograd.functional.jacobian(residual, torch.zeros(lin.jacobian.shape[1], dtype=DTYPE))
+    assert torch.allclose(lin.jacobian, numeric, atol=1e-8)
+    assert torch.allclose(lin.residual, residual(torch.zeros(lin.jacobian.shape[1], dtype=DTYPE)))
+
+
+@pytest.mark.parametrize("rotvec", [[0.0, 0.0, 0.0], [0.15, 0.5, 0.1], [-0.2, -0.6, 0.0], [0.3, 0.0, -0.3]])
+def test_recovers_pose_and_expression(model, bases, rotvec):
+    truth = _truth(model, rotvec, [0.03, -0.02, 0.5], jawOpen=0.35, mouthSmile_L=0.6, mouthSmile_R=0.5,
+                   eyeBlink_L=0.8, eyeBlink_R=0.7, browInnerUp_L=0.4, browInnerUp_R=0.4)
+    # Gaze blendshapes move the eyelids only slightly (ICT's eyeballs do not follow them), so they
+    # are the first to take up pixel noise: 0.05 px keeps every weight within 0.05, 0.2 px does not.
+    obs = _observe(bases, truth, noise_px=0.05)
+    result = solve_frame(bases, obs, _frontal_start(model), None, SolverWeights(expression_prior=0.001),
+                         max_iterations=30)
+    angle_deg = math.degrees(float(rotation_angle(result.parameters.rotation, truth.rotation)))
+    assert angle_deg < 1.0
+    assert float((result.parameters.expression - truth.expression).abs().max()) < 0.05
+    assert torch.allclose(result.parameters.translation, truth.translation, atol=2e-3)
+    assert result.rms_px < 0.5
+    assert ((result.parameters.expression >= 0) & (result.parameters.expression <= 1)).all()
+
+
+def test_warm_start_converges_in_the_frame_budget(model, bases):
+    """From the previous frame's solution, the default 4 iterations reach the noise floor."""
+    previous = _truth(model, [0.1, 0.3, 0.0], [0.0, 0.0, 0.5], jawOpen=0.2)
+    current = _truth(model, [0.12, 0.33, 0.01], [0.004, 0.0, 0.5], jawOpen=0.3, mouthSmile_L=0.2)
+    obs = _observe(bases, current, noise_px=0.0)
+    result = solve_frame(bases, obs, previous, None, SolverWeights(expression_prior=0.0, temporal=0.0),
+                         max_iterations=4)
+    assert result.iterations <= 4
+    assert math.degrees(float(rotation_angle(result.parameters.rotation, current.rotation))) < 0.2
+    assert result.rms_px < 0.1
+
+
+def test_time_budget_stops_early(model, bases):
+    obs = _observe(bases, _truth(model, [0.1, 0.4, 0.0], [0.0, 0.0, 0.5], jawOpen=0.5))
+    result = solve_frame(bases, obs, _frontal_start(model), None, max_iterations=100, max_time_ms=1e-6)
+    assert result.iterations == 1
+
+
+def test_temporal_prior_pulls_towards_previous(model, bases):
+    truth = _truth(model, [0.0, 0.2, 0.0], [0.0, 0.0, 0.5], jawOpen=0.6)
+    previous = _truth(model, [0.0, 0.2, 0.0], [0.0, 0.0, 0.5], jawOpen=0.2)
+    free = solve_frame(bases, _observe(bases, truth), previous, max_iterations=20,
+                       weights=SolverWeights(temporal=0.0))
+    obs = _observe(bases, truth)
+    obs.previous = previous
+    held = solve_frame(bases, obs, previous, max_iterations=20, weights=SolverWeights(temporal=1000.0))
+    jaw = model.expression_names.index("jawOpen")
+    assert abs(float(free.parameters.expression[jaw]) - 0.6) < 0.05
+    assert float(held.parameters.expression[jaw]) < float(free.parameters.expression[jaw]) - 0.05
+
+
+def test_joint_identity_fit_recovers_the_face(model, bases):
+    gen = torch.Generator().manual_seed(3)
+    identity = torch.randn(model.num_identity, generator=gen, dtype=DTYPE)
+    poses = [([0.0, 0.0, 0.0], dict(jawOpen=0.2)), ([0.1, 0.5, 0.0], dict(mouthSmile_L=0.5)),
+             ([-0.1, -0.5, 0.1], dict(eyeBlink_L=0.6)), ([0.3, 0.2, 0.0], dict(jawOpen=0.4)),
+             ([-0.2, 0.0, -0.1], {})]
+    truths = [_truth(model, rotvec, [0.0, 0.0, 0.45], **weights) for rotvec, weights in poses]
+    observations = [_observe(bases, t, identity, noise_px=0.2, seed=n) for n, t in enumerate(truths)]
+    starts = [solve_frame(bases, obs, _frontal_start(model), None, max_iterations=15).parameters
+              for obs in observations]
+    fitted, frames, rms = solve_identity(bases, observations, starts, weights=SolverWeights(expression_prior=0.001),
+                                         iterations=15)
+    # Identity is judged where it matters: the shape of the face at the fitted points, in cm.
+    mean_error = float((bases.shape(None) - bases.shape(identity)).norm(dim=1).mean())
+    fitted_error = float((bases.shape(fitted) - bases.shape(identity)).norm(dim=1).mean())
+    assert fitted_error < 0.4 * mean_error
+    assert rms < 0.5
+    # Pose and identity trade a little (a face shape can mimic a slight tilt): within 2 degrees here.
+    for truth, frame in zip(truths, frames):
+        assert math.degrees(float(rotation_angle(frame.rotation, truth.rotation))) < 2.0
+
+
+def test_observation_checks(bases):
+    with pytest.raises(ValueError, match=r"\(M, 2\)"):
+        Observation(torch.zeros(5, 3), torch.ones(5), K, torch.zeros(53))
+    with pytest.raises(ValueError, match="weights"):
+        Observation(torch.zeros(5, 2), torch.ones(4), K, torch.zeros(53))
