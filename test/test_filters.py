@@ -1,0 +1,94 @@
+"""One-Euro filters: no added lag on a step, less jitter at rest, rotations stay rotations."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from face_tracking_3dmm.filters import OneEuroFilter, PoseExpressionFilter, RotationOneEuroFilter, smoothing_factor
+from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix, matrix_to_axis_angle
+
+FPS = 30.0
+DEFAULTS = dict(min_cutoff=1.5, beta=0.05)     # TrackerConfig's smoothing defaults
+
+
+def _run(filt, values, fps=FPS):
+    return np.array([filt(v, n / fps) for n, v in enumerate(values)])
+
+
+def test_smoothing_factor_limits():
+    assert smoothing_factor(1e9, 1 / 30) == pytest.approx(1.0)
+    assert smoothing_factor(1e-9, 1 / 30) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_step_passes_in_the_same_frame():
+    """A fast change (a blink, a mouth opening) is not delayed: the output moves most of the way in
+    the very frame of the step, and arrives within a few frames."""
+    steps = np.concatenate((np.zeros(30), np.ones(30)))[:, None] * np.array([0.8])   # expression 0 -> 0.8
+    out = _run(OneEuroFilter(scale=100.0, **DEFAULTS), steps)[:, 0]
+    assert out[29] == 0.0
+    assert out[30] > 0.5 * 0.8          # more than half the step in its own frame: no frame of lag
+    assert out[33] > 0.95 * 0.8
+
+
+def test_reduces_jitter_at_rest():
+    rng = np.random.default_rng(0)
+    noisy = 0.3 + rng.normal(0.0, 0.01, size=(300, 5))
+    out = _run(OneEuroFilter(scale=100.0, **DEFAULTS), noisy)
+    assert np.std(np.diff(out[50:], axis=0)) < 0.5 * np.std(np.diff(noisy[50:], axis=0))
+    assert np.abs(out[50:].mean() - 0.3) < 0.005
+
+
+def test_timestamps_drive_the_smoothing():
+    """The same samples at a lower rate are smoothed less per sample (dt-aware), and a long gap restarts."""
+    values = np.concatenate((np.zeros(5), np.full(5, 1.0)))[:, None]
+    fast = _run(OneEuroFilter(1.0, 0.0), values, fps=100.0)[:, 0]
+    slow = _run(OneEuroFilter(1.0, 0.0), values, fps=5.0)[:, 0]
+    assert slow[5] > fast[5]
+    filt = OneEuroFilter(1.0, 0.0)
+    filt(np.zeros(1), 0.0)
+    assert filt(np.ones(1), 5.0)[0] == 1.0          # after a 5 s gap the sample passes unchanged
+
+
+def test_disabled_and_checks():
+    values = np.random.default_rng(1).normal(size=(10, 3))
+    assert np.array_equal(_run(OneEuroFilter(0.0, 0.05), values), values)
+    filt = OneEuroFilter(1.0, 0.0)
+    filt(np.zeros(3), 0.0)
+    with pytest.raises(ValueError, match="shape"):
+        filt(np.zeros(4), 0.1)
+    with pytest.raises(ValueError):
+        OneEuroFilter(-1.0, 0.0)
+
+
+def test_rotation_filter_smooths_and_stays_on_so3():
+    rng = np.random.default_rng(2)
+    base = torch.tensor([0.2, 0.5, 0.1], dtype=torch.float64)
+    filt = RotationOneEuroFilter(**DEFAULTS)
+    raw_angles, out_angles = [], []
+    for n in range(200):
+        noise = torch.as_tensor(rng.normal(0.0, np.radians(0.5), 3))
+        raw = axis_angle_to_matrix(base + noise).numpy()
+        out = filt(raw, n / FPS)
+        assert np.allclose(out @ out.T, np.eye(3), atol=1e-9)
+        raw_angles.append(matrix_to_axis_angle(torch.as_tensor(raw)).numpy())
+        out_angles.append(matrix_to_axis_angle(torch.as_tensor(out)).numpy())
+    jitter = lambda a: np.std(np.diff(np.array(a)[50:], axis=0))  # noqa: E731
+    assert jitter(out_angles) < 0.5 * jitter(raw_angles)
+    assert np.allclose(np.mean(out_angles[50:], axis=0), base.numpy(), atol=np.radians(0.3))
+
+
+def test_rotation_step_without_lag():
+    filt = RotationOneEuroFilter(**DEFAULTS)
+    start, end = np.eye(3), axis_angle_to_matrix(torch.tensor([0.0, 0.5, 0.0], dtype=torch.float64)).numpy()
+    for n in range(30):
+        filt(start, n / FPS)
+    moved = matrix_to_axis_angle(torch.as_tensor(filt(end, 30 / FPS))).norm().item()
+    assert moved > 0.25                      # over half of the 0.5 rad turn in the step's own frame
+
+
+def test_pose_expression_filter_clips_expression():
+    filt = PoseExpressionFilter(**DEFAULTS)
+    rotation, translation, expression = filt(np.eye(3), np.zeros(3), np.array([1.2, -0.1, 0.5]), 0.0)
+    assert expression.min() >= 0.0 and expression.max() <= 1.0
+    assert rotation.shape == (3, 3) and translation.shape == (3,)

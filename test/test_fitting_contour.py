@@ -1,0 +1,76 @@
+"""Contour-aware jawline: on a turned face the far side's 68-point jaw lies on the silhouette."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from face_tracking_3dmm.fitting.camera import MODEL_TO_OPTICAL, intrinsics_tensor, model_to_camera
+from face_tracking_3dmm.fitting.contour import CHIN, Landmarks68, jawline_candidates
+from face_tracking_3dmm.fitting.landmark_solver import DTYPE, FaceParameters
+from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
+from face_tracking_3dmm.rendering import vertex_normals
+from face_tracking_3dmm.results import CameraIntrinsics
+from face_tracking_3dmm.synthetic import head_rotation
+
+K = intrinsics_tensor(CameraIntrinsics.default_for(640, 480))
+
+
+@pytest.fixture(scope="module")
+def model():
+    try:
+        return ICTFaceModel.load()
+    except ModelNotFoundError as err:
+        pytest.skip(f"ICT model not available: {err}")
+
+
+@pytest.fixture(scope="module")
+def landmarks(model):
+    return Landmarks68(model)
+
+
+def _pose(model, yaw_deg) -> FaceParameters:
+    rotation = torch.as_tensor(MODEL_TO_OPTICAL @ head_rotation(yaw_deg, 0.0, 0.0))
+    return FaceParameters(rotation, torch.tensor([0.0, 0.0, 0.5], dtype=DTYPE),
+                          torch.zeros(model.num_expression, dtype=DTYPE))
+
+
+def test_candidates_are_deterministic_lines_across_the_cheek(model):
+    first, second = jawline_candidates(model), jawline_candidates(model)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    fixed = model.extras["landmarks_ibug68"]
+    for point, ids in enumerate(first):
+        assert fixed[point] in ids
+        assert len(ids) == 1 if point == CHIN else len(ids) > 10
+
+
+def test_frontal_face_keeps_the_fixed_jaw(model, landmarks):
+    pose = _pose(model, 0.0)
+    contour = landmarks.project(None, pose, K)
+    fixed = landmarks.project(None, pose, K, contour=False)
+    assert contour.shape == (68, 2)
+    assert np.array_equal(contour[17:], fixed[17:])
+    assert np.abs(contour - fixed).max() < 4.0
+
+
+def test_turned_face_jaw_is_on_the_silhouette(model, landmarks):
+    """At 40 degrees of yaw the far cheek's jaw points sit where the surface turns away from the
+    camera (normal about perpendicular to the line of sight), unlike the fixed vertices."""
+    pose = _pose(model, 40.0)
+    contour = landmarks.project(None, pose, K)
+    fixed = landmarks.project(None, pose, K, contour=False)
+    cam = model_to_camera(model.neutral.to(DTYPE), pose.rotation, pose.translation)
+    normals = vertex_normals(cam, model.triangles)
+    facing = lambda vertex: abs(float(normals[vertex] @ cam[vertex] / cam[vertex].norm()))  # noqa: E731
+    far_side = range(10, 17)          # model +x: turned away at positive yaw
+    chosen = []
+    for point in far_side:
+        group = landmarks.candidates[point]
+        pixels = landmarks.project(None, pose, K, contour=True)[point]
+        # Which candidate was chosen: the one projecting to the returned pixel.
+        cand_px = (cam[group, :2] / cam[group, 2:]) * K[:2] + K[2:]
+        vertex = group[int((cand_px - torch.as_tensor(pixels)).norm(dim=1).argmin())]
+        chosen.append(facing(vertex))
+        assert facing(vertex) <= facing(model.extras["landmarks_ibug68"][point]) + 1e-9
+    assert np.median(chosen) < 0.3
+    assert np.abs(contour[10:17] - fixed[10:17]).max() > 5.0
