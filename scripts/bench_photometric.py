@@ -34,13 +34,14 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from face_tracking_3dmm.config import TrackerConfig, load_yaml, replace  # noqa: E402
-from face_tracking_3dmm.fitting.photometric import LandmarkTargets, PhotometricRefiner, axis_angle_to_matrix  # noqa: E402
+from face_tracking_3dmm.fitting.camera import MODEL_TO_OPTICAL  # noqa: E402
+from face_tracking_3dmm.fitting.photometric import LandmarkTargets, PhotometricRefiner  # noqa: E402
+from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix  # noqa: E402
 from face_tracking_3dmm.model import ICTFaceModel  # noqa: E402
 from face_tracking_3dmm.rendering import ambient_sh_coefficients, make_renderer  # noqa: E402
 from face_tracking_3dmm.results import CameraIntrinsics  # noqa: E402
 
 PROFILES = ("online", "offline")
-MODEL_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])
 
 
 def percentile(values, q: float) -> float:

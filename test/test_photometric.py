@@ -12,8 +12,10 @@ import torch
 
 from face_tracking_3dmm.config import TrackerConfig, replace
 from face_tracking_3dmm.correspondence import load_correspondence
-from face_tracking_3dmm.fitting.photometric import (LandmarkTargets, PhotometricRefiner, axis_angle_to_matrix,
-                                                    prepare_image, sample_image, scaled_camera)
+from face_tracking_3dmm.fitting.camera import MODEL_TO_OPTICAL
+from face_tracking_3dmm.fitting.photometric import (LandmarkTargets, PhotometricRefiner, prepare_image, sample_image,
+                                                    scaled_camera)
+from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix
 from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
 from face_tracking_3dmm.rendering import ambient_sh_coefficients, make_renderer
 from face_tracking_3dmm.results import CameraIntrinsics
@@ -22,8 +24,6 @@ torch.set_num_threads(1)
 
 WIDTH, HEIGHT = 320, 240
 CAMERA = CameraIntrinsics.default_for(WIDTH, HEIGHT)
-#: Model frame (y up, z out of the face) -> camera optical frame (y down, z forward).
-MODEL_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])
 
 
 def _rotation(rotvec) -> np.ndarray:
@@ -86,15 +86,6 @@ def _perturbed(scene, model):
 
 
 class TestHelpers:
-    def test_axis_angle_to_matrix(self):
-        rot = axis_angle_to_matrix(torch.tensor([0.0, 0.0, np.pi / 2], dtype=torch.float64))
-        assert torch.allclose(rot, torch.tensor([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]], dtype=torch.float64), atol=1e-12)
-        assert torch.allclose(axis_angle_to_matrix(torch.zeros(3)), torch.eye(3))
-        rotvec = torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64, requires_grad=True)
-        assert torch.autograd.gradcheck(axis_angle_to_matrix, (rotvec,))
-        tiny = torch.tensor([1e-6, 0.0, 0.0], dtype=torch.float64, requires_grad=True)
-        assert torch.autograd.gradcheck(axis_angle_to_matrix, (tiny,))
-
     def test_scaled_camera_keeps_pixel_centres(self):
         camera = CameraIntrinsics(100.0, 100.0, 31.5, 23.5, 64, 48)   # centre between pixels 31 and 32
         k = scaled_camera(camera, 32, 24)

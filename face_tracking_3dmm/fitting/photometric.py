@@ -26,13 +26,14 @@ import torch
 import torch.nn.functional as F
 
 from face_tracking_3dmm.config import TrackerConfig
+from face_tracking_3dmm.fitting.camera import CM_TO_M
+from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix, skew
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.rendering import (Rendering, ambient_sh_coefficients, make_renderer, project_to_pixels,
                                           sh_basis, sh_basis_jacobian, triangle_barycentrics,
                                           triangle_barycentrics_jacobian, vertex_normals)
 from face_tracking_3dmm.results import CameraIntrinsics
 
-CM_TO_M = 0.01
 #: Region rendered and compared with the photo: the narrow face (no ears, neck or hairline, which
 #: hair and background cover, and which would cost a third more triangles to rasterise).
 REGION = "narrow_face"
@@ -87,21 +88,6 @@ class LandmarkTargets:
     vertex_ids: np.ndarray
     barycentric: np.ndarray
     points_px: np.ndarray
-
-
-def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
-    """(3,) axis-angle (radians) -> (3, 3) rotation, Rodrigues' formula, smooth at zero."""
-    theta2 = (rotvec * rotvec).sum()
-    zero = rotvec.new_zeros(())
-    k = torch.stack((torch.stack((zero, -rotvec[2], rotvec[1])),
-                     torch.stack((rotvec[2], zero, -rotvec[0])),
-                     torch.stack((-rotvec[1], rotvec[0], zero))))
-    small = theta2 < 1e-8
-    theta = torch.sqrt(torch.where(small, torch.ones_like(theta2), theta2))
-    # sin(t)/t and (1 - cos(t))/t^2 with their Taylor series near 0.
-    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
-    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / (theta * theta))
-    return torch.eye(3, dtype=rotvec.dtype, device=rotvec.device) + a * k + b * (k @ k)
 
 
 def scaled_camera(camera: CameraIntrinsics, width: int, height: int) -> torch.Tensor:
@@ -367,12 +353,8 @@ class _Problem:
         relative = (neutral_rows + expression_rows @ expr) @ rot.T
         verts = relative + self.t0 + dt
         n_vert = len(verts)
-        x, y, z = relative.unbind(1)
-        zero = torch.zeros_like(x)
-        minus_skew = torch.stack((torch.stack((zero, z, -y), 1), torch.stack((-z, zero, x), 1),
-                                  torch.stack((y, -x, zero), 1)), 1)
         eye = torch.eye(3, device=verts.device).expand(n_vert, 3, 3)
-        d_vert = torch.cat((rot @ expression_rows, minus_skew, eye), dim=2)
+        d_vert = torch.cat((rot @ expression_rows, -skew(relative), eye), dim=2)
         fx, fy = self.k[0, 0], self.k[1, 1]
         X, Y, Z = verts.unbind(1)
         d_proj = verts.new_zeros(n_vert, 3, 3)
@@ -546,12 +528,8 @@ class _VisibleFrame:
         d_irr_d_unit = sh.T @ sh_basis_jacobian(unit)                        # (N, 3 channels, 3)
         projector = (torch.eye(3, device=unit.device) - unit.unsqueeze(2) * unit.unsqueeze(1)) / length.unsqueeze(2)
         d_irr_d_bary = d_irr_d_unit @ projector @ normals.transpose(1, 2)    # (N, 3 channels, 3 corners)
-        ux, uy, uz = unit.unbind(1)
-        zero_n = torch.zeros_like(ux)
-        unit_minus_skew = torch.stack((torch.stack((zero_n, uz, -uy), 1), torch.stack((-uz, zero_n, ux), 1),
-                                       torch.stack((uy, -ux, zero_n), 1)), 1)
         d_irr = d_irr_d_bary @ d_bary                                        # (N, 3, K + 6)
-        d_irr[:, :, n_expr:n_expr + 3] += d_irr_d_unit @ unit_minus_skew
+        d_irr[:, :, n_expr:n_expr + 3] -= d_irr_d_unit @ skew(unit)
         scale = (w.photometric * robust / self.num_pixels).sqrt()
         d_geometry = (irradiance.unsqueeze(2) * (self.corner_colors.transpose(1, 2) @ d_bary)
                       + albedo.unsqueeze(2) * d_irr)
