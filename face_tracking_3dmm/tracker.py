@@ -7,6 +7,7 @@ The ROS tracker node and the ``track`` CLI both call :meth:`FaceTracker.process`
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -225,8 +226,7 @@ class FaceTracker:
             results.append(self._track_face(face, observation, image_rgb, camera, intrinsics, timestamp_s, timings))
         for face in self._faces.values():
             if not face.seen_last_frame and face.result is not None:
-                face.result.tracking_state, face.result.confidence = TrackingState.LOST, 0.0
-                results.append(face.result)
+                results.append(dataclasses.replace(face.result, tracking_state=TrackingState.LOST, confidence=0.0))
         results.sort(key=lambda r: r.face_id)
         timings["total"] = (time.perf_counter() - began) * 1000.0
         return FrameResult(faces=results, timings_ms=timings, image_size=(width, height))

@@ -169,3 +169,11 @@ def test_observation_checks(bases):
         Observation(torch.zeros(5, 3), torch.ones(5), K, torch.zeros(53))
     with pytest.raises(ValueError, match="weights"):
         Observation(torch.zeros(5, 2), torch.ones(4), K, torch.zeros(53))
+
+
+def test_non_finite_start_returns_without_iterating(model, bases):
+    obs = _observe(bases, _truth(model, [0.0, 0.1, 0.0], [0.0, 0.0, 0.5]))
+    start = _frontal_start(model)
+    start.translation[0] = math.nan
+    result = solve_frame(bases, obs, start)
+    assert result.iterations == 0 and math.isnan(result.rms_px)

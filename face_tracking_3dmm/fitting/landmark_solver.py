@@ -228,13 +228,17 @@ def solve_frame(bases: PointBases, obs: Observation, start: FaceParameters, iden
 
     Stops after ``max_iterations`` linearisations, when the next one would overrun ``max_time_ms``
     (0 = no limit), or when a step no longer lowers the energy measurably. Returns the best
-    parameters seen (``start`` itself if no step helped).
+    parameters seen (``start`` itself if no step helped; with 0 iterations and a NaN error when
+    ``start`` is not finite).
     """
     began = time.perf_counter()
     weights = weights or SolverWeights()
     shape = bases.shape(identity)
     params = FaceParameters(start.rotation.to(DTYPE), start.translation.to(DTYPE), start.expression.to(DTYPE))
     current = _Linearisation(bases, shape, obs, params, weights, False, None)
+    if not (np.isfinite(current.cost) and bool(torch.isfinite(current.jacobian).all())):
+        # A corrupted start (NaN/inf): nothing to linearise; the caller's divergence guard acts.
+        return SolveResult(params, 0, float("nan"), (time.perf_counter() - began) * 1000.0)
     damping = weights.damping
     iterations = 0
     last_ms = 0.0

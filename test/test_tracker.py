@@ -1,0 +1,190 @@
+"""FaceTracker end to end on real video (a talking clip) and real photos, with the real model and
+MediaPipe: faces found, result fields, identity at start-up and from a file, lost and found
+faces, several faces with stable ids, run-time settings, the divergence guard."""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from face_tracking_3dmm import paths
+from face_tracking_3dmm.config import TrackerConfig
+from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
+from face_tracking_3dmm.results import CameraIntrinsics, TrackingState
+
+CLIP = "d0.mp4"   # 78 frames, 512x512, one talking face
+
+
+def _eval_file(*parts):
+    root = paths.eval_data_dir()
+    path = root.joinpath(*parts) if root else None
+    if path is None or not path.exists():
+        pytest.skip(f"evaluation data {'/'.join(parts)} not available")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model():
+    try:
+        return ICTFaceModel.load()
+    except ModelNotFoundError as err:
+        pytest.skip(f"ICT model not available: {err}")
+
+
+@pytest.fixture(scope="module")
+def frames():
+    av = pytest.importorskip("av")
+    with av.open(str(_eval_file("talking_faces", CLIP))) as container:
+        fps = float(container.streams.video[0].average_rate)
+        return [(n / fps, frame.to_ndarray(format="rgb24")) for n, frame in enumerate(container.decode(video=0))]
+
+
+@pytest.fixture(scope="module")
+def tracker_factory(model):
+    from face_tracking_3dmm.tracker import FaceTracker
+    made = []
+
+    def make(**changes):
+        tracker = FaceTracker(TrackerConfig(**changes), model=model)
+        made.append(tracker)
+        return tracker
+
+    yield make
+    for tracker in made:
+        tracker.close()
+
+
+@pytest.fixture(scope="module")
+def clip_run(tracker_factory, frames, tmp_path_factory):
+    identity_path = tmp_path_factory.mktemp("identity") / "person.npz"
+    tracker = tracker_factory(identity_frames=10, identity_path=str(identity_path))
+    results = [tracker.process(image, stamp) for stamp, image in frames]
+    return tracker, results, identity_path
+
+
+def test_finds_the_face_in_every_frame(clip_run):
+    _, results, _ = clip_run
+    found = [any(f.tracking_state != TrackingState.LOST for f in r.faces) for r in results]
+    assert np.mean(found) >= 0.98
+    assert {f.face_id for r in results for f in r.faces} == {0}
+
+
+def test_result_fields(clip_run, frames):
+    tracker, results, _ = clip_run
+    height, width = frames[0][1].shape[:2]
+    names = tracker.model.expression_names
+    for result in results[-5:]:
+        assert set(result.timings_ms) >= {"landmarks", "fit", "filter", "total"}
+        assert result.image_size == (width, height)
+        face = result.faces[0]
+        assert face.identity.shape == (100,) and face.expression.shape == (len(names),)
+        assert face.expression.min() >= 0 and face.expression.max() <= 1
+        assert np.allclose(face.rotation @ face.rotation.T, np.eye(3), atol=1e-6)
+        assert 0.1 < face.translation[2] < 2.0                  # metres, in front of the camera
+        assert face.landmarks68.shape == (68, 2) and face.landmarks_mediapipe.shape == (478, 2)
+        assert face.fit_error_px < 6.0 and 0 < face.confidence <= 1 and face.iterations >= 1
+        assert face.eye_rotations.shape == (2, 3, 3) and face.eye_centers.shape == (2, 3)
+        assert face.eye_centers[0, 0] * face.eye_centers[1, 0] < 0     # one eye each side
+        assert face.jaw_open == pytest.approx(face.expression[names.index("jawOpen")])
+        x0, y0, x1, y1 = face.bbox
+        # The fitted 68 points lie on the face MediaPipe found.
+        assert np.all((face.landmarks68 > [x0 - 20, y0 - 20]) & (face.landmarks68 < [x1 + 20, y1 + 20]))
+        # Frontal-ish talking face: head faces the camera (model +z towards camera -z).
+        assert face.rotation[2, 2] < -0.7
+
+
+def test_identity_fitted_at_start_up_then_frozen_and_saved(clip_run, tracker_factory, frames):
+    tracker, results, identity_path = clip_run
+    states = [r.faces[0].tracking_state for r in results if r.faces]
+    assert states[0] == TrackingState.FITTING_IDENTITY and states[-1] == TrackingState.TRACKING
+    switch = states.index(TrackingState.TRACKING)
+    assert all(s == TrackingState.TRACKING for s in states[switch:])
+    identities = np.array([r.faces[0].identity for r in results[switch:]])
+    assert np.ptp(identities, axis=0).max() == 0.0 and np.abs(identities[0]).max() > 0
+    assert tracker.stats.identity_fits == 1 and identity_path.is_file()
+    # A known person skips the fit: tracking from the first frame with the stored identity.
+    again = tracker_factory(identity_path=str(identity_path))
+    face = again.process(frames[0][1], 0.0).faces[0]
+    assert face.tracking_state == TrackingState.TRACKING
+    assert np.allclose(face.identity, identities[0])
+
+
+def test_face_mesh_for_display(clip_run, frames):
+    tracker, results, _ = clip_run
+    face = results[-1].faces[0]
+    vertices, triangles = tracker.face_mesh(face)
+    assert vertices.shape[1] == 3 and triangles.shape[1] == 3 and triangles.max() < len(vertices)
+    assert (vertices[:, 2] > 0).all()
+    camera = CameraIntrinsics.default_for(*results[-1].image_size)
+    u = camera.fx * vertices[:, 0] / vertices[:, 2] + camera.cx
+    v = camera.fy * vertices[:, 1] / vertices[:, 2] + camera.cy
+    x0, y0, x1, y1 = face.bbox
+    assert x0 - 30 < np.median(u) < x1 + 30 and y0 - 30 < np.median(v) < y1 + 30
+    full, _ = tracker.face_mesh(face, region="full")
+    assert len(full) == tracker.model.num_vertices
+
+
+def test_lost_and_found_again(tracker_factory, frames):
+    tracker = tracker_factory(identity_frames=0)
+    blank = np.full_like(frames[0][1], 128)
+    for stamp, image in frames[:10]:
+        tracker.process(image, stamp)
+    step = frames[1][0]
+    lost = [tracker.process(blank, frames[9][0] + step * (n + 1)) for n in range(5)]
+    assert all(f.tracking_state == TrackingState.LOST and f.confidence == 0 for r in lost for f in r.faces)
+    back = [tracker.process(image, frames[9][0] + step * (n + 6)) for n, (_, image) in enumerate(frames[10:15])]
+    first_found = next(n for n, r in enumerate(back) if any(f.tracking_state != TrackingState.LOST for f in r.faces))
+    assert first_found <= 2
+    assert back[-1].faces[0].face_id == 0
+
+
+def test_several_faces_keep_their_ids(tracker_factory):
+    image = cv2.cvtColor(cv2.imread(str(_eval_file("dlib_faces", "2008_001322.jpg"))), cv2.COLOR_BGR2RGB)
+    tracker = tracker_factory(max_faces=4, identity_frames=0)
+    boxes_by_id: dict[int, list] = {}
+    for n in range(4):
+        for face in tracker.process(image, n / 10.0).faces:
+            boxes_by_id.setdefault(face.face_id, []).append(np.array(face.bbox))
+    assert len(boxes_by_id) >= 2
+    for boxes in boxes_by_id.values():
+        assert len(boxes) == 4 and np.abs(np.array(boxes) - boxes[0]).max() < 10.0
+
+
+def test_update_config_at_run_time(tracker_factory, frames):
+    tracker = tracker_factory(identity_frames=0)
+    tracker.process(frames[0][1], 0.0)
+    tracker.update_config(max_iterations=2, smoothing_min_cutoff=0.5, max_faces=2)
+    assert tracker.config.max_iterations == 2 and tracker.landmarker.num_faces == 2
+    assert tracker.process(frames[1][1], frames[1][0]).faces[0].iterations <= 2
+    with pytest.raises(ValueError, match="max_iterations"):
+        tracker.update_config(max_iterations=0)
+    with pytest.raises(ValueError, match="unknown"):
+        tracker.update_config(no_such_setting=1)
+    assert tracker.config.max_iterations == 2
+
+
+def test_divergence_guard_restores_last_good_state(tracker_factory, frames):
+    tracker = tracker_factory(identity_frames=0)
+    for stamp, image in frames[:3]:
+        tracker.process(image, stamp)
+    face_state = tracker._faces[0]
+    face_state.params.translation[:] = math.nan      # a corrupted warm start
+    result = tracker.process(frames[3][1], frames[3][0])
+    assert tracker.stats.divergences == 1
+    assert np.isfinite(result.faces[0].translation).all()
+    later = tracker.process(frames[4][1], frames[4][0])
+    assert np.isfinite(later.faces[0].translation).all() and later.faces[0].fit_error_px < 6.0
+
+
+def test_bad_input_and_close(tracker_factory, frames):
+    tracker = tracker_factory()
+    with pytest.raises(ValueError, match="RGB"):
+        tracker.process(np.zeros((10, 10), dtype=np.uint8), 0.0)
+    with pytest.raises(TypeError, match="uint8"):
+        tracker.process(np.zeros((10, 10, 3), dtype=np.float32), 0.0)
+    assert tracker.process(np.zeros((48, 64, 3), dtype=np.uint8), 0.0).faces == []
+    tracker.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        tracker.process(frames[0][1], 0.0)
