@@ -312,7 +312,7 @@ class FaceTracker:
         timings["fit"] += (time.perf_counter() - began) * 1000.0
 
         began = time.perf_counter()
-        rotation, translation, expression = self.photometric_hook(face, image_rgb, camera, params)
+        rotation, translation, expression = self.photometric_hook(face, image_rgb, camera, params, observation)
         timings["photometric"] += (time.perf_counter() - began) * 1000.0
 
         began = time.perf_counter()
@@ -324,7 +324,8 @@ class FaceTracker:
         return result
 
     def photometric_hook(self, face: _Face, image_rgb: np.ndarray, camera: CameraIntrinsics,
-                         params: FaceParameters) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                         params: FaceParameters, observation: LandmarkObservation | None = None
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Photometric refinement after the landmark fit (issue 4), when photometric_iterations > 0.
 
         While identity is being fitted (or until enough of the face was seen) the frame adds to
@@ -342,7 +343,14 @@ class FaceTracker:
         if not face.identity.frozen or not face.refiner.has_appearance:
             face.refiner.capture(image_rgb, identity, expression, rotation, translation, camera)
             return rotation, translation, expression
-        refined = face.refiner.refine(image_rgb, camera, identity, expression, rotation, translation)
+        # The fitted MediaPipe points stay in the refinement's energy, so the photo cannot pull the
+        # mesh off them (as metrical-tracker keeps its landmark terms beside the photometric one).
+        from face_tracking_3dmm.fitting.photometric import LandmarkTargets
+        landmarks = None if observation is None else LandmarkTargets(
+            self.correspondence.vertex_ids, self.correspondence.barycentric,
+            observation.points[self.correspondence.mediapipe_ids, :2])
+        refined = face.refiner.refine(image_rgb, camera, identity, expression, rotation, translation,
+                                      landmarks=landmarks)
         return refined.rotation, refined.translation, refined.expression
 
     def _plausible(self, params: FaceParameters, rms_px: float, scale_px: float) -> bool:
