@@ -86,14 +86,15 @@ class _AccuracyProbe:
         self.refiner = PhotometricRefiner(model, config_module.replace(config_module.TrackerConfig(),
                                                                        image_scale=image_scale))
         self.capture_frames, self.captured = capture_frames, 0
-        self.landmark, self.photometric = [], []
+        self.landmark: dict[int, float] = {}      # frame index -> mean px
+        self.photometric: dict[int, float] = {}   # frame index -> mean colour error
 
-    def add(self, rgb: np.ndarray, face, camera: CameraIntrinsics) -> None:
+    def add(self, index: int, rgb: np.ndarray, face, camera: CameraIntrinsics) -> None:
         if face.landmarks_mediapipe is not None:
             observed = np.asarray(face.landmarks_mediapipe, dtype=np.float64)
             errors = self.projector.errors_px(observed, face.identity, face.expression, face.rotation,
                                               face.translation, camera)
-            self.landmark.append(float(np.nanmean(errors[self.held] if self.held.any() else errors[self.fitted])))
+            self.landmark[index] = float(np.nanmean(errors[self.held] if self.held.any() else errors[self.fitted]))
         parameters = (face.identity, face.expression, face.rotation, face.translation)
         if self.captured < self.capture_frames:
             self.refiner.capture(rgb, *parameters, camera)
@@ -101,15 +102,15 @@ class _AccuracyProbe:
         else:
             error, pixels = self.refiner.photometric_error(rgb, camera, *parameters)
             if pixels and np.isfinite(error):
-                self.photometric.append(error)
+                self.photometric[index] = float(error)
 
     def summary(self) -> dict[str, Any]:
-        return {"landmark_error": float(np.mean(self.landmark)) if self.landmark else None,
+        return {"landmark_error": float(np.mean(list(self.landmark.values()))) if self.landmark else None,
                 "landmark_error_unit": ("px, fitted model vs MediaPipe at points held out of the fit"
                                         if self.held.any() else
                                         "px, fitted model vs MediaPipe at all corresponded points (fit residual: "
                                         "no points held out)"),
-                "photometric_error": float(np.mean(self.photometric)) if self.photometric else None,
+                "photometric_error": float(np.mean(list(self.photometric.values()))) if self.photometric else None,
                 "photometric_error_unit": "mean |rendered - image| colour, 0..255, face region at 1/4 scale"}
 
 
@@ -124,7 +125,7 @@ def bench_profile(name: str, config: config_module.TrackerConfig, frames: list[t
     probe = _AccuracyProbe(held_out_ids)
     wall, stages, found = [], defaultdict(list), 0
     try:
-        for seconds, rgb in tqdm(frames, desc=name, unit="frame", disable=not progress):
+        for index, (seconds, rgb) in enumerate(tqdm(frames, desc=name, unit="frame", disable=not progress)):
             start = time.perf_counter()
             result = tracker.process(rgb, seconds, camera)
             wall.append(1000.0 * (time.perf_counter() - start))
@@ -133,7 +134,7 @@ def bench_profile(name: str, config: config_module.TrackerConfig, frames: list[t
             faces = [f for f in result.faces if f.tracking_state != 0]
             found += bool(faces)
             if faces:
-                probe.add(rgb, faces[0], camera)
+                probe.add(index, rgb, faces[0], camera)
     finally:
         tracker.close()
     summary = metrics.latency_summary(wall)
@@ -143,13 +144,16 @@ def bench_profile(name: str, config: config_module.TrackerConfig, frames: list[t
             "after_identity_fit": {"ms_per_frame_p50": steady["p50"], "ms_per_frame_p95": steady["p95"]},
             "faces_found_fraction": found / len(frames), **probe.summary(),
             "stages": _stage_summary(stages),
+            "per_frame": {"ms": [round(v, 3) for v in wall],
+                          "landmark_error": {str(k): round(v, 4) for k, v in probe.landmark.items()},
+                          "photometric_error": {str(k): round(v, 4) for k, v in probe.photometric.items()}},
             "config": {k: getattr(config, k) for k in ("max_iterations", "max_time_ms",
                                                        "photometric_iterations", "image_scale")}}
 
 
 def run_bench(source: str | Path, output: str | Path, max_frames: int = 150, width: int | None = 640,
               profiles: tuple[str, ...] = PROFILES, config_dir: Path | None = None,
-              offline_max_frames: int | None = 30, progress: bool = True) -> dict[str, Any]:
+              offline_max_frames: int | None = 40, progress: bool = True) -> dict[str, Any]:
     """Decode the clip once, run MediaPipe alone and each profile, print a table, write bench.json.
 
     The offline profile (hundreds of optimiser steps a frame) runs on the first
@@ -177,12 +181,30 @@ def run_bench(source: str | Path, output: str | Path, max_frames: int = 150, wid
         result["profiles"][name]["frames"] = len(subset)
         (output / "bench.json").write_text(json.dumps(result, indent=2))  # keep partial results
     online, offline = result["profiles"].get("online"), result["profiles"].get("offline")
-    if online and offline and online["ms_per_frame_p50"]:
-        result["offline_online_ratio"] = offline["ms_per_frame_p50"] / online["ms_per_frame_p50"]
-        result["online_offline_ratio"] = online["ms_per_frame_p50"] / offline["ms_per_frame_p50"]
+    if online and offline:
+        result["online_vs_offline"] = compare_window(online, offline, profile_config("online", config_dir).identity_frames)
+        result["offline_online_ratio"] = result["online_vs_offline"]["offline_online_ratio"]
+        result["online_offline_ratio"] = result["online_vs_offline"]["online_offline_ratio"]
     (output / "bench.json").write_text(json.dumps(result, indent=2))
     print(format_table(result))
     return result
+
+
+def compare_window(online: dict[str, Any], offline: dict[str, Any], identity_frames: int) -> dict[str, Any]:
+    """Online vs offline on the same frames: those both ran, after the start-up identity fit
+    (before it, neither refines photometrically, so the profiles' difference does not show)."""
+    count = min(len(online["per_frame"]["ms"]), len(offline["per_frame"]["ms"]))
+    first = identity_frames if count > identity_frames + 2 else 0
+    window = range(first, count)
+    out: dict[str, Any] = {"frames": [first, count]}
+    for name, profile in (("online", online), ("offline", offline)):
+        out[f"{name}_ms_per_frame_p50"] = float(np.median([profile["per_frame"]["ms"][i] for i in window]))
+        for key in ("landmark_error", "photometric_error"):
+            values = [profile["per_frame"][key][str(i)] for i in window if str(i) in profile["per_frame"][key]]
+            out[f"{name}_{key}"] = float(np.mean(values)) if values else None
+    out["offline_online_ratio"] = out["offline_ms_per_frame_p50"] / out["online_ms_per_frame_p50"]
+    out["online_offline_ratio"] = 1.0 / out["offline_online_ratio"]
+    return out
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -202,6 +224,17 @@ def format_table(result: dict[str, Any]) -> str:
     lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     title = f"{result['source']}: {result['frames']} frames {result['width']}x{result['height']}"
-    ratio = result.get("offline_online_ratio")
-    tail = [f"offline / online time per frame (p50): {ratio:.1f}x"] if ratio else []
+    tail = []
+    if "online_vs_offline" in result:
+        c = result["online_vs_offline"]
+        tail.append(f"same frames {c['frames'][0]}-{c['frames'][1] - 1} (after the identity fit): online "
+                    f"{c['online_ms_per_frame_p50']:.1f} ms, offline {c['offline_ms_per_frame_p50']:.1f} ms per frame "
+                    f"(p50) -> offline/online {c['offline_online_ratio']:.1f}x; landmark error online "
+                    f"{_fmt(c['online_landmark_error'])} vs offline {_fmt(c['offline_landmark_error'])} px; "
+                    f"photometric online {_fmt(c['online_photometric_error'])} vs offline "
+                    f"{_fmt(c['offline_photometric_error'])}")
     return "\n".join([title] + lines + tail)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"

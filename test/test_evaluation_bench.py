@@ -1,0 +1,22 @@
+"""Bench bookkeeping on hand-made per-frame series (the real run is in test_evaluation_cli)."""
+import pytest
+
+from face_tracking_3dmm.evaluation import bench
+
+
+def test_compare_window_uses_the_same_frames_after_identity():
+    online = {"per_frame": {"ms": [50, 11, 12, 13, 14], "landmark_error": {"3": 1.0, "4": 2.0},
+                            "photometric_error": {}}}
+    offline = {"per_frame": {"ms": [900, 110, 120, 130], "landmark_error": {"3": 0.5},
+                             "photometric_error": {"3": 4.0}}}
+    result = bench.compare_window(online, offline, identity_frames=1)
+    assert result["frames"] == [1, 4]
+    assert result["online_ms_per_frame_p50"] == 12.0 and result["offline_ms_per_frame_p50"] == 120.0
+    assert result["offline_online_ratio"] == pytest.approx(10.0)
+    assert result["online_landmark_error"] == 1.0 and result["offline_landmark_error"] == 0.5
+    assert result["online_photometric_error"] is None and result["offline_photometric_error"] == 4.0
+
+
+def test_landmarks_only_is_online_without_photometric_steps():
+    assert bench.profile_config("landmarks_only").photometric_iterations == 0
+    assert bench.profile_config("offline").photometric_iterations > bench.profile_config("online").photometric_iterations
