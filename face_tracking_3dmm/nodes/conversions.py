@@ -1,0 +1,228 @@
+"""ROS messages <-> the library's plain data (numpy images, CameraIntrinsics, FaceResult).
+
+Pure functions, no node state: each builds or reads one message. Bad input raises ValueError with a
+message saying what is wrong; the nodes turn that into a throttled warning.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from builtin_interfaces.msg import Duration
+from geometry_msgs.msg import Point, Pose, Quaternion, Transform, TransformStamped, Vector3
+from scipy.spatial.transform import Rotation
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import ColorRGBA, Header
+from visualization_msgs.msg import Marker
+
+from face_tracking_3dmm import image_encodings
+from face_tracking_3dmm.msg import FaceParams
+from face_tracking_3dmm.results import CameraIntrinsics, FaceResult, FrameResult, TrackingState
+
+#: Eye TF frames hang below the face frame: face_<id>_eye_left, face_<id>_eye_right (the face's left/right).
+EYE_SUFFIXES = ("eye_left", "eye_right")
+#: Relative difference of aspect ratio up to which a CameraInfo of another size is scaled to the image.
+ASPECT_TOLERANCE = 0.01
+
+
+def stamp_seconds(stamp) -> float:
+    """builtin_interfaces/Time -> seconds (float)."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def stamp_nanoseconds(stamp) -> int:
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+def image_to_rgb(msg: Image) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a sensor_msgs/Image (rgb8, bgr8, mono8, rgba8, bgra8, yuv422, yuv422_yuy2).
+
+    Raises ValueError for any other encoding, a wrong step, truncated data, an empty or huge image.
+    """
+    return image_encodings.decode(msg.encoding, msg.width, msg.height, msg.step, msg.data)
+
+
+def rgb_to_image(rgb: np.ndarray, header: Header, encoding: str = "rgb8") -> Image:
+    """sensor_msgs/Image of a (H, W, 3) uint8 RGB array in ``encoding``."""
+    data, step = image_encodings.encode(rgb, encoding)
+    msg = Image(header=header, height=rgb.shape[0], width=rgb.shape[1], encoding=encoding, is_bigendian=0,
+                step=step)
+    msg.data = data
+    return msg
+
+
+def camera_info_to_intrinsics(info: CameraInfo | None, width: int, height: int
+                              ) -> tuple[CameraIntrinsics, str | None]:
+    """Intrinsics for an image of ``width`` x ``height`` and, when they are not the CameraInfo's own,
+    why (for a warning).
+
+    - No CameraInfo (None), or one with an unset K (fx or fy <= 0): :meth:`CameraIntrinsics.default_for`
+      the image (60 degree horizontal field of view, centred).
+    - A CameraInfo of the image's size (or size 0x0, i.e. not given): its K as is.
+    - Another size with the same aspect ratio (within 1%): K scaled to the image (the driver
+      resized the image after calibration).
+    - Another aspect ratio (cropped or a different camera): the default, since scaling would be wrong.
+    """
+    if info is None:
+        return (CameraIntrinsics.default_for(width, height),
+                "no camera_info received: using a 60 degree horizontal field of view")
+    k = np.asarray(info.k, dtype=np.float64)
+    fx, fy, cx, cy = k[0], k[4], k[2], k[5]
+    if not (np.isfinite(k).all() and fx > 0 and fy > 0):
+        return (CameraIntrinsics.default_for(width, height),
+                "camera_info has no valid K (fx, fy must be > 0): using a 60 degree field of view")
+    if info.width == 0 or info.height == 0 or (info.width, info.height) == (width, height):
+        return CameraIntrinsics(fx, fy, cx, cy, width, height), None
+    scale_x, scale_y = width / info.width, height / info.height
+    if abs(scale_x - scale_y) <= ASPECT_TOLERANCE * max(scale_x, scale_y):
+        return (CameraIntrinsics(fx * scale_x, fy * scale_y, cx * scale_x, cy * scale_y, width, height),
+                f"camera_info is {info.width}x{info.height} but the image is {width}x{height}: K scaled")
+    return (CameraIntrinsics.default_for(width, height),
+            f"camera_info is {info.width}x{info.height} but the image is {width}x{height} (another aspect "
+            "ratio): ignored, using a 60 degree field of view")
+
+
+def intrinsics_to_camera_info(camera: CameraIntrinsics, header: Header) -> CameraInfo:
+    """sensor_msgs/CameraInfo of a distortion-free pinhole camera."""
+    k = camera.matrix()
+    return CameraInfo(header=header, width=camera.width, height=camera.height, distortion_model="plumb_bob",
+                      d=[0.0] * 5, k=k.ravel().tolist(), r=np.eye(3).ravel().tolist(),
+                      p=np.hstack([k, np.zeros((3, 1))]).ravel().tolist())
+
+
+def quaternion(rotation: np.ndarray) -> Quaternion:
+    """geometry_msgs/Quaternion of a (3, 3) rotation matrix (w >= 0, so equal rotations compare equal)."""
+    x, y, z, w = Rotation.from_matrix(np.asarray(rotation, dtype=np.float64)).as_quat(canonical=True)
+    return Quaternion(x=float(x), y=float(y), z=float(z), w=float(w))
+
+
+def pose(rotation: np.ndarray, translation: np.ndarray) -> Pose:
+    x, y, z = (float(v) for v in translation)
+    return Pose(position=Point(x=x, y=y, z=z), orientation=quaternion(rotation))
+
+
+def face_frame(face_id: int) -> str:
+    return f"face_{face_id}"
+
+
+def face_params_message(face: FaceResult, header: Header, expression_names: list[str],
+                        timings_ms: dict[str, float]) -> FaceParams:
+    """FaceParams of one face; ``header`` is the source image's (stamp, optical frame)."""
+    msg = FaceParams(header=header, face_id=int(face.face_id), tracking_state=int(face.tracking_state),
+                     confidence=float(face.confidence), jaw_open=float(face.jaw_open),
+                     fit_error_px=float(face.fit_error_px), iterations=int(face.iterations))
+    msg.identity = np.asarray(face.identity, dtype=np.float32).ravel().tolist()
+    msg.expression_weights = np.asarray(face.expression, dtype=np.float32).ravel().tolist()
+    msg.expression_names = list(expression_names)
+    msg.head_pose = pose(face.rotation, face.translation)
+    gaze = face.rotation @ face.eye_rotations @ np.array([0.0, 0.0, 1.0])  # (2, 3) eyeball forward axes
+    msg.eye_poses = [pose(face.eye_rotations[i], face.eye_centers[i]) for i in range(2)]
+    msg.gaze_directions = [Vector3(x=float(g[0]), y=float(g[1]), z=float(g[2])) for g in gaze]
+    landmarks = np.asarray(face.landmarks68, dtype=np.float32)
+    if landmarks.shape == (68, 2):
+        msg.landmarks_68 = landmarks.ravel()
+    msg.stage_names = list(timings_ms)
+    msg.stage_times_ms = [float(v) for v in timings_ms.values()]
+    return msg
+
+
+def _transform(header: Header, child: str, rotation: np.ndarray, translation: np.ndarray) -> TransformStamped:
+    x, y, z = (float(v) for v in translation)
+    return TransformStamped(header=header, child_frame_id=child,
+                            transform=Transform(translation=Vector3(x=x, y=y, z=z), rotation=quaternion(rotation)))
+
+
+def face_transforms(face: FaceResult, header: Header) -> list[TransformStamped]:
+    """TF of one face: header.frame_id (the optical frame) -> face_<id> -> face_<id>_eye_left/right."""
+    name = face_frame(face.face_id)
+    transforms = [_transform(header, name, face.rotation, face.translation)]
+    face_header = Header(stamp=header.stamp, frame_id=name)
+    for index, suffix in enumerate(EYE_SUFFIXES):
+        transforms.append(_transform(face_header, f"{name}_{suffix}", face.eye_rotations[index],
+                                     face.eye_centers[index]))
+    return transforms
+
+
+def static_transform(header: Header, child: str, rotation: np.ndarray, translation=(0.0, 0.0, 0.0)
+                     ) -> TransformStamped:
+    return _transform(header, child, rotation, np.asarray(translation, dtype=np.float64))
+
+
+#: camera_link (x forward, y left, z up, REP 103) -> optical frame (x right, y down, z forward, REP 105).
+LINK_TO_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+
+
+def mesh_marker(vertices_m: np.ndarray, triangles: np.ndarray, header: Header, face_id: int,
+                lifetime_s: float = 1.0) -> Marker:
+    """visualization_msgs/Marker TRIANGLE_LIST of a fitted mesh.
+
+    Args:
+        vertices_m: (V, 3) vertices in header.frame_id, metres.
+        triangles: (F, 3) vertex indices.
+    The marker's id is the face id (namespace ``face_mesh``); it vanishes after ``lifetime_s``
+    unless refreshed, so a lost face does not stay on screen.
+    """
+    vertices_m = np.asarray(vertices_m, dtype=np.float64)
+    triangles = np.asarray(triangles)
+    if vertices_m.ndim != 2 or vertices_m.shape[1] != 3 or triangles.ndim != 2 or triangles.shape[1] != 3:
+        raise ValueError(f"expected (V, 3) vertices and (F, 3) triangles, got {vertices_m.shape}, {triangles.shape}")
+    seconds = int(lifetime_s)
+    marker = Marker(header=header, ns="face_mesh", id=int(face_id), type=Marker.TRIANGLE_LIST, action=Marker.ADD,
+                    lifetime=Duration(sec=seconds, nanosec=int((lifetime_s - seconds) * 1e9)),
+                    frame_locked=False)
+    marker.pose.orientation.w = 1.0
+    marker.scale.x = marker.scale.y = marker.scale.z = 1.0
+    marker.color = ColorRGBA(r=0.85, g=0.7, b=0.6, a=1.0)
+    marker.points = [Point(x=x, y=y, z=z) for x, y, z in vertices_m[triangles.reshape(-1)].tolist()]
+    return marker
+
+
+def project(points_m: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
+    """(N, 2) pixel positions of (N, 3) camera-frame points (points behind the camera get NaN)."""
+    points_m = np.asarray(points_m, dtype=np.float64)
+    z = points_m[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        uv = np.stack([camera.fx * points_m[:, 0] / z + camera.cx, camera.fy * points_m[:, 1] / z + camera.cy], 1)
+    uv[z <= 1e-6] = np.nan
+    return uv
+
+
+def _paint_points(image: np.ndarray, uv: np.ndarray, colour: tuple[int, int, int]) -> None:
+    """Set the pixels under ``uv`` (N, 2) to ``colour`` (vectorised; NaN and off-image points skipped)."""
+    uv = uv[np.isfinite(uv).all(axis=1)]
+    pixels = np.rint(uv).astype(np.int64)
+    inside = (pixels[:, 0] >= 0) & (pixels[:, 0] < image.shape[1]) & (pixels[:, 1] >= 0) & (pixels[:, 1] < image.shape[0])
+    pixels = pixels[inside]
+    image[pixels[:, 1], pixels[:, 0]] = colour
+
+
+STATE_NAMES = {TrackingState.LOST: "lost", TrackingState.FITTING_IDENTITY: "identity", TrackingState.TRACKING: "tracking"}
+
+
+def overlay_image(rgb: np.ndarray, result: FrameResult, camera: CameraIntrinsics,
+                  meshes: dict[int, np.ndarray] | None = None) -> np.ndarray:
+    """A debug picture: the image with each face's projected mesh vertices (green dots), MediaPipe's
+    points (blue), the fitted model's 68 landmarks (red), its box, id, state and fit error.
+
+    ``meshes`` maps face ids to (V, 3) camera-frame vertices in metres.
+    """
+    image = np.ascontiguousarray(rgb).copy()
+    for face in result.faces:
+        if face.tracking_state == TrackingState.LOST:
+            continue
+        if meshes and face.face_id in meshes:
+            _paint_points(image, project(meshes[face.face_id], camera), (60, 220, 60))
+        if face.landmarks_mediapipe is not None:
+            _paint_points(image, np.asarray(face.landmarks_mediapipe, dtype=np.float64)[:, :2], (70, 130, 255))
+        for x, y in np.asarray(face.landmarks68, dtype=np.float64):
+            if np.isfinite(x) and np.isfinite(y):
+                cv2.circle(image, (int(round(x)), int(round(y))), 2, (255, 40, 40), -1, cv2.LINE_AA)
+        label = f"face_{face.face_id} {STATE_NAMES.get(face.tracking_state, '?')} {face.fit_error_px:.1f}px"
+        if face.bbox is not None and np.isfinite(face.bbox).all():
+            x0, y0, x1, y1 = (int(round(v)) for v in face.bbox)
+            cv2.rectangle(image, (x0, y0), (x1, y1), (255, 210, 0), 1)
+            cv2.putText(image, label, (x0, max(y0 - 5, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 210, 0), 1,
+                        cv2.LINE_AA)
+    total = result.timings_ms.get("total")
+    if total is not None:
+        cv2.putText(image, f"{total:.0f} ms", (5, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    return image

@@ -1,0 +1,281 @@
+"""``face_tracker`` node: fits the ICT face model to the latest camera image and publishes the result.
+
+Subscribes (relative names, sensor-data QoS): ``image`` (sensor_msgs/Image: rgb8, bgr8, mono8,
+rgba8, bgra8, yuv422, yuv422_yuy2) and ``camera_info``.
+Publishes: ``face_params`` (FaceParams per face; stamp and frame of the source image), /tf
+(optical frame -> face_<id> -> face_<id>_eye_left/right), ``face_mesh`` (Marker TRIANGLE_LIST per
+face, at most ``mesh_rate`` per second), ``overlay`` (debug image, while subscribed) and
+/diagnostics (rates, latency, drops, errors).
+
+Latest-frame policy: the subscription callback only checks the image header and puts the message
+in a one-slot buffer; a worker thread tracks whatever is in the slot when it is free. A frame
+replaced before the worker took it is dropped and counted, so a slow tracker never builds a
+queue and latency stays one frame's processing time. Bad input is refused with a throttled warning
+naming the problem; the node keeps running.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+from visualization_msgs.msg import Marker
+
+from face_tracking_3dmm import image_encodings
+from face_tracking_3dmm.msg import FaceParams
+from face_tracking_3dmm.nodes import conversions, parameters
+from face_tracking_3dmm.nodes.spin import run_node
+from face_tracking_3dmm.nodes.tf import TransformBroadcaster
+from face_tracking_3dmm.results import TrackingState
+
+WARN_PERIOD_S = 5.0           #: throttle of repeated warnings
+DIAGNOSTICS_PERIOD_S = 1.0
+STALE_INPUT_S = 5.0           #: no image for this long -> diagnostics WARN
+DROP_WARN_RATIO = 0.5         #: more than this share of images dropped in a period -> WARN
+DEFAULT_FRAME_ID = "camera_optical_frame"
+
+
+class LatestSlot:
+    """A one-item buffer: :meth:`put` replaces what is there (counted as a drop), :meth:`take` waits."""
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._item = None
+        self._closed = False
+        self.dropped = 0
+
+    def put(self, item) -> None:
+        with self._condition:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self._condition.notify()
+
+    def take(self, timeout_s: float):
+        """The latest item (emptying the slot), or None after ``timeout_s`` or once closed."""
+        with self._condition:
+            self._condition.wait_for(lambda: self._item is not None or self._closed, timeout_s)
+            item, self._item = self._item, None
+            return item
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+
+class Counters:
+    """What /diagnostics reports; totals plus what happened since the last report."""
+
+    def __init__(self):
+        self.received = self.processed = self.bad_images = self.errors = self.faces = 0
+        self.latencies_ms: deque[float] = deque(maxlen=500)   # image received -> results published
+        self.last_received_s: float | None = None
+        self.last_problem = ""
+        self.reported = {"received": 0, "processed": 0, "bad_images": 0, "errors": 0, "dropped": 0}
+        self.reported_at = time.monotonic()
+
+
+class TrackerNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("face_tracker", **kwargs)
+        self._tracker_lock = threading.Lock()   # run-time setting changes vs the worker
+        self.specs = parameters.tracker_specs()
+        values = parameters.declare(self, self.specs)
+        self.add_on_set_parameters_callback(parameters.refuse_invalid(self.specs))
+        self.add_post_set_parameters_callback(self._parameters_changed)
+        self.options = {spec.name: values[spec.name] for spec in parameters.TRACKER_NODE_PARAMETERS}
+        from face_tracking_3dmm.tracker import FaceTracker  # torch + MediaPipe: slow import
+
+        self.tracker = FaceTracker(parameters.tracker_config(values))
+        self.expression_names = list(self.tracker.model.expression_names)
+
+        self.params_publisher = self.create_publisher(FaceParams, "face_params", 10)
+        self.mesh_publisher = self.create_publisher(Marker, "face_mesh", 10)
+        self.overlay_publisher = self.create_publisher(Image, "overlay", qos_profile_sensor_data)
+        self.diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.tf = TransformBroadcaster(self)
+        self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
+        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos_profile_sensor_data)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+
+        self.camera_info: CameraInfo | None = None
+        self.counters = Counters()
+        self.slot = LatestSlot()
+        self.last_stamp_s: float | None = None
+        self.last_mesh_s = -np.inf
+        self.lost_sent_s: dict[int, float] = {}
+        self.done = threading.Event()   # never set: the tracker runs until a signal
+        self._closing = threading.Event()
+        self._worker = threading.Thread(target=self._work, name="face_tracker_worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"tracking the latest image on {self.resolve_topic_name('image')}")
+
+    # ------------------------------------------------------------------ input (executor thread)
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self.camera_info = msg
+
+    def _on_image(self, msg: Image) -> None:
+        self.counters.received += 1
+        self.counters.last_received_s = time.monotonic()
+        try:
+            image_encodings.check_layout(msg.encoding, msg.width, msg.height, msg.step, len(msg.data))
+        except ValueError as error:
+            self._bad_image(error)
+            return
+        self.slot.put((msg, time.monotonic()))
+
+    def _bad_image(self, error: Exception) -> None:
+        self.counters.bad_images += 1
+        self.counters.last_problem = f"bad image: {error}"
+        self.get_logger().warning(f"image refused: {error} ({self.counters.bad_images} so far)",
+                                  throttle_duration_sec=WARN_PERIOD_S)
+
+    def _parameters_changed(self, changed) -> None:
+        tracker_changes = {}
+        for parameter in changed:
+            if parameter.name in self.options:
+                self.options[parameter.name] = parameter.value
+            else:
+                tracker_changes[parameter.name] = parameter.value
+        if tracker_changes:
+            with self._tracker_lock:
+                self.tracker.update_config(**tracker_changes)
+            self.get_logger().info(f"settings changed: {tracker_changes}")
+
+    # ------------------------------------------------------------------ tracking (worker thread)
+    def _work(self) -> None:
+        while not self._closing.is_set():
+            item = self.slot.take(timeout_s=0.2)
+            if item is None:
+                continue
+            msg, received_s = item
+            try:
+                with self._tracker_lock:
+                    self._track(msg, received_s)
+            except Exception as error:  # a tracker failure must not stop the node; it is counted and reported
+                self.counters.errors += 1
+                self.counters.last_problem = f"tracking failed: {type(error).__name__}: {error}"
+                self.get_logger().error(f"tracking failed on the image stamped "
+                                        f"{conversions.stamp_seconds(msg.header.stamp):.3f}: "
+                                        f"{type(error).__name__}: {error}", throttle_duration_sec=WARN_PERIOD_S)
+
+    def _track(self, msg: Image, received_s: float) -> None:
+        try:
+            rgb = conversions.image_to_rgb(msg)
+        except ValueError as error:
+            self._bad_image(error)
+            return
+        height, width = rgb.shape[:2]
+        camera, note = conversions.camera_info_to_intrinsics(self.camera_info, width, height)
+        if note:
+            self.get_logger().warning(note, throttle_duration_sec=WARN_PERIOD_S)
+        stamp_s = conversions.stamp_seconds(msg.header.stamp)
+        if self.last_stamp_s is not None and stamp_s <= self.last_stamp_s:
+            if stamp_s == self.last_stamp_s:
+                self.get_logger().warning(f"image with the previous stamp ({stamp_s:.3f}) skipped",
+                                          throttle_duration_sec=WARN_PERIOD_S)
+                return
+            self.get_logger().warning(f"image stamps went back in time ({self.last_stamp_s:.3f} -> {stamp_s:.3f}, "
+                                      "a replay restarted?): tracking starts over", throttle_duration_sec=WARN_PERIOD_S)
+            self.tracker.reset()
+        self.last_stamp_s = stamp_s
+        result = self.tracker.process(rgb, stamp_s, camera)
+        header = Header(stamp=msg.header.stamp, frame_id=msg.header.frame_id)
+        if not header.frame_id:
+            self.get_logger().warning(f"image without frame_id: results use {DEFAULT_FRAME_ID}",
+                                      throttle_duration_sec=WARN_PERIOD_S)
+            header.frame_id = DEFAULT_FRAME_ID
+        self._publish(result, header, rgb, camera)
+        self.counters.processed += 1
+        self.counters.latencies_ms.append(1000.0 * (time.monotonic() - received_s))
+
+    def _publish(self, result, header: Header, rgb: np.ndarray, camera) -> None:
+        now = time.monotonic()
+        tracked = [face for face in result.faces if face.tracking_state != TrackingState.LOST]
+        self.counters.faces = len(tracked)
+        for face in result.faces:
+            if face.tracking_state == TrackingState.LOST:
+                rate = self.options["lost_rate"]
+                if rate <= 0 or now - self.lost_sent_s.get(face.face_id, -np.inf) < 1.0 / rate:
+                    continue
+                self.lost_sent_s[face.face_id] = now
+            else:
+                self.lost_sent_s.pop(face.face_id, None)
+            self.params_publisher.publish(conversions.face_params_message(face, header, self.expression_names,
+                                                                          result.timings_ms))
+        self.tf.send([transform for face in tracked for transform in conversions.face_transforms(face, header)])
+
+        mesh_rate = self.options["mesh_rate"]
+        send_mesh = mesh_rate > 0 and now - self.last_mesh_s >= 1.0 / mesh_rate and tracked
+        send_overlay = self.options["publish_overlay"] and self.overlay_publisher.get_subscription_count() > 0
+        meshes = {face.face_id: self.tracker.face_mesh(face) for face in tracked} if send_mesh or send_overlay else {}
+        if send_mesh:
+            self.last_mesh_s = now
+            lifetime_s = max(1.0, 2.0 / mesh_rate)
+            for face_id, (vertices, triangles) in meshes.items():
+                self.mesh_publisher.publish(conversions.mesh_marker(vertices, triangles, header, face_id, lifetime_s))
+        if send_overlay:
+            picture = conversions.overlay_image(rgb, result, camera, {i: m[0] for i, m in meshes.items()})
+            self.overlay_publisher.publish(conversions.rgb_to_image(picture, header))
+
+    # ------------------------------------------------------------------ diagnostics (executor thread)
+    def _publish_diagnostics(self) -> None:
+        counters = self.counters
+        now = time.monotonic()
+        period = max(now - counters.reported_at, 1e-6)
+        totals = {"received": counters.received, "processed": counters.processed,
+                  "bad_images": counters.bad_images, "errors": counters.errors, "dropped": self.slot.dropped}
+        delta = {key: totals[key] - counters.reported[key] for key in totals}
+        counters.reported, counters.reported_at = totals, now
+        latencies = np.asarray(counters.latencies_ms) if counters.latencies_ms else np.zeros(1)
+
+        level, message = DiagnosticStatus.OK, "tracking"
+        idle_s = None if counters.last_received_s is None else now - counters.last_received_s
+        if delta["errors"] or not self._worker.is_alive():
+            level, message = DiagnosticStatus.ERROR, counters.last_problem or "tracking worker stopped"
+        elif delta["bad_images"]:
+            level, message = DiagnosticStatus.WARN, counters.last_problem
+        elif delta["received"] and delta["dropped"] > DROP_WARN_RATIO * delta["received"]:
+            level, message = DiagnosticStatus.WARN, (f"overloaded: {delta['dropped']} of {delta['received']} "
+                                                     "images dropped (the latest is always tracked)")
+        elif idle_s is None or idle_s > STALE_INPUT_S:
+            level, message = DiagnosticStatus.WARN, "no images received" + (f" for {idle_s:.0f} s" if idle_s else "")
+        values = {
+            "input_rate_hz": delta["received"] / period, "tracked_rate_hz": delta["processed"] / period,
+            "images_received": totals["received"], "images_tracked": totals["processed"],
+            "images_dropped": totals["dropped"], "bad_images": totals["bad_images"],
+            "tracking_errors": totals["errors"], "faces_tracked": counters.faces,
+            "latency_p50_ms": float(np.percentile(latencies, 50)),
+            "latency_p95_ms": float(np.percentile(latencies, 95)),
+            "last_problem": counters.last_problem}
+        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: face tracking", message=message,
+                                  hardware_id=self.get_fully_qualified_name(),
+                                  values=[KeyValue(key=k, value=f"{v:.2f}" if isinstance(v, float) else str(v))
+                                          for k, v in values.items()])
+        self.diagnostics_publisher.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
+                                                           status=[status]))
+
+    def close(self) -> None:
+        """Finish the frame in progress, stop the worker, release the tracker; log the totals."""
+        self._closing.set()
+        self.slot.close()
+        self._worker.join(timeout=10.0)
+        self.tracker.close()
+        c = self.counters
+        self.get_logger().info(f"tracked {c.processed} of {c.received} images ({self.slot.dropped} dropped while "
+                               f"busy, {c.bad_images} refused, {c.errors} tracking errors)")
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(TrackerNode, args, "face_tracker")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""Helpers for the node tests: spin until something happened, start node processes, read frames."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from face_tracking_3dmm import paths
+
+
+def talking_clip() -> Path:
+    """A clip of a real person talking (shared eval data); skips the test when absent."""
+    eval_data = paths.eval_data_dir()
+    clip = eval_data / "talking_faces" / "d0.mp4" if eval_data else None
+    if clip is None or not clip.is_file():
+        pytest.skip("shared/eval_data/talking_faces/d0.mp4 is not here (shared data absent)")
+    return clip
+
+
+def clip_frames(count: int, every: int = 1):
+    """The first ``count`` frames (every ``every``-th) of the talking clip, RGB uint8."""
+    from face_tracking_3dmm.sources import VideoSource
+
+    frames = []
+    with VideoSource(talking_clip()) as source:
+        for frame in source:
+            if frame.index % every == 0:
+                frames.append(frame.rgb)
+            if len(frames) == count:
+                break
+    return frames
+
+
+class Spinner:
+    """Spins an executor in a background thread (so nodes answer services while a test waits)."""
+
+    def __init__(self, context, *nodes):
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.executor = SingleThreadedExecutor(context=context)
+        for node in nodes:
+            self.executor.add_node(node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.running = True
+        self.thread.start()
+
+    def _spin(self) -> None:
+        while self.running:
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # context shut down while spinning
+                return
+
+    def add(self, node) -> None:
+        self.executor.add_node(node)
+
+    def stop(self) -> None:
+        self.running = False
+        self.thread.join(timeout=5)
+        self.executor.shutdown(timeout_sec=1)
+
+
+def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.02) -> None:
+    """Poll ``predicate`` until true; fail the test naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+def start_node(module: str, ros_args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """A node process as a robot runs it: ``python -m face_tracking_3dmm.nodes.<module> --ros-args ...``."""
+    stream = open(log, "w")
+    return subprocess.Popen([sys.executable, "-m", f"face_tracking_3dmm.nodes.{module}", "--ros-args", *ros_args],
+                            env=env, stdout=stream, stderr=subprocess.STDOUT)

@@ -1,0 +1,203 @@
+"""Message conversions of the nodes: images in every supported encoding, refusals with reasons,
+CameraInfo fallbacks, FaceParams / TF / mesh marker / overlay, parameter descriptors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+from rclpy.parameter import Parameter  # noqa: E402
+from scipy.spatial.transform import Rotation  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+from visualization_msgs.msg import Marker  # noqa: E402
+
+from face_tracking_3dmm import config, image_encodings  # noqa: E402
+from face_tracking_3dmm.nodes import conversions, parameters  # noqa: E402
+from face_tracking_3dmm.results import CameraIntrinsics, FaceResult, FrameResult, TrackingState  # noqa: E402
+
+
+def gradient_image(height: int = 24, width: int = 32) -> np.ndarray:
+    """Smooth colours (chroma subsampling of yuv422 loses little on them)."""
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([x * 255 // (width - 1), y * 255 // (height - 1), 128 + 0 * x], axis=2).astype(np.uint8)
+
+
+HEADER = Header(frame_id="camera_optical_frame")
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8"])
+def test_colour_encodings_round_trip_exactly(encoding):
+    rgb = gradient_image()
+    msg = conversions.rgb_to_image(rgb, HEADER, encoding)
+    assert msg.encoding == encoding and msg.step == rgb.shape[1] * image_encodings.BYTES_PER_PIXEL[encoding]
+    np.testing.assert_array_equal(conversions.image_to_rgb(msg), rgb)
+
+
+def test_mono8_gives_grey_rgb():
+    rgb = gradient_image()
+    decoded = conversions.image_to_rgb(conversions.rgb_to_image(rgb, HEADER, "mono8"))
+    assert decoded.shape == rgb.shape
+    np.testing.assert_array_equal(decoded[..., 0], decoded[..., 2])
+    grey = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+    assert np.abs(decoded[..., 0] - grey).max() <= 1
+
+
+@pytest.mark.parametrize("encoding", ["yuv422", "yuv422_yuy2"])
+def test_yuv422_round_trips_within_rounding(encoding):
+    rgb = gradient_image()
+    msg = conversions.rgb_to_image(rgb, HEADER, encoding)
+    assert msg.step == 2 * rgb.shape[1]
+    decoded = conversions.image_to_rgb(msg)
+    assert np.abs(decoded.astype(int) - rgb).max() <= 6
+
+
+def test_yuv422_byte_order_uyvy_vs_yuyv():
+    """UYVY: U Y0 V Y1; YUYV: Y0 U Y1 V (a mix-up shows as swapped luma and chroma)."""
+    white = np.full((2, 2, 3), 255, np.uint8)
+    uyvy, _ = image_encodings.encode(white, "yuv422")
+    yuyv, _ = image_encodings.encode(white, "yuv422_yuy2")
+    assert list(uyvy[:4]) == [128, 235, 128, 235] and list(yuyv[:4]) == [235, 128, 235, 128]
+
+
+def test_padded_rows_are_decoded():
+    rgb = gradient_image(5, 7)
+    data, step = image_encodings.encode(rgb, "bgr8")
+    padded = np.zeros((5, step + 3), np.uint8)
+    padded[:, :step] = np.frombuffer(data, np.uint8).reshape(5, step)
+    msg = Image(height=5, width=7, encoding="bgr8", step=step + 3, data=padded.tobytes())
+    np.testing.assert_array_equal(conversions.image_to_rgb(msg), rgb)
+
+
+@pytest.mark.parametrize("fields, reason", [
+    (dict(encoding="16UC1", width=4, height=4, step=8, size=32), "unsupported encoding '16UC1'"),
+    (dict(encoding="bayer_rggb8", width=4, height=4, step=4, size=16), "unsupported encoding 'bayer_rggb8'"),
+    (dict(encoding="", width=4, height=4, step=12, size=48), "unsupported encoding ''"),
+    (dict(encoding="rgb8", width=4, height=4, step=10, size=40), "step 10 is shorter than a row"),
+    (dict(encoding="rgb8", width=4, height=4, step=12, size=47), "truncated data: 47 bytes"),
+    (dict(encoding="rgb8", width=4, height=4, step=12, size=60), "more than step * height"),
+    (dict(encoding="rgb8", width=0, height=0, step=0, size=0), "empty image: 0x0"),
+    (dict(encoding="mono8", width=100000, height=100000, step=100000, size=10), "image too large"),
+    (dict(encoding="yuv422", width=3, height=2, step=6, size=12), "needs an even width"),
+])
+def test_malformed_images_are_refused_with_the_reason(fields, reason):
+    msg = Image(height=fields["height"], width=fields["width"], encoding=fields["encoding"], step=fields["step"],
+                data=bytes(fields["size"]))
+    with pytest.raises(ValueError, match=reason.replace("*", r"\*").replace("(", r"\(")):
+        conversions.image_to_rgb(msg)
+
+
+def camera_info(width, height, fx=500.0, fy=500.0, cx=320.0, cy=240.0) -> CameraInfo:
+    return CameraInfo(width=width, height=height, k=[fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0])
+
+
+def test_camera_info_of_the_image_size_is_used_as_is():
+    camera, note = conversions.camera_info_to_intrinsics(camera_info(640, 480), 640, 480)
+    assert camera == CameraIntrinsics(500.0, 500.0, 320.0, 240.0, 640, 480) and note is None
+
+
+def test_camera_info_of_a_resized_image_is_scaled():
+    camera, note = conversions.camera_info_to_intrinsics(camera_info(640, 480), 320, 240)
+    assert (camera.fx, camera.fy, camera.cx, camera.cy) == (250.0, 250.0, 160.0, 120.0)
+    assert "K scaled" in note
+
+
+@pytest.mark.parametrize("info, reason", [
+    (None, "no camera_info received"),
+    (camera_info(640, 480, fx=0.0), "no valid K"),
+    (camera_info(640, 360), "another aspect ratio"),
+])
+def test_missing_or_mismatched_camera_info_falls_back_to_60_degrees(info, reason):
+    camera, note = conversions.camera_info_to_intrinsics(info, 640, 480)
+    assert camera == CameraIntrinsics.default_for(640, 480) and reason in note
+
+
+def test_intrinsics_round_trip_through_camera_info():
+    camera = CameraIntrinsics(510.0, 505.0, 330.0, 250.0, 640, 480)
+    info = conversions.intrinsics_to_camera_info(camera, HEADER)
+    assert conversions.camera_info_to_intrinsics(info, 640, 480) == (camera, None)
+
+
+def face_result(face_id: int = 3) -> FaceResult:
+    rng = np.random.default_rng(0)
+    return FaceResult(face_id=face_id, tracking_state=TrackingState.TRACKING, confidence=0.9,
+                      identity=rng.normal(size=100), expression=rng.uniform(size=53),
+                      rotation=Rotation.from_euler("y", 20, degrees=True).as_matrix(),
+                      translation=np.array([0.05, -0.02, 0.6]), landmarks68=rng.uniform(0, 100, (68, 2)),
+                      fit_error_px=1.5, iterations=4,
+                      eye_centers=np.array([[0.03, 0.03, 0.02], [-0.03, 0.03, 0.02]]), jaw_open=0.2,
+                      bbox=(10.0, 10.0, 60.0, 70.0), landmarks_mediapipe=rng.uniform(0, 100, (478, 2)))
+
+
+def test_face_params_message_carries_the_fit():
+    face = face_result()
+    names = [f"e{i}" for i in range(53)]
+    msg = conversions.face_params_message(face, HEADER, names, {"landmarks": 5.0, "total": 9.0})
+    assert msg.face_id == 3 and msg.tracking_state == msg.TRACKING and msg.header.frame_id == "camera_optical_frame"
+    np.testing.assert_allclose(msg.expression_weights, face.expression, atol=1e-6)
+    assert list(msg.expression_names) == names and len(msg.identity) == 100
+    q = msg.head_pose.orientation
+    np.testing.assert_allclose(Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix(), face.rotation, atol=1e-9)
+    assert msg.head_pose.position.z == pytest.approx(0.6)
+    np.testing.assert_allclose(np.asarray(msg.landmarks_68).reshape(68, 2), face.landmarks68, atol=1e-4)
+    gaze = msg.gaze_directions[0]
+    np.testing.assert_allclose([gaze.x, gaze.y, gaze.z], face.rotation[:, 2], atol=1e-9)  # eyes straight ahead
+    assert dict(zip(msg.stage_names, msg.stage_times_ms)) == {"landmarks": 5.0, "total": 9.0}
+
+
+def test_face_transforms_chain_camera_face_and_eyes():
+    transforms = conversions.face_transforms(face_result(), HEADER)
+    assert [(t.header.frame_id, t.child_frame_id) for t in transforms] == [
+        ("camera_optical_frame", "face_3"), ("face_3", "face_3_eye_left"), ("face_3", "face_3_eye_right")]
+    assert transforms[0].transform.translation.z == pytest.approx(0.6)
+    assert transforms[1].transform.translation.x == pytest.approx(0.03)
+
+
+def test_link_to_optical_is_the_ros_convention():
+    """REP 103/105: the optical z axis is the link's x (forward), optical x is the link's -y (right)."""
+    rotation = conversions.LINK_TO_OPTICAL
+    np.testing.assert_allclose(rotation @ [0, 0, 1], [1, 0, 0])
+    np.testing.assert_allclose(rotation @ [1, 0, 0], [0, -1, 0])
+    q = conversions.quaternion(rotation)
+    np.testing.assert_allclose([q.x, q.y, q.z, q.w], [-0.5, 0.5, -0.5, 0.5])
+
+
+def test_mesh_marker_lists_every_triangle_corner():
+    vertices = np.array([[0, 0, 1], [0.1, 0, 1], [0, 0.1, 1], [0.1, 0.1, 1.0]])
+    triangles = np.array([[0, 1, 2], [1, 3, 2]])
+    marker = conversions.mesh_marker(vertices, triangles, HEADER, face_id=2, lifetime_s=1.5)
+    assert marker.type == Marker.TRIANGLE_LIST and marker.id == 2 and len(marker.points) == 6
+    assert (marker.points[4].x, marker.points[4].y) == (0.1, 0.1)
+    assert (marker.lifetime.sec, marker.lifetime.nanosec) == (1, 500_000_000)
+    with pytest.raises(ValueError, match="expected"):
+        conversions.mesh_marker(vertices[:, :2], triangles, HEADER, 0)
+
+
+def test_overlay_draws_on_a_copy():
+    rgb = np.zeros((120, 160, 3), np.uint8)
+    face = face_result()
+    camera = CameraIntrinsics.default_for(160, 120)
+    mesh = np.array([[0.0, 0.0, 0.5], [0.01, 0.0, 0.5]])
+    picture = conversions.overlay_image(rgb, FrameResult([face], {"total": 12.0}, (160, 120)), camera, {3: mesh})
+    assert picture.shape == rgb.shape and rgb.max() == 0 and picture.max() > 0
+    assert tuple(picture[60, 80]) == (60, 220, 60), "the mesh vertex on the optical axis is painted"
+
+
+def test_every_tracker_setting_is_declared_with_its_range():
+    specs = {spec.name: spec for spec in parameters.tracker_specs()}
+    descriptor = parameters.descriptor(specs["max_iterations"])
+    meta = config.describe("max_iterations")
+    assert descriptor.integer_range[0].from_value == meta["low"] and descriptor.integer_range[0].to_value == meta["high"]
+    assert descriptor.description == meta["description"]
+    assert parameters.descriptor(specs["max_time_ms"]).floating_point_range[0].to_value == 10000.0
+    assert parameters.descriptor(specs["model_path"]).read_only
+    assert "gauss_newton" in parameters.descriptor(specs["photometric_optimizer"]).additional_constraints
+
+
+def test_refusal_gives_the_reason():
+    refuse = parameters.refuse_invalid(parameters.tracker_specs())
+    result = refuse([Parameter("photometric_optimizer", value="sgd"), Parameter("max_faces", value=2)])
+    assert not result.successful and "not one of ['gauss_newton', 'adam']" in result.reason
+    result = refuse([Parameter("mesh_rate", value=500.0)])
+    assert not result.successful and "above its maximum" in result.reason
+    assert refuse([Parameter("max_iterations", value=8)]).successful

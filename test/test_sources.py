@@ -1,0 +1,95 @@
+"""Frame sources: a real talking clip, images and folders, rosbag2 files (mcap and sqlite3) written
+from the clip, and the errors for what cannot be read."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from ros_helpers import talking_clip
+
+from face_tracking_3dmm import sources
+from face_tracking_3dmm.evaluation import bagio
+from face_tracking_3dmm.results import CameraIntrinsics
+
+
+def test_video_source_knows_its_rate_and_times_frames():
+    with sources.open_source(talking_clip()) as source:
+        assert isinstance(source, sources.VideoSource) and source.fps == pytest.approx(25.0)
+        frames = []
+        for frame in source:
+            frames.append(frame)
+            if len(frames) == 3:
+                break
+    assert [f.index for f in frames] == [0, 1, 2] and frames[0].source == "d0.mp4"
+    assert frames[0].rgb.dtype == np.uint8 and frames[0].rgb.ndim == 3 and frames[0].rgb.shape[2] == 3
+    np.testing.assert_allclose([f.timestamp_s for f in frames], [0.0, 0.04, 0.08], atol=1e-6)
+
+
+def test_image_and_folder_sources(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    for name, colour in zip(["b.png", "a.png", "c.jpg"], colours):
+        PILImage.new("RGB", (8, 6), colour).save(folder / name)
+    (folder / "notes.txt").write_text("not an image")
+
+    with sources.open_source(folder) as source:
+        assert isinstance(source, sources.FolderSource) and source.fps is None
+        frames = list(source)
+    assert [f.source for f in frames] == ["a.png", "b.png", "c.jpg"]
+    assert tuple(frames[0].rgb[0, 0]) == (0, 255, 0) and frames[1].rgb.shape == (6, 8, 3)
+    assert frames[2].timestamp_s == pytest.approx(2 / 30)
+
+    single = list(sources.open_source(folder / "b.png"))
+    assert len(single) == 1 and tuple(single[0].rgb[0, 0]) == (255, 0, 0)
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_bag_source_reads_images_and_camera_info(tmp_path, storage):
+    info = bagio.video_info(talking_clip())
+    height = int(round(info.height * 320 / info.width / 2)) * 2
+    camera = CameraIntrinsics(400.0, 400.0, 160.0, height / 2, 320, height)
+    bag = tmp_path / "bag"
+    bagio.video_to_bag(talking_clip(), bag, max_frames=4, width=320, camera=camera, start_time_ns=10**18,
+                       storage=storage, progress=False)
+    with sources.open_source(bag) as source:
+        assert isinstance(source, sources.BagSource) and source.fps == pytest.approx(25.0)
+        frames = list(source)
+    assert [f.index for f in frames] == [0, 1, 2, 3] and frames[0].rgb.shape == (height, 320, 3)
+    assert frames[3].timestamp_s == pytest.approx(0.12) and frames[0].camera == camera
+
+    first_video_frame = next(iter(sources.VideoSource(talking_clip()))).rgb
+    import av  # the bag holds the clip resized to 320 wide: compare with the same resize
+    resized = av.VideoFrame.from_ndarray(first_video_frame, format="rgb24").reformat(width=320, height=height)
+    assert np.abs(frames[0].rgb.astype(int) - resized.to_ndarray(format="rgb24")).mean() < 2
+
+
+def test_bag_with_an_unsupported_image_names_it(tmp_path):
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    store = bagio.typestore()
+    types = store.types
+    header = types["std_msgs/msg/Header"](stamp=types["builtin_interfaces/msg/Time"](sec=1, nanosec=0), frame_id="c")
+    depth = types["sensor_msgs/msg/Image"](header=header, height=2, width=2, encoding="16UC1", is_bigendian=0,
+                                           step=4, data=np.zeros(8, np.uint8))
+    with Writer(tmp_path / "bag", version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        connection = writer.add_connection("/depth", "sensor_msgs/msg/Image", typestore=store)
+        writer.write(connection, 1, store.serialize_cdr(depth, "sensor_msgs/msg/Image"))
+    with pytest.raises(sources.SourceError, match="image 0 on /depth: unsupported encoding '16UC1'"):
+        list(sources.open_source(tmp_path / "bag"))
+
+
+def test_unreadable_sources_say_why(tmp_path):
+    with pytest.raises(sources.SourceError, match="source not found"):
+        sources.open_source(tmp_path / "missing.mp4")
+    (tmp_path / "table.csv").write_text("a,b")
+    with pytest.raises(sources.SourceError, match="expected a video"):
+        sources.open_source(tmp_path / "table.csv")
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    with pytest.raises(sources.SourceError, match="cannot open video"):
+        sources.open_source(tmp_path / "broken.mp4")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(sources.SourceError, match="holds no images"):
+        sources.open_source(tmp_path / "empty")
+    with pytest.raises(sources.SourceError, match="cannot open camera device"):
+        sources.open_source("/dev/video99")
