@@ -348,7 +348,7 @@ class FaceTracker:
         from face_tracking_3dmm.fitting.photometric import LandmarkTargets
         landmarks = None if observation is None else LandmarkTargets(
             self.correspondence.vertex_ids, self.correspondence.barycentric,
-            observation.points[self.correspondence.mediapipe_ids, :2])
+            observation.points[self.correspondence.mediapipe_ids, :2], self.point_weights.numpy())
         refined = face.refiner.refine(image_rgb, camera, identity, expression, rotation, translation,
                                       landmarks=landmarks)
         return refined.rotation, refined.translation, refined.expression

@@ -75,7 +75,7 @@ def _true_landmarks(scene, model) -> LandmarkTargets:
     points = (corr.barycentric[:, :, None] * mesh[corr.vertex_ids]).sum(axis=1)
     cam = points @ scene["rotation"].T + scene["translation"]
     pixels = cam[:, :2] / cam[:, 2:] * [CAMERA.fx, CAMERA.fy] + [CAMERA.cx, CAMERA.cy]
-    return LandmarkTargets(corr.vertex_ids, corr.barycentric, pixels)
+    return LandmarkTargets(corr.vertex_ids, corr.barycentric, pixels, np.linspace(0.0, 1.0, len(pixels)))
 
 
 def _perturbed(scene, model):

@@ -83,11 +83,14 @@ class LandmarkTargets:
         vertex_ids: (M, 3) full-model vertex ids of the triangle each point lies on.
         barycentric: (M, 3) weights in that triangle.
         points_px: (M, 2) detected positions in the full image, pixels.
+        weights: (M,) per-point weights (e.g. the landmark fit's reliabilities; 0 leaves a point
+            out), or None for 1.
     """
 
     vertex_ids: np.ndarray
     barycentric: np.ndarray
     points_px: np.ndarray
+    weights: np.ndarray | None = None
 
 
 def scaled_camera(camera: CameraIntrinsics, width: int, height: int) -> torch.Tensor:
@@ -336,13 +339,16 @@ class _Problem:
             coeffs = torch.as_tensor(np.asarray(identity), dtype=base.dtype, device=base.device)
             base = base + torch.einsum("k,kvc->vc", coeffs, model.identity_basis[:, ids])
         target = (torch.as_tensor(np.asarray(landmarks.points_px), dtype=torch.float32) + 0.5) * image_scale - 0.5
+        count = len(target)
+        weights = (torch.ones(count) if landmarks.weights is None
+                   else torch.as_tensor(np.asarray(landmarks.weights), dtype=torch.float32))
+        # Residuals in full-image pixels, averaged over the points.
+        scale = (self.refiner.weights.landmarks * weights / max(count, 1)).sqrt() / image_scale
         return dict(neutral=(base * CM_TO_M).to(device),
                     rows=(model.expression_basis[:, ids] * CM_TO_M).permute(1, 2, 0).contiguous().to(device),
                     inverse=torch.as_tensor(inverse.reshape(-1, 3), device=device),
                     bary=torch.as_tensor(np.asarray(landmarks.barycentric), dtype=torch.float32, device=device),
-                    target=target.to(device),
-                    # residuals in full-image pixels, averaged over the points
-                    scale=(self.refiner.weights.landmarks / len(inverse.reshape(-1, 3))) ** 0.5 / image_scale)
+                    target=target.to(device), scale=scale.unsqueeze(1).to(device))
 
     def vertex_jacobian(self, params: torch.Tensor, neutral_rows: torch.Tensor,
                         expression_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -383,7 +389,7 @@ class _Problem:
         _, d_proj = self.vertex_jacobian(params, lm["neutral"], lm["rows"])
         d_points = (lm["bary"][:, :, None, None] * d_proj[lm["inverse"]][:, :, :2]).sum(dim=1)  # (M, 2, K + 6)
         d_points = torch.cat((d_points, d_points.new_zeros(*d_points.shape[:2], 27)), dim=2)
-        return (d_points * lm["scale"]).reshape(-1, len(params))
+        return (d_points * lm["scale"].unsqueeze(2)).reshape(-1, len(params))
 
     def initial_parameters(self) -> torch.Tensor:
         return torch.cat((self.expr0, torch.zeros(6, device=self.device), self.sh0.flatten()))
