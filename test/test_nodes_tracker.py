@@ -1,0 +1,156 @@
+"""The face_tracker node with the real tracker on a real talking clip, over real DDS.
+
+An independent node plays the camera (Image + CameraInfo of the clip's frames) and listens to
+everything the tracker publishes: FaceParams stamped with the images' stamps, TF from the camera
+optical frame to face_<id> and the eyes, the mesh marker, the overlay and /diagnostics. Then run-time
+parameter changes from another node: bad values are refused with the reason, good ones applied.
+"""
+from __future__ import annotations
+
+import pytest
+from ros_helpers import Spinner, clip_frames, wait_for
+
+pytest.importorskip("rclpy")
+import rclpy  # noqa: E402
+from builtin_interfaces.msg import Time  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+from tf2_msgs.msg import TFMessage  # noqa: E402
+from visualization_msgs.msg import Marker  # noqa: E402
+
+from face_tracking_3dmm.msg import FaceParams  # noqa: E402
+from face_tracking_3dmm.nodes import conversions  # noqa: E402
+from face_tracking_3dmm.nodes.tf import TF_QOS  # noqa: E402
+from face_tracking_3dmm.results import CameraIntrinsics  # noqa: E402
+
+FRAMES = 6
+DISCOVERY_S = 30.0
+ANSWER_S = 60.0   # first frame: MediaPipe warm-up on a loaded 2-core machine
+
+
+class Camera:
+    """A test node publishing given frames as the camera would, and recording every tracker output."""
+
+    def __init__(self, context):
+        self.node = rclpy.create_node("test_camera_and_listener", context=context)
+        self.image_publisher = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
+        self.info_publisher = self.node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
+        self.received = {"face_params": [], "tf": [], "face_mesh": [], "overlay": [], "diagnostics": []}
+        subscriptions = [(FaceParams, "face_params", 10), (TFMessage, "/tf", TF_QOS), (Marker, "face_mesh", 10),
+                         (Image, "overlay", qos_profile_sensor_data), (DiagnosticArray, "/diagnostics", 10)]
+        for message_type, topic, qos in subscriptions:
+            self.node.create_subscription(message_type, topic, self.received[topic.lstrip("/")].append, qos)
+
+    def connected(self) -> bool:
+        return (self.image_publisher.get_subscription_count() > 0 and self.info_publisher.get_subscription_count() > 0
+                and all(self.node.count_publishers(t) > 0 for t in ("face_params", "face_mesh", "overlay", "/tf")))
+
+    def send(self, rgb, stamp_ns: int) -> Header:
+        header = Header(stamp=Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id="camera_optical_frame")
+        height, width = rgb.shape[:2]
+        self.info_publisher.publish(conversions.intrinsics_to_camera_info(CameraIntrinsics.default_for(width, height),
+                                                                          header))
+        self.image_publisher.publish(conversions.rgb_to_image(rgb, header, "bgr8"))
+        return header
+
+    def answered(self, stamp_ns: int) -> bool:
+        return any(conversions.stamp_nanoseconds(m.header.stamp) == stamp_ns for m in self.received["face_params"])
+
+
+@pytest.fixture(scope="module")
+def running(ros_environment):
+    """A face_tracker node (real model, MediaPipe) and the test's camera, spinning in this process."""
+    from face_tracking_3dmm.nodes.tracker_node import TrackerNode
+
+    frames = clip_frames(FRAMES, every=4)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    tracker = TrackerNode(context=context, parameter_overrides=[Parameter("identity_frames", value=3)])
+    camera = Camera(context)
+    spinner = Spinner(context, tracker, camera.node)
+    yield tracker, camera, frames, context
+    spinner.stop()
+    tracker.close()
+    rclpy.try_shutdown(context=context)
+
+
+def test_face_params_tf_and_mesh_follow_the_images(running):
+    tracker, camera, frames, _ = running
+    wait_for(camera.connected, DISCOVERY_S, "the tracker's topics to connect")
+    sent = []
+    for index, rgb in enumerate(frames):
+        stamp_ns = 1_700_000_000_000_000_000 + index * 40_000_000
+        camera.send(rgb, stamp_ns)
+        sent.append(stamp_ns)
+        wait_for(lambda: camera.answered(stamp_ns), ANSWER_S, f"FaceParams of frame {index}")
+
+    params = camera.received["face_params"]
+    assert {conversions.stamp_nanoseconds(m.header.stamp) for m in params} == set(sent)
+    last = params[-1]
+    assert last.header.frame_id == "camera_optical_frame" and last.tracking_state in (last.TRACKING,
+                                                                                      last.FITTING_IDENTITY)
+    assert 0.1 < last.head_pose.position.z < 3.0 and "jawOpen" in last.expression_names
+    assert len(last.expression_weights) == len(last.expression_names) == 53 and len(last.identity) == 100
+    assert dict(zip(last.stage_names, last.stage_times_ms))["total"] > 0
+
+    wait_for(lambda: camera.received["tf"] and camera.received["face_mesh"], 10, "TF and the mesh marker")
+    transforms = {(t.header.frame_id, t.child_frame_id): t for m in camera.received["tf"] for t in m.transforms}
+    assert {("camera_optical_frame", "face_0"), ("face_0", "face_0_eye_left"), ("face_0", "face_0_eye_right")} <= set(transforms)
+    face_tf = transforms[("camera_optical_frame", "face_0")]
+    assert conversions.stamp_nanoseconds(face_tf.header.stamp) in sent
+    assert face_tf.transform.translation.z == pytest.approx(
+        next(m for m in params if m.header.stamp == face_tf.header.stamp).head_pose.position.z)
+
+    marker = camera.received["face_mesh"][0]
+    assert marker.type == Marker.TRIANGLE_LIST and marker.header.frame_id == "camera_optical_frame"
+    assert len(marker.points) > 1000 and len(marker.points) % 3 == 0
+    assert conversions.stamp_nanoseconds(marker.header.stamp) in sent
+
+    overlay = camera.received["overlay"][-1]
+    source = frames[sent.index(conversions.stamp_nanoseconds(overlay.header.stamp))]
+    drawn = conversions.image_to_rgb(overlay) != source
+    assert overlay.header.frame_id == "camera_optical_frame" and drawn.any(axis=2).mean() > 0.001, "mesh drawn"
+    def diagnostics():
+        return [(array.status[0], {kv.key: kv.value for kv in array.status[0].values})
+                for array in camera.received["diagnostics"]]
+
+    wait_for(lambda: any(int(v["images_tracked"]) == FRAMES for _, v in diagnostics()), 10,
+             "/diagnostics counting every frame")
+    status, values = next((s, v) for s, v in diagnostics() if int(v["images_tracked"]) == FRAMES)
+    assert int(values["bad_images"]) == 0 and int(values["images_dropped"]) == 0
+    assert float(values["latency_p95_ms"]) >= float(values["latency_p50_ms"]) > 0
+    assert status.level in (DiagnosticStatus.OK, DiagnosticStatus.WARN)
+
+
+def test_bad_parameters_are_refused_at_run_time_with_the_reason(running):
+    tracker, camera, _, context = running
+    other = rclpy.create_node("parameter_setter", context=context)
+    spinner = Spinner(context, other)
+    client = AsyncParameterClient(other, "face_tracker")
+    try:
+        assert client.wait_for_services(timeout_sec=DISCOVERY_S)
+
+        def set_one(name, value):
+            future = client.set_parameters([Parameter(name, value=value)])
+            wait_for(future.done, 10, f"the answer to setting {name}")
+            return future.result().results[0]
+
+        out_of_range = set_one("max_iterations", 0)
+        assert not out_of_range.successful and "max_iterations" in out_of_range.reason, out_of_range.reason
+        not_a_choice = set_one("photometric_optimizer", "sgd")
+        assert not not_a_choice.successful
+        assert not_a_choice.reason == "photometric_optimizer='sgd' is not one of ['gauss_newton', 'adam']"
+        read_only = set_one("model_path", "/elsewhere/model.npz")
+        assert not read_only.successful and "read-only" in read_only.reason, read_only.reason
+        assert tracker.tracker.config.max_iterations != 0 and tracker.tracker.config.photometric_optimizer != "sgd"
+
+        assert set_one("max_iterations", 7).successful
+        assert tracker.tracker.config.max_iterations == 7, "a good value reaches the tracker"
+        assert set_one("mesh_rate", 0.5).successful and tracker.options["mesh_rate"] == 0.5
+    finally:
+        spinner.stop()
+        other.destroy_node()
