@@ -5,7 +5,7 @@ VENV_PYTHON := $(VENV)/bin/python
 ROS_ENV := ROS_AUTOMATIC_DISCOVERY_RANGE=$${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST} \
 	ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-42} ROS_LOG_DIR=$(CURDIR)/build/ros_log
 DEMO_OUTPUT ?= output/demo
-DEMO_FRAMES ?= 300
+DEMO_FRAMES ?= 250
 
 .PHONY: setup setup-pytorch3d demo test clean report-example
 
@@ -17,7 +17,7 @@ setup:
 demo: setup
 	rm -rf $(DEMO_OUTPUT)
 	$(ROS_ENV) $(VENV)/bin/face-tracking-3dmm run --source "$$($(VENV_PYTHON) -m face_tracking_3dmm.demo_clip)" \
-		--max-frames $(DEMO_FRAMES) --output $(DEMO_OUTPUT)
+		--loop --max-frames $(DEMO_FRAMES) --output $(DEMO_OUTPUT)
 
 test: setup
 	mkdir -p build/ros_log

@@ -40,7 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     default_ros_environment(output / "ros_log")
     try:
         summary = run_pipeline.run(args.source, output, params_file=args.params, max_frames=args.max_frames,
-                                   record_images=args.record_images, rate=args.rate)
+                                   record_images=args.record_images, rate=args.rate, loop=args.loop)
     except run_pipeline.PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -59,12 +59,11 @@ def _node(args: argparse.Namespace) -> int:
 
 
 def _track(args: argparse.Namespace) -> int:
-    from face_tracking_3dmm import offline
-    from face_tracking_3dmm.evaluation.bagio import BagError
+    from face_tracking_3dmm import offline, sources
 
     try:
         offline.track(args.input, args.output, params_file=args.params, max_frames=args.max_frames)
-    except (offline.InputError, BagError) as error:
+    except sources.SourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
@@ -83,6 +82,8 @@ def register(subparsers) -> None:
     parser.add_argument("--output", type=Path, help="output folder (default: output/run_<time>)")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="frames per second to publish at (default 0: the source's own rate)")
+    parser.add_argument("--loop", action="store_true",
+                        help="replay a video or folder from its start when it ends (with --max-frames)")
     parser.add_argument("--record-images", action="store_true",
                         help="also record the camera images (large) besides the overlay and everything else")
     parser.set_defaults(func=_run)

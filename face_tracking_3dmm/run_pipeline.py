@@ -4,7 +4,9 @@ Each node runs in its own process, started exactly as ``face-tracking-3dmm node 
 runs), so images cross the middleware as they would on a robot. This process records everything
 the two nodes publish (except raw images unless asked) into ``DIR/bag`` (mcap), shows a live rate and
 writes ``DIR/results.jsonl`` (one line per camera frame, the faces the tracker reported for it) and
-``DIR/summary.json``. Latency is from the image reaching this process to its FaceParams reaching it.
+``DIR/summary.json``. Frames are counted by their CameraInfo (small, sent with each image, so it
+arrives when a large image may be lost on a busy machine); latency is from that CameraInfo reaching
+this process to the FaceParams of the same stamp reaching it.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ TRACKER_NODE = "face_tracker"
 #: Topic names both nodes are remapped to (the same as launch/tracker.launch.py).
 REMAPPINGS = {"image": "camera/image_raw", "camera_info": "camera/camera_info"}
 IMAGE_TYPE = "sensor_msgs/msg/Image"
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 FACE_PARAMS_TYPE = "face_tracking_3dmm/msg/FaceParams"
 IGNORED_TOPICS = ("/rosout", "/parameter_events")
 
@@ -51,7 +54,7 @@ def node_command(name: str, params_file: Path, parameters: dict[str, Any]) -> li
     command = [sys.executable, "-m", "face_tracking_3dmm.cli", "node", name, "--ros-args",
                "--params-file", str(params_file)]
     for key, value in parameters.items():
-        command += ["-p", f"{key}:={json.dumps(value) if isinstance(value, str) else value}"]
+        command += ["-p", f"{key}:={json.dumps(value) if isinstance(value, (str, bool)) else value}"]
     for source, target in REMAPPINGS.items():
         command += ["-r", f"{source}:={target}"]
     return command
@@ -62,17 +65,17 @@ class TopicRecorder:
 
     Topics are found in the ROS graph (call :meth:`discover` now and then); subscriptions take the
     publishers' QoS (best available), so latched /tf_static and best-effort sensor topics are
-    received too. ``on_message(topic, type_name, raw, received_s)`` sees every message, including
-    those of ``listen_only_topics`` (subscribed to, not written).
+    received too. ``on_message(topic, type_name, raw, received_s)`` sees every recorded message;
+    ``skip_topics`` are not subscribed to.
     """
 
-    def __init__(self, node, bag: Path, node_names: tuple[str, ...], on_message, listen_only_topics=()):
+    def __init__(self, node, bag: Path, node_names: tuple[str, ...], on_message, skip_topics=()):
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         from face_tracking_3dmm.evaluation import bagio
 
         self.node, self.node_names, self.on_message = node, node_names, on_message
-        self.listen_only_topics = set(listen_only_topics)
+        self.skip_topics = set(skip_topics)
         self.writer = Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP)
         self.writer.open()
         self.custom_types: dict[str, Path] = {}
@@ -90,37 +93,42 @@ class TopicRecorder:
             except Exception:  # node not (yet) in the graph
                 continue
             for topic, types in published:
-                if topic in self.counts or topic in IGNORED_TOPICS or not types:
+                if topic in self.counts or topic in IGNORED_TOPICS or topic in self.skip_topics or not types:
                     continue
-                if self._subscribe(topic, types[0]):
+                if self.subscribe(topic, types[0]):
                     added.append(topic)
         return added
 
-    def _subscribe(self, topic: str, type_name: str) -> bool:
+    def subscribe(self, topic: str, type_name: str, qos=None) -> bool:
+        """Record ``topic`` (no-op when already subscribed); False when its type is unknown.
+
+        ``qos`` defaults to the QoS of the publishers seen now (best available).
+        """
         from rclpy.qos import qos_profile_best_available
+
+        if topic in self.counts:
+            return True
 
         from face_tracking_3dmm.evaluation import bagio, replay
 
-        if topic not in self.listen_only_topics:
-            if type_name not in self.store.types:
-                msg_file = replay.find_msg_file(type_name)
-                if msg_file is None:
-                    self.node.get_logger().warning(f"not recording {topic}: no definition of {type_name}")
-                    return False
-                self.custom_types[type_name] = msg_file
-                self.store = bagio.typestore(self.custom_types)
-            self.connections[topic] = self.writer.add_connection(topic, type_name, typestore=self.store)
+        if type_name not in self.store.types:
+            msg_file = replay.find_msg_file(type_name)
+            if msg_file is None:
+                self.node.get_logger().warning(f"not recording {topic}: no definition of {type_name}")
+                return False
+            self.custom_types[type_name] = msg_file
+            self.store = bagio.typestore(self.custom_types)
+        self.connections[topic] = self.writer.add_connection(topic, type_name, typestore=self.store)
         self.counts[topic] = 0
         cls = replay.message_class(type_name)
 
         def receive(raw: bytes) -> None:
             now = time.monotonic()
-            if topic in self.connections:
-                self.writer.write(self.connections[topic], time.time_ns(), raw)
+            self.writer.write(self.connections[topic], time.time_ns(), raw)
             self.counts[topic] += 1
             self.on_message(topic, type_name, raw, now)
 
-        self.subscriptions.append(self.node.create_subscription(cls, topic, receive, qos_profile_best_available,
+        self.subscriptions.append(self.node.create_subscription(cls, topic, receive, qos or qos_profile_best_available,
                                                                 raw=True))
         return True
 
@@ -129,7 +137,7 @@ class TopicRecorder:
 
 
 class _Frames:
-    """Per camera frame: when its image and its FaceParams arrived, and the faces."""
+    """Per camera frame (by stamp): when its CameraInfo and its FaceParams arrived, and the faces."""
 
     def __init__(self, max_frames: int | None):
         self.max_frames = max_frames
@@ -141,10 +149,10 @@ class _Frames:
     def full(self) -> bool:
         return self.max_frames is not None and len(self.order) >= self.max_frames
 
-    def on_image(self, stamp: int, now: float) -> None:
+    def on_camera_info(self, stamp: int, now: float) -> None:
         if stamp in self.by_stamp or self.full():
             return
-        self.by_stamp[stamp] = {"image_s": now, "faces": []}
+        self.by_stamp[stamp] = {"sent_s": now, "faces": []}
         self.order.append(stamp)
 
     def on_face_params(self, msg, now: float) -> None:
@@ -187,9 +195,12 @@ def _log_tail(path: Path, chars: int = 1500) -> str:
 
 
 def run(source: str, output: Path, *, params_file: Path | None = None, max_frames: int | None = None,
-        record_images: bool = False, rate: float = 0.0, startup_timeout_s: float = 180.0,
-        answer_timeout_s: float = 5.0, progress: bool = True) -> dict[str, Any]:
-    """Run camera and tracker nodes on ``source`` until it ends (or ``max_frames``); returns the summary."""
+        record_images: bool = False, rate: float = 0.0, loop: bool = False, startup_timeout_s: float = 180.0,
+        answer_timeout_s: float = 3.0, progress: bool = True) -> dict[str, Any]:
+    """Run camera and tracker nodes on ``source`` until it ends (or ``max_frames``); returns the summary.
+
+    ``loop`` replays a video or folder from its start when it ends (stop with ``max_frames`` or Ctrl-C).
+    """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     if (output / "bag").exists():
@@ -203,6 +214,7 @@ def run(source: str, output: Path, *, params_file: Path | None = None, max_frame
 
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
     from rclpy.serialization import deserialize_message
     from tqdm import tqdm
 
@@ -213,8 +225,8 @@ def run(source: str, output: Path, *, params_file: Path | None = None, max_frame
     stage_times: dict[str, list[float]] = {}
 
     def on_message(topic: str, type_name: str, raw: bytes, now: float) -> None:
-        if type_name == IMAGE_TYPE and topic.endswith(REMAPPINGS["image"]):
-            frames.on_image(replay.header_stamp_ns(raw), now)
+        if topic == "/" + REMAPPINGS["camera_info"]:
+            frames.on_camera_info(replay.header_stamp_ns(raw), now)
         elif type_name == FACE_PARAMS_TYPE:
             msg = deserialize_message(raw, FaceParams)
             before = frames.tracked
@@ -231,7 +243,7 @@ def run(source: str, output: Path, *, params_file: Path | None = None, max_frame
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     recorder = TopicRecorder(node, output / "bag", (CAMERA_NODE, TRACKER_NODE), on_message,
-                             listen_only_topics=() if record_images else ("/" + REMAPPINGS["image"],))
+                             skip_topics=() if record_images else ("/" + REMAPPINGS["image"],))
     start = time.monotonic()
     bar = None
     error = None
@@ -240,7 +252,11 @@ def run(source: str, output: Path, *, params_file: Path | None = None, max_frame
                                                 stdout=logs["tracker"], stderr=subprocess.STDOUT)
         _wait_for_tracker(executor, node, recorder, processes["tracker"], output / "tracker_node.log",
                           startup_timeout_s, progress)
-        camera_parameters = {"source": str(source), "rate": float(rate)}
+        # Before the camera starts (sensor-data QoS, as it publishes), so that its first frames count.
+        recorder.subscribe("/" + REMAPPINGS["camera_info"], CAMERA_INFO_TYPE, qos_profile_sensor_data)
+        if record_images:
+            recorder.subscribe("/" + REMAPPINGS["image"], IMAGE_TYPE, qos_profile_sensor_data)
+        camera_parameters = {"source": str(source), "rate": float(rate), "loop": loop}
         processes["camera"] = subprocess.Popen(node_command("camera", params_file, camera_parameters),
                                                stdout=logs["camera"], stderr=subprocess.STDOUT)
         start = time.monotonic()
@@ -265,7 +281,9 @@ def run(source: str, output: Path, *, params_file: Path | None = None, max_frame
                 _stop(processes["camera"])
                 if not frames.order:
                     raise PipelineError(f"the camera node published no image:\n{_log_tail(output / 'camera_node.log')}")
-            if camera_done is not None and (frames.last_answered() or now - camera_done > answer_timeout_s):
+            # A tracker that answered nothing yet may still be warming up (first frames are slow).
+            patience_s = answer_timeout_s if frames.tracked else 10 * answer_timeout_s
+            if camera_done is not None and (frames.last_answered() or now - camera_done > patience_s):
                 break
     except (PipelineError, KeyboardInterrupt) as caught:
         error = caught
@@ -322,7 +340,7 @@ def _write_results(output: Path, source: str, frames: _Frames, stage_times: dict
         for index, stamp in enumerate(frames.order):
             record = frames.by_stamp[stamp]
             if "answer_s" in record:
-                latencies.append(1000.0 * (record["answer_s"] - record["image_s"]))
+                latencies.append(1000.0 * (record["answer_s"] - record["sent_s"]))
             stream.write(json.dumps({"frame": index, "source": name, "stamp_ns": stamp,
                                      "tracked": "answer_s" in record, "faces": record["faces"]}) + "\n")
     with_face = sum(1 for stamp in frames.order if frames.by_stamp[stamp]["faces"])

@@ -61,7 +61,8 @@ def check_face(face: dict) -> None:
 @needs_nodes
 def test_run_records_the_pipeline_to_an_mcap_bag(clip, tmp_path):
     output = tmp_path / "run"
-    result = subprocess.run([CLI, "run", "--source", str(clip), "--max-frames", "25", "--output", str(output)],
+    result = subprocess.run([CLI, "run", "--source", str(clip), "--loop", "--rate", "10", "--max-frames", "25",
+                             "--output", str(output)],
                             env=cli_environment(tmp_path), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "frames of" in result.stdout and "recorded" in result.stdout

