@@ -3,12 +3,12 @@
 
 Two sources:
 
-``--video CLIP`` (default: talking_faces/d0.mp4 in the shared evaluation data): MediaPipe runs
-once per frame; then, from the same detections, a landmark-only fit, and the same fit followed by
-the photometric refinement of each profile (config/online.yaml, config/offline.yaml), appearance
-captured in the start-up frames. Landmark error is measured on MediaPipe points the landmark fit
-did NOT use (every 4th corresponded point, held out), photometric error on the face at 1/4 scale.
-Prints ms per frame (p50/p95) per stage, both errors, and the offline/online time ratio.
+``--video CLIP`` (default: talking_faces/d0.mp4 in the shared evaluation data): the FaceTracker
+runs the clip once per profile (config/online.yaml, config/offline.yaml, and the online profile
+with the photometric stage turned on), with every 4th corresponded MediaPipe point held out of
+the fit (zero weight). Landmark error is measured on those held-out points, photometric error on
+the face at 1/4 scale with appearance captured during the identity fit. Prints ms per frame
+(p50/p95) per stage, both errors, and the offline/online time ratio.
 
 ``--synthetic``: no MediaPipe or video needed (for GPU machines): the ICT model rendered with a
 patterned skin under SH light at 640x480, a random perturbation of pose and expression per frame
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from face_tracking_3dmm.config import TrackerConfig, load_yaml, replace  # noqa: E402
 from face_tracking_3dmm.fitting.camera import MODEL_TO_OPTICAL  # noqa: E402
-from face_tracking_3dmm.fitting.photometric import LandmarkTargets, PhotometricRefiner  # noqa: E402
+from face_tracking_3dmm.fitting.photometric import PhotometricRefiner  # noqa: E402
 from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix  # noqa: E402
 from face_tracking_3dmm.model import ICTFaceModel  # noqa: E402
 from face_tracking_3dmm.rendering import ambient_sh_coefficients, make_renderer  # noqa: E402
@@ -170,150 +170,27 @@ def read_frames(path: Path, max_frames: int, width: int = 640) -> tuple[list[np.
     return frames, fps
 
 
-def mediapipe_to_ict_weights(names: tuple[str, ...], scores: dict[str, float]) -> np.ndarray:
-    """MediaPipe's ARKit blendshape scores in ICT's order (ICT splits browInnerUp and cheekPuff)."""
-    out = np.zeros(len(names))
-    for index, name in enumerate(names):
-        base, _, side = name.partition("_")
-        key = base + {"L": "Left", "R": "Right"}.get(side, "")
-        out[index] = scores.get(key, scores.get(base, 0.0))
-    return out
-
-
-class LandmarkBaseline:
-    """The benchmark's own landmark-only fit, used only where face_tracking_3dmm.tracker is absent.
-
-    Levenberg-Marquardt on expression and head pose (identity: the mean face) against MediaPipe
-    points through the shipped correspondence, with a prior towards MediaPipe's blendshape scores;
-    warm-started frame to frame. Face-oval and iris points are left out (they follow the silhouette
-    and the eyeballs), and every 4th remaining point is held out for evaluation.
-    """
-
-    def __init__(self, model: ICTFaceModel, iterations: int = 5, prior: float = 0.05):
-        from face_tracking_3dmm.correspondence import FACE_OVAL, IRIS, load_correspondence
-        corr = load_correspondence()
-        usable = ~np.isin(corr.mediapipe_ids, np.concatenate((FACE_OVAL, IRIS)))
-        order = np.flatnonzero(usable)
-        self.held_out = np.zeros(len(corr.mediapipe_ids), dtype=bool)
-        self.held_out[order[::4]] = True
-        self.fitted = usable & ~self.held_out
-        self.mediapipe_ids = corr.mediapipe_ids
-        self.correspondence = corr
-        unique, inverse = np.unique(corr.vertex_ids, return_inverse=True)
-        self.inverse = torch.as_tensor(inverse.reshape(-1, 3))
-        self.bary = torch.as_tensor(corr.barycentric)
-        self.neutral = model.neutral[unique] * 0.01
-        self.rows = (model.expression_basis[:, unique] * 0.01).permute(1, 2, 0).contiguous()
-        self.names = model.expression_names
-        self.iterations, self.prior = iterations, prior
-        self.state = None
-
-    def points(self, params: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """(M, 2) pixels of every corresponded point at ``params`` = [expression, rotvec, t]."""
-        expr, rotvec, t = params[:-6], params[-6:-3], params[-3:]
-        head = self.neutral + self.rows @ expr
-        on_mesh = (self.bary.unsqueeze(2) * head[self.inverse]).sum(dim=1)
-        cam = on_mesh @ (axis_angle_to_matrix(rotvec) @ torch.as_tensor(MODEL_TO_OPTICAL, dtype=torch.float32)).T + t
-        return torch.stack((k[0, 0] * cam[:, 0] / cam[:, 2] + k[0, 2], k[1, 1] * cam[:, 1] / cam[:, 2] + k[1, 2]), 1)
-
-    def fit(self, observed: np.ndarray, blendshapes: dict[str, float], camera: CameraIntrinsics):
-        """(expression, rotation (3, 3), translation) after a few LM steps from the last frame."""
-        k = torch.tensor(camera.matrix(), dtype=torch.float32)
-        target = torch.as_tensor(observed[self.mediapipe_ids, :2], dtype=torch.float32)
-        prior = torch.as_tensor(mediapipe_to_ict_weights(self.names, blendshapes), dtype=torch.float32)
-        iterations = self.iterations
-        if self.state is None:
-            width = float(observed[:, 0].max() - observed[:, 0].min())
-            depth = camera.fx * 0.15 / max(width, 1.0)
-            centre = observed[:, :2].mean(axis=0)
-            t0 = [(centre[0] - camera.cx) * depth / camera.fx, (centre[1] - camera.cy) * depth / camera.fy, depth]
-            self.state = torch.cat((prior, torch.zeros(3), torch.tensor(t0, dtype=torch.float32)))
-            iterations = 30
-        fitted = torch.as_tensor(self.fitted)
-        scale = 1.0 / math.sqrt(int(fitted.sum()))
-
-        def residuals(params):
-            lm = (self.points(params, k)[fitted] - target[fitted]).flatten() * scale
-            return torch.cat((lm, (params[:-6] - prior) * math.sqrt(self.prior)))
-
-        params = self.state
-        damping = 1e-3
-        for _ in range(iterations):
-            jac = torch.func.jacfwd(residuals)(params)
-            res = residuals(params)
-            hessian = jac.T @ jac
-            step = torch.linalg.solve(hessian + damping * torch.diag(hessian.diagonal() + 1e-6), -jac.T @ res)
-            candidate = params + step
-            candidate[:-6].clamp_(0, 1)
-            if residuals(candidate).square().sum() < res.square().sum():
-                params, damping = candidate, damping * 0.5
-            else:
-                damping *= 10
-        self.state = params
-        return self.unpack(params)
-
-    def unpack(self, params: torch.Tensor):
-        rot = axis_angle_to_matrix(params[-6:-3].double()).numpy() @ MODEL_TO_OPTICAL
-        return params[:-6].double().numpy(), rot, params[-3:].double().numpy()
-
-    def set_pose(self, expression, rotation, translation) -> None:
-        """Warm start from a refined result (rotation includes the model-to-optical flip)."""
-        from scipy.spatial.transform import Rotation
-        rotvec = Rotation.from_matrix(np.asarray(rotation) @ MODEL_TO_OPTICAL.T).as_rotvec()
-        self.state = torch.as_tensor(np.concatenate((expression, rotvec, translation)), dtype=torch.float32)
-
-    def targets(self, observed: np.ndarray) -> LandmarkTargets:
-        """The fitted (not held-out) detections, for the refinement's landmark term."""
-        corr = self.correspondence
-        return LandmarkTargets(corr.vertex_ids[self.fitted], corr.barycentric[self.fitted],
-                               observed[corr.mediapipe_ids[self.fitted], :2])
-
-    def held_out_error(self, observed: np.ndarray, expression, rotation, translation,
-                       camera: CameraIntrinsics) -> float:
-        """Mean pixel distance between the fitted mesh and MediaPipe on the held-out points."""
-        from scipy.spatial.transform import Rotation
-        rotvec = Rotation.from_matrix(np.asarray(rotation) @ MODEL_TO_OPTICAL.T).as_rotvec()
-        params = torch.as_tensor(np.concatenate((expression, rotvec, translation)), dtype=torch.float32)
-        k = torch.tensor(camera.matrix(), dtype=torch.float32)
-        with torch.no_grad():
-            predicted = self.points(params, k)[torch.as_tensor(self.held_out)].numpy()
-        observed_pts = observed[self.mediapipe_ids[self.held_out], :2]
-        return float(np.linalg.norm(predicted - observed_pts, axis=1).mean())
-
-
-def detect_all(frames: list[np.ndarray], fps: float) -> tuple[list, list[float]]:
-    """MediaPipe on every frame once (VIDEO mode), shared by all runs; with its ms per frame."""
-    from face_tracking_3dmm.landmarks import FaceLandmarker
-    detections, times = [], []
-    with FaceLandmarker() as landmarker:
-        for index, image in enumerate(frames):
-            start = time.perf_counter()
-            faces = landmarker.detect(image, int(index * 1000 / fps))
-            times.append((time.perf_counter() - start) * 1000.0)
-            detections.append(faces[0] if faces else None)
-    return detections, times
+def hold_out(tracker) -> np.ndarray:
+    """Take every 4th corresponded MediaPipe point out of the tracker's fit (zero weight, which also
+    removes it from the photometric landmark term); returns the held-out mask."""
+    held = np.zeros(len(tracker.correspondence.mediapipe_ids), dtype=bool)
+    held[::4] = True
+    tracker.point_weights[torch.as_tensor(held)] = 0.0
+    return held
 
 
 def run_video(args) -> dict:
+    from face_tracking_3dmm.results import TrackingState
+    from face_tracking_3dmm.tracker import FaceTracker
     clip = args.video or default_clip()
     if clip is None:
         print("video benchmark SKIPPED: no clip given and no shared evaluation data found")
         return {}
-    try:
-        from face_tracking_3dmm.tracker import FaceTracker  # noqa: F401
-        print("note: face_tracking_3dmm.tracker exists; this script still uses its own landmark "
-              "baseline below (the same one for every profile)")
-    except ImportError:
-        print("note: face_tracking_3dmm.tracker is not available: the landmark-only fit is this "
-              "script's own baseline (LandmarkBaseline: mean identity, LM on pose + expression)")
     frames, fps = read_frames(clip, args.max_frames)
     camera = CameraIntrinsics.default_for(frames[0].shape[1], frames[0].shape[0])
     print(f"clip {clip.name}: {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]} at {fps:.1f} fps, "
-          f"torch {torch.__version__}, threads {torch.get_num_threads()}")
-    detections, detect_ms = detect_all(frames, fps)
-    print(f"MediaPipe: face in {sum(d is not None for d in detections)}/{len(frames)} frames, "
-          f"{summary(detect_ms)} ms")
-    model = ICTFaceModel.load()
+          f"torch {torch.__version__}, threads {torch.get_num_threads()}; FaceTracker with every 4th "
+          f"corresponded MediaPipe point held out of the fit")
     # The online profile has the photometric stage off (config/online.yaml says why): it is the
     # landmarks-only run; "online + 1 GN step" and the 1/4-scale variant show what turning it on does.
     runs = {"online (landmarks only)": profile_config("online", photometric_iterations=0),
@@ -324,54 +201,49 @@ def run_video(args) -> dict:
             "offline landmarks only": profile_config("offline", photometric_iterations=0)}
     if args.runs:
         runs = {name: config for name, config in runs.items() if name in args.runs}
-    startup = profile_config("online").identity_frames
-    figure_frame = min(len(frames), startup + args.offline_frames) - 1
-    fits = {}
-    results = {}
+    figure_frame, fits, results = None, {}, {}
     for name, config in runs.items():
-        count = min(len(frames), startup + args.offline_frames) if name.startswith("offline") else len(frames)
-        baseline = LandmarkBaseline(model, iterations=config.max_iterations)
-        refiner = PhotometricRefiner(model, config)
-        if args.landmark_weight is not None:
-            refiner.weights.landmarks = args.landmark_weight
-        if args.photometric_weight is not None:
-            refiner.weights.photometric = args.photometric_weight
-        judge = PhotometricRefiner(model, replace(config, image_scale=0.25))   # one scale to compare at
+        limit = args.offline_frames if name.startswith("offline") else len(frames)
         rows = []
         progress_at = time.perf_counter()
-        for index in range(count):
-            observation = detections[index]
-            if observation is None:
-                continue
-            start = time.perf_counter()
-            expression, rotation, translation = baseline.fit(observation.points, observation.blendshapes, camera)
-            fit_ms = (time.perf_counter() - start) * 1000.0
-            if index < startup:
-                for appearance in (refiner, judge):
-                    appearance.capture(frames[index], None, expression, rotation, translation, camera)
-                continue
-            targets = baseline.targets(observation.points) if args.landmark_term else None
-            result = refiner.refine(frames[index], camera, None, expression, rotation, translation, landmarks=targets)
-            if result.iterations:
-                expression, rotation, translation = result.expression, result.rotation, result.translation
-                baseline.set_pose(expression, rotation, translation)
-            photometric_error, _ = judge.photometric_error(frames[index], camera, None, expression, rotation,
-                                                           translation)
-            if index == figure_frame:
-                fits[name] = (judge, expression, rotation, translation)
-            rows.append(dict(frame=index, landmarks_ms=detect_ms[index], fit_ms=fit_ms, photometric_ms=result.time_ms,
-                             total_ms=detect_ms[index] + fit_ms + result.time_ms, iterations=result.iterations,
-                             held_out_px=baseline.held_out_error(observation.points, expression, rotation,
-                                                                 translation, camera),
-                             photometric=photometric_error))
-            if time.perf_counter() - progress_at > 10:
-                print(f"  [{name}] frame {index + 1}/{count}", flush=True)
-                progress_at = time.perf_counter()
+        with FaceTracker(config) as tracker:
+            held = hold_out(tracker)
+            held_ids = tracker.correspondence.mediapipe_ids[held]
+            judge = PhotometricRefiner(tracker.model, replace(config, image_scale=0.25))   # one scale for all
+            for index, image in enumerate(frames):
+                result = tracker.process(image, index / fps, camera)
+                if not result.faces or result.faces[0].landmarks_mediapipe is None:
+                    continue
+                face = result.faces[0]
+                pose = (face.identity, face.expression, face.rotation, face.translation)
+                if face.tracking_state == TrackingState.FITTING_IDENTITY or not judge.has_appearance:
+                    judge.capture(image, *pose, camera)
+                    continue
+                if face.tracking_state != TrackingState.TRACKING:
+                    continue
+                predicted = tracker.project_points(face, camera)[held]
+                held_out_px = float(np.linalg.norm(predicted - face.landmarks_mediapipe[held_ids], axis=1).mean())
+                photometric_error, _ = judge.photometric_error(image, camera, *pose)
+                timings = result.timings_ms
+                rows.append(dict(frame=index, total_ms=timings.get("total", float("nan")),
+                                 landmarks_ms=timings.get("landmarks", float("nan")),
+                                 fit_ms=timings.get("fit", float("nan")),
+                                 photometric_ms=timings.get("photometric", float("nan")),
+                                 held_out_px=held_out_px, photometric=photometric_error))
+                if figure_frame is None or index == figure_frame:
+                    figure_frame = index if figure_frame is None else figure_frame
+                    fits[name] = (judge, *pose)
+                if time.perf_counter() - progress_at > 10:
+                    print(f"  [{name}] frame {index + 1}/{len(frames)}", flush=True)
+                    progress_at = time.perf_counter()
+                if len(rows) >= limit:
+                    break
         results[name] = rows
         print(f"\n{name}: scale {config.image_scale}, {config.photometric_optimizer} x{config.photometric_iterations}, "
-              f"budget {config.photometric_max_time_ms} ms; {len(rows)} frames after {startup} start-up frames")
-        for key, label in (("total_ms", "total ms/frame (MediaPipe+fit+photo)"), ("fit_ms", "landmark fit ms"),
-                           ("photometric_ms", "photometric ms"), ("iterations", "photometric iterations"),
+              f"budget {config.photometric_max_time_ms} ms, landmark solver x{config.max_iterations}; "
+              f"{len(rows)} tracked frames")
+        for key, label in (("total_ms", "total ms/frame"), ("landmarks_ms", "MediaPipe ms"),
+                           ("fit_ms", "landmark fit ms"), ("photometric_ms", "photometric ms"),
                            ("held_out_px", "held-out MediaPipe point error px"),
                            ("photometric", "photometric error (0..255, 1/4 scale)")):
             print(f"  {label:40} {summary([r[key] for r in rows])}")
@@ -381,22 +253,23 @@ def run_video(args) -> dict:
                 r["total_ms"] for r in results[online])
             print(f"offline / {online}: total time per frame (p50) x{ratio:.1f}")
     if args.figure and fits:
-        save_figure(args.figure, frames[figure_frame], camera, fits, detections[figure_frame])
+        save_figure(args.figure, frames[figure_frame], camera, fits)
     return results
 
 
-def save_figure(path: Path, image: np.ndarray, camera: CameraIntrinsics, fits: dict, observation) -> None:
+def save_figure(path: Path, image: np.ndarray, camera: CameraIntrinsics, fits: dict) -> None:
     """The photo and, per run, the fitted face rendered with the captured appearance over it."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    x0, y0, x1, y1 = observation.bbox
-    pad = 0.25 * max(x1 - x0, y1 - y0)
-    box = (max(int(x0 - pad), 0), max(int(y0 - pad), 0), min(int(x1 + pad), image.shape[1]),
-           min(int(y1 + pad), image.shape[0]))
-    panels = [("photo", image)]
-    for name, (judge, expression, rotation, translation) in fits.items():
-        out = judge.render((camera.height, camera.width), camera, None, expression, rotation, translation)
+    panels, box = [("photo", image)], None
+    for name, (judge, identity, expression, rotation, translation) in fits.items():
+        out = judge.render((camera.height, camera.width), camera, identity, expression, rotation, translation)
+        if box is None:
+            rows, cols = np.nonzero(out.mask.cpu().numpy())
+            pad = 0.3 * max(np.ptp(rows), np.ptp(cols))
+            box = (max(int(cols.min() - pad), 0), max(int(rows.min() - pad), 0),
+                   min(int(cols.max() + pad), image.shape[1]), min(int(rows.max() + pad), image.shape[0]))
         render = (out.image.detach().cpu().clamp(0, 1).numpy() * 255).astype(np.uint8)
         shown = (out.mask & judge.compared_pixels(out.fragments.pix_to_face)).cpu().numpy()  # coloured only
         panels.append((name, np.where(shown[..., None], render, image)))
@@ -421,11 +294,6 @@ def main() -> int:
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "pytorch3d"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write per-frame rows here")
-    parser.add_argument("--no-landmark-term", dest="landmark_term", action="store_false",
-                        help="video mode: refine against the photo alone (no landmark term)")
-    parser.add_argument("--landmark-weight", type=float, help="override PhotometricWeights.landmarks")
-    parser.add_argument("--photometric-weight", type=float,
-                        help="override PhotometricWeights.photometric (0: what the landmark term alone does)")
     parser.add_argument("--runs", nargs="+", help="video mode: only these runs (names as printed)")
     parser.add_argument("--figure", type=Path, help="video mode: save renders of each run over the photo here")
     args = parser.parse_args()
