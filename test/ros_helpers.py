@@ -64,13 +64,20 @@ class Spinner:
         self.executor.shutdown(timeout_sec=1)
 
 
-def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.02) -> None:
-    """Poll ``predicate`` until true; fail the test naming ``what`` after ``timeout_s``."""
+def poll(predicate, timeout_s: float, interval_s: float = 0.02) -> bool:
+    """Whether ``predicate`` became true within ``timeout_s`` (checked every ``interval_s``)."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+            return False
         time.sleep(interval_s)
+    return True
+
+
+def wait_for(predicate, timeout_s: float, what: str, state=None) -> None:
+    """Poll ``predicate`` until true; fail the test naming ``what`` (and ``state()``) after ``timeout_s``."""
+    if not poll(predicate, timeout_s):
+        pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}" + (f"; state: {state()}" if state else ""))
 
 
 def start_node(module: str, ros_args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:

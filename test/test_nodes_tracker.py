@@ -68,7 +68,7 @@ def running(ros_environment):
 
     frames = clip_frames(FRAMES, every=4)
     context = rclpy.Context()
-    rclpy.init(context=context)
+    rclpy.init(context=context, domain_id=int(ros_environment["ROS_DOMAIN_ID"]))
     tracker = TrackerNode(context=context, parameter_overrides=[Parameter("identity_frames", value=3)])
     camera = Camera(context)
     spinner = Spinner(context, tracker, camera.node)

@@ -108,7 +108,7 @@ class TrackerNode(Node):
         self.camera_info: CameraInfo | None = None
         self.counters = Counters()
         self.slot = LatestSlot()
-        self.last_stamp_s: float | None = None
+        self.last_stamp_ns: int | None = None
         self.last_mesh_s = -np.inf
         self.lost_sent_s: dict[int, float] = {}
         self.done = threading.Event()   # never set: the tracker runs until a signal
@@ -176,17 +176,17 @@ class TrackerNode(Node):
         camera, note = conversions.camera_info_to_intrinsics(self.camera_info, width, height)
         if note:
             self.get_logger().warning(note, throttle_duration_sec=WARN_PERIOD_S)
-        stamp_s = conversions.stamp_seconds(msg.header.stamp)
-        if self.last_stamp_s is not None and stamp_s <= self.last_stamp_s:
-            if stamp_s == self.last_stamp_s:
-                self.get_logger().warning(f"image with the previous stamp ({stamp_s:.3f}) skipped",
+        stamp_ns = conversions.stamp_nanoseconds(msg.header.stamp)
+        if self.last_stamp_ns is not None and stamp_ns <= self.last_stamp_ns:
+            if stamp_ns == self.last_stamp_ns:
+                self.get_logger().warning(f"image with the previous stamp ({stamp_ns} ns) skipped",
                                           throttle_duration_sec=WARN_PERIOD_S)
                 return
-            self.get_logger().warning(f"image stamps went back in time ({self.last_stamp_s:.3f} -> {stamp_s:.3f}, "
+            self.get_logger().warning(f"image stamps went back in time ({self.last_stamp_ns} -> {stamp_ns} ns, "
                                       "a replay restarted?): tracking starts over", throttle_duration_sec=WARN_PERIOD_S)
             self.tracker.reset()
-        self.last_stamp_s = stamp_s
-        result = self.tracker.process(rgb, stamp_s, camera)
+        self.last_stamp_ns = stamp_ns
+        result = self.tracker.process(rgb, stamp_ns * 1e-9, camera)
         header = Header(stamp=msg.header.stamp, frame_id=msg.header.frame_id)
         if not header.frame_id:
             self.get_logger().warning(f"image without frame_id: results use {DEFAULT_FRAME_ID}",

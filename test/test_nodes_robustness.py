@@ -1,0 +1,189 @@
+"""A face_tracker node process (as a robot runs it) under bad input, overload and signals.
+
+- Fuzz: 1,000+ malformed sensor_msgs/Image (random encodings, sizes, steps, data lengths), then a
+  real frame: the node is alive, counted the refusals and tracks the real frame.
+- Overload: frames sent much faster than the node tracks: no queue builds up (the answers stay a few
+  frames behind the latest image), the latest image is always tracked, drops are counted in
+  /diagnostics with a WARN.
+- SIGTERM: the node finishes, logs its totals and exits 0.
+Latency numbers are printed (run with -s), not asserted: timings belong in benchmarks.
+"""
+from __future__ import annotations
+
+import signal
+import time
+
+import numpy as np
+import pytest
+from ros_helpers import Spinner, clip_frames, poll, start_node, wait_for
+
+pytest.importorskip("rclpy")
+import rclpy  # noqa: E402
+from builtin_interfaces.msg import Time  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from face_tracking_3dmm import image_encodings  # noqa: E402
+from face_tracking_3dmm.msg import FaceParams  # noqa: E402
+from face_tracking_3dmm.nodes import conversions  # noqa: E402
+
+MALFORMED = 1200
+STARTUP_S = 120.0
+UNSUPPORTED = ("16UC1", "32FC1", "mono16", "rgb16", "bayer_rggb8", "bayer_grbg16", "8UC3", "jpeg", "RGB8", "", "yuv420")
+
+
+def malformed_images(count: int, seed: int = 0):
+    """Images that are each wrong in one random way (header fields as a broken driver might send)."""
+    rng = np.random.default_rng(seed)
+    supported = image_encodings.SUPPORTED_ENCODINGS
+    for index in range(count):
+        kind = index % 7
+        encoding = str(rng.choice(supported))
+        width, height = int(rng.integers(2, 64)) * 2, int(rng.integers(1, 64))
+        step = width * image_encodings.BYTES_PER_PIXEL[encoding]
+        size = step * height
+        if kind == 0:      # unsupported encoding
+            encoding = str(rng.choice(UNSUPPORTED))
+        elif kind == 1:    # step shorter than a row
+            step = int(rng.integers(0, step))
+            size = step * height
+        elif kind == 2:    # truncated
+            size = int(rng.integers(0, size))
+        elif kind == 3:    # too much data
+            size += int(rng.integers(1, 500))
+        elif kind == 4:    # empty
+            width, height = (0, int(rng.integers(0, 5))) if rng.random() < 0.5 else (int(rng.integers(0, 5)), 0)
+            step, size = width * 3, 0
+        elif kind == 5:    # absurd size with little data
+            width, height = int(rng.integers(20_000, 2**32)), int(rng.integers(1, 2**32))
+            step, size = width * 3, int(rng.integers(0, 2000))
+        else:              # odd width for yuv422
+            encoding = str(rng.choice(["yuv422", "yuv422_yuy2"]))
+            width += 1
+            step = width * 2
+            size = step * height
+        data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        yield Image(height=height, width=width, encoding=encoding, step=min(step, 2**32 - 1), data=data)
+
+
+class Driver:
+    """The test's node: publishes images, collects FaceParams (with arrival times) and diagnostics."""
+
+    def __init__(self, context):
+        self.node = rclpy.create_node("robustness_driver", context=context)
+        self.publisher = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
+        self.answers: list[tuple[int, float]] = []
+        self.diagnostics: list[DiagnosticStatus] = []
+        self.node.create_subscription(FaceParams, "face_params", self._on_params, 50)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self.diagnostics.extend(m.status), 10)
+        self.sent_s: dict[int, float] = {}
+
+    def _on_params(self, msg) -> None:
+        self.answers.append((conversions.stamp_nanoseconds(msg.header.stamp), time.monotonic()))
+
+    def send(self, rgb, stamp_ns: int) -> None:
+        header = Header(stamp=Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id="camera_optical_frame")
+        self.sent_s[stamp_ns] = time.monotonic()
+        self.publisher.publish(conversions.rgb_to_image(rgb, header, "bgr8"))
+
+    def answered(self, stamp_ns: int) -> bool:
+        return any(stamp == stamp_ns for stamp, _ in self.answers)
+
+    def latest_values(self) -> dict[str, str]:
+        return {kv.key: kv.value for kv in self.diagnostics[-1].values} if self.diagnostics else {}
+
+
+@pytest.fixture(scope="module")
+def tracker_process(ros_environment, tmp_path_factory):
+    log = tmp_path_factory.mktemp("tracker_node") / "tracker.log"
+    process = start_node("tracker_node", ["-p", "identity_frames:=2", "-p", "publish_overlay:=false"],
+                         ros_environment, log)
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=int(ros_environment["ROS_DOMAIN_ID"]))
+    driver = Driver(context)
+    spinner = Spinner(context, driver.node)
+    try:
+        wait_for(lambda: process.poll() is not None or (driver.publisher.get_subscription_count() > 0
+                                                         and driver.node.count_publishers("face_params") > 0),
+                 STARTUP_S, "the tracker node process to come up")
+        assert process.poll() is None, log.read_text()[-3000:]
+        yield process, driver, log
+    finally:
+        spinner.stop()
+        rclpy.try_shutdown(context=context)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def frames():
+    """Frames of the talking clip at half size (small messages: less load on two shared cores)."""
+    return [np.ascontiguousarray(rgb[::2, ::2]) for rgb in clip_frames(8, every=3)]
+
+
+def test_fuzzed_images_are_refused_and_the_node_keeps_tracking(tracker_process, frames):
+    process, driver, log = tracker_process
+    for index, msg in enumerate(malformed_images(MALFORMED)):
+        driver.publisher.publish(msg)
+        time.sleep(0.001)   # let the node's reader keep up (best-effort, depth 5: excess is lost in transport)
+    # Once a diagnostics period saw no input, every image that arrived is counted.
+    wait_for(lambda: int(driver.latest_values().get("bad_images", 0)) >= MALFORMED // 4
+             and float(driver.latest_values()["input_rate_hz"]) == 0.0, 30,
+             "/diagnostics to count the refused images", state=driver.latest_values)
+    values = driver.latest_values()
+    assert values["bad_images"] == values["images_received"], "every malformed image that arrived was refused"
+    # Then good frames, as a camera sends them, until one is answered (best-effort transport may lose one).
+    stamp = 1_800_000_000_000_000_000
+    for _ in range(20):
+        stamp += 100_000_000
+        driver.send(frames[0], stamp)
+        if poll(lambda: driver.answers or process.poll() is not None, 5.0):
+            break
+    assert process.poll() is None, "the node died:\n" + log.read_text()[-3000:]
+    assert driver.answers, f"no FaceParams for the good frames: {driver.latest_values()}\n{log.read_text()[-1500:]}"
+    assert driver.answers[0][0] > 1_800_000_000_000_000_000, "the answer is for a good frame"
+    print(f"\nfuzz: {MALFORMED} malformed images sent, {values['bad_images']} arrived and were all refused, "
+          "then the good frame was tracked")
+    text = log.read_text()
+    assert "image refused: " in text, "a specific warning is logged"
+    assert text.count("image refused: ") < 50, "warnings are throttled"
+    warned = [s for s in driver.diagnostics if s.level == DiagnosticStatus.WARN and s.message.startswith("bad image")]
+    assert warned, "diagnostics reported the bad images with a WARN"
+
+
+def test_overload_drops_frames_instead_of_queueing(tracker_process, frames):
+    process, driver, log = tracker_process
+    sent = []
+    base = 1_900_000_000_000_000_000
+    for index in range(120):
+        stamp = base + index * 10_000_000
+        driver.send(frames[index % len(frames)], stamp)
+        sent.append(stamp)
+        time.sleep(0.01)   # ~100 images/s, several times what the node tracks on two shared cores
+    wait_for(lambda: driver.answered(sent[-1]) or process.poll() is not None, 60, "the latest image to be tracked")
+    assert process.poll() is None and driver.answered(sent[-1]), "the latest image is always tracked"
+    answers = [(stamp, arrived) for stamp, arrived in driver.answers if stamp >= base]
+    stamps = [stamp for stamp, _ in answers]
+    assert stamps == sorted(stamps), "answers in order"
+    assert len(set(stamps)) < len(sent), "the node could not keep up (no overload happened?)"
+    # Frames published after an answered image, by the time its answer arrived: bounded by the slot + DDS
+    # reader depth; a queue would let it grow to most of the 120 frames.
+    behind = [sum(1 for s in sent if stamp < s and driver.sent_s[s] <= arrived) for stamp, arrived in answers]
+    latencies = [1000 * (arrived - driver.sent_s[stamp]) for stamp, arrived in answers]
+    wait_for(lambda: int(driver.latest_values().get("images_dropped", 0)) > 0, 10, "diagnostics to count drops")
+    print(f"\noverload: sent {len(sent)} at ~100/s, tracked {len(set(stamps))}, frames behind max {max(behind)}, "
+          f"latency p50 {np.percentile(latencies, 50):.0f} ms p95 {np.percentile(latencies, 95):.0f} ms, "
+          f"diagnostics: {driver.latest_values()}")
+    assert max(behind) < 40, f"answers fell {max(behind)} frames behind: a queue is building"
+    assert any(s.level == DiagnosticStatus.WARN and s.message.startswith("overloaded") for s in driver.diagnostics)
+
+
+def test_sigterm_stops_the_node_cleanly(tracker_process):
+    process, _, log = tracker_process
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    assert "shut down (SIGTERM)" in text and "tracked " in text and " dropped while busy" in text
