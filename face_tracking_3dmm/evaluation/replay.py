@@ -189,7 +189,12 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
     output.mkdir(parents=True, exist_ok=True)
     if (output / "bag").exists():
         raise FileExistsError(f"{output / 'bag'} exists: choose a new --output folder")
-    topics = bagio.bag_topics(bag) if (bag / "metadata.yaml").exists() or bag.suffix else {}
+    if not bag.exists():
+        raise bagio.BagError(f"bag not found: {bag}")
+    try:
+        topics = bagio.bag_topics(bag)
+    except bagio.BagError:
+        topics = {}  # a cut-off recording: its messages are streamed until the cut (counts unknown)
     env = isolated_ros_environment(output / "ros_logs")
     image_topics = [t for t, i in topics.items() if i["type"] == bagio.IMAGE_TYPE]
     total_images = sum(topics[t]["count"] for t in image_topics) or None
