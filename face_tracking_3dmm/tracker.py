@@ -328,9 +328,9 @@ class FaceTracker:
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Photometric refinement after the landmark fit (issue 4), when photometric_iterations > 0.
 
-        While identity is being fitted (or until enough of the face was seen) the frame adds to
-        the person's captured appearance; afterwards the refiner nudges expression and pose
-        against the photo. Returns (rotation, translation, expression) as numpy arrays.
+        Once identity is frozen, the next ``identity_frames`` frames build the person's appearance
+        (captured with the final identity, so that it stays sharp); afterwards the refiner nudges
+        expression and pose against the photo. Returns (rotation, translation, expression).
         """
         rotation, translation = params.rotation.numpy(), params.translation.numpy()
         expression = params.expression.numpy()
@@ -340,7 +340,9 @@ class FaceTracker:
             from face_tracking_3dmm.fitting.photometric import PhotometricRefiner
             face.refiner = PhotometricRefiner(self.model, self.config)
         identity = face.identity.identity.numpy()
-        if not face.identity.frozen or not face.refiner.has_appearance:
+        if not face.identity.frozen:
+            return rotation, translation, expression
+        if face.refiner.frames_captured < max(1, self.config.identity_frames) or not face.refiner.has_appearance:
             face.refiner.capture(image_rgb, identity, expression, rotation, translation, camera)
             return rotation, translation, expression
         # The fitted MediaPipe points stay in the refinement's energy, so the photo cannot pull the

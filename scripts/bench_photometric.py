@@ -216,10 +216,10 @@ def run_video(args) -> dict:
                     continue
                 face = result.faces[0]
                 pose = (face.identity, face.expression, face.rotation, face.translation)
-                if face.tracking_state == TrackingState.FITTING_IDENTITY or not judge.has_appearance:
-                    judge.capture(image, *pose, camera)
-                    continue
                 if face.tracking_state != TrackingState.TRACKING:
+                    continue
+                if judge.frames_captured < config.identity_frames:    # as the tracker: final identity
+                    judge.capture(image, *pose, camera)
                     continue
                 predicted = tracker.project_points(face, camera)[held]
                 held_out_px = float(np.linalg.norm(predicted - face.landmarks_mediapipe[held_ids], axis=1).mean())

@@ -147,6 +147,7 @@ class PhotometricRefiner:
     def reset(self) -> None:
         """Forget the captured appearance and light (a new person)."""
         n = self.model.num_vertices
+        self.frames_captured = 0
         self._color_sum = torch.zeros(n, 3, device=self.device)
         self._weight_sum = torch.zeros(n, device=self.device)
         self.sh_coefficients = ambient_sh_coefficients(device=self.device)
@@ -208,6 +209,7 @@ class PhotometricRefiner:
             colors = sample_image(image, projected[:, :2])
         self._color_sum += weight.unsqueeze(1) * colors
         self._weight_sum += weight
+        self.frames_captured += 1
         return int((weight > 0).sum())
 
     # ------------------------------------------------------------------------------ rendering
