@@ -201,3 +201,26 @@ def test_refusal_gives_the_reason():
     result = refuse([Parameter("mesh_rate", value=500.0)])
     assert not result.successful and "above its maximum" in result.reason
     assert refuse([Parameter("max_iterations", value=8)]).successful
+
+
+@pytest.mark.parametrize("extension, format_name", [(".jpg", "jpeg"), (".png", "png"), (".jpg", "bgr8; jpeg compressed bgr8")])
+def test_compressed_images_decode(extension, format_name):
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    rgb = gradient_image()
+    ok, encoded = cv2.imencode(extension, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    decoded = conversions.compressed_to_rgb(CompressedImage(format=format_name, data=encoded.tobytes()))
+    assert decoded.shape == rgb.shape and np.abs(decoded.astype(int) - rgb).mean() < 3
+
+
+@pytest.mark.parametrize("format_name, data, reason", [
+    ("tiff", b"II*\x00", "unsupported compressed format 'tiff'"),
+    ("jpeg", b"", "empty jpeg data"),
+    ("png", b"\x89PNG\r\n\x1a\n garbage", "cannot decode 16 bytes of png data"),
+])
+def test_bad_compressed_images_are_refused(format_name, data, reason):
+    from sensor_msgs.msg import CompressedImage
+
+    with pytest.raises(ValueError, match=reason):
+        conversions.compressed_to_rgb(CompressedImage(format=format_name, data=data))

@@ -154,3 +154,32 @@ def test_bad_parameters_are_refused_at_run_time_with_the_reason(running):
     finally:
         spinner.stop()
         other.destroy_node()
+
+
+def test_compressed_input_is_tracked(running):
+    """With input:=compressed the node tracks JPEGs on image/compressed (here in its own namespace)."""
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    from face_tracking_3dmm.nodes.tracker_node import TrackerNode
+
+    _, _, frames, context = running
+    tracker = TrackerNode(context=context, namespace="/compressed", parameter_overrides=[Parameter("input", value="compressed")])
+    sender = rclpy.create_node("jpeg_sender", namespace="/compressed", context=context)
+    publisher = sender.create_publisher(CompressedImage, "image/compressed", qos_profile_sensor_data)
+    answers = []
+    sender.create_subscription(FaceParams, "face_params", answers.append, 10)
+    spinner = Spinner(context, tracker, sender)
+    try:
+        wait_for(lambda: publisher.get_subscription_count() > 0 and sender.count_publishers("face_params") > 0,
+                 DISCOVERY_S, "the compressed input to connect")
+        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frames[0], cv2.COLOR_RGB2BGR))
+        header = Header(stamp=Time(sec=1_700_000_100, nanosec=0), frame_id="camera_optical_frame")
+        publisher.publish(CompressedImage(header=header, format="jpeg", data=jpeg.tobytes()))
+        wait_for(lambda: answers, ANSWER_S, "FaceParams of the JPEG frame")
+    finally:
+        spinner.stop()
+        tracker.close()
+        sender.destroy_node()
+        tracker.destroy_node()
+    assert answers[0].header.stamp == header.stamp and answers[0].tracking_state != answers[0].LOST

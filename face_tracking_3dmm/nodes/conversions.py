@@ -10,7 +10,7 @@ import numpy as np
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point, Pose, Quaternion, Transform, TransformStamped, Vector3
 from scipy.spatial.transform import Rotation
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker
 
@@ -39,6 +39,27 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     Raises ValueError for any other encoding, a wrong step, truncated data, an empty or huge image.
     """
     return image_encodings.decode(msg.encoding, msg.width, msg.height, msg.step, msg.data)
+
+
+def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a sensor_msgs/CompressedImage holding a JPEG or PNG.
+
+    ``format`` may be "jpeg"/"png" or image_transport's "bgr8; jpeg compressed bgr8"; the data is
+    decoded by its content. Raises ValueError for other formats, empty or undecodable data, or an
+    image beyond the size limits of :mod:`face_tracking_3dmm.image_encodings`.
+    """
+    kind = msg.format.split(";")[-1].strip().split(" ")[0].lower()
+    if kind not in ("jpeg", "jpg", "png"):
+        raise ValueError(f"unsupported compressed format {msg.format!r} (jpeg or png)")
+    data = np.frombuffer(msg.data, dtype=np.uint8)
+    if data.size == 0:
+        raise ValueError(f"empty {kind} data")
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"cannot decode {data.size} bytes of {kind} data")
+    height, width = bgr.shape[:2]
+    image_encodings.check_layout("bgr8", width, height, width * 3, bgr.size)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def rgb_to_image(rgb: np.ndarray, header: Header, encoding: str = "rgb8") -> Image:

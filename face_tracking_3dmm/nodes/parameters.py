@@ -50,6 +50,9 @@ CAMERA_PARAMETERS = (
 )
 
 TRACKER_NODE_PARAMETERS = (
+    ParameterSpec("input", "raw", "Images to track: raw (sensor_msgs/Image on `image`) or compressed "
+                                  "(sensor_msgs/CompressedImage, jpeg/png, on `image/compressed`)",
+                  choices=("raw", "compressed"), read_only=True),
     ParameterSpec("publish_overlay", True, "Publish the debug overlay image on `overlay` (only while "
                                            "someone subscribes)"),
     ParameterSpec("mesh_rate", 2.0, "Most face_mesh markers per second (a full mesh is ~60k points; "

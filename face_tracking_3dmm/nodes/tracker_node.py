@@ -1,7 +1,8 @@
 """``face_tracker`` node: fits the ICT face model to the latest camera image and publishes the result.
 
 Subscribes (relative names, sensor-data QoS): ``image`` (sensor_msgs/Image: rgb8, bgr8, mono8,
-rgba8, bgra8, yuv422, yuv422_yuy2) and ``camera_info``.
+rgba8, bgra8, yuv422, yuv422_yuy2), or with ``input:=compressed`` ``image/compressed``
+(sensor_msgs/CompressedImage, jpeg/png), and ``camera_info``.
 Publishes: ``face_params`` (FaceParams per face; stamp and frame of the source image), /tf
 (optical frame -> face_<id> -> face_<id>_eye_left/right), ``face_mesh`` (Marker TRIANGLE_LIST per
 face, at most ``mesh_rate`` per second), ``overlay`` (debug image, while subscribed) and
@@ -23,7 +24,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
@@ -101,7 +102,10 @@ class TrackerNode(Node):
         self.overlay_publisher = self.create_publisher(Image, "overlay", qos_profile_sensor_data)
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.tf = TransformBroadcaster(self)
-        self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
+        if self.options["input"] == "compressed":
+            self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, qos_profile_sensor_data)
+        else:
+            self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos_profile_sensor_data)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
 
@@ -130,6 +134,11 @@ class TrackerNode(Node):
             self._bad_image(error)
             return
         self.slot.put((msg, time.monotonic()))
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self.counters.received += 1
+        self.counters.last_received_s = time.monotonic()
+        self.slot.put((msg, time.monotonic()))   # checked when decoded: the header says nothing of the size
 
     def _bad_image(self, error: Exception) -> None:
         self.counters.bad_images += 1
@@ -168,7 +177,7 @@ class TrackerNode(Node):
 
     def _track(self, msg: Image, received_s: float) -> None:
         try:
-            rgb = conversions.image_to_rgb(msg)
+            rgb = conversions.compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else conversions.image_to_rgb(msg)
         except ValueError as error:
             self._bad_image(error)
             return
