@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from face_tracking_3dmm import paths, results_json
+from face_tracking_3dmm import paths, results_json, sources
 
 CAMERA_NODE = "camera"
 TRACKER_NODE = "face_tracker"
@@ -208,9 +208,10 @@ def run(source: str, output: Path, *, params_file: Path | None = None, max_frame
     params_file = Path(params_file) if params_file else default_params_file()
     if not params_file.is_file():
         raise PipelineError(f"params file not found: {params_file}")
-    source_path = Path(source)
-    if not source.isdigit() and not source.startswith("/dev/") and not source_path.exists():
-        raise PipelineError(f"source not found: {source}")
+    try:
+        sources.source_kind(source)  # the camera node's check, before anything starts
+    except sources.SourceError as error:
+        raise PipelineError(str(error)) from error
 
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -247,6 +248,7 @@ def run(source: str, output: Path, *, params_file: Path | None = None, max_frame
     start = time.monotonic()
     bar = None
     error = None
+    camera_done = None
     try:
         processes["tracker"] = subprocess.Popen(node_command("tracker", params_file, {}),
                                                 stdout=logs["tracker"], stderr=subprocess.STDOUT)
@@ -262,7 +264,6 @@ def run(source: str, output: Path, *, params_file: Path | None = None, max_frame
         start = time.monotonic()
         bar = tqdm(total=max_frames, unit="frame", desc="run", disable=not progress)
         last_check = 0.0
-        camera_done = None
         while True:
             executor.spin_once(timeout_sec=0.05)
             now = time.monotonic()
@@ -288,7 +289,8 @@ def run(source: str, output: Path, *, params_file: Path | None = None, max_frame
     except (PipelineError, KeyboardInterrupt) as caught:
         error = caught
     finally:
-        duration = time.monotonic() - start
+        # Rates over the time the camera ran (not the wait for the last answer).
+        duration = (camera_done if camera_done is not None else time.monotonic()) - start
         if bar is not None:
             bar.n = len(frames.order)
             bar.close()
