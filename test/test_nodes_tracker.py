@@ -8,7 +8,7 @@ parameter changes from another node: bad values are refused with the reason, goo
 from __future__ import annotations
 
 import pytest
-from ros_helpers import Spinner, clip_frames, wait_for
+from ros_helpers import Spinner, clip_frames, poll, wait_for
 
 pytest.importorskip("rclpy")
 import rclpy  # noqa: E402
@@ -28,6 +28,7 @@ from face_tracking_3dmm.nodes.tf import TF_QOS  # noqa: E402
 from face_tracking_3dmm.results import CameraIntrinsics  # noqa: E402
 
 FRAMES = 6
+NAMESPACE = "/tracker_test"   # apart from nodes that other test modules of this process may have left in the graph
 DISCOVERY_S = 30.0
 ANSWER_S = 60.0   # first frame: MediaPipe warm-up on a loaded 2-core machine
 
@@ -36,7 +37,7 @@ class Camera:
     """A test node publishing given frames as the camera would, and recording every tracker output."""
 
     def __init__(self, context):
-        self.node = rclpy.create_node("test_camera_and_listener", context=context)
+        self.node = rclpy.create_node("test_camera_and_listener", namespace=NAMESPACE, context=context)
         self.image_publisher = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
         self.info_publisher = self.node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
         self.received = {"face_params": [], "tf": [], "face_mesh": [], "overlay": [], "diagnostics": []}
@@ -69,7 +70,7 @@ def running(ros_environment):
     frames = clip_frames(FRAMES, every=4)
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=int(ros_environment["ROS_DOMAIN_ID"]))
-    tracker = TrackerNode(context=context, parameter_overrides=[Parameter("identity_frames", value=3)])
+    tracker = TrackerNode(context=context, namespace=NAMESPACE, parameter_overrides=[Parameter("identity_frames", value=3)])
     camera = Camera(context)
     spinner = Spinner(context, tracker, camera.node)
     yield tracker, camera, frames, context
@@ -84,9 +85,12 @@ def test_face_params_tf_and_mesh_follow_the_images(running):
     sent = []
     for index, rgb in enumerate(frames):
         stamp_ns = 1_700_000_000_000_000_000 + index * 40_000_000
-        camera.send(rgb, stamp_ns)
         sent.append(stamp_ns)
-        wait_for(lambda: camera.answered(stamp_ns), ANSWER_S, f"FaceParams of frame {index}")
+        for _ in range(int(ANSWER_S / 5)):   # sent again if lost in (best-effort) transport; a repeat is skipped
+            camera.send(rgb, stamp_ns)
+            if poll(lambda: camera.answered(stamp_ns), 5.0):
+                break
+        assert camera.answered(stamp_ns), f"no FaceParams for frame {index}"
 
     params = camera.received["face_params"]
     assert {conversions.stamp_nanoseconds(m.header.stamp) for m in params} == set(sent)
@@ -130,7 +134,7 @@ def test_bad_parameters_are_refused_at_run_time_with_the_reason(running):
     tracker, camera, _, context = running
     other = rclpy.create_node("parameter_setter", context=context)
     spinner = Spinner(context, other)
-    client = AsyncParameterClient(other, "face_tracker")
+    client = AsyncParameterClient(other, f"{NAMESPACE}/face_tracker")
     try:
         assert client.wait_for_services(timeout_sec=DISCOVERY_S)
 
