@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -100,7 +100,6 @@ class TrackerStats:
     divergences: int = 0
     identity_fits: int = 0
     fit_iterations: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 class FaceTracker:
