@@ -160,7 +160,8 @@ def main() -> int:
             "frames_behind_newest": {"max": max(behind, default=0), **percentiles(behind)},
             "latest_frame_tracked": last in answers,
             "node_rss_mb": {"start": round(rss_start, 1), "max": round(max(rss_samples), 1),
-                            "end": round(rss_samples[-1], 1)},
+                            "end": round(rss_samples[-1], 1),
+                            "every_10_s": [round(v, 1) for v in rss_samples[::10]]},
             "node_diagnostics": final,
         }
     finally:

@@ -5,6 +5,7 @@ import signal
 import threading
 
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
@@ -30,7 +31,7 @@ def run_node(node_class, args: list[str] | None = None, node_name: str = "") -> 
     try:
         try:
             node = node_class()
-        except (ValueError, OSError, RuntimeError) as error:
+        except (ValueError, OSError, RuntimeError, ParameterException) as error:
             logger.error(f"cannot start: {error}")
             return 1
         executor = SingleThreadedExecutor()

@@ -8,6 +8,10 @@ Publishes: ``face_params`` (FaceParams per face; stamp and frame of the source i
 face, at most ``mesh_rate`` per second), ``overlay`` (debug image, while subscribed) and
 /diagnostics (rates, latency, drops, errors).
 
+No face in view: nothing is published on face_params, TF or face_mesh. A face that was tracked
+and is lost is reported with tracking_state LOST (its last values, confidence 0) at ``lost_rate``
+per second for as long as the tracker keeps it (a few seconds), so subscribers see it go.
+
 Latest-frame policy: the subscription callback only checks the image header and puts the message
 in a one-slot buffer; a worker thread tracks whatever is in the slot when it is free. A frame
 replaced before the worker took it is dropped and counted, so a slow tracker never builds a
@@ -222,7 +226,7 @@ class TrackerNode(Node):
         self.tf.send([transform for face in tracked for transform in conversions.face_transforms(face, header)])
 
         mesh_rate = self.options["mesh_rate"]
-        send_mesh = mesh_rate > 0 and now - self.last_mesh_s >= 1.0 / mesh_rate and tracked
+        send_mesh = bool(tracked) and mesh_rate > 0 and now - self.last_mesh_s >= 1.0 / mesh_rate
         send_overlay = self.options["publish_overlay"] and self.overlay_publisher.get_subscription_count() > 0
         meshes = {face.face_id: self.tracker.face_mesh(face) for face in tracked} if send_mesh or send_overlay else {}
         if send_mesh:
