@@ -155,10 +155,14 @@ class FaceTracker:
                              temporal=self.config.temporal_weight)
 
     def reset(self) -> None:
-        """Forget every tracked face (ids restart at 0); a stored identity file is re-read."""
+        """Forget every tracked face (ids restart at 0); a stored identity file is re-read. A
+        landmarker the tracker made is made afresh, so that timestamps may restart (a new stream)."""
         for face in self._faces.values():
             face.identity.close()
         self._faces.clear()
+        if self._own_landmarker and self.landmarker is not None:
+            self.landmarker.close()
+            self.landmarker = self._make_landmarker()
         self._next_id = 0
         self._load_stored_identity()
 

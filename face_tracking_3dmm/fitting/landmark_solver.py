@@ -16,6 +16,7 @@ Unknown order: rotation increment (3, left-multiplied), translation (3, metres),
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -161,30 +162,37 @@ class SolveResult:
 
 
 class _Linearisation:
-    """Residuals and Jacobian of one frame at given parameters (identity columns on request)."""
+    """Residuals of one frame at given parameters; the Jacobian (identity columns on request) is
+    computed on first use, so a trial step that is rejected, or the last one, costs no Jacobian."""
 
     def __init__(self, bases: PointBases, shape: torch.Tensor, obs: Observation, params: FaceParameters,
                  weights: SolverWeights, with_identity: bool, identity: torch.Tensor | None):
+        self._bases, self._obs, self._params, self._with_identity = bases, obs, params, with_identity
         points_cm = bases.points(shape, params.expression)
-        rotated = (points_cm * CM_TO_M) @ params.rotation.T
-        cam = rotated + params.translation
-        xy = cam[:, :2] / cam[:, 2:3]
+        self._rotated = (points_cm * CM_TO_M) @ params.rotation.T
+        self._cam = self._rotated + params.translation
+        xy = self._cam[:, :2] / self._cam[:, 2:3]
         proj = xy * obs.intrinsics[:2] + obs.intrinsics[2:]
-        sqrt_w = (obs.weights.sqrt() / obs.scale_px)[:, None]
+        self._sqrt_w = (obs.weights.sqrt() / obs.scale_px)[:, None]
         self.error_px = proj - obs.points_px
-        self.residual = (self.error_px * sqrt_w).reshape(-1)
-        self.valid = bool((cam[:, 2] > 1e-3).all())
-        dproj = projection_jacobian(cam, obs.intrinsics) * sqrt_w[:, :, None]          # (M, 2, 3)
-        rot_basis = torch.einsum("ij,mjk->mik", params.rotation * CM_TO_M, bases.expression)
-        columns = [-skew(rotated), torch.eye(3, dtype=DTYPE).expand(len(bases), 3, 3), rot_basis]
-        if with_identity:
-            columns.append(torch.einsum("ij,mjk->mik", params.rotation * CM_TO_M, bases.identity))
-        self.jacobian = (dproj @ torch.cat(columns, dim=2)).reshape(2 * len(bases), -1)
+        self.residual = (self.error_px * self._sqrt_w).reshape(-1)
+        self.valid = bool((self._cam[:, 2] > 1e-3).all())
         self.prior_diag, self.prior_gradient, prior_cost = _priors(obs, params, weights)
         if with_identity:
             prior_cost += weights.identity_prior * float(identity @ identity)
         self.cost = float(self.residual @ self.residual) + prior_cost
         self.rms_px = float(((self.error_px ** 2).sum(1) * obs.weights).sum().sqrt())
+
+    @functools.cached_property
+    def jacobian(self) -> torch.Tensor:
+        """(2M, 6 + K_exp [+ K_id]) d(weighted residual)/d(rotation increment, translation, expression [, identity])."""
+        bases, rotation = self._bases, self._params.rotation * CM_TO_M
+        dproj = projection_jacobian(self._cam, self._obs.intrinsics) * self._sqrt_w[:, :, None]   # (M, 2, 3)
+        columns = [-skew(self._rotated), torch.eye(3, dtype=DTYPE).expand(len(bases), 3, 3),
+                   torch.einsum("ij,mjk->mik", rotation, bases.expression)]
+        if self._with_identity:
+            columns.append(torch.einsum("ij,mjk->mik", rotation, bases.identity))
+        return (dproj @ torch.cat(columns, dim=2)).reshape(2 * len(bases), -1)
 
 
 def _priors(obs: Observation, params: FaceParameters, weights: SolverWeights):
