@@ -27,7 +27,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     try:
         result = replay.evaluate_bag(args.bag, args.output, realtime=args.realtime, params_file=args.params,
-                                     max_frames=args.max_frames)
+                                     max_frames=args.max_frames, record_overlay=not args.no_overlay)
     except (bagio.BagError, replay.EvaluationError) as error:
         print(f"error: {error}\nresults so far are in {args.output} (metrics.json, report.html)",
               file=sys.stderr)
@@ -96,6 +96,9 @@ def register(subparsers) -> None:
                              "frame, waiting for each answer)")
     parser.add_argument("--params", help="tracker parameters YAML")
     parser.add_argument("--max-frames", type=int)
+    parser.add_argument("--no-overlay", action="store_true",
+                        help="do not subscribe to the debug overlay (the node then does not draw it; "
+                             "the report has no overlay strip)")
     parser.set_defaults(func=_evaluate)
 
     parser = subparsers.add_parser("report", help="rebuild metrics.json and the report of an evaluate folder")

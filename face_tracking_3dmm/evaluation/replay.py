@@ -106,10 +106,11 @@ def face_record(msg) -> dict[str, Any]:
 class _Recorder:
     """Subscribes to everything the tracker publishes and writes it, as received, into an mcap."""
 
-    def __init__(self, node, bag: Path, on_face_params, on_output):
+    def __init__(self, node, bag: Path, on_face_params, on_output, skip_suffixes: tuple[str, ...] = ()):
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         self.node, self.on_face_params, self.on_output = node, on_face_params, on_output
+        self.skip_suffixes = skip_suffixes
         self.writer = Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP)
         self.writer.open()
         self.custom_types: dict[str, Path] = {}
@@ -128,7 +129,7 @@ class _Recorder:
             return []
         added = []
         for topic, types in published:
-            if topic in self.connections or topic in IGNORED_TOPICS or not types:
+            if topic in self.connections or topic in IGNORED_TOPICS or not types or topic.endswith(self.skip_suffixes):
                 continue
             type_name = types[0]
             if type_name not in self.store.types:
@@ -180,7 +181,7 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
                  namespace: str = "/eval", answer_timeout_s: float = 5.0,
                  startup_timeout_s: float = 120.0, max_frames: int | None = None,
                  node_command: list[str] | None = None, held_out_ids: list[int] | None = None,
-                 progress: bool = True) -> dict[str, Any]:
+                 record_overlay: bool = True, progress: bool = True) -> dict[str, Any]:
     """Replay ``bag`` through a tracker node process and write the evaluation folder ``output``.
 
     Returns the metrics dict. A bag that breaks midway ends the replay with the frames already
@@ -189,7 +190,8 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
     ``node_command`` replaces the tracker executable (it must accept ``--ros-args`` remappings).
     After the replay, MediaPipe runs on the bag's images to measure the fitted model against its
     points (:mod:`face_tracking_3dmm.evaluation.holdout`); ``held_out_ids`` are MediaPipe points
-    the tracker does not fit (default: the face oval).
+    the tracker does not fit (default: the face oval). ``record_overlay=False`` leaves the debug
+    overlay unsubscribed, so the node does not draw it (it does so only while someone listens).
     """
     bag, output = Path(bag), Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -206,6 +208,8 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
     total_images = sum(topics[t]["count"] for t in image_topics) or None
     run = {"bag": str(bag), "mode": "realtime" if realtime else "deterministic",
            "params_file": params_file, "parameters": parameters or {}, "domain_id": env["ROS_DOMAIN_ID"],
+           "overlay_recorded": record_overlay, "load_average_1min_at_start": os.getloadavg()[0],
+           "cpus": os.cpu_count(),
            "error": None}
 
     import rclpy
@@ -239,7 +243,7 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
         if record is not None:
             record.setdefault("outputs", {}).setdefault(topic, now)
 
-    recorder = _Recorder(node, output / "bag", on_face_params, on_output)
+    recorder = _Recorder(node, output / "bag", on_face_params, on_output, () if record_overlay else ("overlay",))
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
     image_publisher = node.create_publisher(Image, "image", qos)
@@ -292,6 +296,7 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
             bar.close()
         recorder.close()
         run["recorded_topics"] = recorder.counts
+        run["load_average_1min_at_end"] = os.getloadavg()[0]
         try:
             from face_tracking_3dmm.evaluation import holdout
             run["landmark_comparison"] = holdout.errors_against_mediapipe(

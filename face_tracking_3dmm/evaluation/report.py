@@ -35,8 +35,9 @@ def compute_metrics(frames: list[dict[str, Any]], run: dict[str, Any] | None = N
     answered = [f for f in sent if f.get("received_s") is not None]
     with_face = [f for f in answered if _first_face(f) is not None]
     result: dict[str, Any] = {
-        "mode": run.get("mode"), "bag": run.get("bag"), "input_fps": run.get("input_fps"),
+        "mode": run.get("mode"), "bag": run.get("bag"), "input_fps": _input_fps(sent),
         "error": run.get("error"),
+        "machine": {k: run.get(k) for k in ("cpus", "load_average_1min_at_start", "load_average_1min_at_end")},
         "frames": {"images_in_bag_read": len(frames), "sent": len(sent), "processed": len(answered),
                    "dropped": len(sent) - len(answered),
                    "drop_rate": (len(sent) - len(answered)) / len(sent) if sent else None,
@@ -53,6 +54,14 @@ def compute_metrics(frames: list[dict[str, Any]], run: dict[str, Any] | None = N
     result["jitter"] = _jitter(with_face)
     result["landmark_error"] = _landmark_error(with_face)
     return result
+
+
+def _input_fps(frames: list[dict[str, Any]]) -> float | None:
+    """Frame rate of the images by their stamps (what --realtime replays at)."""
+    if len(frames) < 2:
+        return None
+    span_s = (frames[-1]["stamp_ns"] - frames[0]["stamp_ns"]) / 1e9
+    return (len(frames) - 1) / span_s if span_s > 0 else None
 
 
 def _jitter(records: list[dict[str, Any]]) -> dict[str, Any]:
