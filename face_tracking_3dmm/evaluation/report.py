@@ -134,8 +134,8 @@ def draw_report_png(result: dict[str, Any], frames: list[dict[str, Any]], strip:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure = plt.figure(figsize=(13, 8.2))
-    grid = figure.add_gridspec(2, 3, height_ratios=[1.0, 0.9])
+    figure = plt.figure(figsize=(13, 7.0))
+    grid = figure.add_gridspec(2, 3, height_ratios=[1.0, 0.62])
     stage_axis, hist_axis, curve_axis = (figure.add_subplot(grid[0, i]) for i in range(3))
     stages = {k: v for k, v in result["latency_ms"]["stages"].items() if v["count"]}
     if stages:
