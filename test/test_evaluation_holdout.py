@@ -56,3 +56,15 @@ def test_known_parameters_land_on_mediapipes_points_in_a_render():
     wrong = projector.errors_px(observation.points, identity, expression, flip @ head_rotation(30.0, -5.0, 0.0),
                                 translation, renderer.camera)
     assert np.median(wrong) > 2 * np.median(errors)
+
+
+def test_compare_motion_finds_jitter_and_lag():
+    rng = np.random.default_rng(0)
+    t = np.arange(40, dtype=float)
+    path = np.stack([10 * np.sin(t / 4.0), 5 * np.cos(t / 5.0)], axis=1)       # smooth head motion
+    raw = path[:, None, :] + rng.normal(0, 0.5, size=(40, 6, 2))               # noisy detector
+    model = np.roll(path, 1, axis=0)[:, None, :].repeat(6, axis=1)               # smooth, one frame late
+    series = [(i, model[i], raw[i]) for i in range(1, 40)]
+    result = holdout.compare_motion(series)
+    assert result["jitter_model_px"] < 0.5 * result["jitter_mediapipe_px"]
+    assert result["lag_frames_model_behind_mediapipe"] == 1

@@ -103,6 +103,7 @@ def errors_against_mediapipe(bag, frames: list[dict], held_out_ids: Sequence[int
     held, fitted = projector.masks(held_out_ids)
     store = bagio.typestore()
     camera, compared = None, 0
+    series: list[tuple[int, np.ndarray, np.ndarray]] = []   # first face: frame, model points, MediaPipe points
     with FaceLandmarker(mode="video") as landmarker, \
             tqdm(total=len(frames), desc="landmark error", unit="frame", disable=not progress) as bar:
         try:
@@ -125,9 +126,13 @@ def errors_against_mediapipe(bag, frames: list[dict], held_out_ids: Sequence[int
                         continue
                     nearest = min(observations, key=lambda o: np.linalg.norm(
                         o.points[:, :2].mean(0) - np.asarray(face["landmarks68"]).mean(0)))
-                    errors = projector.errors_px(nearest.points, face["identity"], face["expression"],
-                                                 quaternion_xyzw_to_matrix(face["orientation_xyzw"]),
-                                                 face["position"], intrinsics)
+                    rotation = quaternion_xyzw_to_matrix(face["orientation_xyzw"])
+                    predicted = project(projector.points_camera(face["identity"], face["expression"], rotation,
+                                                                face["position"]), intrinsics)
+                    observed = np.asarray(nearest.points, dtype=np.float64)[projector.mediapipe_ids, :2]
+                    errors = np.linalg.norm(predicted - observed, axis=1)
+                    if face is record["faces"][0]:
+                        series.append((record["index"], predicted[held | fitted], observed[held | fitted]))
                     face["mediapipe_error_px"] = {
                         "held_out": float(np.nanmean(errors[held])) if held.any() else None,
                         "fitted": float(np.nanmean(errors[fitted]))}
@@ -136,4 +141,31 @@ def errors_against_mediapipe(bag, frames: list[dict], held_out_ids: Sequence[int
                     compared += 1
         except bagio.BagError:
             pass  # the replay already reported the broken bag; compare what was read
-    return {"frames": compared, "held_out_points": int(held.sum())}
+    return {"frames": compared, "held_out_points": int(held.sum()), **compare_motion(series)}
+
+
+def compare_motion(series: list[tuple[int, np.ndarray, np.ndarray]], max_lag: int = 3) -> dict[str, float]:
+    """Jitter of the model's points and of MediaPipe's raw points (same points, same frames), and the
+    lag (frames) of the model's motion behind MediaPipe's: the shift that best aligns their velocities.
+
+    Args:
+        series: (frame index, (P, 2) model points, (P, 2) MediaPipe points) per frame, in order.
+    """
+    from face_tracking_3dmm.evaluation.metrics import jitter_over_runs
+
+    if len(series) < 2 * max_lag + 3:
+        return {}
+    index = [i for i, _, _ in series]
+    model = np.stack([m for _, m, _ in series])
+    raw = np.stack([r for _, _, r in series])
+    out = {"jitter_model_px": jitter_over_runs(index, model), "jitter_mediapipe_px": jitter_over_runs(index, raw)}
+    model_velocity = np.diff(model.mean(axis=1), axis=0)      # (T-1, 2) motion of the points' centre
+    raw_velocity = np.diff(raw.mean(axis=1), axis=0)
+    scores = {}
+    for lag in range(-max_lag, max_lag + 1):    # model[t + lag] against raw[t]
+        a = model_velocity[max(lag, 0):len(model_velocity) + min(lag, 0)]
+        b = raw_velocity[max(-lag, 0):len(raw_velocity) - max(lag, 0)]
+        scores[lag] = float((a * b).sum() / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+    out["lag_frames_model_behind_mediapipe"] = max(scores, key=scores.get)
+    out["velocity_correlation_at_lag_0"] = scores[0]
+    return out
