@@ -168,4 +168,5 @@ def compare_motion(series: list[tuple[int, np.ndarray, np.ndarray]], max_lag: in
         scores[lag] = float((a * b).sum() / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
     out["lag_frames_model_behind_mediapipe"] = max(scores, key=scores.get)
     out["velocity_correlation_at_lag_0"] = scores[0]
+    out["velocity_correlation_at_best_lag"] = scores[out["lag_frames_model_behind_mediapipe"]]
     return out

@@ -54,7 +54,7 @@ def compute_metrics(frames: list[dict[str, Any]], run: dict[str, Any] | None = N
     result["jitter"] = _jitter(with_face)
     comparison = run.get("landmark_comparison") or {}
     for key in ("jitter_model_px", "jitter_mediapipe_px", "lag_frames_model_behind_mediapipe",
-                "velocity_correlation_at_lag_0"):
+                "velocity_correlation_at_lag_0", "velocity_correlation_at_best_lag"):
         if key in comparison:
             result["jitter"][f"corresponded_points_{key}"] = comparison[key]
     result["landmark_error"] = _landmark_error(with_face)
