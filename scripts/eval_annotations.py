@@ -135,7 +135,8 @@ def print_summary(name: str, summary: dict) -> None:
           f"({100 * summary['found_fraction']:.1f}%), predicted faces: {summary['predicted_faces']}")
     if nme["count"]:
         print(f"NME landmarks68 (outer-eye-corner): mean {nme['mean']:.2f}%  median {nme['median']:.2f}%"
-              f"  over {nme['count']} matched faces")
+              f"  over {nme['count']} matched faces; without the jawline (51 points): mean "
+              f"{summary['nme_inner51_percent']['mean']:.2f}%  median {summary['nme_inner51_percent']['median']:.2f}%")
     pose = summary.get("head_pose_deg")
     if pose:
         for label in ("derived_alignment", "fitted_alignment"):

@@ -130,3 +130,11 @@ def test_match_faces_by_position():
     # two predictions on one annotation: only the better overlap is matched
     pairs = metrics.match_faces([inside_first, inside_first + 10.0], boxes[:1])
     assert pairs == [(0, 0)]
+
+
+def test_nme_on_a_subset_of_points():
+    annotated = _annotated_68()
+    predicted = annotated.copy()
+    predicted[:17, 1] += 8.0  # only the jawline is off
+    assert metrics.nme_outer_eye(predicted, annotated, metrics.INNER_51) == 0.0
+    assert metrics.nme_outer_eye(predicted, annotated) == pytest.approx(17 * 8 / 68 / 40)

@@ -44,6 +44,7 @@ class MatchedFace:
     image: str
     annotated_index: int
     nme: float | None = None
+    nme_inner51: float | None = None
     predicted_rotation: np.ndarray | None = None
     annotated_pyr: tuple[float, float, float] | None = None
 
@@ -90,6 +91,8 @@ def score_results(images: list[AnnotatedImage], records: list[dict[str, Any]]) -
                 face = usable[pairs[j]]
                 if annotated.landmarks68 is not None:
                     match.nme = metrics.nme_outer_eye(points[pairs[j]], annotated.landmarks68)
+                    match.nme_inner51 = metrics.nme_outer_eye(points[pairs[j]], annotated.landmarks68,
+                                                              metrics.INNER_51)
                 if face.get("head_pose"):
                     match.predicted_rotation = face_rotation(face)
             score.matches.append(match)
@@ -105,6 +108,7 @@ def summarize(score: AnnotationScore) -> dict[str, Any]:
     between the model's and the annotators' notion of a frontal head.
     """
     nmes = np.array([m.nme for m in score.matches if m.nme is not None])
+    inner = np.array([m.nme_inner51 for m in score.matches if m.nme_inner51 is not None])
     summary: dict[str, Any] = {
         "annotated_faces": score.annotated, "found_faces": score.found,
         "found_fraction": score.found / score.annotated if score.annotated else float("nan"),
@@ -112,8 +116,11 @@ def summarize(score: AnnotationScore) -> dict[str, Any]:
         "images_without_results": score.images_without_results,
         "nme_percent": {"mean": _stat(nmes * 100, np.mean), "median": _stat(nmes * 100, np.median),
                         "count": int(nmes.size)},
+        "nme_inner51_percent": {"mean": _stat(inner * 100, np.mean), "median": _stat(inner * 100, np.median)},
         "per_face": [{"image": m.image, "face": m.annotated_index,
-                      "nme_percent": None if m.nme is None else 100 * m.nme} for m in score.matches],
+                      "nme_percent": None if m.nme is None else 100 * m.nme,
+                      "nme_inner51_percent": None if m.nme_inner51 is None else 100 * m.nme_inner51}
+                     for m in score.matches],
     }
     posed = [m for m in score.matches if m.predicted_rotation is not None and m.annotated_pyr]
     if posed:

@@ -40,12 +40,18 @@ def _as_rotations(rotations: np.ndarray | Sequence[np.ndarray], name: str) -> np
 # ---------------------------------------------------------------------------------------------
 # Landmarks
 
-def nme_outer_eye(predicted: np.ndarray, annotated: np.ndarray) -> float:
+#: The 51 points without the jawline (17..67): the jawline is a silhouette in some annotations
+#: (dlib, 300-W) and a fixed 3D contour in others (AFLW2000-3D), so both numbers are reported.
+INNER_51 = tuple(range(17, 68))
+
+
+def nme_outer_eye(predicted: np.ndarray, annotated: np.ndarray, points: Sequence[int] | None = None) -> float:
     """Mean point-to-point error of 68 points divided by the annotated outer-eye-corner distance.
 
     Args:
         predicted: (68, 2) pixels.
         annotated: (68, 2) pixels.
+        points: indices averaged over (default all 68; e.g. :data:`INNER_51`).
     Returns:
         NME as a fraction (multiply by 100 for the usual percent).
     """
@@ -56,7 +62,8 @@ def nme_outer_eye(predicted: np.ndarray, annotated: np.ndarray) -> float:
     norm = float(np.linalg.norm(annotated[left] - annotated[right]))
     if norm <= 0.0:
         raise ValueError("annotated outer eye corners coincide; NME is undefined")
-    return float(np.linalg.norm(predicted - annotated, axis=1).mean() / norm)
+    errors = np.linalg.norm(predicted - annotated, axis=1)
+    return float((errors if points is None else errors[list(points)]).mean() / norm)
 
 
 def point_errors(predicted: np.ndarray, reference: np.ndarray) -> np.ndarray:
