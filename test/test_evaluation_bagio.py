@@ -71,3 +71,10 @@ def test_truncated_bag_yields_what_it_has_then_a_clear_error(small_bag, tmp_path
 def test_missing_bag_is_a_clear_error(tmp_path):
     with pytest.raises(bagio.BagError, match="not found"):
         list(bagio.iter_messages(tmp_path / "nope"))
+
+
+@needs_clip
+def test_sqlite3_bags_too(tmp_path):
+    bagio.video_to_bag(CLIP, tmp_path / "sq", max_frames=3, width=96, storage="sqlite3", progress=False)
+    assert list((tmp_path / "sq").glob("*.db3"))
+    assert [m.msgtype for m in bagio.iter_messages(tmp_path / "sq")].count(bagio.IMAGE_TYPE) == 3
