@@ -62,7 +62,8 @@ def _track(args: argparse.Namespace) -> int:
     from face_tracking_3dmm import offline, sources
 
     try:
-        offline.track(args.input, args.output, params_file=args.params, max_frames=args.max_frames)
+        offline.track(args.input, args.output, params_file=args.params, max_frames=args.max_frames,
+                      sequence=args.sequence)
     except sources.SourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -104,6 +105,9 @@ def register(subparsers) -> None:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--max-frames", type=int)
     parser.add_argument("--params", type=Path, help="tracker params YAML (ROS params file or flat mapping)")
+    parser.add_argument("--sequence", action="store_true",
+                        help="the folder's images are consecutive frames of one stream (default: unrelated "
+                             "photos, each searched for faces afresh, small ones included)")
     parser.set_defaults(func=_track)
 
 

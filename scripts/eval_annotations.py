@@ -34,35 +34,18 @@ def cli_command() -> list[str]:
     return [str(installed)] if installed.exists() else [sys.executable, "-m", "face_tracking_3dmm.cli"]
 
 
-def run_track(images: list[annotations.AnnotatedImage], output: Path, params: str | None,
-              per_image: bool) -> Path:
-    """Run `track` and return the path of a results.jsonl covering these images.
-
-    ``track`` treats a folder as one video (warm starts, one identity for all frames), which is
-    wrong for unrelated photos of different people; ``per_image`` runs it once per photo (slower:
-    one start-up each) and joins the results.
-    """
-    def track(input_path: Path, folder: Path) -> None:
-        command = cli_command() + ["track", str(input_path), "--output", str(folder)]
+def run_track(images: list[annotations.AnnotatedImage], output: Path, params: str | None) -> Path:
+    """Run `track` once over a folder linking these images (unrelated photos: `track` searches each
+    one afresh for faces, small ones included) and return its results.jsonl."""
+    with tempfile.TemporaryDirectory(prefix="eval_annotations_") as folder:
+        for image in images:
+            os.symlink(image.path.resolve(), Path(folder) / image.path.name)
+        command = cli_command() + ["track", folder, "--output", str(output)]
         if params:
             command += ["--params", params]
         print("+", " ".join(command), flush=True)
         subprocess.run(command, check=True)
-
-    if not per_image:
-        with tempfile.TemporaryDirectory(prefix="eval_annotations_") as folder:
-            for image in images:
-                os.symlink(image.path.resolve(), Path(folder) / image.path.name)
-            track(Path(folder), output)
-        return output / "results.jsonl"
-    output.mkdir(parents=True, exist_ok=True)
-    joined = output / "results.jsonl"
-    with open(joined, "w") as stream:
-        for image in images:
-            folder = output / "per_image" / image.path.stem
-            track(image.path, folder)
-            stream.write((folder / "results.jsonl").read_text())
-    return joined
+    return output / "results.jsonl"
 
 
 def plot(summaries: dict[str, dict], path: Path) -> None:
@@ -156,11 +139,9 @@ def main() -> int:
                         default=data / "aflw2000_samples" / "annotations.json" if data else None)
     parser.add_argument("--dlib-results", type=Path, help="score this results.jsonl instead of tracking")
     parser.add_argument("--aflw-results", type=Path, help="score this results.jsonl instead of tracking")
-    parser.add_argument("--params", help="tracker params YAML passed to `track`")
+    parser.add_argument("--params", default=str(paths.SOURCE_ROOT / "config" / "photos.yaml"),
+                        help="tracker params YAML passed to `track` (default: config/photos.yaml)")
     parser.add_argument("--output", type=Path, default=Path("output") / "eval_annotations")
-    parser.add_argument("--as-sequence", action="store_true",
-                        help="one `track` run over a folder of all images (faster, but the tracker then "
-                             "treats unrelated photos as one video)")
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip MediaPipe's own head pose on AFLW2000 as the reference")
     args = parser.parse_args()
@@ -172,7 +153,7 @@ def main() -> int:
     for name, images, given in (
             ("dlib_faces", annotations.read_dlib_xml(args.dlib_xml), args.dlib_results),
             ("aflw2000_samples", annotations.read_aflw2000_json(args.aflw_json), args.aflw_results)):
-        results = given or run_track(images, args.output / name, args.params, not args.as_sequence)
+        results = given or run_track(images, args.output / name, args.params)
         score = annotation_eval.score_results(images, annotation_eval.load_results_jsonl(results))
         summaries[name] = annotation_eval.summarize(score)
         print_summary(name, summaries[name])

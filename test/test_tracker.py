@@ -209,3 +209,38 @@ def test_pose_through_the_whole_pipeline_on_renders(model, tracker_factory, yaw,
     error_deg = math.degrees(math.acos(np.clip((np.trace(face.rotation.T @ truth) - 1) / 2, -1, 1)))
     assert error_deg < 2.5
     assert face.fit_error_px < 3.0
+
+
+def test_small_faces_found_by_the_background_search_are_tracked_on_regions(tracker_factory):
+    """A still camera looking at a group photo: the whole-frame detector finds few of its small
+    faces; the background search finds the rest, and each keeps its id, followed on its region."""
+    image = cv2.cvtColor(cv2.imread(str(_eval_file("dlib_faces", "2008_002470.jpg"))), cv2.COLOR_BGR2RGB)
+    tracker = tracker_factory(max_faces=8, identity_frames=0, search_interval=5)
+    first = tracker.process(image, 0.0)
+    boxes_by_id: dict[int, list] = {}
+    for n in range(1, 40):
+        result = tracker.process(image, n / 30.0)
+        for face in result.faces:
+            if face.tracking_state != TrackingState.LOST:
+                boxes_by_id.setdefault(face.face_id, []).append(np.array(face.bbox))
+        if n < 39:
+            import time
+            time.sleep(0.01)   # frames arrive while the search runs
+    assert tracker.stats.searches >= 1
+    assert len(result.faces) >= 5 > len(first.faces)
+    # Once found, a face is tracked in every later frame, in the same place.
+    steady = [boxes for boxes in boxes_by_id.values() if len(boxes) >= 5]
+    assert len(steady) >= 5
+    for boxes in steady:
+        assert np.abs(np.array(boxes) - boxes[0]).max() < 6.0
+
+
+def test_process_still_finds_every_face_of_a_group_photo(tracker_factory):
+    image = cv2.cvtColor(cv2.imread(str(_eval_file("dlib_faces", "2008_007676.jpg"))), cv2.COLOR_BGR2RGB)
+    tracker = tracker_factory(max_faces=8, identity_frames=0)
+    result = tracker.process_still(image)
+    assert len(result.faces) >= 6                       # 7 annotated, many ~40 px wide
+    assert [f.face_id for f in result.faces] == list(range(len(result.faces)))
+    again = tracker.process_still(image)               # unrelated photo: ids restart
+    assert [f.face_id for f in again.faces] == list(range(len(again.faces)))
+    assert all(f.landmarks68.shape == (68, 2) and np.isfinite(f.landmarks68).all() for f in again.faces)
