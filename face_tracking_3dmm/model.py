@@ -133,7 +133,10 @@ class ICTFaceModel:
         """A model holding only ``vertex_ids`` (full-model indices); keeps triangles fully inside."""
         ids_full = torch.as_tensor(np.asarray(vertex_ids), dtype=torch.long, device=self.neutral.device)
         # Map full-model ids to positions in this (possibly already restricted) model.
-        lookup = torch.full((int(self.vertex_ids.max()) + 1,), -1, dtype=torch.long, device=ids_full.device)
+        if ids_full.numel() and int(ids_full.min()) < 0:
+            raise ValueError("subset asks for negative vertex ids")
+        size = int(torch.cat((self.vertex_ids.to(ids_full.device), ids_full)).max()) + 1
+        lookup = torch.full((size,), -1, dtype=torch.long, device=ids_full.device)
         lookup[self.vertex_ids] = torch.arange(self.num_vertices, device=ids_full.device)
         local = lookup[ids_full]
         if (local < 0).any():

@@ -14,6 +14,10 @@ SOURCE_ROOT = Path(__file__).resolve().parent.parent
 MODEL_ENV = "FACE_TRACKING_3DMM_MODEL"
 SHARED_ENV = "FACE_TRACKING_3DMM_SHARED"
 CACHE_ENV = "FACE_TRACKING_3DMM_CACHE"
+#: Fast DDS profile for images between processes on one machine (a shared-memory segment that holds
+#: whole images, UDP on loopback): with Fast DDS's defaults images over ~0.5 MB are fragmented and,
+#: on best-effort subscriptions, about half of them were lost.
+FASTDDS_LARGE_IMAGES_PROFILE = Path(__file__).resolve().parent / "data" / "fastdds_large_images.xml"
 
 
 def cache_dir() -> Path:

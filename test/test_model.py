@@ -88,6 +88,10 @@ def test_regions_and_errors(model):
         model.vertices(torch.zeros(3))
     with pytest.raises(ValueError, match="does not hold"):
         model.subset([1, 5]).subset([3])
+    with pytest.raises(ValueError, match="does not hold"):
+        model.subset([1, 5]).subset([model.num_vertices + 10])   # beyond every id the model has
+    with pytest.raises(ValueError, match="negative"):
+        model.subset([-1])
 
 
 def test_missing_model_says_what_to_do(tmp_path):

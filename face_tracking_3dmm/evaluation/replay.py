@@ -29,8 +29,6 @@ from face_tracking_3dmm import paths
 from face_tracking_3dmm.evaluation import bagio, report
 
 TRACKER_NODE_NAME = "face_tracker"
-#: Fast DDS profile for large images on one machine (bigger shared-memory segment, UDP on loopback).
-FASTDDS_PROFILE = Path(__file__).resolve().parent / "data" / "fastdds_large_images.xml"
 IGNORED_TOPICS = ("/rosout", "/parameter_events")
 
 
@@ -40,9 +38,8 @@ class EvaluationError(RuntimeError):
 
 def isolated_ros_environment(log_dir: Path, domain_id: int | None = None) -> dict[str, str]:
     """Environment for every process of one evaluation: localhost-only discovery, its own domain,
-    ROS logs under ``log_dir``, and the Fast DDS profile :data:`FASTDDS_PROFILE` (with default
-    transports, images over ~0.5 MB were lost on best-effort subscriptions: half the frames of a
-    480x480 replay). Also applied to this process (before rclpy initialises)."""
+    ROS logs under ``log_dir``, and the Fast DDS profile :data:`paths.FASTDDS_LARGE_IMAGES_PROFILE`.
+    Also applied to this process (before rclpy initialises)."""
     if domain_id is None:
         domain_id = int(os.environ.get("FACE_TRACKING_3DMM_EVAL_DOMAIN_ID", 0)) or 10 + os.getpid() % 90
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -50,7 +47,7 @@ def isolated_ros_environment(log_dir: Path, domain_id: int | None = None) -> dic
                "ROS_LOG_DIR": str(log_dir.resolve()), "PYTHONUNBUFFERED": "1"}
     os.environ.update(changes)
     # Whole images through shared memory (see the file); a profile the user chose is kept.
-    os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(FASTDDS_PROFILE))
+    os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(paths.FASTDDS_LARGE_IMAGES_PROFILE))
     return dict(os.environ)
 
 
