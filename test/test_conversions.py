@@ -7,6 +7,7 @@ import pytest
 
 pytest.importorskip("rclpy")
 from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.serialization import deserialize_message  # noqa: E402
 from scipy.spatial.transform import Rotation  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
@@ -165,12 +166,18 @@ def test_link_to_optical_is_the_ros_convention():
 def test_mesh_marker_lists_every_triangle_corner():
     vertices = np.array([[0, 0, 1], [0.1, 0, 1], [0, 0.1, 1], [0.1, 0.1, 1.0]])
     triangles = np.array([[0, 1, 2], [1, 3, 2]])
-    marker = conversions.mesh_marker(vertices, triangles, HEADER, face_id=2, lifetime_s=1.5)
+    marker = deserialize_message(conversions.mesh_marker(vertices, triangles, HEADER, face_id=2, lifetime_s=1.5),
+                                 Marker)
+    assert marker.header.frame_id == HEADER.frame_id and marker.ns == "face_mesh"
+    assert marker.color.a == 1.0 and marker.pose.orientation.w == 1.0 and marker.scale.x == 1.0
+    assert [(p.x, p.y, p.z) for p in marker.points] == [tuple(vertices[i]) for i in triangles.reshape(-1)]
     assert marker.type == Marker.TRIANGLE_LIST and marker.id == 2 and len(marker.points) == 6
     assert (marker.points[4].x, marker.points[4].y) == (0.1, 0.1)
     assert (marker.lifetime.sec, marker.lifetime.nanosec) == (1, 500_000_000)
     with pytest.raises(ValueError, match="expected"):
         conversions.mesh_marker(vertices[:, :2], triangles, HEADER, 0)
+    empty = deserialize_message(conversions.mesh_marker(vertices, triangles[:0], HEADER, 0), Marker)
+    assert empty.points == [] and empty.ns == "face_mesh"
 
 
 def test_overlay_draws_on_a_copy():

@@ -173,14 +173,19 @@ LINK_TO_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]
 
 
 def mesh_marker(vertices_m: np.ndarray, triangles: np.ndarray, header: Header, face_id: int,
-                lifetime_s: float = 1.0) -> Marker:
-    """visualization_msgs/Marker TRIANGLE_LIST of a fitted mesh.
+                lifetime_s: float = 1.0) -> bytes:
+    """A visualization_msgs/Marker TRIANGLE_LIST of a fitted mesh, serialized (CDR) for
+    ``Publisher.publish``, which takes bytes as they are.
 
     Args:
         vertices_m: (V, 3) vertices in header.frame_id, metres.
         triangles: (F, 3) vertex indices.
     The marker's id is the face id (namespace ``face_mesh``); it vanishes after ``lifetime_s``
     unless refreshed, so a lost face does not stay on screen.
+
+    Why bytes: a face mesh has ~55k triangle corners, and a Marker built from 55k
+    geometry_msgs/Point objects took ~240 ms a message (measured); here the points are one numpy
+    buffer spliced into the serialized rest of the marker (:func:`_marker_layout`).
     """
     vertices_m = np.asarray(vertices_m, dtype=np.float64)
     triangles = np.asarray(triangles)
@@ -193,8 +198,32 @@ def mesh_marker(vertices_m: np.ndarray, triangles: np.ndarray, header: Header, f
     marker.pose.orientation.w = 1.0
     marker.scale.x = marker.scale.y = marker.scale.z = 1.0
     marker.color = ColorRGBA(r=0.85, g=0.7, b=0.6, a=1.0)
-    marker.points = [Point(x=x, y=y, z=z) for x, y, z in vertices_m[triangles.reshape(-1)].tolist()]
-    return marker
+    corners = vertices_m[triangles.reshape(-1)]
+    prefix, padding, suffix = _marker_layout(marker)
+    return b"".join((prefix, np.uint32(len(corners)).astype("<u4").tobytes(), padding if len(corners) else b"",
+                     corners.astype("<f8").tobytes(), suffix))
+
+
+#: Values of the probe point that :func:`_marker_layout` looks for in the serialized marker.
+_PROBE = (1.25, -2.5, 3.75)
+
+
+def _marker_layout(marker: Marker) -> tuple[bytes, bytes, bytes]:
+    """Split ``marker`` (no points) serialized with one probe point into: the bytes before the
+    points' count, the alignment padding between the count and the first point, and the bytes after
+    the point. Points are 24 bytes (a multiple of CDR's 8-byte alignment), so the parts after them
+    are the same for any number of points."""
+    from rclpy.serialization import serialize_message
+
+    marker.points = [Point(x=_PROBE[0], y=_PROBE[1], z=_PROBE[2])]
+    raw = serialize_message(marker)
+    marker.points = []
+    if raw[:2] != b"\x00\x01":
+        raise RuntimeError("expected little-endian CDR from rclpy's serializer")
+    probe = np.array(_PROBE, "<f8").tobytes()
+    at = raw.index(probe)
+    count_at = raw.rindex(np.uint32(1).astype("<u4").tobytes(), 0, at)
+    return raw[:count_at], raw[count_at + 4:at], raw[at + len(probe):]
 
 
 def project(points_m: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
