@@ -5,11 +5,16 @@ import numpy as np
 import pytest
 import torch
 
+from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.filters import OneEuroFilter, PoseExpressionFilter, RotationOneEuroFilter, smoothing_factor
 from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 
 FPS = 30.0
-DEFAULTS = dict(min_cutoff=1.5, beta=0.05)     # TrackerConfig's smoothing defaults
+DEFAULTS = dict(min_cutoff=TrackerConfig.smoothing_min_cutoff, beta=TrackerConfig.smoothing_beta)
+#: Heavier smoothing (more phase lag): the defaults until the lag on real clips was measured.
+HEAVY = dict(min_cutoff=1.5, beta=0.05)
+#: (settings, bound on the jitter ratio at rest)
+SMOOTHING = pytest.mark.parametrize("settings, bound", [(DEFAULTS, 0.8), (HEAVY, 0.5)], ids=["defaults", "heavy"])
 
 
 def _run(filt, values, fps=FPS):
@@ -31,11 +36,12 @@ def test_step_passes_in_the_same_frame():
     assert out[33] > 0.95 * 0.8
 
 
-def test_reduces_jitter_at_rest():
+@SMOOTHING
+def test_reduces_jitter_at_rest(settings, bound):
     rng = np.random.default_rng(0)
     noisy = 0.3 + rng.normal(0.0, 0.01, size=(300, 5))
-    out = _run(OneEuroFilter(scale=100.0, **DEFAULTS), noisy)
-    assert np.std(np.diff(out[50:], axis=0)) < 0.5 * np.std(np.diff(noisy[50:], axis=0))
+    out = _run(OneEuroFilter(scale=100.0, **settings), noisy)
+    assert np.std(np.diff(out[50:], axis=0)) < bound * np.std(np.diff(noisy[50:], axis=0))
     assert np.abs(out[50:].mean() - 0.3) < 0.005
 
 
@@ -61,10 +67,11 @@ def test_disabled_and_checks():
         OneEuroFilter(-1.0, 0.0)
 
 
-def test_rotation_filter_smooths_and_stays_on_so3():
+@SMOOTHING
+def test_rotation_filter_smooths_and_stays_on_so3(settings, bound):
     rng = np.random.default_rng(2)
     base = torch.tensor([0.2, 0.5, 0.1], dtype=torch.float64)
-    filt = RotationOneEuroFilter(**DEFAULTS)
+    filt = RotationOneEuroFilter(**settings)
     raw_angles, out_angles = [], []
     for n in range(200):
         noise = torch.as_tensor(rng.normal(0.0, np.radians(0.5), 3))
@@ -74,7 +81,7 @@ def test_rotation_filter_smooths_and_stays_on_so3():
         raw_angles.append(matrix_to_axis_angle(torch.as_tensor(raw)).numpy())
         out_angles.append(matrix_to_axis_angle(torch.as_tensor(out)).numpy())
     jitter = lambda a: np.std(np.diff(np.array(a)[50:], axis=0))  # noqa: E731
-    assert jitter(out_angles) < 0.5 * jitter(raw_angles)
+    assert jitter(out_angles) < bound * jitter(raw_angles)
     assert np.allclose(np.mean(out_angles[50:], axis=0), base.numpy(), atol=np.radians(0.3))
 
 
