@@ -386,6 +386,7 @@ class FaceTracker:
                  else face.identity.poll())
         if froze:
             self._identity_frozen(face)
+            params = self._settle_on_identity(face, obs, params)
         timings["fit"] += (time.perf_counter() - began) * 1000.0
 
         began = time.perf_counter()
@@ -436,6 +437,18 @@ class FaceTracker:
         depth = float(params.translation[2]) if params.finite else math.nan
         return (params.finite and DEPTH_RANGE_M[0] < depth < DEPTH_RANGE_M[1]
                 and math.isfinite(rms_px) and rms_px < MAX_RELATIVE_RMS * 100.0 * scale_px)
+
+    def _settle_on_identity(self, face: _Face, obs: Observation, params: FaceParameters) -> FaceParameters:
+        """The shape just changed to the fitted identity: re-fit pose and expression on it in this
+        frame (no temporal term: the last frame's values belong to the old shape), and restart the
+        filter, so that the change is one clean step instead of a transient over many frames."""
+        settled = solve_frame(self.bases, dataclasses.replace(obs, previous=None), params, face.identity.identity,
+                              self.weights, ACQUIRE_ITERATIONS, 0.0)
+        face.filter.reset()
+        if not self._plausible(settled.parameters, settled.rms_px, obs.scale_px):
+            return params
+        face.params, face.last_good = settled.parameters, settled.parameters.copy()
+        return settled.parameters
 
     def _identity_frozen(self, face: _Face) -> None:
         self.stats.identity_fits += 1

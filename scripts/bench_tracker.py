@@ -183,9 +183,13 @@ def main() -> int:
           + f" {np.nanmean(totals['jr']):10.3f} {np.nanmean(totals['jf']):10.3f} {np.nanmean(totals['sr']):9.3f}"
           f" {np.nanmean(totals['sf']):9.3f} {np.mean(totals['lag']):5.2f}"
           "  (latency after the identity frames)")
+    per_clip = {key: np.array(totals[key]) for key in ("jr", "jf", "sr", "sf", "lag")}
     print(f"jitter ratio fit/raw: {np.nanmean(totals['jf']) / np.nanmean(totals['jr']):.2f} (all frames), "
-          f"{np.nanmean(totals['sf']) / np.nanmean(totals['sr']):.2f} (stillest 30%); "
-          f"divergences {stats.divergences}, identity fits {stats.identity_fits}, "
+          f"{np.nanmean(totals['sf']) / np.nanmean(totals['sr']):.2f} (stillest 30%); median over clips "
+          f"{np.nanmedian(per_clip['jf'] / per_clip['jr']):.2f} (all frames), "
+          f"{np.nanmedian(per_clip['sf'] / per_clip['sr']):.2f} (stillest 30%); lag median over clips "
+          f"{np.median(per_clip['lag']):.2f} frames, mean {np.mean(per_clip['lag']):.2f}")
+    print(f"divergences {stats.divergences}, identity fits {stats.identity_fits}, "
           f"{time.perf_counter() - began:.0f} s")
     return 0
 
