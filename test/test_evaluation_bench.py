@@ -17,6 +17,15 @@ def test_compare_window_uses_the_same_frames_after_identity():
     assert result["online_photometric_error"] is None and result["offline_photometric_error"] == 4.0
 
 
+def test_compare_window_starts_where_offline_refines():
+    online = {"per_frame": {"ms": [50, 11, 12, 13, 14], "landmark_error": {}, "photometric_error": {}}}
+    offline = {"per_frame": {"ms": [900, 110, 120, 3000, 3100], "photometric_ms": [0.0, 0.0, 0.0, 2900, 3000],
+                             "landmark_error": {}, "photometric_error": {}}}
+    result = bench.compare_window(online, offline, identity_frames=1)
+    assert result["frames"] == [3, 5]
+    assert result["offline_ms_per_frame_p50"] == 3050.0 and result["online_ms_per_frame_p50"] == 13.5
+
+
 def test_landmarks_only_is_online_without_photometric_steps():
     assert bench.profile_config("landmarks_only").photometric_iterations == 0
     assert bench.profile_config("offline").photometric_iterations > bench.profile_config("online").photometric_iterations

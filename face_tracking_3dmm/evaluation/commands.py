@@ -111,6 +111,6 @@ def register(subparsers) -> None:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--width", type=int, default=640, help="resize frames to this width (0 = keep)")
     parser.add_argument("--profiles", nargs="+", default=list(bench.PROFILES), choices=bench.PROFILES)
-    parser.add_argument("--offline-max-frames", type=int, default=40,
+    parser.add_argument("--offline-max-frames", type=int, default=bench.OFFLINE_MAX_FRAMES,
                         help="frames for the (slow) offline profile (0 = all --max-frames)")
     parser.set_defaults(func=_bench)
