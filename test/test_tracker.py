@@ -244,3 +244,11 @@ def test_process_still_finds_every_face_of_a_group_photo(tracker_factory):
     again = tracker.process_still(image)               # unrelated photo: ids restart
     assert [f.face_id for f in again.faces] == list(range(len(again.faces)))
     assert all(f.landmarks68.shape == (68, 2) and np.isfinite(f.landmarks68).all() for f in again.faces)
+
+
+def test_process_still_fits_identity_from_the_photo(tracker_factory):
+    image = cv2.cvtColor(cv2.imread(str(_eval_file("aflw2000_samples", "image00050.jpg"))), cv2.COLOR_BGR2RGB)
+    tracker = tracker_factory()                       # identity_frames > 0: fitted from this one view
+    face = tracker.process_still(image).faces[0]
+    assert face.tracking_state == TrackingState.TRACKING
+    assert np.abs(face.identity).max() > 0.05 and np.isfinite(face.identity).all()
