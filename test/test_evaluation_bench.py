@@ -19,7 +19,7 @@ def test_compare_window_uses_the_same_frames_after_identity():
 
 def test_compare_window_starts_where_offline_refines():
     online = {"per_frame": {"ms": [50, 11, 12, 13, 14], "landmark_error": {}, "photometric_error": {}}}
-    offline = {"per_frame": {"ms": [900, 110, 120, 3000, 3100], "photometric_ms": [0.0, 0.0, 0.0, 2900, 3000],
+    offline = {"per_frame": {"ms": [900, 110, 120, 3000, 3100], "photometric_ms": [5.0, 0.0, 40.0, 2900, 3000],
                              "landmark_error": {}, "photometric_error": {}}}
     result = bench.compare_window(online, offline, identity_frames=1)
     assert result["frames"] == [3, 5]
