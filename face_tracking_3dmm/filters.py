@@ -12,9 +12,7 @@ Speeds are measured in units where typical motions are comparable (see :data:`PO
 from __future__ import annotations
 
 import numpy as np
-import torch
-
-from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix, matrix_to_axis_angle
+from scipy.spatial.transform import Rotation
 
 #: Units the filter measures speed in: degrees, millimetres, and percent of a blendshape weight.
 POSE_UNITS = {"rotation": 180.0 / np.pi, "translation": 1000.0, "expression": 100.0}
@@ -103,12 +101,13 @@ class RotationOneEuroFilter(OneEuroFilter):
         return self._value.copy()
 
 
+# One 3x3 matrix at a time: scipy's closed forms cost a tenth of the batched torch ones here.
 def _log(rotation: np.ndarray) -> np.ndarray:
-    return matrix_to_axis_angle(torch.from_numpy(rotation)).numpy()
+    return Rotation.from_matrix(rotation).as_rotvec()
 
 
 def _exp(rotvec: np.ndarray) -> np.ndarray:
-    return axis_angle_to_matrix(torch.from_numpy(np.asarray(rotvec, dtype=np.float64))).numpy()
+    return Rotation.from_rotvec(np.asarray(rotvec, dtype=np.float64)).as_matrix()
 
 
 class PoseExpressionFilter:

@@ -29,7 +29,6 @@ from face_tracking_3dmm.fitting.contour import Landmarks68
 from face_tracking_3dmm.fitting.identity import IdentityEstimator, load_identity, save_identity
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases,
                                                         SolverWeights, solve_frame)
-from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix
 from face_tracking_3dmm.landmarks import LandmarkObservation, box_iou, check_image, region_around
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.results import CameraIntrinsics, FaceResult, FrameResult, TrackingState
@@ -66,15 +65,17 @@ def eye_rotations(names: tuple[str, ...], expression: np.ndarray) -> np.ndarray:
     """(2, 3, 3) left, right eyeball rotations in the head frame from the eyeLook* weights.
 
     The subject's left is the model's +x; yaw turns the gaze (+z) towards +x, pitch up is towards +y.
+    Each is R_y(yaw) R_x(pitch).
     """
     weight = dict(zip(names, np.asarray(expression, dtype=np.float64)))
     out = np.empty((2, 3, 3))
     for index, (side, outward) in enumerate((("L", 1.0), ("R", -1.0))):
         yaw = math.radians(EYE_YAW_DEG) * outward * (weight[f"eyeLookOut_{side}"] - weight[f"eyeLookIn_{side}"])
         pitch = -math.radians(EYE_PITCH_DEG) * (weight[f"eyeLookUp_{side}"] - weight[f"eyeLookDown_{side}"])
-        rotvec = torch.tensor([[0.0, yaw, 0.0], [pitch, 0.0, 0.0]], dtype=DTYPE)
-        ry, rx = axis_angle_to_matrix(rotvec)
-        out[index] = (ry @ rx).numpy()
+        cy, sy, cp, sp = math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch)
+        ry = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])
+        rx = np.array([[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]])
+        out[index] = ry @ rx
     return out
 
 
