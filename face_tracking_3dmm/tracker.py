@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,18 @@ class _Face:
 
 
 @dataclass
+class Detections:
+    """One frame after :meth:`FaceTracker.detect`: what :meth:`FaceTracker.fit` needs."""
+
+    image_rgb: np.ndarray                       #: (H, W, 3) uint8
+    timestamp_s: float
+    observations: list[LandmarkObservation]
+    whole_frame: int        #: the first ``whole_frame`` observations come from the whole-frame detector
+    landmarks_ms: float
+    single_view: bool = False   #: an unrelated photo: new faces fit their identity from it alone
+
+
+@dataclass
 class TrackerStats:
     """Counters for diagnostics."""
 
@@ -147,6 +160,9 @@ class FaceTracker:
         self.landmarker = landmarker if landmarker is not None else self._make_landmarker()
         self._search = BackgroundSearch(self.landmarker, self.config.search_interval)
         self.stats = TrackerStats()
+        # Tracked faces: written by fit(), read by detect() (boxes, region landmarkers), which a
+        # pipeline may run for the next frame on another thread.
+        self._faces_lock = threading.RLock()
         self._faces: dict[int, _Face] = {}
         self._next_id = 0
         self._stored_identity: np.ndarray | None = None
@@ -165,10 +181,11 @@ class FaceTracker:
         self._search = BackgroundSearch(self.landmarker, self.config.search_interval)
 
     def _forget_all(self) -> None:
-        for face in self._faces.values():
-            face.close()
-        self._faces.clear()
-        self._next_id = 0
+        with self._faces_lock:
+            for face in self._faces.values():
+                face.close()
+            self._faces.clear()
+            self._next_id = 0
 
     def _apply_threads(self) -> None:
         if self.config.num_threads > 0 and torch.get_num_threads() != self.config.num_threads:
@@ -236,10 +253,24 @@ class FaceTracker:
         FaceResult per tracked face: fitted this frame, or LOST (last values, confidence 0) for a
         face not seen this frame but seen within the last few seconds.
         """
+        return self.fit(self.detect(image_rgb, timestamp_s), camera)
+
+    def detect(self, image_rgb: np.ndarray, timestamp_s: float) -> Detections:
+        """Stage one of :meth:`process`: the frame's landmarks (MediaPipe).
+
+        A pipeline may run this for frame t + 1 on one thread while :meth:`fit` works on frame t
+        on another (call each stage from one thread, in frame order): the stages share only the
+        tracked faces' boxes and region landmarkers, under a lock.
+        """
         began = time.perf_counter()
         self._check_input(image_rgb)
         observations, whole_frame = self._detect(image_rgb, timestamp_s)
-        return self._fit(observations, whole_frame, image_rgb, timestamp_s, camera, began)
+        return Detections(image_rgb, timestamp_s, observations, whole_frame, (time.perf_counter() - began) * 1000.0)
+
+    def fit(self, detections: Detections, camera: CameraIntrinsics | None = None) -> FrameResult:
+        """Stage two of :meth:`process`: match the detections to tracked faces and fit each."""
+        with self._faces_lock:
+            return self._fit(detections, camera)
 
     def process_still(self, image_rgb: np.ndarray, camera: CameraIntrinsics | None = None) -> FrameResult:
         """Faces in one photo unrelated to the frames before (a folder of stills, an image).
@@ -255,7 +286,8 @@ class FaceTracker:
         self._check_input(image_rgb)
         self._forget_all()
         observations = self.landmarker.detect_tiled(image_rgb)
-        return self._fit(observations, len(observations), image_rgb, 0.0, camera, began, single_view=True)
+        return self.fit(Detections(image_rgb, 0.0, observations, len(observations),
+                                   (time.perf_counter() - began) * 1000.0, single_view=True), camera)
 
     def _check_input(self, image_rgb: np.ndarray) -> None:
         if self.landmarker is None:
@@ -273,43 +305,41 @@ class FaceTracker:
         stamp_ms = int(round(timestamp_s * 1000.0))
         observations = self.landmarker.detect(image_rgb, stamp_ms)
         whole_frame = len(observations)
-        for face in self._faces.values():
-            if face.region_landmarker is None or face.bbox is None:
-                continue
-            if any(box_iou(seen.bbox, face.bbox) >= MATCH_IOU for seen in observations):
-                continue
-            region = region_around(face.bbox, image_rgb.shape, REGION_SCALE)
-            observations += face.region_landmarker.detect(image_rgb, stamp_ms, region=region)[:1]
+        with self._faces_lock:
+            for face in self._faces.values():
+                if face.region_landmarker is None or face.bbox is None:
+                    continue
+                if any(box_iou(seen.bbox, face.bbox) >= MATCH_IOU for seen in observations):
+                    continue
+                region = region_around(face.bbox, image_rgb.shape, REGION_SCALE)
+                observations += face.region_landmarker.detect(image_rgb, stamp_ms, region=region)[:1]
         observations += new_faces(self._search.poll(), [seen.bbox for seen in observations], MATCH_IOU)
         if len(observations) < self.config.max_faces:
             self._search.offer(image_rgb)
             self.stats.searches = self._search.searches
         return observations, whole_frame
 
-    def _fit(self, observations: list[LandmarkObservation], whole_frame: int, image_rgb: np.ndarray,
-             timestamp_s: float, camera: CameraIntrinsics | None, began: float,
-             single_view: bool = False) -> FrameResult:
-        """Match ``observations`` to tracked faces and fit each; faces beyond the first
-        ``whole_frame`` observations are followed on regions from now on. ``single_view``: new
-        faces fit their identity from this frame alone."""
+    def _fit(self, detections: Detections, camera: CameraIntrinsics | None) -> FrameResult:
+        """Faces beyond the first ``whole_frame`` observations are followed on regions from now on."""
+        began = time.perf_counter()
+        image_rgb, timestamp_s = detections.image_rgb, detections.timestamp_s
         height, width = image_rgb.shape[:2]
         camera = camera or CameraIntrinsics.default_for(width, height)
-        timings = {"landmarks": (time.perf_counter() - began) * 1000.0, "fit": 0.0, "photometric": 0.0,
-                   "filter": 0.0}
+        timings = {"landmarks": detections.landmarks_ms, "fit": 0.0, "photometric": 0.0, "filter": 0.0}
         self.stats.frames += 1
-        self.stats.frames_with_face += bool(observations)
-        assigned = self._match(observations[: self.config.max_faces], timestamp_s, single_view)
+        self.stats.frames_with_face += bool(detections.observations)
+        assigned = self._match(detections.observations[: self.config.max_faces], timestamp_s, detections.single_view)
         intrinsics = intrinsics_tensor(camera)
         results = []
         for index, (face, observation) in enumerate(assigned):
-            if index >= whole_frame and face.region_landmarker is None:
+            if index >= detections.whole_frame and face.region_landmarker is None:
                 face.region_landmarker = self._make_landmarker(mode="video", num_faces=1)
             results.append(self._track_face(face, observation, image_rgb, camera, intrinsics, timestamp_s, timings))
         for face in self._faces.values():
             if not face.seen_last_frame and face.result is not None:
                 results.append(dataclasses.replace(face.result, tracking_state=TrackingState.LOST, confidence=0.0))
         results.sort(key=lambda r: r.face_id)
-        timings["total"] = (time.perf_counter() - began) * 1000.0
+        timings["total"] = detections.landmarks_ms + (time.perf_counter() - began) * 1000.0
         return FrameResult(faces=results, timings_ms=timings, image_size=(width, height))
 
     def _match(self, observations: list[LandmarkObservation], timestamp_s: float,
