@@ -119,7 +119,7 @@ def test_node_command_starts_the_camera_with_ros_arguments(clip, tmp_path):
     from sensor_msgs.msg import Image
 
     env = cli_environment(tmp_path)
-    process = subprocess.Popen([CLI, "node", "camera", "--ros-args", "-p", f"source:={clip}",
+    process = subprocess.Popen([CLI, "node", "camera", "--ros-args", "-p", f"source:={clip}", "-p", "loop:=true",
                                 "-r", "image:=/remapped/image", "-r", "__node:=test_camera"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     context = rclpy.Context()
@@ -130,9 +130,12 @@ def test_node_command_starts_the_camera_with_ros_arguments(clip, tmp_path):
     received = []
     node.create_subscription(Image, "/remapped/image", received.append, qos_profile_sensor_data)
     try:
+        # Images can arrive before the graph lists the node's name: wait for both.
         deadline = time.monotonic() + 60
-        while not received and time.monotonic() < deadline and process.poll() is None:
+        while ((not received or "test_camera" not in node.get_node_names())
+               and time.monotonic() < deadline and process.poll() is None):
             executor.spin_once(timeout_sec=0.1)
+        assert received, "no image on the remapped topic"
         assert "test_camera" in node.get_node_names()
     finally:
         executor.shutdown()
