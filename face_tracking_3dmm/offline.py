@@ -21,8 +21,8 @@ def track(input_path: Path, output: Path, *, params_file: Path | None = None, ma
 
     ``sequence``: a folder of images holds consecutive frames of one stream, not unrelated photos.
     """
-    stills = sources.source_kind(input_path) == "image" or (sources.source_kind(input_path) == "folder"
-                                                            and not sequence)
+    kind = sources.source_kind(input_path)
+    stills = kind == "image" or (kind == "folder" and not sequence)
     with sources.open_source(input_path) as source:  # fails (SourceError) before the slow model load
         from face_tracking_3dmm.config import TrackerConfig, load_yaml
         from face_tracking_3dmm.tracker import FaceTracker
