@@ -30,21 +30,21 @@ class BackgroundSearch:
             raise ValueError(f"interval must be >= 0, got {interval}")
         self.landmarker = landmarker
         self.interval = interval
-        self.searches = 0
         self._frames_since_start = interval   # the first chance searches at once
         self._pending: Future | None = None
         self._executor: ThreadPoolExecutor | None = None
 
-    def offer(self, image: np.ndarray) -> None:
-        """Start a search on ``image`` ((H, W, 3) uint8 RGB, copied) when one is due and none runs."""
+    def offer(self, image: np.ndarray) -> bool:
+        """Start a search on ``image`` ((H, W, 3) uint8 RGB, copied) when one is due and none runs;
+        True when one started."""
         self._frames_since_start += 1
         if self.interval == 0 or self._pending is not None or self._frames_since_start < self.interval:
-            return
+            return False
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="face_search")
         self._pending = self._executor.submit(self.landmarker.detect_tiled, image.copy())
         self._frames_since_start = 0
-        self.searches += 1
+        return True
 
     def poll(self) -> list[LandmarkObservation]:
         """The faces of a search finished since the last poll (empty while none has finished).

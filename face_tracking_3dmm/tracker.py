@@ -315,8 +315,7 @@ class FaceTracker:
                 observations += face.region_landmarker.detect(image_rgb, stamp_ms, region=region)[:1]
         observations += new_faces(self._search.poll(), [seen.bbox for seen in observations], MATCH_IOU)
         if len(observations) < self.config.max_faces:
-            self._search.offer(image_rgb)
-            self.stats.searches = self._search.searches
+            self.stats.searches += self._search.offer(image_rgb)
         return observations, whole_frame
 
     def _fit(self, detections: Detections, camera: CameraIntrinsics | None) -> FrameResult:
