@@ -34,16 +34,17 @@ def default_ros_environment(log_dir: Path) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from face_tracking_3dmm import paths, run_pipeline
+    from face_tracking_3dmm import paths
+    from face_tracking_3dmm.apps import run
 
-    output = args.output or run_pipeline.default_output_dir()
+    output = args.output or run.default_output_dir()
     default_ros_environment(output / "ros_log")
     # Camera and tracker are processes on this machine: whole images through shared memory.
     os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(paths.FASTDDS_LARGE_IMAGES_PROFILE))
     try:
-        summary = run_pipeline.run(args.source, output, params_file=args.params, max_frames=args.max_frames,
+        summary = run.run(args.source, output, params_file=args.params, max_frames=args.max_frames,
                                    record_images=args.record_images, rate=args.rate, loop=args.loop)
-    except run_pipeline.PipelineError as error:
+    except run.PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0 if summary["frames"] else 1
@@ -61,10 +62,11 @@ def _node(args: argparse.Namespace) -> int:
 
 
 def _track(args: argparse.Namespace) -> int:
-    from face_tracking_3dmm import offline, sources
+    from face_tracking_3dmm.apps import track
+    from face_tracking_3dmm.io import sources
 
     try:
-        offline.track(args.input, args.output, params_file=args.params, max_frames=args.max_frames,
+        track.track(args.input, args.output, params_file=args.params, max_frames=args.max_frames,
                       sequence=args.sequence)
     except sources.SourceError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from face_tracking_3dmm import paths  # noqa: E402
 from face_tracking_3dmm.evaluation.annotations import read_dlib_xml  # noqa: E402
-from face_tracking_3dmm.landmarks import FaceLandmarker, region_around  # noqa: E402
+from face_tracking_3dmm.tracking.landmarks import FaceLandmarker, region_around  # noqa: E402
 
 
 def read_clip(path: Path, limit: int, width: int = 640) -> list[np.ndarray]:

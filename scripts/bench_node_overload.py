@@ -62,7 +62,7 @@ def main() -> int:
     from tqdm import tqdm
 
     from face_tracking_3dmm import demo_clip
-    from face_tracking_3dmm.evaluation.bagio import iter_video
+    from face_tracking_3dmm.io.bags import iter_video
     from face_tracking_3dmm.msg import FaceParams
     from face_tracking_3dmm.nodes import conversions
 

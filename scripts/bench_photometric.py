@@ -181,7 +181,7 @@ def hold_out(tracker) -> np.ndarray:
 
 def run_video(args) -> dict:
     from face_tracking_3dmm.results import TrackingState
-    from face_tracking_3dmm.tracker import FaceTracker
+    from face_tracking_3dmm.tracking.tracker import FaceTracker
     clip = args.video or default_clip()
     if clip is None:
         print("video benchmark SKIPPED: no clip given and no shared evaluation data found")

@@ -146,7 +146,7 @@ def main() -> int:
         config = replace(config, **{name: type(getattr(config, name))(value)})
     import torch
 
-    from face_tracking_3dmm.tracker import FaceTracker
+    from face_tracking_3dmm.tracking.tracker import FaceTracker
 
     print(f"torch {torch.__version__}, threads {config.num_threads}, max_iterations {config.max_iterations}, "
           f"max_time_ms {config.max_time_ms}, identity_frames {config.identity_frames}, "

@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from face_tracking_3dmm.correspondence import (DEFAULT_PATH, IRIS, LandmarkCorrespondence,  # noqa: E402
                                                save_correspondence)
-from face_tracking_3dmm.landmarks import NUM_POINTS, FaceLandmarker  # noqa: E402
+from face_tracking_3dmm.tracking.landmarks import NUM_POINTS, FaceLandmarker  # noqa: E402
 from face_tracking_3dmm.model import ICTFaceModel  # noqa: E402
 from face_tracking_3dmm.synthetic import SyntheticFaceRenderer, SyntheticView  # noqa: E402
 

@@ -84,7 +84,7 @@ def mediapipe_pose_baseline(images: list[annotations.AnnotatedImage]) -> dict:
     ICT), and its matrix maps into an OpenGL-style camera (y up, z to the viewer), so the same
     flip as AFLW's camera takes it to the optical frame."""
     from face_tracking_3dmm.evaluation import metrics
-    from face_tracking_3dmm.landmarks import FaceLandmarker
+    from face_tracking_3dmm.tracking.landmarks import FaceLandmarker
     from PIL import Image
 
     pyr, rotations = [], []

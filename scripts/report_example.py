@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from face_tracking_3dmm import paths  # noqa: E402
-from face_tracking_3dmm.evaluation import bagio, replay  # noqa: E402
+from face_tracking_3dmm.evaluation import replay  # noqa: E402
+from face_tracking_3dmm.io import bags
 
 
 def main() -> int:
@@ -34,7 +35,7 @@ def main() -> int:
     (ROOT / "output").mkdir(exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="report_example_", dir=ROOT / "output"))
     bag = work / f"{args.clip.stem}_bag"
-    bagio.video_to_bag(args.clip, bag, max_frames=args.max_frames, width=args.width)
+    bags.video_to_bag(args.clip, bag, max_frames=args.max_frames, width=args.width)
     replay.evaluate_bag(bag, work / "evaluation")
     args.destination.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(work / "evaluation" / "report.png", args.destination)

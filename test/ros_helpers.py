@@ -23,7 +23,7 @@ def talking_clip() -> Path:
 
 def clip_frames(count: int, every: int = 1):
     """The first ``count`` frames (every ``every``-th) of the talking clip, RGB uint8."""
-    from face_tracking_3dmm.sources import VideoSource
+    from face_tracking_3dmm.io.sources import VideoSource
 
     frames = []
     with VideoSource(talking_clip()) as source:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from face_tracking_3dmm import paths
-from face_tracking_3dmm.acquisition import BackgroundSearch, new_faces
-from face_tracking_3dmm.landmarks import LandmarkObservation
+from face_tracking_3dmm.tracking.acquisition import BackgroundSearch, new_faces
+from face_tracking_3dmm.tracking.landmarks import LandmarkObservation
 
 PHOTO = "2008_002470.jpg"   # 6 annotated faces, most of them small
 
@@ -30,7 +30,7 @@ def photo():
 
 @pytest.fixture(scope="module")
 def landmarker():
-    from face_tracking_3dmm.landmarks import FaceLandmarker
+    from face_tracking_3dmm.tracking.landmarks import FaceLandmarker
     with FaceLandmarker(mode="video", num_faces=1) as made:
         yield made
 

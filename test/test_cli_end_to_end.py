@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from face_tracking_3dmm import demo_clip
-from face_tracking_3dmm.evaluation import bagio, replay
+from face_tracking_3dmm.evaluation import replay
+from face_tracking_3dmm.io import bags
 
 CLI = str(Path(sys.executable).parent / "face-tracking-3dmm")
 
@@ -28,7 +29,7 @@ def missing(module: str) -> bool:
 
 
 needs_nodes = pytest.mark.skipif(missing("face_tracking_3dmm.nodes.tracker_node"), reason="nodes not written yet")
-needs_tracker = pytest.mark.skipif(missing("face_tracking_3dmm.tracker"), reason="tracker.py not written yet")
+needs_tracker = pytest.mark.skipif(missing("face_tracking_3dmm.tracking.tracker"), reason="tracker.py not written yet")
 
 
 @pytest.fixture(scope="module")
@@ -78,14 +79,14 @@ def test_run_records_the_pipeline_to_an_mcap_bag(clip, tmp_path):
     assert faces and all(frame["source"] == clip.name for frame in frames)
     check_face(faces[-1])
 
-    topics = bagio.bag_topics(output / "bag")
+    topics = bags.bag_topics(output / "bag")
     assert topics["/face_params"]["type"] == "face_tracking_3dmm/msg/FaceParams"
     assert {"/tf", "/tf_static", "/camera/camera_info"} <= set(topics)
     assert any(t["type"] == "visualization_msgs/msg/Marker" for t in topics.values())
     assert "/camera/image_raw" not in topics, "camera images are recorded only with --record-images"
 
-    info_stamps = {replay.header_stamp_ns(m.rawdata) for m in bagio.iter_messages(output / "bag", ["/camera/camera_info"])}
-    face_stamps = {replay.header_stamp_ns(m.rawdata) for m in bagio.iter_messages(output / "bag", ["/face_params"])}
+    info_stamps = {replay.header_stamp_ns(m.rawdata) for m in bags.iter_messages(output / "bag", ["/camera/camera_info"])}
+    face_stamps = {replay.header_stamp_ns(m.rawdata) for m in bags.iter_messages(output / "bag", ["/face_params"])}
     # (the recorder may join a moment after the camera started: compare from its first CameraInfo on)
     recorded_span = {stamp for stamp in face_stamps if stamp >= min(info_stamps)}
     assert recorded_span and recorded_span <= info_stamps, "every FaceParams carries the stamp of a camera image"

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from face_tracking_3dmm import demo_clip, paths, results_json
+from face_tracking_3dmm import demo_clip, paths
+from face_tracking_3dmm.io import results_json
 from face_tracking_3dmm.results import FaceResult, TrackingState
 
 

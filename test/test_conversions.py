@@ -13,7 +13,8 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
-from face_tracking_3dmm import config, image_encodings  # noqa: E402
+from face_tracking_3dmm import config  # noqa: E402
+from face_tracking_3dmm.io import image_encodings
 from face_tracking_3dmm.nodes import conversions, parameters  # noqa: E402
 from face_tracking_3dmm.results import CameraIntrinsics, FaceResult, FrameResult, TrackingState  # noqa: E402
 

@@ -101,7 +101,7 @@ def test_save_load_round_trip_and_checks(tmp_path, correspondence):
 def test_reprojection_on_a_held_out_render(correspondence, model):
     """MediaPipe on a render of a new identity, expression and pose lands near the projected
     correspondence (the derivation script reports the same over 30 views)."""
-    from face_tracking_3dmm.landmarks import FaceLandmarker, default_model_path
+    from face_tracking_3dmm.tracking.landmarks import FaceLandmarker, default_model_path
     from face_tracking_3dmm.synthetic import SyntheticFaceRenderer
 
     if default_model_path() is None:

@@ -57,7 +57,8 @@ def test_corrupt_line_in_the_middle_is_an_error(tmp_path):
 def test_track_finds_the_annotated_dlib_faces_with_their_landmarks(tmp_path):
     """`track` (the library path of the CLI) on dlib's annotated test photos, many faces 30-60 px
     wide: at least 90% found (matched by position), each with 68 landmarks near the annotation."""
-    from face_tracking_3dmm import offline, paths
+    from face_tracking_3dmm import paths
+    from face_tracking_3dmm.apps import track
     from face_tracking_3dmm.evaluation.annotations import read_dlib_xml
 
     root = paths.eval_data_dir()
@@ -69,7 +70,7 @@ def test_track_finds_the_annotated_dlib_faces_with_their_landmarks(tmp_path):
     photos.mkdir()
     for image in images:
         (photos / image.path.name).symlink_to(image.path.resolve())
-    offline.track(photos, tmp_path / "out", params_file=paths.SOURCE_ROOT / "config" / "photos.yaml",
+    track.track(photos, tmp_path / "out", params_file=paths.SOURCE_ROOT / "config" / "photos.yaml",
                   progress=False)
     summary = annotation_eval.summarize(annotation_eval.score_results(
         images, annotation_eval.load_results_jsonl(tmp_path / "out" / "results.jsonl")))

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from face_tracking_3dmm import cli, paths
-from face_tracking_3dmm.evaluation import bagio
+from face_tracking_3dmm.io import bags
 
 CLIP = paths.eval_data_dir() / "talking_faces" / "d0.mp4" if paths.eval_data_dir() else None
 needs_clip = pytest.mark.skipif(CLIP is None or not CLIP.is_file(), reason="shared talking clips not present")
@@ -21,7 +21,7 @@ def test_subcommands_are_registered():
 def test_video_to_bag_command(tmp_path, capsys):
     assert cli.main(["video-to-bag", str(CLIP), str(tmp_path / "bag"), "--max-frames", "4", "--width", "128"]) == 0
     assert "wrote 4 frames" in capsys.readouterr().out
-    assert bagio.bag_topics(tmp_path / "bag")[bagio.DEFAULT_IMAGE_TOPIC]["count"] == 4
+    assert bags.bag_topics(tmp_path / "bag")[bags.DEFAULT_IMAGE_TOPIC]["count"] == 4
 
 
 def test_report_of_a_non_evaluation_folder_fails_clearly(tmp_path, capsys):
@@ -31,7 +31,7 @@ def test_report_of_a_non_evaluation_folder_fails_clearly(tmp_path, capsys):
 
 @needs_clip
 def test_bench_writes_the_documented_keys(tmp_path):
-    pytest.importorskip("face_tracking_3dmm.tracker")
+    pytest.importorskip("face_tracking_3dmm.tracking.tracker")
     assert cli.main(["bench", "--source", str(CLIP), "--max-frames", "4", "--output", str(tmp_path),
                      "--width", "256", "--profiles", "landmarks_only", "online"]) == 0
     result = json.loads((tmp_path / "bench.json").read_text())

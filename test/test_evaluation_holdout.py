@@ -36,7 +36,7 @@ def test_errors_vanish_for_the_same_parameters_and_grow_with_a_shift():
 def test_known_parameters_land_on_mediapipes_points_in_a_render():
     """Render the model with known parameters, detect with MediaPipe: the projector must put the
     corresponded points within a few pixels of MediaPipe's (the correspondence's own accuracy)."""
-    from face_tracking_3dmm.landmarks import FaceLandmarker
+    from face_tracking_3dmm.tracking.landmarks import FaceLandmarker
     from face_tracking_3dmm.model import ICTFaceModel
     from face_tracking_3dmm.synthetic import SyntheticFaceRenderer, head_rotation
 

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from face_tracking_3dmm import paths
-from face_tracking_3dmm.evaluation import bagio
+from face_tracking_3dmm.io import bags
 
 pytest.importorskip("rclpy")
 pytest.importorskip("face_tracking_3dmm.msg")
@@ -23,7 +23,7 @@ FRAMES = 24
 @pytest.fixture(scope="module")
 def input_bag(tmp_path_factory):
     bag = tmp_path_factory.mktemp("replay") / "d0_bag"
-    bagio.video_to_bag(CLIP, bag, max_frames=FRAMES, width=320, progress=False)
+    bags.video_to_bag(CLIP, bag, max_frames=FRAMES, width=320, progress=False)
     return bag
 
 
@@ -38,8 +38,8 @@ def deterministic_run(input_bag, tmp_path_factory):
 
 
 def _stamps(bag, msgtype):
-    store = bagio.typestore({"face_tracking_3dmm/msg/FaceParams": _face_params_msg()})
-    return [store.deserialize_cdr(m.rawdata, m.msgtype) for m in bagio.iter_messages(bag)
+    store = bags.typestore({"face_tracking_3dmm/msg/FaceParams": _face_params_msg()})
+    return [store.deserialize_cdr(m.rawdata, m.msgtype) for m in bags.iter_messages(bag)
             if m.msgtype == msgtype]
 
 
@@ -51,14 +51,14 @@ def _face_params_msg():
 def test_deterministic_replay_answers_every_frame(deterministic_run, input_bag):
     output, result = deterministic_run
     image_stamps = {m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
-                    for m in _stamps(input_bag, bagio.IMAGE_TYPE)}
+                    for m in _stamps(input_bag, bags.IMAGE_TYPE)}
     params = _stamps(output / "bag", "face_tracking_3dmm/msg/FaceParams")
     answered = {p.header.stamp.sec * 10**9 + p.header.stamp.nanosec for p in params} & image_stamps
     assert len(answered) >= 0.95 * len(image_stamps)
     tf = _stamps(output / "bag", "tf2_msgs/msg/TFMessage")
     children = {t.child_frame_id for message in tf for t in message.transforms}
     assert any(child.startswith("face_") for child in children)
-    topics = bagio.bag_topics(output / "bag")
+    topics = bags.bag_topics(output / "bag")
     assert any(info["type"].startswith("visualization_msgs/msg/Marker") and info["count"] > 0
                for info in topics.values())
     assert result["frames"]["sent"] == FRAMES and result["frames"]["faces_found_fraction"] >= 0.95
@@ -85,7 +85,7 @@ def test_truncated_bag_reports_a_clear_error_and_keeps_results(input_bag, tmp_pa
         (broken / file.name).write_bytes(file.read_bytes())
     (mcap,) = broken.glob("*.mcap")
     os.truncate(mcap, mcap.stat().st_size // 2)
-    with pytest.raises(bagio.BagError, match="truncated or corrupt"):
+    with pytest.raises(bags.BagError, match="truncated or corrupt"):
         replay.evaluate_bag(broken, tmp_path / "out", progress=False, parameters={"identity_frames": 5})
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert "truncated" in saved["error"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from face_tracking_3dmm.config import TrackerConfig
-from face_tracking_3dmm.filters import OneEuroFilter, PoseExpressionFilter, RotationOneEuroFilter, smoothing_factor
+from face_tracking_3dmm.tracking.filters import OneEuroFilter, PoseExpressionFilter, RotationOneEuroFilter, smoothing_factor
 from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 
 FPS = 30.0

@@ -5,7 +5,7 @@ import pytest
 from face_tracking_3dmm import paths
 from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.evaluation.annotations import read_aflw2000_json, read_dlib_xml
-from face_tracking_3dmm.landmarks import (NUM_POINTS, FaceLandmarker, LandmarkerModelNotFoundError,
+from face_tracking_3dmm.tracking.landmarks import (NUM_POINTS, FaceLandmarker, LandmarkerModelNotFoundError,
                                           box_iou, check_image, default_model_path, region_around,
                                           tile_grid)
 

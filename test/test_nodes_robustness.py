@@ -25,7 +25,7 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from face_tracking_3dmm import image_encodings  # noqa: E402
+from face_tracking_3dmm.io import image_encodings  # noqa: E402
 from face_tracking_3dmm.msg import FaceParams  # noqa: E402
 from face_tracking_3dmm.nodes import conversions  # noqa: E402
 

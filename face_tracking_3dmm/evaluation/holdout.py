@@ -22,7 +22,7 @@ from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.results import CameraIntrinsics
 
 CM_TO_M = 0.01
-#: MediaPipe ids the tracker does not fit (see face_tracking_3dmm.tracker) and that are compared.
+#: MediaPipe ids the tracker does not fit (see face_tracking_3dmm.tracking.tracker) and that are compared.
 DEFAULT_HELD_OUT = FACE_OVAL
 
 
@@ -90,10 +90,10 @@ def errors_against_mediapipe(bag, frames: list[dict], held_out_ids: Sequence[int
     """
     from tqdm import tqdm
 
-    from face_tracking_3dmm.evaluation import bagio
+    from face_tracking_3dmm.io import bags
     from face_tracking_3dmm.evaluation.report import image_to_rgb
     from face_tracking_3dmm.evaluation.replay import header_stamp_ns
-    from face_tracking_3dmm.landmarks import FaceLandmarker
+    from face_tracking_3dmm.tracking.landmarks import FaceLandmarker
     from face_tracking_3dmm.evaluation.metrics import quaternion_xyzw_to_matrix
 
     wanted = {f["stamp_ns"]: f for f in frames if f.get("faces")}
@@ -101,17 +101,17 @@ def errors_against_mediapipe(bag, frames: list[dict], held_out_ids: Sequence[int
         return {"frames": 0, "held_out_points": 0}
     projector = ModelLandmarkProjector()
     held, fitted = projector.masks(held_out_ids)
-    store = bagio.typestore()
+    store = bags.typestore()
     camera, compared = None, 0
     series: list[tuple[int, np.ndarray, np.ndarray]] = []   # first face: frame, model points, MediaPipe points
     with FaceLandmarker(mode="video") as landmarker, \
             tqdm(total=len(frames), desc="landmark error", unit="frame", disable=not progress) as bar:
         try:
-            for message in bagio.iter_messages(bag):
-                if message.msgtype == bagio.CAMERA_INFO_TYPE:
+            for message in bags.iter_messages(bag):
+                if message.msgtype == bags.CAMERA_INFO_TYPE:
                     camera = camera_from_info(store.deserialize_cdr(message.rawdata, message.msgtype))
                     continue
-                if message.msgtype != bagio.IMAGE_TYPE:
+                if message.msgtype != bags.IMAGE_TYPE:
                     continue
                 bar.update(1)
                 stamp = header_stamp_ns(message.rawdata)
@@ -139,7 +139,7 @@ def errors_against_mediapipe(bag, frames: list[dict], held_out_ids: Sequence[int
                     points = np.asarray(face["landmarks68"])
                     face["eye_distance_px"] = float(np.linalg.norm(points[36] - points[45]))
                     compared += 1
-        except bagio.BagError:
+        except bags.BagError:
             pass  # the replay already reported the broken bag; compare what was read
     return {"frames": compared, "held_out_points": int(held.sum()), **compare_motion(series)}
 

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from face_tracking_3dmm import paths
-from face_tracking_3dmm.evaluation import bagio, report
+from face_tracking_3dmm.evaluation import report
+from face_tracking_3dmm.io import bags
 
 TRACKER_NODE_NAME = "face_tracker"
 IGNORED_TOPICS = ("/rosout", "/parameter_events")
@@ -111,7 +112,7 @@ class _Recorder:
         self.writer = Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP)
         self.writer.open()
         self.custom_types: dict[str, Path] = {}
-        self.store = bagio.typestore()
+        self.store = bags.typestore()
         self.connections: dict[str, Any] = {}
         self.subscriptions = []
         self.counts: dict[str, int] = {}
@@ -134,7 +135,7 @@ class _Recorder:
                 if msg_file is None:
                     self.node.get_logger().warning(f"not recording {topic}: no .msg for {type_name}")
                     continue
-                self.store = bagio.typestore({**self.custom_types, type_name: msg_file})
+                self.store = bags.typestore({**self.custom_types, type_name: msg_file})
                 self.custom_types[type_name] = msg_file
             self.connections[topic] = self.writer.add_connection(topic, type_name, typestore=self.store)
             self.counts[topic] = 0
@@ -183,7 +184,7 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
 
     Returns the metrics dict. A bag that breaks midway ends the replay with the frames already
     processed kept and reported; the error is stored in metrics.json and raised as
-    :class:`face_tracking_3dmm.evaluation.bagio.BagError` after the report is written.
+    :class:`face_tracking_3dmm.io.bags.BagError` after the report is written.
     ``node_command`` replaces the tracker executable (it must accept ``--ros-args`` remappings).
     After the replay, MediaPipe runs on the bag's images to measure the fitted model against its
     points (:mod:`face_tracking_3dmm.evaluation.holdout`); ``held_out_ids`` are MediaPipe points
@@ -195,13 +196,13 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
     if (output / "bag").exists():
         raise FileExistsError(f"{output / 'bag'} exists: choose a new --output folder")
     if not bag.exists():
-        raise bagio.BagError(f"bag not found: {bag}")
+        raise bags.BagError(f"bag not found: {bag}")
     try:
-        topics = bagio.bag_topics(bag)
-    except bagio.BagError:
+        topics = bags.bag_topics(bag)
+    except bags.BagError:
         topics = {}  # a cut-off recording: its messages are streamed until the cut (counts unknown)
     env = isolated_ros_environment(output / "ros_logs")
-    image_topics = [t for t, i in topics.items() if i["type"] == bagio.IMAGE_TYPE]
+    image_topics = [t for t, i in topics.items() if i["type"] == bags.IMAGE_TYPE]
     total_images = sum(topics[t]["count"] for t in image_topics) or None
     run = {"bag": str(bag), "mode": "realtime" if realtime else "deterministic",
            "params_file": params_file, "parameters": parameters or {}, "domain_id": env["ROS_DOMAIN_ID"],
@@ -254,11 +255,11 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
                    unit="frame", desc=f"evaluate {run['mode']}", disable=not progress)
         clock_offset = None
         last_discovery = time.monotonic()
-        for message in bagio.iter_messages(bag):
-            if message.msgtype == bagio.CAMERA_INFO_TYPE:
+        for message in bags.iter_messages(bag):
+            if message.msgtype == bags.CAMERA_INFO_TYPE:
                 info_publisher.publish(message.rawdata)
                 continue
-            if message.msgtype != bagio.IMAGE_TYPE:
+            if message.msgtype != bags.IMAGE_TYPE:
                 continue
             if max_frames is not None and len(frames) >= max_frames:
                 break
@@ -284,7 +285,7 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
                 raise EvaluationError(f"the tracker node exited with code {node_process.returncode} "
                                       f"(see {output / 'tracker_node.log'})")
         _drain(executor, frames, answer_timeout_s)
-    except (bagio.BagError, EvaluationError, KeyboardInterrupt) as error:
+    except (bags.BagError, EvaluationError, KeyboardInterrupt) as error:
         run["error"] = f"{type(error).__name__}: {error}"
         _drain(executor, frames, min(answer_timeout_s, 2.0))
         raise

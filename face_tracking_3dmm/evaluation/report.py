@@ -232,26 +232,26 @@ def load_frames(folder: Path) -> list[dict[str, Any]]:
 
 def overlay_strip(folder: Path, count: int = STRIP_FRAMES, topic_suffix: str = "overlay") -> list[np.ndarray]:
     """``count`` evenly spaced overlay images from the recorded output bag (empty when none)."""
-    from face_tracking_3dmm.evaluation import bagio
+    from face_tracking_3dmm.io import bags
 
     bag = Path(folder) / "bag"
     if not bag.exists():
         return []
-    topics = [t for t, info in bagio.bag_topics(bag).items()
-              if info["type"] == bagio.IMAGE_TYPE and t.rstrip("/").endswith(topic_suffix)] \
+    topics = [t for t, info in bags.bag_topics(bag).items()
+              if info["type"] == bags.IMAGE_TYPE and t.rstrip("/").endswith(topic_suffix)] \
         if (bag / "metadata.yaml").exists() else None
-    store = bagio.typestore()
+    store = bags.typestore()
     images = []
     try:
-        for message in bagio.iter_messages(bag, topics):
-            if message.msgtype == bagio.IMAGE_TYPE and message.topic.endswith(topic_suffix):
+        for message in bags.iter_messages(bag, topics):
+            if message.msgtype == bags.IMAGE_TYPE and message.topic.endswith(topic_suffix):
                 images.append(message.rawdata)
-    except bagio.BagError:
+    except bags.BagError:
         pass  # a cut-off recording still gives the overlays before the cut
     if not images:
         return []
     picks = np.linspace(0, len(images) - 1, min(count, len(images))).round().astype(int)
-    return [image_to_rgb(store.deserialize_cdr(images[i], bagio.IMAGE_TYPE)) for i in picks]
+    return [image_to_rgb(store.deserialize_cdr(images[i], bags.IMAGE_TYPE)) for i in picks]
 
 
 def image_to_rgb(message) -> np.ndarray:

@@ -19,7 +19,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from face_tracking_3dmm import sources
+from face_tracking_3dmm.io import sources
 from face_tracking_3dmm.nodes import conversions, parameters
 from face_tracking_3dmm.nodes.spin import run_node
 from face_tracking_3dmm.nodes.tf import StaticTransformBroadcaster

@@ -14,7 +14,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker
 
-from face_tracking_3dmm import image_encodings
+from face_tracking_3dmm.io import image_encodings
 from face_tracking_3dmm.msg import FaceParams
 from face_tracking_3dmm.results import CameraIntrinsics, FaceResult, FrameResult, TrackingState
 
@@ -46,7 +46,7 @@ def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
 
     ``format`` may be "jpeg"/"png" or image_transport's "bgr8; jpeg compressed bgr8"; the data is
     decoded by its content. Raises ValueError for other formats, empty or undecodable data, or an
-    image beyond the size limits of :mod:`face_tracking_3dmm.image_encodings`.
+    image beyond the size limits of :mod:`face_tracking_3dmm.io.image_encodings`.
     """
     kind = msg.format.split(";")[-1].strip().split(" ")[0].lower()
     if kind not in ("jpeg", "jpg", "png"):

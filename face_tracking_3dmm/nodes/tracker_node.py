@@ -35,7 +35,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
-from face_tracking_3dmm import image_encodings
+from face_tracking_3dmm.io import image_encodings
 from face_tracking_3dmm.msg import FaceParams
 from face_tracking_3dmm.nodes import conversions, parameters
 from face_tracking_3dmm.nodes.spin import run_node
@@ -100,7 +100,7 @@ class TrackerNode(Node):
         self.add_on_set_parameters_callback(parameters.refuse_invalid(self.specs))
         self.add_post_set_parameters_callback(self._parameters_changed)
         self.options = {spec.name: values[spec.name] for spec in parameters.TRACKER_NODE_PARAMETERS}
-        from face_tracking_3dmm.tracker import FaceTracker  # torch + MediaPipe: slow import
+        from face_tracking_3dmm.tracking.tracker import FaceTracker  # torch + MediaPipe: slow import
 
         self.tracker = FaceTracker(parameters.tracker_config(values))
         self.expression_names = list(self.tracker.model.expression_names)

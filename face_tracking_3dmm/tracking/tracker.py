@@ -20,17 +20,17 @@ import numpy as np
 import torch
 
 from face_tracking_3dmm import config as config_module
-from face_tracking_3dmm.acquisition import BackgroundSearch, new_faces
+from face_tracking_3dmm.tracking.acquisition import BackgroundSearch, new_faces
 from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.correspondence import FACE_OVAL, IRIS, load_correspondence
-from face_tracking_3dmm.filters import PoseExpressionFilter
+from face_tracking_3dmm.tracking.filters import PoseExpressionFilter
 from face_tracking_3dmm.fitting.camera import (CM_TO_M, MODEL_TO_OPTICAL, intrinsics_tensor, model_to_camera,
                                                pose_from_points, project)
 from face_tracking_3dmm.fitting.contour import Landmarks68
 from face_tracking_3dmm.fitting.identity import IdentityEstimator, load_identity, save_identity
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases,
                                                         SolverWeights, solve_frame)
-from face_tracking_3dmm.landmarks import LandmarkObservation, box_iou, check_image, region_around
+from face_tracking_3dmm.tracking.landmarks import LandmarkObservation, box_iou, check_image, region_around
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.results import CameraIntrinsics, FaceResult, FrameResult, TrackingState
 
@@ -170,7 +170,7 @@ class FaceTracker:
 
     # ------------------------------------------------------------------------------ lifecycle
     def _make_landmarker(self, **overrides):
-        from face_tracking_3dmm.landmarks import FaceLandmarker
+        from face_tracking_3dmm.tracking.landmarks import FaceLandmarker
         return FaceLandmarker(self.config, **overrides)
 
     def _remake_landmarker(self) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from face_tracking_3dmm import image_encodings
+from face_tracking_3dmm.io import image_encodings
 from face_tracking_3dmm.results import CameraIntrinsics
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")

@@ -1,7 +1,7 @@
 """Raw image buffers (as in sensor_msgs/Image) <-> (H, W, 3) RGB uint8 arrays, without ROS.
 
 Shared by the ROS conversions (:mod:`face_tracking_3dmm.nodes.conversions`) and the rosbag2 frame
-source (:mod:`face_tracking_3dmm.sources`), so a bag and a live topic are decoded the same way.
+source (:mod:`face_tracking_3dmm.io.sources`), so a bag and a live topic are decoded the same way.
 Every malformed buffer is refused with a ValueError that says what is wrong, never decoded to garbage.
 """
 from __future__ import annotations

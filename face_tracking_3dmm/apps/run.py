@@ -19,7 +19,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from face_tracking_3dmm import paths, results_json, sources
+from face_tracking_3dmm import paths
+from face_tracking_3dmm.io import results_json
+from face_tracking_3dmm.io import sources
 
 CAMERA_NODE = "camera"
 TRACKER_NODE = "face_tracker"
@@ -72,14 +74,14 @@ class TopicRecorder:
     def __init__(self, node, bag: Path, node_names: tuple[str, ...], on_message, skip_topics=()):
         from rosbags.rosbag2 import StoragePlugin, Writer
 
-        from face_tracking_3dmm.evaluation import bagio
+        from face_tracking_3dmm.io import bags
 
         self.node, self.node_names, self.on_message = node, node_names, on_message
         self.skip_topics = set(skip_topics)
         self.writer = Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP)
         self.writer.open()
         self.custom_types: dict[str, Path] = {}
-        self.store = bagio.typestore()
+        self.store = bags.typestore()
         self.connections: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
         self.subscriptions = []
@@ -109,7 +111,8 @@ class TopicRecorder:
         if topic in self.counts:
             return True
 
-        from face_tracking_3dmm.evaluation import bagio, replay
+        from face_tracking_3dmm.evaluation import replay
+        from face_tracking_3dmm.io import bags
 
         if type_name not in self.store.types:
             msg_file = replay.find_msg_file(type_name)
@@ -117,7 +120,7 @@ class TopicRecorder:
                 self.node.get_logger().warning(f"not recording {topic}: no definition of {type_name}")
                 return False
             self.custom_types[type_name] = msg_file
-            self.store = bagio.typestore(self.custom_types)
+            self.store = bags.typestore(self.custom_types)
         self.connections[topic] = self.writer.add_connection(topic, type_name, typestore=self.store)
         self.counts[topic] = 0
         cls = replay.message_class(type_name)

@@ -1,8 +1,8 @@
 """``face-tracking-3dmm track``: the tracker library on a video, an image, an image folder or a rosbag2,
-without ROS. Frames come from :mod:`face_tracking_3dmm.sources` (the camera node's sources). An image,
+without ROS. Frames come from :mod:`face_tracking_3dmm.io.sources` (the camera node's sources). An image,
 and a folder of images unless ``sequence``, are unrelated photos: each is searched for faces afresh,
 small ones included (:meth:`FaceTracker.process_still`); videos, bags and sequences are tracked
-frame to frame. Writes DIR/results.jsonl (schema in :mod:`face_tracking_3dmm.results_json`) as it goes, so a long run that is
+frame to frame. Writes DIR/results.jsonl (schema in :mod:`face_tracking_3dmm.io.results_json`) as it goes, so a long run that is
 stopped keeps every frame done, then DIR/summary.json.
 """
 from __future__ import annotations
@@ -11,7 +11,8 @@ import json
 import time
 from pathlib import Path
 
-from face_tracking_3dmm import results_json, sources
+from face_tracking_3dmm.io import results_json
+from face_tracking_3dmm.io import sources
 from face_tracking_3dmm.results import TrackingState
 
 
@@ -25,7 +26,7 @@ def track(input_path: Path, output: Path, *, params_file: Path | None = None, ma
     stills = kind == "image" or (kind == "folder" and not sequence)
     with sources.open_source(input_path) as source:  # fails (SourceError) before the slow model load
         from face_tracking_3dmm.config import TrackerConfig, load_yaml
-        from face_tracking_3dmm.tracker import FaceTracker
+        from face_tracking_3dmm.tracking.tracker import FaceTracker
 
         output = Path(output)
         output.mkdir(parents=True, exist_ok=True)

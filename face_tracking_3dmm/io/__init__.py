@@ -1,0 +1,1 @@
+"""Inputs and outputs without ROS: frame sources (video, images, bags, devices), image encodings, results."""

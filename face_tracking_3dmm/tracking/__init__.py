@@ -1,0 +1,1 @@
+"""Per-frame tracking: MediaPipe landmarks, face acquisition, the tracker that orchestrates the fit, filters."""
