@@ -34,13 +34,11 @@ def default_ros_environment(log_dir: Path) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from face_tracking_3dmm import paths
-    from face_tracking_3dmm.apps import run
+    from face_tracking_3dmm.apps import graph, run
 
     output = args.output or run.default_output_dir()
     default_ros_environment(output / "ros_log")
-    # Camera and tracker are processes on this machine: whole images through shared memory.
-    os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(paths.FASTDDS_LARGE_IMAGES_PROFILE))
+    graph.use_large_image_transport()  # camera and tracker are processes on this machine
     try:
         summary = run.run(args.source, output, params_file=args.params, max_frames=args.max_frames,
                                    record_images=args.record_images, rate=args.rate, loop=args.loop)

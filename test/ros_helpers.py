@@ -1,8 +1,6 @@
 """Helpers for the node tests: spin until something happened, start node processes, read frames."""
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -10,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from face_tracking_3dmm import paths
+from face_tracking_3dmm.apps import graph
 
 
 def talking_clip() -> Path:
@@ -80,8 +79,6 @@ def wait_for(predicate, timeout_s: float, what: str, state=None) -> None:
         pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}" + (f"; state: {state()}" if state else ""))
 
 
-def start_node(module: str, ros_args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    """A node process as a robot runs it: ``python -m face_tracking_3dmm.nodes.<module> --ros-args ...``."""
-    stream = open(log, "w")
-    return subprocess.Popen([sys.executable, "-m", f"face_tracking_3dmm.nodes.{module}", "--ros-args", *ros_args],
-                            env=env, stdout=stream, stderr=subprocess.STDOUT)
+def start_node(name: str, env: dict[str, str], log: Path, **command) -> graph.NodeProcess:
+    """Node ``name`` ('camera' or 'tracker') as a robot runs it; ``command``: see :func:`graph.node_command`."""
+    return graph.NodeProcess(name, graph.node_command(name, **command), log, env)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from face_tracking_3dmm import demo_clip
-from face_tracking_3dmm.evaluation import replay
+from face_tracking_3dmm import demo_clip, ros_messages
+from face_tracking_3dmm.apps import graph
 from face_tracking_3dmm.io import bags
 
 CLI = str(Path(sys.executable).parent / "face-tracking-3dmm")
@@ -85,8 +85,10 @@ def test_run_records_the_pipeline_to_an_mcap_bag(clip, tmp_path):
     assert any(t["type"] == "visualization_msgs/msg/Marker" for t in topics.values())
     assert "/camera/image_raw" not in topics, "camera images are recorded only with --record-images"
 
-    info_stamps = {replay.header_stamp_ns(m.rawdata) for m in bags.iter_messages(output / "bag", ["/camera/camera_info"])}
-    face_stamps = {replay.header_stamp_ns(m.rawdata) for m in bags.iter_messages(output / "bag", ["/face_params"])}
+    def stamps(topic: str) -> set[int]:
+        return {ros_messages.header_stamp_ns(m.rawdata) for m in bags.iter_messages(output / "bag", [topic])}
+
+    info_stamps, face_stamps = stamps("/camera/camera_info"), stamps("/face_params")
     # (the recorder may join a moment after the camera started: compare from its first CameraInfo on)
     recorded_span = {stamp for stamp in face_stamps if stamp >= min(info_stamps)}
     assert recorded_span and recorded_span <= info_stamps, "every FaceParams carries the stamp of a camera image"
@@ -111,7 +113,6 @@ def test_track_writes_results_without_ros(clip, tmp_path):
 @needs_nodes
 def test_node_command_starts_the_camera_with_ros_arguments(clip, tmp_path):
     """`node camera --ros-args ...` is the node as `ros2 run` starts it: remapping and -p work."""
-    import signal
     import time
 
     import rclpy
@@ -120,9 +121,9 @@ def test_node_command_starts_the_camera_with_ros_arguments(clip, tmp_path):
     from sensor_msgs.msg import Image
 
     env = cli_environment(tmp_path)
-    process = subprocess.Popen([CLI, "node", "camera", "--ros-args", "-p", f"source:={clip}", "-p", "loop:=true",
-                                "-r", "image:=/remapped/image", "-r", "__node:=test_camera"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    command = graph.node_command("camera", parameters={"source": str(clip), "loop": True},
+                                 remappings={"image": "/remapped/image", "__node": "test_camera"}, program=[CLI])
+    process = graph.NodeProcess("camera", command, tmp_path / "camera.log", env)
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=int(env["ROS_DOMAIN_ID"]))
     node = rclpy.create_node("listener", context=context)
@@ -142,7 +143,6 @@ def test_node_command_starts_the_camera_with_ros_arguments(clip, tmp_path):
         executor.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=context)
-        process.send_signal(signal.SIGINT)
-        output = process.communicate(timeout=30)[0]
-    assert received, f"no image on the remapped topic; node output:\n{output[-2000:]}"
+        process.stop(timeout_s=30)
+    assert received, f"no image on the remapped topic; node output:\n{process.log_tail(2000)}"
     assert received[0].width > 0 and received[0].header.frame_id

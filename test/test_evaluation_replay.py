@@ -44,7 +44,7 @@ def _stamps(bag, msgtype):
 
 
 def _face_params_msg():
-    from face_tracking_3dmm.evaluation.replay import find_msg_file
+    from face_tracking_3dmm.ros_messages import find_msg_file
     return find_msg_file("face_tracking_3dmm/msg/FaceParams")
 
 

@@ -129,11 +129,11 @@ def test_calibration_file_sets_camera_info(ros_context, photo_folder, tmp_path):
 
 
 def test_camera_process_ends_with_its_source_and_stops_on_sigint(ros_environment, photo_folder, tmp_path):
-    finite = start_node("camera_node", ["-p", f"source:={photo_folder}"], ros_environment, tmp_path / "finite.log")
-    looping = start_node("camera_node", ["-p", f"source:={photo_folder}", "-p", "loop:=true", "-p", "rate:=10.0"],
-                         ros_environment, tmp_path / "looping.log")
-    missing = start_node("camera_node", ["-p", f"source:={tmp_path / 'nothing.mp4'}"], ros_environment,
-                         tmp_path / "missing.log")
+    finite = start_node("camera", ros_environment, tmp_path / "finite.log", parameters={"source": str(photo_folder)})
+    looping = start_node("camera", ros_environment, tmp_path / "looping.log",
+                         parameters={"source": str(photo_folder), "loop": True, "rate": 10.0})
+    missing = start_node("camera", ros_environment, tmp_path / "missing.log",
+                         parameters={"source": str(tmp_path / "nothing.mp4")})
     try:
         assert finite.wait(timeout=60) == 0
         assert "source ended after 3 frames" in (tmp_path / "finite.log").read_text()

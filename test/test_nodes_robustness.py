@@ -102,9 +102,8 @@ class Driver:
 @pytest.fixture(scope="module")
 def tracker_process(ros_environment, tmp_path_factory):
     log = tmp_path_factory.mktemp("tracker_node") / "tracker.log"
-    process = start_node("tracker_node", ["-r", f"__ns:={NAMESPACE}", "-p", "identity_frames:=2", "-p",
-                                          "publish_overlay:=false"],
-                         ros_environment, log)
+    process = start_node("tracker", ros_environment, log, parameters={"identity_frames": 2, "publish_overlay": False},
+                         remappings={"__ns": NAMESPACE})
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=int(ros_environment["ROS_DOMAIN_ID"]))
     driver = Driver(context)

@@ -92,7 +92,7 @@ def errors_against_mediapipe(bag, frames: list[dict], held_out_ids: Sequence[int
 
     from face_tracking_3dmm.io import bags
     from face_tracking_3dmm.evaluation.report import image_to_rgb
-    from face_tracking_3dmm.evaluation.replay import header_stamp_ns
+    from face_tracking_3dmm.ros_messages import header_stamp_ns
     from face_tracking_3dmm.tracking.landmarks import FaceLandmarker
     from face_tracking_3dmm.evaluation.metrics import quaternion_xyzw_to_matrix
 
