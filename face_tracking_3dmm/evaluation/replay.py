@@ -59,7 +59,7 @@ class _Replay:
         self.frames: list[dict[str, Any]] = []
         self.by_stamp: dict[int, dict[str, Any]] = {}
 
-    def sent(self, stamp: int) -> dict[str, Any]:
+    def add_frame(self, stamp: int) -> dict[str, Any]:
         """The record of an image about to be sent."""
         record = {"index": len(self.frames), "stamp_ns": stamp, "sent_s": time.monotonic()}
         self.frames.append(record)
@@ -115,11 +115,11 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
                       "cpus": os.cpu_count(), "error": None})
     command = node_command or graph.node_command("tracker", params_file=params_file, parameters=parameters)
     session = graph.Graph("bag_replayer", output, namespace=namespace, error=EvaluationError)
-    session.start("tracker", command + ["-r", f"__ns:={namespace}"])
     recorder = session.record(output / "bag", (graph.TRACKER_NODE,), replay.on_message,
                               () if record_overlay else ("overlay",))
     bar = None
     try:
+        session.start("tracker", command + ["-r", f"__ns:={namespace}"])
         session.wait_for_tracker("image", startup_timeout_s)
         bar = tqdm(total=min(total_images, max_frames) if total_images and max_frames else total_images or max_frames,
                    unit="frame", desc=f"evaluate {replay.run['mode']}", disable=not progress)
@@ -177,7 +177,7 @@ def _send_images(session: graph.Graph, replay: _Replay, bag: Path, bar, realtime
             due = clock_offset + message.timestamp_ns / 1e9
             while (wait := due - time.monotonic()) > 0:
                 executor.spin_once(timeout_sec=wait)
-        record = replay.sent(ros_messages.header_stamp_ns(message.rawdata))
+        record = replay.add_frame(ros_messages.header_stamp_ns(message.rawdata))
         image_publisher.publish(message.rawdata)
         if not realtime:
             _wait_for_answer(executor, record, answer_timeout_s, lambda: image_publisher.publish(message.rawdata))
