@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -62,12 +63,13 @@ def main() -> int:
     from tqdm import tqdm
 
     from face_tracking_3dmm import demo_clip
-    from face_tracking_3dmm.io.bags import iter_video
+    from face_tracking_3dmm.io.sources import VideoSource
     from face_tracking_3dmm.msg import FaceParams
     from face_tracking_3dmm.nodes import conversions
 
     clip = args.clip or demo_clip.demo_clip_path()
-    frames = [rgb for _, rgb in iter_video(clip, max_frames=60, width=args.width)]
+    with VideoSource(clip, args.width) as video:
+        frames = [frame.rgb for frame in islice(video, 60)]
     print(f"clip {clip.name}: {len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]}; logs in {log_dir}")
 
     log = open(log_dir / "tracker_node.log", "w")

@@ -23,11 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from face_tracking_3dmm import paths
 from face_tracking_3dmm.evaluation import report
-from face_tracking_3dmm.io import bags
+from face_tracking_3dmm.io import bags, results
 
 TRACKER_NODE_NAME = "face_tracker"
 IGNORED_TOPICS = ("/rosout", "/parameter_events")
@@ -83,22 +81,6 @@ def find_msg_file(type_name: str) -> Path | None:
 
 def _stamp_of(msg) -> int:
     return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-
-
-def face_record(msg) -> dict[str, Any]:
-    """The fields of one FaceParams message that the metrics use, as plain JSON values."""
-    pose = msg.head_pose
-    landmarks = np.asarray(msg.landmarks_68, dtype=np.float64).reshape(-1, 2)
-    return {"id": int(msg.face_id), "tracking_state": int(msg.tracking_state),
-            "confidence": float(msg.confidence),
-            "identity": [float(v) for v in msg.identity] or None,
-            "expression": [float(v) for v in msg.expression_weights],
-            "position": [pose.position.x, pose.position.y, pose.position.z],
-            "orientation_xyzw": [pose.orientation.x, pose.orientation.y, pose.orientation.z,
-                                 pose.orientation.w],
-            "landmarks68": landmarks.tolist() if landmarks.shape == (68, 2) else None,
-            "fit_error_px": float(msg.fit_error_px), "iterations": int(msg.iterations),
-            "timings_ms": dict(zip(msg.stage_names, (float(v) for v in msg.stage_times_ms)))}
 
 
 class _Recorder:
@@ -215,6 +197,8 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
     from sensor_msgs.msg import CameraInfo, Image
     from tqdm import tqdm
 
+    from face_tracking_3dmm.nodes.conversions import face_params_json
+
     log = open(output / "tracker_node.log", "w")
     command = node_command or _tracker_command(params_file, parameters or {})
     node_process = subprocess.Popen(command + ["-r", f"__ns:={namespace}"],
@@ -232,9 +216,7 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
         if record is None:
             return
         record.setdefault("received_s", now)
-        record.setdefault("faces", []).append(face_record(msg))
-        if "expression_names" not in run and getattr(msg, "expression_names", None):
-            run["expression_names"] = list(msg.expression_names)
+        record["faces"].append(face_params_json(msg))
 
     def on_output(topic: str, stamp: int, now: float) -> None:
         record = by_stamp.get(stamp)
@@ -269,7 +251,8 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
                 while (wait := due - time.monotonic()) > 0:
                     executor.spin_once(timeout_sec=wait)
             stamp = header_stamp_ns(message.rawdata)
-            record = {"index": len(frames), "stamp_ns": stamp, "sent_s": time.monotonic()}
+            record = {"frame": len(frames), "source": bag.name, "stamp_ns": stamp, "sent_s": time.monotonic(),
+                      "faces": []}
             frames.append(record)
             by_stamp[stamp] = record
             image_publisher.publish(message.rawdata)
@@ -355,7 +338,7 @@ def _drain(executor, frames, timeout_s: float) -> None:
 
 
 def _write_frames(output: Path, frames, start: float) -> None:
-    with open(output / report.FRAMES_FILE, "w") as stream:
+    with results.ResultsWriter(output / report.FRAMES_FILE) as writer:
         for record in frames:
             row = dict(record)
             for key in ("sent_s", "received_s"):
@@ -365,7 +348,7 @@ def _write_frames(output: Path, frames, start: float) -> None:
                 row["outputs"] = {k: v - start for k, v in row["outputs"].items()}
                 if "received_s" not in row:  # answered without a face: processed, not dropped
                     row["received_s"] = min(row["outputs"].values())
-            stream.write(json.dumps(row) + "\n")
+            writer.write(**row)
 
 
 def _stop(process: subprocess.Popen) -> None:
