@@ -251,8 +251,7 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
                 while (wait := due - time.monotonic()) > 0:
                     executor.spin_once(timeout_sec=wait)
             stamp = header_stamp_ns(message.rawdata)
-            record = {"frame": len(frames), "source": bag.name, "stamp_ns": stamp, "sent_s": time.monotonic(),
-                      "faces": []}
+            record = {"frame": len(frames), "source": bag.name, "stamp_ns": stamp, "sent_s": time.monotonic(), "faces": []}
             frames.append(record)
             by_stamp[stamp] = record
             image_publisher.publish(message.rawdata)

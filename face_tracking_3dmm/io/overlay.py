@@ -19,9 +19,9 @@ def _paint_points(image: np.ndarray, uv: np.ndarray, colour: tuple[int, int, int
     """Set the pixels under ``uv`` (N, 2) to ``colour`` (vectorised; NaN and off-image points skipped)."""
     uv = uv[np.isfinite(uv).all(axis=1)]
     pixels = np.rint(uv).astype(np.int64)
-    inside = (pixels[:, 0] >= 0) & (pixels[:, 0] < image.shape[1]) & (pixels[:, 1] >= 0) & (pixels[:, 1] < image.shape[0])
-    pixels = pixels[inside]
-    image[pixels[:, 1], pixels[:, 0]] = colour
+    height, width = image.shape[:2]
+    inside = (pixels[:, 0] >= 0) & (pixels[:, 0] < width) & (pixels[:, 1] >= 0) & (pixels[:, 1] < height)
+    image[pixels[inside, 1], pixels[inside, 0]] = colour
 
 
 def overlay_image(rgb: np.ndarray, result: FrameResult, mesh_pixels: dict[int, np.ndarray] | None = None
