@@ -89,7 +89,7 @@ def errors_against_mediapipe(bag, frames: list[dict], held_out_ids: Sequence[int
     from face_tracking_3dmm.io import bags, image_encodings, results
     from face_tracking_3dmm.tracking.landmarks import FaceLandmarker
 
-    wanted = {f["stamp_ns"]: f for f in frames if f.get("faces")}
+    wanted = {f["stamp_ns"]: f for f in frames if f["faces"]}
     if not wanted:
         return {"frames": 0, "held_out_points": 0}
     projector = ModelLandmarkProjector()

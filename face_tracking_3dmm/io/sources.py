@@ -120,7 +120,8 @@ class VideoSource(FrameSource):
         self.fps = float(rate)
         self.name = self.path.name
         self.width, self.height = self.stream.codec_context.width, self.stream.codec_context.height
-        if width and width != self.width:
+        self.resize = bool(width) and width != self.width
+        if self.resize:
             self.width, self.height = width, int(round(self.height * width / self.width / 2)) * 2
 
     @property
@@ -144,7 +145,7 @@ class VideoSource(FrameSource):
                     seconds = float((frame.pts - first_pts) * frame.time_base)
                 else:
                     seconds = index / self.fps
-                if frame.width != self.width:
+                if self.resize:
                     frame = frame.reformat(width=self.width, height=self.height)
                 yield SourceFrame(index, seconds, frame.to_ndarray(format="rgb24"), self.name)
         except av.FFmpegError as error:
