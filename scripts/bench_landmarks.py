@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from itertools import islice
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -22,19 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from face_tracking_3dmm import paths  # noqa: E402
 from face_tracking_3dmm.evaluation.annotations import read_dlib_xml  # noqa: E402
+from face_tracking_3dmm.io import sources  # noqa: E402
 from face_tracking_3dmm.tracking.landmarks import FaceLandmarker, region_around  # noqa: E402
 
 
 def read_clip(path: Path, limit: int, width: int = 640) -> list[np.ndarray]:
-    import av
-
-    frames = []
-    with av.open(str(path)) as container:
-        for _, frame in zip(range(limit), container.decode(video=0)):
-            rgb = frame.to_ndarray(format="rgb24")
-            height = round(rgb.shape[0] * width / rgb.shape[1] / 2) * 2
-            frames.append(cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA))
-    return frames
+    with sources.VideoSource(path, width) as video:
+        return [frame.rgb for frame in islice(video, limit)]
 
 
 def percentiles(samples_s: list[float]) -> str:
@@ -91,7 +85,7 @@ def main() -> None:
     tiled, whole_found, annotated, tiled_s = 0, 0, 0, []
     with FaceLandmarker(mode="image", num_faces=4) as landmarker:
         for image in images:
-            rgb = cv2.cvtColor(cv2.imread(str(image.path)), cv2.COLOR_BGR2RGB)
+            rgb = sources.read_image(image.path)
             start = time.perf_counter()
             faces = landmarker.detect_tiled(rgb)
             tiled_s.append(time.perf_counter() - start)

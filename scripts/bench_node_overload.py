@@ -20,6 +20,7 @@ import os
 import sys
 import tempfile
 import time
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -182,10 +183,11 @@ def main() -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="bench_node_overload_"))
     graph.isolated_ros_environment(log_dir, domain_id=200 + os.getpid() % 30)
     from face_tracking_3dmm import demo_clip
-    from face_tracking_3dmm.io.bags import iter_video
+    from face_tracking_3dmm.io.sources import VideoSource
 
     clip = args.clip or demo_clip.demo_clip_path()
-    frames = [rgb for _, rgb in iter_video(clip, max_frames=60, width=args.width)]
+    with VideoSource(clip, args.width) as video:
+        frames = [frame.rgb for frame in islice(video, 60)]
     print(f"clip {clip.name}: {len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]}; logs in {log_dir}")
     with graph.Graph("overload_driver", log_dir) as session:
         result = {"clip": clip.name, **measure(args, session, frames)}

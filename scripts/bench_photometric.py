@@ -26,6 +26,7 @@ import math
 import statistics
 import sys
 import time
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ from face_tracking_3dmm.config import TrackerConfig, load_yaml, replace  # noqa:
 from face_tracking_3dmm.fitting.camera import MODEL_TO_OPTICAL  # noqa: E402
 from face_tracking_3dmm.fitting.photometric import PhotometricRefiner  # noqa: E402
 from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix  # noqa: E402
+from face_tracking_3dmm.io import sources  # noqa: E402
 from face_tracking_3dmm.model import ICTFaceModel  # noqa: E402
 from face_tracking_3dmm.rendering import ambient_sh_coefficients, make_renderer  # noqa: E402
 from face_tracking_3dmm.results import CameraIntrinsics  # noqa: E402
@@ -155,19 +157,8 @@ def default_clip() -> Path | None:
 
 def read_frames(path: Path, max_frames: int, width: int = 640) -> tuple[list[np.ndarray], float]:
     """Up to ``max_frames`` RGB frames resized to ``width`` pixels wide, and the clip's frame rate."""
-    import av
-    import cv2
-    frames = []
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate or 25)
-        for frame in container.decode(stream):
-            image = frame.to_ndarray(format="rgb24")
-            scale = width / image.shape[1]
-            frames.append(cv2.resize(image, (width, round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA))
-            if len(frames) >= max_frames:
-                break
-    return frames, fps
+    with sources.VideoSource(path, width) as video:
+        return [frame.rgb for frame in islice(video, max_frames)], video.fps
 
 
 def hold_out(tracker) -> np.ndarray:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -30,27 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from face_tracking_3dmm import paths  # noqa: E402
 from face_tracking_3dmm.config import TrackerConfig, replace  # noqa: E402
+from face_tracking_3dmm.io import sources  # noqa: E402
 from face_tracking_3dmm.results import CameraIntrinsics, TrackingState  # noqa: E402
 
 STAGES = ("landmarks", "fit", "photometric", "filter", "total")
 
 
 def read_clip(path: Path, width: int, max_frames: int | None) -> tuple[list[np.ndarray], float]:
-    import av
-    import cv2
-
-    frames = []
-    with av.open(str(path)) as container:
-        fps = float(container.streams.video[0].average_rate or 25)
-        for frame in container.decode(video=0):
-            image = frame.to_ndarray(format="rgb24")
-            if width and image.shape[1] != width:
-                height = round(image.shape[0] * width / image.shape[1])
-                image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-            frames.append(image)
-            if max_frames and len(frames) >= max_frames:
-                break
-    return frames, fps
+    with sources.VideoSource(path, width or None) as video:
+        return [frame.rgb for frame in islice(video, max_frames or None)], video.fps
 
 
 def jitter_px(tracks: np.ndarray, frames: np.ndarray | None = None) -> float:

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from face_tracking_3dmm import paths  # noqa: E402
 from face_tracking_3dmm.evaluation import annotation_eval, annotations  # noqa: E402
+from face_tracking_3dmm.io import results, sources  # noqa: E402
 
 
 def cli_command() -> list[str]:
@@ -85,12 +86,11 @@ def mediapipe_pose_baseline(images: list[annotations.AnnotatedImage]) -> dict:
     flip as AFLW's camera takes it to the optical frame."""
     from face_tracking_3dmm.evaluation import metrics
     from face_tracking_3dmm.tracking.landmarks import FaceLandmarker
-    from PIL import Image
 
     pyr, rotations = [], []
     with FaceLandmarker(mode="image") as landmarker:
         for image in images:
-            rgb = np.asarray(Image.open(image.path).convert("RGB"))
+            rgb = sources.read_image(image.path)
             observations = landmarker.detect(rgb)
             face = image.faces[0]
             matched = metrics.match_faces([o.points[:, :2] for o in observations], [face.box])
@@ -153,8 +153,8 @@ def main() -> int:
     for name, images, given in (
             ("dlib_faces", annotations.read_dlib_xml(args.dlib_xml), args.dlib_results),
             ("aflw2000_samples", annotations.read_aflw2000_json(args.aflw_json), args.aflw_results)):
-        results = given or run_track(images, args.output / name, args.params)
-        score = annotation_eval.score_results(images, annotation_eval.load_results_jsonl(results))
+        results_file = given or run_track(images, args.output / name, args.params)
+        score = annotation_eval.score_results(images, results.load_results(results_file))
         summaries[name] = annotation_eval.summarize(score)
         print_summary(name, summaries[name])
 

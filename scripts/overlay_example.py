@@ -21,9 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from face_tracking_3dmm import paths  # noqa: E402
-from face_tracking_3dmm.io import sources
 from face_tracking_3dmm.config import TrackerConfig  # noqa: E402
-from face_tracking_3dmm.nodes.conversions import overlay_image  # noqa: E402
+from face_tracking_3dmm.io import sources  # noqa: E402
+from face_tracking_3dmm.io.overlay import overlay_image  # noqa: E402
+from face_tracking_3dmm.nodes.conversions import project  # noqa: E402
 from face_tracking_3dmm.results import CameraIntrinsics  # noqa: E402
 from face_tracking_3dmm.tracking.tracker import FaceTracker  # noqa: E402
 
@@ -32,8 +33,8 @@ HEIGHT = 360   # both panels are scaled to this height
 
 def drawn(tracker: FaceTracker, rgb: np.ndarray, result) -> np.ndarray:
     camera = CameraIntrinsics.default_for(rgb.shape[1], rgb.shape[0])
-    meshes = {face.face_id: tracker.face_mesh(face)[0] for face in result.faces}
-    image = overlay_image(rgb, result, camera, meshes)
+    mesh_pixels = {face.face_id: project(tracker.face_mesh(face)[0], camera) for face in result.faces}
+    image = overlay_image(rgb, result, mesh_pixels)
     return cv2.resize(image, (round(image.shape[1] * HEIGHT / image.shape[0]), HEIGHT),
                       interpolation=cv2.INTER_AREA)
 

@@ -9,7 +9,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from face_tracking_3dmm import demo_clip, paths
-from face_tracking_3dmm.io import results_json
+from face_tracking_3dmm.io import results
 from face_tracking_3dmm.results import FaceResult, TrackingState
 
 
@@ -23,7 +23,7 @@ def make_face(rotation: np.ndarray) -> FaceResult:
 def test_face_result_json_has_the_documented_schema():
     rotation = Rotation.from_euler("xyz", [10, -20, 5], degrees=True).as_matrix()
     names = [f"shape{i}" for i in range(53)]
-    face = results_json.face_result_json(make_face(rotation), names, {"landmarks": 8.0, "total": 20.0})
+    face = results.face_result_json(make_face(rotation), names, {"landmarks": 8.0, "total": 20.0})
     assert set(face) >= {"id", "tracking", "expression", "identity", "head_pose", "landmarks68", "timings_ms"}
     assert face["id"] == 3 and face["tracking"] == "tracking"
     assert list(face["expression"]) == names and face["expression"]["shape52"] == 1.0
@@ -38,15 +38,15 @@ def test_face_result_json_has_the_documented_schema():
 
 def test_quaternion_has_non_negative_w():
     rotation = Rotation.from_quat([0.0, 0.0, 0.9999, -0.0141]).as_matrix()
-    assert results_json.rotation_to_quaternion_xyzw(rotation)[3] >= 0
+    assert results.rotation_to_quaternion_xyzw(rotation)[3] >= 0
 
 
 def test_summary_percentiles_and_rates():
-    summary = results_json.summary_json("clip.mp4", 10, 8, 2.0, list(range(1, 11)), {"fit": [1.0, 3.0]})
+    summary = results.summary_json("clip.mp4", 10, 8, 2.0, list(range(1, 11)), {"fit": [1.0, 3.0]})
     assert summary["frames"] == 10 and summary["faces_found"] == 8 and summary["fps"] == 5.0
     assert summary["latency_ms"] == {"p50": 5.5, "p95": 9.55}
     assert summary["stages_ms"]["fit"]["p50"] == 2.0
-    empty = results_json.summary_json("none", 0, 0, 0.0, [], {})
+    empty = results.summary_json("none", 0, 0, 0.0, [], {})
     assert empty["latency_ms"] == {"p50": None, "p95": None} and empty["fps"] is None
 
 

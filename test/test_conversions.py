@@ -14,7 +14,7 @@ from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
 from face_tracking_3dmm import config  # noqa: E402
-from face_tracking_3dmm.io import image_encodings
+from face_tracking_3dmm.io import image_encodings, overlay, results  # noqa: E402
 from face_tracking_3dmm.nodes import conversions, parameters  # noqa: E402
 from face_tracking_3dmm.results import CameraIntrinsics, FaceResult, FrameResult, TrackingState  # noqa: E402
 
@@ -33,12 +33,12 @@ def test_colour_encodings_round_trip_exactly(encoding):
     rgb = gradient_image()
     msg = conversions.rgb_to_image(rgb, HEADER, encoding)
     assert msg.encoding == encoding and msg.step == rgb.shape[1] * image_encodings.BYTES_PER_PIXEL[encoding]
-    np.testing.assert_array_equal(conversions.image_to_rgb(msg), rgb)
+    np.testing.assert_array_equal(image_encodings.message_to_rgb(msg), rgb)
 
 
 def test_mono8_gives_grey_rgb():
     rgb = gradient_image()
-    decoded = conversions.image_to_rgb(conversions.rgb_to_image(rgb, HEADER, "mono8"))
+    decoded = image_encodings.message_to_rgb(conversions.rgb_to_image(rgb, HEADER, "mono8"))
     assert decoded.shape == rgb.shape
     np.testing.assert_array_equal(decoded[..., 0], decoded[..., 2])
     grey = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
@@ -50,7 +50,7 @@ def test_yuv422_round_trips_within_rounding(encoding):
     rgb = gradient_image()
     msg = conversions.rgb_to_image(rgb, HEADER, encoding)
     assert msg.step == 2 * rgb.shape[1]
-    decoded = conversions.image_to_rgb(msg)
+    decoded = image_encodings.message_to_rgb(msg)
     assert np.abs(decoded.astype(int) - rgb).max() <= 6
 
 
@@ -68,7 +68,7 @@ def test_padded_rows_are_decoded():
     padded = np.zeros((5, step + 3), np.uint8)
     padded[:, :step] = np.frombuffer(data, np.uint8).reshape(5, step)
     msg = Image(height=5, width=7, encoding="bgr8", step=step + 3, data=padded.tobytes())
-    np.testing.assert_array_equal(conversions.image_to_rgb(msg), rgb)
+    np.testing.assert_array_equal(image_encodings.message_to_rgb(msg), rgb)
 
 
 @pytest.mark.parametrize("fields, reason", [
@@ -86,7 +86,7 @@ def test_malformed_images_are_refused_with_the_reason(fields, reason):
     msg = Image(height=fields["height"], width=fields["width"], encoding=fields["encoding"], step=fields["step"],
                 data=bytes(fields["size"]))
     with pytest.raises(ValueError, match=reason.replace("*", r"\*").replace("(", r"\(")):
-        conversions.image_to_rgb(msg)
+        image_encodings.message_to_rgb(msg)
 
 
 def camera_info(width, height, fx=500.0, fy=500.0, cx=320.0, cy=240.0) -> CameraInfo:
@@ -147,6 +147,25 @@ def test_face_params_message_carries_the_fit():
     assert dict(zip(msg.stage_names, msg.stage_times_ms)) == {"landmarks": 5.0, "total": 9.0}
 
 
+def test_face_params_message_gives_the_results_json_of_its_face():
+    """`run` and `evaluate` write FaceParams, `track` writes FaceResults: one face shape for both."""
+    face = face_result()
+    names = [f"e{i}" for i in range(53)]
+    timings = {"landmarks": 5.0, "total": 9.0}
+    from_message = conversions.face_params_json(conversions.face_params_message(face, HEADER, names, timings))
+    from_library = results.face_result_json(face, names, timings)
+    assert list(from_message) == list(from_library) and from_message["tracking"] == "tracking"
+    assert list(from_message["expression"]) == names and from_message["timings_ms"] == timings
+    for key in ("confidence", "fit_error_px", "iterations", "id"):
+        assert from_message[key] == pytest.approx(from_library[key], abs=1e-4)
+    for key in ("identity", "landmarks68"):
+        np.testing.assert_allclose(from_message[key], from_library[key], atol=1e-4)
+    np.testing.assert_allclose(list(from_message["expression"].values()),
+                               list(from_library["expression"].values()), atol=1e-5)
+    for key in ("position", "orientation_xyzw"):
+        np.testing.assert_allclose(from_message["head_pose"][key], from_library["head_pose"][key], atol=1e-6)
+
+
 def test_face_transforms_chain_camera_face_and_eyes():
     transforms = conversions.face_transforms(face_result(), HEADER)
     assert [(t.header.frame_id, t.child_frame_id) for t in transforms] == [
@@ -186,7 +205,8 @@ def test_overlay_draws_on_a_copy():
     face = face_result()
     camera = CameraIntrinsics.default_for(160, 120)
     mesh = np.array([[0.0, 0.0, 0.5], [0.01, 0.0, 0.5]])
-    picture = conversions.overlay_image(rgb, FrameResult([face], {"total": 12.0}, (160, 120)), camera, {3: mesh})
+    picture = overlay.overlay_image(rgb, FrameResult([face], {"total": 12.0}, (160, 120)),
+                                    {3: conversions.project(mesh, camera)})
     assert picture.shape == rgb.shape and rgb.max() == 0 and picture.max() > 0
     assert tuple(picture[60, 80]) == (60, 220, 60), "the mesh vertex on the optical axis is painted"
 

@@ -7,6 +7,7 @@ from scipy.spatial.transform import Rotation
 
 from face_tracking_3dmm.evaluation import annotation_eval, metrics
 from face_tracking_3dmm.evaluation.annotations import AnnotatedFace, AnnotatedImage
+from face_tracking_3dmm.io import results
 
 
 def _face_points(x0, y0):
@@ -22,7 +23,7 @@ def _record(source, faces):
 
 def _face(points, rotation):
     quaternion = Rotation.from_matrix(rotation).as_quat()  # x, y, z, w
-    return {"id": 0, "tracking": True, "landmarks68": points.tolist(),
+    return {"id": 0, "tracking": "tracking", "landmarks68": points.tolist(),
             "head_pose": {"position": [0, 0, 0.5], "orientation_xyzw": quaternion.tolist()}}
 
 
@@ -37,7 +38,7 @@ def test_score_counts_matches_nme_and_pose(tmp_path):
     records = [_record("one.jpg", [_face(shifted, rotations[1]), _face(a, rotations[0])])]
     path = tmp_path / "results.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"frame": 1, "sour')
-    score = annotation_eval.score_results(images, annotation_eval.load_results_jsonl(path))
+    score = annotation_eval.score_results(images, results.load_results(path))
     summary = annotation_eval.summarize(score)
     assert (summary["found_faces"], summary["annotated_faces"]) == (2, 3)
     assert summary["images_without_results"] == ["missing.jpg"]
@@ -45,13 +46,6 @@ def test_score_counts_matches_nme_and_pose(tmp_path):
     pose = summary["head_pose_deg"]["derived_alignment"]
     assert pose["geodesic"]["mean"] == pytest.approx(0.0, abs=1e-4)
     assert summary["head_pose_deg"]["fitted_alignment_angle_deg"] == pytest.approx(0.0, abs=1e-4)
-
-
-def test_corrupt_line_in_the_middle_is_an_error(tmp_path):
-    path = tmp_path / "results.jsonl"
-    path.write_text('{"frame": 0}\nnot json\n{"frame": 2}\n')
-    with pytest.raises(ValueError, match=":2:"):
-        annotation_eval.load_results_jsonl(path)
 
 
 def test_track_finds_the_annotated_dlib_faces_with_their_landmarks(tmp_path):
@@ -73,6 +67,6 @@ def test_track_finds_the_annotated_dlib_faces_with_their_landmarks(tmp_path):
     track.track(photos, tmp_path / "out", params_file=paths.SOURCE_ROOT / "config" / "photos.yaml",
                   progress=False)
     summary = annotation_eval.summarize(annotation_eval.score_results(
-        images, annotation_eval.load_results_jsonl(tmp_path / "out" / "results.jsonl")))
+        images, results.load_results(tmp_path / "out" / results.RESULTS_FILE)))
     assert summary["annotated_faces"] == 25 and summary["found_faces"] >= 23
     assert summary["nme_percent"]["median"] < 10.0

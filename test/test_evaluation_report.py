@@ -12,13 +12,13 @@ def _frames(count=10, drop=(4,)):
     base = np.column_stack([np.linspace(0, 100, 68), np.linspace(0, 50, 68)])
     base[36], base[45] = (0.0, 0.0), (40.0, 0.0)
     for i in range(count):
-        record = {"index": i, "stamp_ns": i * 33_333_333, "sent_s": i * 0.0333}
+        record = {"frame": i, "source": "clip", "stamp_ns": i * 33_333_333, "sent_s": i * 0.0333, "faces": []}
         if i not in drop:
             record["received_s"] = record["sent_s"] + 0.020 + 0.001 * (i % 3)
-            record["faces"] = [{"id": 0, "tracking_state": 2, "landmarks68": (base + [i, 0]).tolist(),
-                                "orientation_xyzw": [0, 0, 0, 1], "position": [0, 0, 0.5 + 0.01 * i],
-                                "expression": [0.1 * (i % 2), 0.5], "timings_ms": {"landmarks": 9.0,
-                                                                                "fit": 5.0 + i}}]
+            record["faces"] = [{"id": 0, "tracking": "tracking", "landmarks68": (base + [i, 0]).tolist(),
+                                "head_pose": {"orientation_xyzw": [0, 0, 0, 1], "position": [0, 0, 0.5 + 0.01 * i]},
+                                "expression": {"a": 0.1 * (i % 2), "b": 0.5}, "timings_ms": {"landmarks": 9.0,
+                                                                                          "fit": 5.0 + i}}]
         frames.append(record)
     return frames
 
@@ -39,8 +39,7 @@ def test_counts_latency_and_jitter():
 
 def test_build_report_writes_files_from_a_folder(tmp_path):
     (tmp_path / report.FRAMES_FILE).write_text("".join(json.dumps(f) + "\n" for f in _frames()))
-    (tmp_path / report.RUN_FILE).write_text(json.dumps({"mode": "realtime", "bag": "clip",
-                                                         "expression_names": ["a", "b"]}))
+    (tmp_path / report.RUN_FILE).write_text(json.dumps({"mode": "realtime", "bag": "clip"}))
     result = report.build_report(tmp_path)
     assert result["mode"] == "realtime"
     for name in ("metrics.json", "report.png", "report.html"):

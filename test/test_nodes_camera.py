@@ -18,6 +18,7 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 
+from face_tracking_3dmm.io import image_encodings  # noqa: E402
 from face_tracking_3dmm.nodes import conversions  # noqa: E402
 from face_tracking_3dmm.nodes.camera_node import CameraNode  # noqa: E402
 from face_tracking_3dmm.nodes.tf import TF_STATIC_QOS  # noqa: E402
@@ -54,7 +55,7 @@ def test_images_and_camera_info_share_stamps(ros_context):
         camera.close()
     image = images[0]
     assert image.encoding == "rgb8" and image.header.frame_id == "camera_optical_frame"
-    rgb = conversions.image_to_rgb(image)
+    rgb = image_encodings.message_to_rgb(image)
     assert rgb.shape == (image.height, image.width, 3) and rgb.std() > 10, "a real picture, not a blank"
     info_stamps = {conversions.stamp_nanoseconds(i.header.stamp) for i in infos}
     paired = [i for i in images if conversions.stamp_nanoseconds(i.header.stamp) in info_stamps]

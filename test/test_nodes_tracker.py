@@ -22,6 +22,7 @@ from std_msgs.msg import Header  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
+from face_tracking_3dmm.io import image_encodings  # noqa: E402
 from face_tracking_3dmm.msg import FaceParams  # noqa: E402
 from face_tracking_3dmm.nodes import conversions  # noqa: E402
 from face_tracking_3dmm.nodes.tf import TF_QOS  # noqa: E402
@@ -116,7 +117,7 @@ def test_face_params_tf_and_mesh_follow_the_images(running):
 
     overlay = camera.received["overlay"][-1]
     source = frames[sent.index(conversions.stamp_nanoseconds(overlay.header.stamp))]
-    drawn = conversions.image_to_rgb(overlay) != source
+    drawn = image_encodings.message_to_rgb(overlay) != source
     assert overlay.header.frame_id == "camera_optical_frame" and drawn.any(axis=2).mean() > 0.001, "mesh drawn"
     def diagnostics():
         return [(array.status[0], {kv.key: kv.value for kv in array.status[0].values})

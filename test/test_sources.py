@@ -25,6 +25,14 @@ def test_video_source_knows_its_rate_and_times_frames():
     np.testing.assert_allclose([f.timestamp_s for f in frames], [0.0, 0.04, 0.08], atol=1e-6)
 
 
+def test_video_source_resizes_to_a_width_keeping_the_aspect_ratio():
+    with sources.VideoSource(talking_clip()) as full, sources.VideoSource(talking_clip(), width=321) as small:
+        assert small.frame_count == full.frame_count > 3
+        assert small.width == 321 and small.height == int(round(full.height * 321 / full.width / 2)) * 2
+        frame = next(iter(small))
+    assert frame.rgb.shape == (small.height, 321, 3) and frame.timestamp_s == 0.0
+
+
 def test_image_and_folder_sources(tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -46,8 +54,8 @@ def test_image_and_folder_sources(tmp_path):
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_bag_source_reads_images_and_camera_info(tmp_path, storage):
-    info = bags.video_info(talking_clip())
-    height = int(round(info.height * 320 / info.width / 2)) * 2
+    with sources.VideoSource(talking_clip()) as video:
+        height = int(round(video.height * 320 / video.width / 2)) * 2
     camera = CameraIntrinsics(400.0, 400.0, 160.0, height / 2, 320, height)
     bag = tmp_path / "bag"
     bags.video_to_bag(talking_clip(), bag, max_frames=4, width=320, camera=camera, start_time_ns=10**18,

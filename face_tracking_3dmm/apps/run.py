@@ -18,8 +18,7 @@ from typing import Any
 
 from face_tracking_3dmm import paths, ros_messages
 from face_tracking_3dmm.apps import graph
-from face_tracking_3dmm.io import results_json
-from face_tracking_3dmm.io import sources
+from face_tracking_3dmm.io import results, sources
 
 #: Topic names both nodes are remapped to (the same as launch/tracker.launch.py).
 REMAPPINGS = {"image": "camera/image_raw", "camera_info": "camera/camera_info"}
@@ -84,6 +83,8 @@ class _Frames:
         self.order.append(stamp)
 
     def on_face_params(self, msg, now: float) -> None:
+        from face_tracking_3dmm.nodes.conversions import face_params_json
+
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         record = self.by_stamp.get(stamp)
         if record is None:
@@ -95,15 +96,8 @@ class _Frames:
                 self.stage_times.setdefault(name, []).append(float(ms))
         if msg.expression_names:
             self.expression_names = list(msg.expression_names)
-        pose = msg.head_pose
         if msg.tracking_state != msg.LOST:
-            record["faces"].append(results_json.face_json(
-                msg.face_id, msg.tracking_state, msg.confidence,
-                dict(zip(msg.expression_names, msg.expression_weights)), msg.identity,
-                (pose.position.x, pose.position.y, pose.position.z),
-                (pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w),
-                msg.landmarks_68, msg.fit_error_px, msg.iterations,
-                dict(zip(msg.stage_names, msg.stage_times_ms))))
+            record["faces"].append(face_params_json(msg))
 
     def last_answered(self) -> bool:
         return bool(self.order) and "answer_s" in self.by_stamp[self.order[-1]]
@@ -150,11 +144,11 @@ def run(source: str, output: Path, *, params_file: Path | None = None, max_frame
         summary = _write_results(output, str(source), frames, duration_s, recorder.counts, error, params_file)
     if error is not None:
         raise error
-    results_json.print_summary(summary)
+    results.print_summary(summary)
     print(f"tracked {summary['frames_tracked']} of {summary['frames']} frames "
           f"({summary['frames_dropped']} dropped while the tracker was busy)")
     print(f"recorded {sum(recorder.counts.values())} messages on {len(recorder.counts)} topics to "
-          f"{output / 'bag'}; results: {output / 'results.jsonl'}, {output / 'summary.json'}")
+          f"{output / 'bag'}; results: {output / results.RESULTS_FILE}, {output / results.SUMMARY_FILE}")
     return summary
 
 
@@ -214,20 +208,19 @@ def _write_results(output: Path, source: str, frames: _Frames, duration_s: float
                    error: BaseException | None, params_file: Path) -> dict[str, Any]:
     name = Path(source).name
     latencies = []
-    with open(output / "results.jsonl", "w") as stream:
+    with results.ResultsWriter(output / results.RESULTS_FILE) as writer:
         for index, stamp in enumerate(frames.order):
             record = frames.by_stamp[stamp]
             if "answer_s" in record:
                 latencies.append(1000.0 * (record["answer_s"] - record["sent_s"]))
-            stream.write(json.dumps({"frame": index, "source": name, "stamp_ns": stamp,
-                                     "tracked": "answer_s" in record, "faces": record["faces"]}) + "\n")
+            writer.write(index, name, record["faces"], stamp_ns=stamp, tracked="answer_s" in record)
     with_face = sum(1 for stamp in frames.order if frames.by_stamp[stamp]["faces"])
-    summary = results_json.summary_json(
+    summary = results.summary_json(
         source, len(frames.order), with_face, duration_s, latencies, frames.stage_times,
         frames_tracked=frames.tracked, frames_dropped=len(frames.order) - frames.tracked,
         tracker_fps=round(frames.tracked / duration_s, 3) if duration_s > 0 else None,
         recorded_topics=recorded, bag=str(output / "bag"), params_file=str(params_file),
         expression_names=frames.expression_names,
         error=f"{type(error).__name__}: {error}" if error else None)
-    (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    results.write_summary(output, summary)
     return summary

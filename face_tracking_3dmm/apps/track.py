@@ -2,17 +2,15 @@
 without ROS. Frames come from :mod:`face_tracking_3dmm.io.sources` (the camera node's sources). An image,
 and a folder of images unless ``sequence``, are unrelated photos: each is searched for faces afresh,
 small ones included (:meth:`FaceTracker.process_still`); videos, bags and sequences are tracked
-frame to frame. Writes DIR/results.jsonl (schema in :mod:`face_tracking_3dmm.io.results_json`) as it goes, so a long run that is
-stopped keeps every frame done, then DIR/summary.json.
+frame to frame. Writes DIR/results.jsonl (schema in :mod:`face_tracking_3dmm.io.results`) as it goes, so a
+long run that is stopped keeps every frame done, then DIR/summary.json.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-from face_tracking_3dmm.io import results_json
-from face_tracking_3dmm.io import sources
+from face_tracking_3dmm.io import results, sources
 from face_tracking_3dmm.results import TrackingState
 
 
@@ -34,9 +32,9 @@ def track(input_path: Path, output: Path, *, params_file: Path | None = None, ma
         with FaceTracker(config) as tracker:
             summary = _track_frames(source, tracker, input_path, output, max_frames, progress, stills)
     summary["params_file"] = str(params_file or "")
-    (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    results_json.print_summary(summary)
-    print(f"results: {output / 'results.jsonl'}, {output / 'summary.json'}")
+    results.write_summary(output, summary)
+    results.print_summary(summary)
+    print(f"results: {output / results.RESULTS_FILE}, {output / results.SUMMARY_FILE}")
     return summary
 
 
@@ -51,7 +49,7 @@ def _track_frames(source, tracker, input_path: Path, output: Path, max_frames: i
     count = with_face = 0
     start = time.monotonic()
     try:
-        with open(output / "results.jsonl", "w") as stream, \
+        with results.ResultsWriter(output / results.RESULTS_FILE) as writer, \
                 tqdm(total=max_frames, unit="frame", desc="track", disable=not progress) as bar:
             for frame in source:
                 if max_frames is not None and count >= max_frames:
@@ -62,15 +60,15 @@ def _track_frames(source, tracker, input_path: Path, output: Path, max_frames: i
                 latencies.append(1000.0 * (time.perf_counter() - began))
                 for stage, ms in result.timings_ms.items():
                     stage_times.setdefault(stage, []).append(float(ms))
-                faces = [results_json.face_result_json(face, names, result.timings_ms) for face in result.faces
+                faces = [results.face_result_json(face, names, result.timings_ms) for face in result.faces
                          if face.tracking_state != TrackingState.LOST]
                 with_face += bool(faces)
-                stream.write(json.dumps({"frame": count, "source": frame.source, "faces": faces}) + "\n")
+                writer.write(count, frame.source, faces)
                 count += 1
                 bar.update(1)
                 bar.set_postfix_str(f"faces in {with_face}/{count}", refresh=False)
     finally:
-        summary = results_json.summary_json(str(input_path), count, with_face, time.monotonic() - start,
-                                            latencies, stage_times)
-        (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        summary = results.summary_json(str(input_path), count, with_face, time.monotonic() - start,
+                                       latencies, stage_times)
+        results.write_summary(output, summary)
     return summary

@@ -1,11 +1,11 @@
 """Score ``track`` results (results.jsonl) against annotated images: faces found, NME, head pose.
 
-The results file is the CLI's contract (one JSON object per frame with ``source`` = image file name
-and ``faces`` carrying ``landmarks68`` and ``head_pose``), so this works on the output of any run.
+The results file is the CLI's contract (:mod:`face_tracking_3dmm.io.results`: one frame line per
+image with ``source`` = image file name and ``faces`` carrying ``landmarks68`` and ``head_pose``), so
+this works on the output of any run.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,22 +14,7 @@ import numpy as np
 
 from face_tracking_3dmm.evaluation import metrics
 from face_tracking_3dmm.evaluation.annotations import AnnotatedImage
-
-
-def load_results_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Frame records of a ``results.jsonl``; a truncated last line (killed run) is skipped."""
-    records = []
-    lines = Path(path).read_text().splitlines()
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number == len(lines):
-                break  # the writer was interrupted mid-line; keep what is complete
-            raise ValueError(f"{path}:{number}: not valid JSON") from None
-    return records
+from face_tracking_3dmm.io import results
 
 
 def face_rotation(face: dict[str, Any]) -> np.ndarray:
@@ -73,15 +58,13 @@ def score_results(images: list[AnnotatedImage], records: list[dict[str, Any]]) -
     tracker run twice over one image), the last one counts. Faces whose ``tracking`` is "lost"
     (last known values repeated) are not predictions.
     """
-    by_source = {Path(str(r.get("source", ""))).name: r for r in records}
+    by_source = {Path(r["source"]).name: r for r in records}
     score = AnnotationScore()
     for image in images:
         record = by_source.get(image.path.name)
-        faces = record.get("faces", []) if record else []
         if record is None:
             score.images_without_results.append(image.path.name)
-        usable = [f for f in faces if f.get("tracking") not in ("lost", 0)
-                  and f.get("landmarks68") is not None and len(f["landmarks68"]) == 68]
+        usable = [f for f in results.tracked_faces(record) if f["landmarks68"] is not None] if record else []
         score.predicted_faces += len(usable)
         points = [np.asarray(f["landmarks68"], dtype=np.float64) for f in usable]
         pairs = dict((j, i) for i, j in metrics.match_faces(points, [f.box for f in image.faces]))
@@ -93,8 +76,7 @@ def score_results(images: list[AnnotatedImage], records: list[dict[str, Any]]) -
                     match.nme = metrics.nme_outer_eye(points[pairs[j]], annotated.landmarks68)
                     match.nme_inner51 = metrics.nme_outer_eye(points[pairs[j]], annotated.landmarks68,
                                                               metrics.INNER_51)
-                if face.get("head_pose"):
-                    match.predicted_rotation = face_rotation(face)
+                match.predicted_rotation = face_rotation(face)
             score.matches.append(match)
     return score
 

@@ -12,6 +12,7 @@ import os
 import platform
 import time
 from collections import defaultdict
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 from face_tracking_3dmm import config as config_module
 from face_tracking_3dmm import paths
 from face_tracking_3dmm.evaluation import metrics
-from face_tracking_3dmm.io import bags
+from face_tracking_3dmm.io import sources
 from face_tracking_3dmm.results import CameraIntrinsics
 
 PROFILES = ("landmarks_only", "online", "offline")
@@ -171,7 +172,8 @@ def run_bench(source: str | Path, output: str | Path, max_frames: int = 150, wid
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    frames = list(bags.iter_video(source, max_frames, width))
+    with sources.VideoSource(source, width) as video:
+        frames = [(frame.timestamp_s, frame.rgb) for frame in islice(video, max_frames)]
     if not frames:
         raise ValueError(f"{source}: no frames decoded")
     height, frame_width = frames[0][1].shape[:2]

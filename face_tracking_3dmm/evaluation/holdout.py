@@ -74,12 +74,6 @@ class ModelLandmarkProjector:
         return np.linalg.norm(predicted - observed, axis=1)
 
 
-def camera_from_info(info) -> CameraIntrinsics:
-    """CameraIntrinsics of a sensor_msgs/CameraInfo (rosbags or rclpy object): K's fx, fy, cx, cy."""
-    k = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
-    return CameraIntrinsics(k[0, 0], k[1, 1], k[0, 2], k[1, 2], int(info.width), int(info.height))
-
-
 def errors_against_mediapipe(bag, frames: list[dict], held_out_ids: Sequence[int] = DEFAULT_HELD_OUT,
                              progress: bool = True) -> dict[str, int]:
     """Add ``mediapipe_error_px`` {held_out, fitted} to each replayed face that carries its fit.
@@ -90,13 +84,12 @@ def errors_against_mediapipe(bag, frames: list[dict], held_out_ids: Sequence[int
     """
     from tqdm import tqdm
 
-    from face_tracking_3dmm.io import bags
-    from face_tracking_3dmm.evaluation.report import image_to_rgb
+    from face_tracking_3dmm.evaluation.annotation_eval import face_rotation
+    from face_tracking_3dmm.io import bags, image_encodings, results
     from face_tracking_3dmm.ros_messages import header_stamp_ns
     from face_tracking_3dmm.tracking.landmarks import FaceLandmarker
-    from face_tracking_3dmm.evaluation.metrics import quaternion_xyzw_to_matrix
 
-    wanted = {f["stamp_ns"]: f for f in frames if f.get("faces")}
+    wanted = {f["stamp_ns"]: f for f in frames if f["faces"]}
     if not wanted:
         return {"frames": 0, "held_out_points": 0}
     projector = ModelLandmarkProjector()
@@ -109,30 +102,30 @@ def errors_against_mediapipe(bag, frames: list[dict], held_out_ids: Sequence[int
         try:
             for message in bags.iter_messages(bag):
                 if message.msgtype == bags.CAMERA_INFO_TYPE:
-                    camera = camera_from_info(store.deserialize_cdr(message.rawdata, message.msgtype))
+                    camera = bags.camera_info_intrinsics(store.deserialize_cdr(message.rawdata, message.msgtype))
                     continue
                 if message.msgtype != bags.IMAGE_TYPE:
                     continue
                 bar.update(1)
                 stamp = header_stamp_ns(message.rawdata)
-                image = image_to_rgb(store.deserialize_cdr(message.rawdata, message.msgtype))
+                image = image_encodings.message_to_rgb(store.deserialize_cdr(message.rawdata, message.msgtype))
                 observations = landmarker.detect(image, stamp // 1_000_000)
                 record = wanted.get(stamp)
                 if record is None or not observations:
                     continue
                 intrinsics = camera or CameraIntrinsics.default_for(image.shape[1], image.shape[0])
                 for face in record["faces"]:
-                    if face.get("identity") is None or face.get("landmarks68") is None:
+                    if not face["identity"] or face["landmarks68"] is None:
                         continue
                     nearest = min(observations, key=lambda o: np.linalg.norm(
                         o.points[:, :2].mean(0) - np.asarray(face["landmarks68"]).mean(0)))
-                    rotation = quaternion_xyzw_to_matrix(face["orientation_xyzw"])
-                    predicted = project(projector.points_camera(face["identity"], face["expression"], rotation,
-                                                                face["position"]), intrinsics)
+                    predicted = project(projector.points_camera(
+                        face["identity"], results.expression_weights(face), face_rotation(face),
+                        face["head_pose"]["position"]), intrinsics)
                     observed = np.asarray(nearest.points, dtype=np.float64)[projector.mediapipe_ids, :2]
                     errors = np.linalg.norm(predicted - observed, axis=1)
                     if face is record["faces"][0]:
-                        series.append((record["index"], predicted[held | fitted], observed[held | fitted]))
+                        series.append((record["frame"], predicted[held | fitted], observed[held | fitted]))
                     face["mediapipe_error_px"] = {
                         "held_out": float(np.nanmean(errors[held])) if held.any() else None,
                         "fitted": float(np.nanmean(errors[fitted]))}

@@ -21,32 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from face_tracking_3dmm import ros_messages
 from face_tracking_3dmm.apps import graph
 from face_tracking_3dmm.evaluation import report
-from face_tracking_3dmm.io import bags
+from face_tracking_3dmm.io import bags, results
 
 
 class EvaluationError(RuntimeError):
     """The replay could not run (node did not start, input unusable); results so far are kept."""
-
-
-def face_record(msg) -> dict[str, Any]:
-    """The fields of one FaceParams message that the metrics use, as plain JSON values."""
-    pose = msg.head_pose
-    landmarks = np.asarray(msg.landmarks_68, dtype=np.float64).reshape(-1, 2)
-    return {"id": int(msg.face_id), "tracking_state": int(msg.tracking_state),
-            "confidence": float(msg.confidence),
-            "identity": [float(v) for v in msg.identity] or None,
-            "expression": [float(v) for v in msg.expression_weights],
-            "position": [pose.position.x, pose.position.y, pose.position.z],
-            "orientation_xyzw": [pose.orientation.x, pose.orientation.y, pose.orientation.z,
-                                 pose.orientation.w],
-            "landmarks68": landmarks.tolist() if landmarks.shape == (68, 2) else None,
-            "fit_error_px": float(msg.fit_error_px), "iterations": int(msg.iterations),
-            "timings_ms": dict(zip(msg.stage_names, (float(v) for v in msg.stage_times_ms)))}
 
 
 class _Replay:
@@ -55,13 +37,15 @@ class _Replay:
 
     def __init__(self, run: dict[str, Any]):
         self.run = run
+        self.source_name = Path(run["bag"]).name
         self.started_s = time.monotonic()  # frames.jsonl times count from here
         self.frames: list[dict[str, Any]] = []
         self.by_stamp: dict[int, dict[str, Any]] = {}
 
     def add_frame(self, stamp: int) -> dict[str, Any]:
         """The record of an image about to be sent."""
-        record = {"index": len(self.frames), "stamp_ns": stamp, "sent_s": time.monotonic()}
+        record = {"frame": len(self.frames), "source": self.source_name, "stamp_ns": stamp,
+                  "sent_s": time.monotonic(), "faces": []}
         self.frames.append(record)
         self.by_stamp[stamp] = record
         return record
@@ -78,13 +62,13 @@ class _Replay:
                 record.setdefault("outputs", {}).setdefault(topic, now)
 
     def _on_face_params(self, msg, now: float) -> None:
+        from face_tracking_3dmm.nodes.conversions import face_params_json
+
         record = self.by_stamp.get(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
         if record is None:
             return
         record.setdefault("received_s", now)
-        record.setdefault("faces", []).append(face_record(msg))
-        if "expression_names" not in self.run and getattr(msg, "expression_names", None):
-            self.run["expression_names"] = list(msg.expression_names)
+        record["faces"].append(face_params_json(msg))
 
 
 def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
@@ -232,7 +216,7 @@ def _drain(executor, frames, timeout_s: float) -> None:
 
 
 def _write_frames(output: Path, frames, start: float) -> None:
-    with open(output / report.FRAMES_FILE, "w") as stream:
+    with results.ResultsWriter(output / report.FRAMES_FILE) as writer:
         for record in frames:
             row = dict(record)
             for key in ("sent_s", "received_s"):
@@ -242,4 +226,4 @@ def _write_frames(output: Path, frames, start: float) -> None:
                 row["outputs"] = {k: v - start for k, v in row["outputs"].items()}
                 if "received_s" not in row:  # answered without a face: processed, not dropped
                     row["received_s"] = min(row["outputs"].values())
-            stream.write(json.dumps(row) + "\n")
+            writer.write(**row)

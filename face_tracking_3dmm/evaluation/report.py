@@ -1,7 +1,8 @@
 """Metrics and a report (PNG + HTML) from an evaluation folder, without ROS.
 
-An evaluation folder holds ``frames.jsonl`` (one record per input image: stamp, when it was sent,
-when the tracker's answer came back, the faces it reported) written during the replay, the recorded
+An evaluation folder holds ``frames.jsonl`` (one frame line per input image, as in results.jsonl
+(:mod:`face_tracking_3dmm.io.results`), with its stamp, when it was sent and when the tracker's
+answer came back) written during the replay, the recorded
 output bag under ``bag/``, and what this module writes: ``metrics.json``, ``report.png``,
 ``report.html``. ``face-tracking-3dmm report DIR`` re-runs :func:`build_report` on such a folder.
 """
@@ -15,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from face_tracking_3dmm.evaluation import metrics
-from face_tracking_3dmm.evaluation.annotation_eval import load_results_jsonl
+from face_tracking_3dmm.evaluation.annotation_eval import face_rotation
+from face_tracking_3dmm.io import image_encodings, results
 
 FRAMES_FILE = "frames.jsonl"
 METRICS_FILE = "metrics.json"
@@ -24,8 +26,8 @@ STRIP_FRAMES = 6
 
 
 def _first_face(record: dict[str, Any]) -> dict[str, Any] | None:
-    faces = [f for f in record.get("faces") or [] if f.get("tracking_state", 2) != 0]
-    return min(faces, key=lambda f: f.get("id", 0)) if faces else None
+    faces = results.tracked_faces(record)
+    return min(faces, key=lambda f: f["id"]) if faces else None
 
 
 def compute_metrics(frames: list[dict[str, Any]], run: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -73,26 +75,21 @@ def _jitter(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Acceleration jitter (see :func:`metrics.acceleration_jitter`) over runs of consecutive frames."""
     if len(records) < 3:
         return {}
-    index = [r["index"] for r in records]
+    index = [r["frame"] for r in records]
     faces = [_first_face(r) for r in records]
     out: dict[str, Any] = {}
-    landmarks = [f.get("landmarks68") for f in faces]
-    if all(p is not None and len(p) == 68 for p in landmarks):
+    landmarks = [f["landmarks68"] for f in faces]
+    if all(p is not None for p in landmarks):
         points = np.asarray(landmarks, dtype=np.float64)
         eye = np.linalg.norm(points[:, 36] - points[:, 45], axis=1).mean()
         px = metrics.jitter_over_runs(index, points)
         out["landmarks68_px"] = px
         out["landmarks68_percent_eye_distance"] = 100.0 * px / eye if eye > 0 else None
-    raw = [f.get("landmarks_mediapipe") for f in faces]
-    if all(p is not None and len(p) > 0 for p in raw):
-        out["mediapipe_raw_px"] = metrics.jitter_over_runs(index, np.asarray(raw, dtype=np.float64)[..., :2])
-    if all(f.get("orientation_xyzw") for f in faces):
-        rotations = np.stack([metrics.quaternion_xyzw_to_matrix(f["orientation_xyzw"]) for f in faces])
-        out["rotation_deg"] = metrics.jitter_over_runs(index, rotations, metrics.rotation_jitter_deg)
-        positions = np.asarray([f["position"] for f in faces], dtype=np.float64)
-        out["translation_mm"] = 1000.0 * metrics.jitter_over_runs(index, positions)
-    if all(f.get("expression") is not None for f in faces):
-        out["expression"] = metrics.jitter_over_runs(index, np.asarray([f["expression"] for f in faces]))
+    rotations = np.stack([face_rotation(f) for f in faces])
+    out["rotation_deg"] = metrics.jitter_over_runs(index, rotations, metrics.rotation_jitter_deg)
+    positions = np.asarray([f["head_pose"]["position"] for f in faces], dtype=np.float64)
+    out["translation_mm"] = 1000.0 * metrics.jitter_over_runs(index, positions)
+    out["expression"] = metrics.jitter_over_runs(index, np.asarray([results.expression_weights(f) for f in faces]))
     out["unit_note"] = "mean |x[t+1] - 2x[t] + x[t-1]| over consecutive processed frames"
     return out
 
@@ -119,21 +116,21 @@ def _landmark_error(records: list[dict[str, Any]]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # Drawing
 
-def expression_curves(frames: list[dict[str, Any]], names: list[str] | None, top: int = 6):
+def expression_curves(frames: list[dict[str, Any]], top: int = 6):
     """(times_s, {name: weights}) of the ``top`` expression weights that vary most."""
     rows = [(f["stamp_ns"], _first_face(f)) for f in frames if f.get("received_s") is not None]
-    rows = [(t, face["expression"]) for t, face in rows if face and face.get("expression") is not None]
+    rows = [(t, face) for t, face in rows if face]
     if not rows:
         return np.zeros(0), {}
     times = (np.array([t for t, _ in rows], dtype=np.float64) - rows[0][0]) / 1e9
-    weights = np.asarray([w for _, w in rows], dtype=np.float64)
-    names = names or [f"expression {i}" for i in range(weights.shape[1])]
+    weights = np.asarray([results.expression_weights(face) for _, face in rows], dtype=np.float64)
+    names = list(rows[0][1]["expression"])
     order = np.argsort(-weights.std(axis=0))[:top]
     return times, {names[i]: weights[:, i] for i in order}
 
 
 def draw_report_png(result: dict[str, Any], frames: list[dict[str, Any]], strip: list[np.ndarray],
-                    path: Path, names: list[str] | None = None, title: str = "") -> None:
+                    path: Path, title: str = "") -> None:
     """One figure: stage latency p50/p95, latency histogram, expression curves, overlay strip."""
     import matplotlib
     matplotlib.use("Agg")
@@ -163,7 +160,7 @@ def draw_report_png(result: dict[str, Any], frames: list[dict[str, Any]], strip:
     counts = result["frames"]
     hist_axis.set(xlabel="image sent -> FaceParams received (ms)", ylabel="frames",
                   title=f"end-to-end latency over DDS; {counts['processed']}/{counts['sent']} processed")
-    times, curves = expression_curves(frames, names)
+    times, curves = expression_curves(frames)
     for name, values in curves.items():
         curve_axis.plot(times, values, label=name, linewidth=1.2)
     curve_axis.set(xlabel="time (s)", ylabel="weight", ylim=(-0.02, 1.02), title="expression weights")
@@ -227,7 +224,7 @@ def load_frames(folder: Path) -> list[dict[str, Any]]:
     path = Path(folder) / FRAMES_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: is {folder} an evaluation output folder?")
-    return load_results_jsonl(path)
+    return results.load_results(path)
 
 
 def overlay_strip(folder: Path, count: int = STRIP_FRAMES, topic_suffix: str = "overlay") -> list[np.ndarray]:
@@ -251,18 +248,7 @@ def overlay_strip(folder: Path, count: int = STRIP_FRAMES, topic_suffix: str = "
     if not images:
         return []
     picks = np.linspace(0, len(images) - 1, min(count, len(images))).round().astype(int)
-    return [image_to_rgb(store.deserialize_cdr(images[i], bags.IMAGE_TYPE)) for i in picks]
-
-
-def image_to_rgb(message) -> np.ndarray:
-    """(H, W, 3) uint8 of an rgb8/bgr8/mono8 sensor_msgs/Image (as deserialised by rosbags)."""
-    data = np.asarray(message.data, dtype=np.uint8).reshape(message.height, message.step)
-    if message.encoding in ("rgb8", "bgr8"):
-        image = data[:, :message.width * 3].reshape(message.height, message.width, 3)
-        return image[..., ::-1] if message.encoding == "bgr8" else image
-    if message.encoding == "mono8":
-        return np.repeat(data[:, :message.width, None], 3, axis=2)
-    raise ValueError(f"unsupported overlay encoding {message.encoding}")
+    return [image_encodings.message_to_rgb(store.deserialize_cdr(images[i], bags.IMAGE_TYPE)) for i in picks]
 
 
 def build_report(folder: str | Path, title: str | None = None) -> dict[str, Any]:
@@ -274,6 +260,6 @@ def build_report(folder: str | Path, title: str | None = None) -> dict[str, Any]
     result = compute_metrics(frames, run)
     (folder / METRICS_FILE).write_text(json.dumps(result, indent=2))
     draw_report_png(result, frames, overlay_strip(folder), folder / "report.png",
-                    names=run.get("expression_names"), title=title or Path(str(run.get("bag", folder))).name)
+                    title=title or Path(str(run.get("bag", folder))).name)
     write_html(result, folder / "report.html", "report.png")
     return result

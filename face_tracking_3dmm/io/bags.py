@@ -1,5 +1,8 @@
 """rosbag2 files without a ROS install: write camera bags from videos, read bags back safely.
 
+Reading here is at the message level (CDR bytes, topics, stamps); frames as images come from
+:class:`face_tracking_3dmm.io.sources.BagSource`, which reads through :func:`iter_messages`.
+
 Uses the pure-Python ``rosbags`` (mcap and sqlite3, bag format 9). Messages are handled as CDR
 bytes plus the few fields the evaluation needs, so large images are never converted twice.
 """
@@ -7,8 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from fractions import Fraction
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +38,6 @@ def typestore(extra_msg_files: dict[str, Path] | None = None):
     for name, path in (extra_msg_files or {}).items():
         store.register(get_types_from_msg(Path(path).read_text(), name))
     return store
-
-
-@dataclass
-class VideoInfo:
-    width: int
-    height: int
-    fps: float
-    frames: int
 
 
 def _stamp(store, nanoseconds: int):
@@ -74,47 +70,6 @@ def image_message(store, rgb: np.ndarray, frame_id: str, stamp_ns: int):
                                    data=np.ascontiguousarray(rgb).reshape(-1))
 
 
-def iter_video(video: str | Path, max_frames: int | None = None, width: int | None = None
-               ) -> Iterator[tuple[float, np.ndarray]]:
-    """(time in seconds from the first frame, (H, W, 3) rgb uint8) for each frame of a video.
-
-    ``width`` resizes keeping the aspect ratio (even height), as cameras are often configured smaller.
-    """
-    import av
-
-    with av.open(str(video)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        first_pts = None
-        rate = stream.average_rate or stream.guessed_rate or Fraction(30)
-        for index, frame in enumerate(container.decode(stream)):
-            if max_frames is not None and index >= max_frames:
-                break
-            if frame.pts is not None and frame.time_base is not None:
-                first_pts = frame.pts if first_pts is None else first_pts
-                seconds = float((frame.pts - first_pts) * frame.time_base)
-            else:
-                seconds = index / float(rate)
-            if width and width != frame.width:
-                height = int(round(frame.height * width / frame.width / 2)) * 2
-                frame = frame.reformat(width=width, height=height)
-            yield seconds, frame.to_ndarray(format="rgb24")
-
-
-def video_info(video: str | Path) -> VideoInfo:
-    """Size, frame rate and frame count (from the container; decoded count when it does not say)."""
-    import av
-
-    video = Path(video)
-    if not video.is_file():
-        raise FileNotFoundError(f"video not found: {video}")
-    with av.open(str(video)) as container:
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or Fraction(30)
-        frames = stream.frames or sum(1 for _ in container.decode(stream))
-        return VideoInfo(stream.codec_context.width, stream.codec_context.height, float(rate), frames)
-
-
 def video_to_bag(video: str | Path, bag: str | Path, *, image_topic: str = DEFAULT_IMAGE_TOPIC,
                  info_topic: str = DEFAULT_INFO_TOPIC, frame_id: str = DEFAULT_FRAME_ID,
                  max_frames: int | None = None, width: int | None = None,
@@ -131,31 +86,31 @@ def video_to_bag(video: str | Path, bag: str | Path, *, image_topic: str = DEFAU
     from rosbags.rosbag2 import StoragePlugin, Writer
     from tqdm import tqdm
 
-    info = video_info(video)
+    from face_tracking_3dmm.io.sources import VideoSource
+
     bag = Path(bag)
     if bag.exists():
         raise FileExistsError(f"{bag} exists; rosbag2 writes a new folder, remove it first")
     store = typestore()
     start = time.time_ns() if start_time_ns is None else int(start_time_ns)
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-    total = min(info.frames, max_frames) if max_frames else info.frames
-    count, last_seconds, size = 0, 0.0, None
-    with Writer(bag, version=9, storage_plugin=plugin) as writer:
+    count, last_seconds = 0, 0.0
+    with VideoSource(video, width) as source, Writer(bag, version=9, storage_plugin=plugin) as writer:
+        total = min(source.frame_count, max_frames) if max_frames else source.frame_count
         image_connection = writer.add_connection(image_topic, IMAGE_TYPE, typestore=store)
         info_connection = writer.add_connection(info_topic, CAMERA_INFO_TYPE, typestore=store)
-        for seconds, rgb in tqdm(iter_video(video, max_frames, width), total=total, unit="frame",
-                                 desc=f"video-to-bag {Path(video).name}", disable=not progress):
-            stamp = start + int(round(seconds * 1e9))
-            size = rgb.shape[1], rgb.shape[0]
-            intrinsics = camera or CameraIntrinsics.default_for(*size)
+        intrinsics = camera or CameraIntrinsics.default_for(source.width, source.height)
+        for frame in tqdm(islice(source, max_frames), total=total, unit="frame",
+                          desc=f"video-to-bag {source.name}", disable=not progress):
+            stamp = start + int(round(frame.timestamp_s * 1e9))
             writer.write(image_connection, stamp, store.serialize_cdr(
-                image_message(store, rgb, frame_id, stamp), IMAGE_TYPE))
+                image_message(store, frame.rgb, frame_id, stamp), IMAGE_TYPE))
             writer.write(info_connection, stamp, store.serialize_cdr(
                 camera_info_message(store, intrinsics, frame_id, stamp), CAMERA_INFO_TYPE))
-            count, last_seconds = count + 1, seconds
+            count, last_seconds = count + 1, frame.timestamp_s
     if count == 0:
         raise ValueError(f"{video}: no frames decoded")
-    return {"bag": str(bag), "frames": count, "fps": info.fps, "width": size[0], "height": size[1],
+    return {"bag": str(bag), "frames": count, "fps": source.fps, "width": source.width, "height": source.height,
             "duration_s": last_seconds, "image_topic": image_topic, "info_topic": info_topic}
 
 
@@ -165,6 +120,12 @@ class BagMessage:
     msgtype: str
     timestamp_ns: int
     rawdata: bytes
+
+
+def camera_info_intrinsics(info) -> CameraIntrinsics:
+    """CameraIntrinsics of a sensor_msgs/CameraInfo (as ``rosbags`` or rclpy gives it): K's fx, fy, cx, cy."""
+    k = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+    return CameraIntrinsics(k[0, 0], k[1, 1], k[0, 2], k[1, 2], int(info.width), int(info.height))
 
 
 def open_reader(bag: str | Path):
@@ -304,10 +265,17 @@ def _stream_mcap_files(files: list[Path], topics: list[str] | None, why: str) ->
                            f"({why}; {type(error).__name__}: {error})") from error
 
 
-def bag_topics(bag: str | Path) -> dict[str, dict]:
-    """topic -> {type, count} from the bag's metadata."""
+@contextmanager
+def opened_bag(bag: str | Path) -> Iterator:
+    """:func:`open_reader`, closed when the block ends (for the bag's metadata: topics, times)."""
     reader = open_reader(bag)
     try:
-        return {c.topic: {"type": c.msgtype, "count": c.msgcount} for c in reader.connections}
+        yield reader
     finally:
         reader.close()
+
+
+def bag_topics(bag: str | Path) -> dict[str, dict]:
+    """topic -> {type, count} from the bag's metadata."""
+    with opened_bag(bag) as reader:
+        return {c.topic: {"type": c.msgtype, "count": c.msgcount} for c in reader.connections}

@@ -1,7 +1,7 @@
 """Raw image buffers (as in sensor_msgs/Image) <-> (H, W, 3) RGB uint8 arrays, without ROS.
 
-Shared by the ROS conversions (:mod:`face_tracking_3dmm.nodes.conversions`) and the rosbag2 frame
-source (:mod:`face_tracking_3dmm.io.sources`), so a bag and a live topic are decoded the same way.
+Shared by the tracker node, the rosbag2 frame source (:mod:`face_tracking_3dmm.io.sources`) and the
+evaluation's bag readers, so a bag and a live topic are decoded the same way.
 Every malformed buffer is refused with a ValueError that says what is wrong, never decoded to garbage.
 """
 from __future__ import annotations
@@ -59,6 +59,11 @@ def decode(encoding: str, width: int, height: int, step: int, data) -> np.ndarra
     if encoding in _YUV_TO_RGB:
         return cv2.cvtColor(np.ascontiguousarray(pixels), _YUV_TO_RGB[encoding])
     return np.ascontiguousarray(pixels[..., 2::-1] if encoding.startswith("bgr") else pixels[..., :3])
+
+
+def message_to_rgb(msg) -> np.ndarray:
+    """(H, W, 3) RGB uint8 of a sensor_msgs/Image, as rclpy or ``rosbags`` gives it (see :func:`decode`)."""
+    return decode(msg.encoding, msg.width, msg.height, msg.step, msg.data)
 
 
 def encode(rgb: np.ndarray, encoding: str = "rgb8") -> tuple[bytes, int]:

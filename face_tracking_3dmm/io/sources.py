@@ -2,19 +2,21 @@
 
 Each source yields :class:`SourceFrame` (index, timestamp, RGB uint8 image, source name) and knows
 its native frame rate (:attr:`FrameSource.fps`; None when it has none, e.g. a folder of photos), so
-the camera node can publish at the source's pace. No ROS imports: bags are read with ``rosbags``.
+the camera node can publish at the source's pace. No ROS imports: bags are read with ``rosbags``
+through :mod:`face_tracking_3dmm.io.bags`.
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from face_tracking_3dmm.io import image_encodings
+from face_tracking_3dmm.io import bags, image_encodings
 from face_tracking_3dmm.results import CameraIntrinsics
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -96,9 +98,13 @@ class FolderSource(FrameSource):
 
 
 class VideoSource(FrameSource):
-    """A video file decoded with PyAV; timestamps from the frames' presentation times."""
+    """A video file decoded with PyAV; timestamps from the frames' presentation times.
 
-    def __init__(self, path: str | Path):
+    ``width`` resizes the frames keeping the aspect ratio (even height), as cameras are often
+    configured smaller than a clip; :attr:`width` and :attr:`height` are the size of the frames yielded.
+    """
+
+    def __init__(self, path: str | Path, width: int | None = None):
         import av
 
         self.path = Path(path)
@@ -113,6 +119,20 @@ class VideoSource(FrameSource):
         rate = self.stream.average_rate or self.stream.guessed_rate or Fraction(30)
         self.fps = float(rate)
         self.name = self.path.name
+        self.width, self.height = self.stream.codec_context.width, self.stream.codec_context.height
+        self.resize = bool(width) and width != self.width
+        if self.resize:
+            self.width, self.height = width, int(round(self.height * width / self.width / 2)) * 2
+
+    @property
+    def frame_count(self) -> int:
+        """Frames in the video: the container's count, else counted by decoding the file once more."""
+        import av
+
+        if self.stream.frames:
+            return self.stream.frames
+        with av.open(str(self.path)) as container:
+            return sum(1 for _ in container.decode(video=0))
 
     def __iter__(self) -> Iterator[SourceFrame]:
         import av
@@ -125,6 +145,8 @@ class VideoSource(FrameSource):
                     seconds = float((frame.pts - first_pts) * frame.time_base)
                 else:
                     seconds = index / self.fps
+                if self.resize:
+                    frame = frame.reformat(width=self.width, height=self.height)
                 yield SourceFrame(index, seconds, frame.to_ndarray(format="rgb24"), self.name)
         except av.FFmpegError as error:
             raise SourceError(f"{self.path}: decoding stopped: {error}") from error
@@ -164,71 +186,64 @@ class DeviceSource(FrameSource):
 
 
 class BagSource(FrameSource):
-    """The sensor_msgs/Image messages of a rosbag2 (mcap or sqlite3), read with ``rosbags``.
+    """The sensor_msgs/Image messages of a rosbag2 (mcap or sqlite3), read with :func:`bags.iter_messages`.
 
     ``topic`` picks an image topic (default: the first one found). Timestamps are the images' header
     stamps relative to the first; ``camera`` is the latest CameraInfo recorded before each image.
-    Images the decoder refuses raise SourceError naming the message's position in the bag.
+    Images the decoder refuses, and a bag that breaks midway, raise SourceError saying where.
     """
 
-    IMAGE_TYPE = "sensor_msgs/msg/Image"
-    INFO_TYPE = "sensor_msgs/msg/CameraInfo"
-
     def __init__(self, path: str | Path, topic: str | None = None):
-        from rosbags.highlevel import AnyReader
-        from rosbags.typesys import Stores, get_typestore
-
         self.path = Path(path)
         if not self.path.exists():
             raise SourceError(f"bag not found: {self.path}")
-        bag_dir = self.path.parent if self.path.is_file() else self.path
+        self.bag = self.path.parent if self.path.is_file() else self.path
         try:
-            self.reader = AnyReader([bag_dir], default_typestore=get_typestore(Stores.ROS2_JAZZY))
-            self.reader.open()
-        except Exception as error:  # rosbags raises several unrelated types for unreadable bags
-            raise SourceError(f"cannot open rosbag2 {self.path}: {error}") from error
-        images = [c for c in self.reader.connections if c.msgtype == self.IMAGE_TYPE]
-        if topic is not None:
-            images = [c for c in images if c.topic == topic]
+            with bags.opened_bag(self.bag) as reader:
+                connections = list(reader.connections)  # the reader empties its list on close
+                duration_s = (reader.end_time - reader.start_time) / 1e9
+        except bags.BagError as error:
+            raise SourceError(str(error)) from error
+        images = [c for c in connections if c.msgtype == bags.IMAGE_TYPE and topic in (None, c.topic)]
         if not images:
-            raise SourceError(f"{self.path} has no {self.IMAGE_TYPE} topic" + (f" named {topic}" if topic else ""))
-        self.image_connection = images[0]
-        self.info_connections = [c for c in self.reader.connections if c.msgtype == self.INFO_TYPE]
-        count = self.image_connection.msgcount
-        duration_s = (self.reader.end_time - self.reader.start_time) / 1e9
+            raise SourceError(f"{self.path} has no {bags.IMAGE_TYPE} topic" + (f" named {topic}" if topic else ""))
+        self.image_topic = images[0].topic
+        self.info_topics = [c.topic for c in connections if c.msgtype == bags.CAMERA_INFO_TYPE]
+        count = images[0].msgcount
         self.fps = (count - 1) / duration_s if count > 1 and duration_s > 0 else None
         self.name = self.path.name
 
-    @staticmethod
-    def _intrinsics(info) -> CameraIntrinsics:
-        k = info.k
-        return CameraIntrinsics(float(k[0]), float(k[4]), float(k[2]), float(k[5]), info.width, info.height)
+    def _first_camera(self, store) -> CameraIntrinsics | None:
+        """The bag's first CameraInfo (one is often written just after its image, so the first image
+        would have none)."""
+        if not self.info_topics:
+            return None
+        with closing(bags.iter_messages(self.bag, self.info_topics)) as infos:
+            first = next(infos, None)
+        return None if first is None else bags.camera_info_intrinsics(store.deserialize_cdr(first.rawdata,
+                                                                                            first.msgtype))
 
     def __iter__(self) -> Iterator[SourceFrame]:
-        # A CameraInfo is often written just after its image: start with the bag's first one.
-        camera = None
-        for connection, _, raw in self.reader.messages(connections=self.info_connections) if self.info_connections else ():
-            camera = self._intrinsics(self.reader.deserialize(raw, connection.msgtype))
-            break
-        first_stamp = None
-        index = 0
-        connections = [self.image_connection, *self.info_connections]
-        for connection, _, raw in self.reader.messages(connections=connections):
-            msg = self.reader.deserialize(raw, connection.msgtype)
-            if connection.msgtype == self.INFO_TYPE:
-                camera = self._intrinsics(msg)
-                continue
-            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-            first_stamp = stamp if first_stamp is None else first_stamp
-            try:
-                rgb = image_encodings.decode(msg.encoding, msg.width, msg.height, msg.step, msg.data)
-            except ValueError as error:
-                raise SourceError(f"{self.path}: image {index} on {connection.topic}: {error}") from error
-            yield SourceFrame(index, (stamp - first_stamp) / 1e9, rgb, self.name, camera)
-            index += 1
-
-    def close(self) -> None:
-        self.reader.close()
+        store = bags.typestore()
+        try:
+            camera = self._first_camera(store)
+            first_stamp = None
+            index = 0
+            for message in bags.iter_messages(self.bag, [self.image_topic, *self.info_topics]):
+                msg = store.deserialize_cdr(message.rawdata, message.msgtype)
+                if message.msgtype == bags.CAMERA_INFO_TYPE:
+                    camera = bags.camera_info_intrinsics(msg)
+                    continue
+                stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+                first_stamp = stamp if first_stamp is None else first_stamp
+                try:
+                    rgb = image_encodings.message_to_rgb(msg)
+                except ValueError as error:
+                    raise SourceError(f"{self.path}: image {index} on {message.topic}: {error}") from error
+                yield SourceFrame(index, (stamp - first_stamp) / 1e9, rgb, self.name, camera)
+                index += 1
+        except bags.BagError as error:
+            raise SourceError(str(error)) from error
 
 
 def source_kind(spec: str | Path) -> str:

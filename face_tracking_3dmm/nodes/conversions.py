@@ -1,4 +1,4 @@
-"""ROS messages <-> the library's plain data (numpy images, CameraIntrinsics, FaceResult).
+"""ROS messages <-> the library's plain data (numpy images, CameraIntrinsics, FaceResult, results JSON).
 
 Pure functions, no node state: each builds or reads one message. Bad input raises ValueError with a
 message saying what is wrong; the nodes turn that into a throttled warning.
@@ -14,9 +14,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker
 
-from face_tracking_3dmm.io import image_encodings
+from face_tracking_3dmm.io import image_encodings, results
 from face_tracking_3dmm.msg import FaceParams
-from face_tracking_3dmm.results import CameraIntrinsics, FaceResult, FrameResult, TrackingState
+from face_tracking_3dmm.results import CameraIntrinsics, FaceResult
 
 #: Eye TF frames hang below the face frame: face_<id>_eye_left, face_<id>_eye_right (the face's left/right).
 EYE_SUFFIXES = ("eye_left", "eye_right")
@@ -31,14 +31,6 @@ def stamp_seconds(stamp) -> float:
 
 def stamp_nanoseconds(stamp) -> int:
     return stamp.sec * 1_000_000_000 + stamp.nanosec
-
-
-def image_to_rgb(msg: Image) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of a sensor_msgs/Image (rgb8, bgr8, mono8, rgba8, bgra8, yuv422, yuv422_yuy2).
-
-    Raises ValueError for any other encoding, a wrong step, truncated data, an empty or huge image.
-    """
-    return image_encodings.decode(msg.encoding, msg.width, msg.height, msg.step, msg.data)
 
 
 def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
@@ -146,6 +138,18 @@ def face_params_message(face: FaceResult, header: Header, expression_names: list
     return msg
 
 
+def face_params_json(msg: FaceParams) -> dict:
+    """A FaceParams message as a results.jsonl face (:mod:`face_tracking_3dmm.io.results`), the shape
+    ``track`` writes for a :class:`FaceResult`, so ``run`` and ``evaluate`` write that shape too."""
+    position, orientation = msg.head_pose.position, msg.head_pose.orientation
+    return results.face_json(msg.face_id, msg.tracking_state, msg.confidence,
+                             dict(zip(msg.expression_names, msg.expression_weights)), msg.identity,
+                             (position.x, position.y, position.z),
+                             (orientation.x, orientation.y, orientation.z, orientation.w),
+                             msg.landmarks_68, msg.fit_error_px, msg.iterations,
+                             dict(zip(msg.stage_names, msg.stage_times_ms)))
+
+
 def _transform(header: Header, child: str, rotation: np.ndarray, translation: np.ndarray) -> TransformStamped:
     x, y, z = (float(v) for v in translation)
     return TransformStamped(header=header, child_frame_id=child,
@@ -234,45 +238,3 @@ def project(points_m: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
         uv = np.stack([camera.fx * points_m[:, 0] / z + camera.cx, camera.fy * points_m[:, 1] / z + camera.cy], 1)
     uv[z <= 1e-6] = np.nan
     return uv
-
-
-def _paint_points(image: np.ndarray, uv: np.ndarray, colour: tuple[int, int, int]) -> None:
-    """Set the pixels under ``uv`` (N, 2) to ``colour`` (vectorised; NaN and off-image points skipped)."""
-    uv = uv[np.isfinite(uv).all(axis=1)]
-    pixels = np.rint(uv).astype(np.int64)
-    inside = (pixels[:, 0] >= 0) & (pixels[:, 0] < image.shape[1]) & (pixels[:, 1] >= 0) & (pixels[:, 1] < image.shape[0])
-    pixels = pixels[inside]
-    image[pixels[:, 1], pixels[:, 0]] = colour
-
-
-STATE_NAMES = {TrackingState.LOST: "lost", TrackingState.FITTING_IDENTITY: "identity", TrackingState.TRACKING: "tracking"}
-
-
-def overlay_image(rgb: np.ndarray, result: FrameResult, camera: CameraIntrinsics,
-                  meshes: dict[int, np.ndarray] | None = None) -> np.ndarray:
-    """A debug picture: the image with each face's projected mesh vertices (green dots), MediaPipe's
-    points (blue), the fitted model's 68 landmarks (red), its box, id, state and fit error.
-
-    ``meshes`` maps face ids to (V, 3) camera-frame vertices in metres.
-    """
-    image = np.ascontiguousarray(rgb).copy()
-    for face in result.faces:
-        if face.tracking_state == TrackingState.LOST:
-            continue
-        if meshes and face.face_id in meshes:
-            _paint_points(image, project(meshes[face.face_id], camera), (60, 220, 60))
-        if face.landmarks_mediapipe is not None:
-            _paint_points(image, np.asarray(face.landmarks_mediapipe, dtype=np.float64)[:, :2], (70, 130, 255))
-        for x, y in np.asarray(face.landmarks68, dtype=np.float64):
-            if np.isfinite(x) and np.isfinite(y):
-                cv2.circle(image, (int(round(x)), int(round(y))), 2, (255, 40, 40), -1, cv2.LINE_AA)
-        label = f"face_{face.face_id} {STATE_NAMES.get(face.tracking_state, '?')} {face.fit_error_px:.1f}px"
-        if face.bbox is not None and np.isfinite(face.bbox).all():
-            x0, y0, x1, y1 = (int(round(v)) for v in face.bbox)
-            cv2.rectangle(image, (x0, y0), (x1, y1), (255, 210, 0), 1)
-            cv2.putText(image, label, (x0, max(y0 - 5, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 210, 0), 1,
-                        cv2.LINE_AA)
-    total = result.timings_ms.get("total")
-    if total is not None:
-        cv2.putText(image, f"{total:.0f} ms", (5, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
-    return image

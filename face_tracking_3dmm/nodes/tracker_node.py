@@ -35,7 +35,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
-from face_tracking_3dmm.io import image_encodings
+from face_tracking_3dmm.io import image_encodings, overlay
 from face_tracking_3dmm.msg import FaceParams
 from face_tracking_3dmm.nodes import conversions, parameters
 from face_tracking_3dmm.nodes.spin import run_node
@@ -190,7 +190,8 @@ class TrackerNode(Node):
     def _detect_stage(self, msg: Image | CompressedImage, received_s: float) -> None:
         """Decode, check the stamp, find the landmarks; hand over to the fit stage."""
         try:
-            rgb = conversions.compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else conversions.image_to_rgb(msg)
+            rgb = (conversions.compressed_to_rgb(msg) if isinstance(msg, CompressedImage)
+                   else image_encodings.message_to_rgb(msg))
         except ValueError as error:
             self._bad_image(error)
             return
@@ -254,7 +255,8 @@ class TrackerNode(Node):
             for face_id, (vertices, triangles) in meshes.items():
                 self.mesh_publisher.publish(conversions.mesh_marker(vertices, triangles, header, face_id, lifetime_s))
         if send_overlay:
-            picture = conversions.overlay_image(rgb, result, camera, {i: m[0] for i, m in meshes.items()})
+            mesh_pixels = {face_id: conversions.project(vertices, camera) for face_id, (vertices, _) in meshes.items()}
+            picture = overlay.overlay_image(rgb, result, mesh_pixels)
             self.overlay_publisher.publish(conversions.rgb_to_image(picture, header))
 
     # ------------------------------------------------------------------ diagnostics (executor thread)

@@ -1,26 +1,42 @@
-"""The JSON written by ``track`` and ``run``: one results.jsonl line per frame, and summary.json.
+"""The results schema: one face shape, one frame line, summary.json; written here and read back here.
 
-One schema for both, whether the faces come from the library (:class:`FaceResult`) or from FaceParams
-messages, so that evaluation and plots read either. A frame line::
+``track`` and ``run`` write DIR/results.jsonl, ``evaluate`` writes DIR/frames.jsonl: one JSON object
+per frame, the same shape in all three, whether the faces come from the library
+(:func:`face_result_json`) or from FaceParams messages (``nodes.conversions.face_params_json``,
+through :func:`face_json`). A line::
 
     {"frame": 0, "source": "clip.mp4", "faces": [{"id": 0, "tracking": "tracking", "confidence": 0.9,
       "expression": {"jawOpen": 0.2, ...}, "identity": [...], "head_pose": {"position": [x, y, z],
       "orientation_xyzw": [x, y, z, w]}, "landmarks68": [[x, y], ...], "fit_error_px": 1.2,
       "iterations": 4, "timings_ms": {"landmarks": 8.1, ..., "total": 20.3}}]}
 
-Positions are metres in the camera's optical frame, landmarks pixels of the source image.
+Positions are metres in the camera's optical frame, landmarks pixels of the source image
+(``landmarks68`` is null for a face without them). Writers may add keys of their own between
+``source`` and ``faces`` (``run``: ``stamp_ns``, ``tracked``; ``evaluate``: its send and answer times),
+and ``evaluate`` adds its MediaPipe comparison to the faces (``mediapipe_error_px``, ``eye_distance_px``).
+``track`` and ``run`` leave lost faces out; ``evaluate`` keeps them (``"tracking": "lost"``):
+:func:`tracked_faces` reads past them.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from face_tracking_3dmm.results import FaceResult, TrackingState
 
+RESULTS_FILE = "results.jsonl"
+SUMMARY_FILE = "summary.json"
 TRACKING_NAMES = {TrackingState.LOST: "lost", TrackingState.FITTING_IDENTITY: "fitting_identity",
                   TrackingState.TRACKING: "tracking"}
+LOST = TRACKING_NAMES[TrackingState.LOST]
 
+
+# ---------------------------------------------------------------------------------------------
+# Writing
 
 def _floats(values: Iterable[float]) -> list[float]:
     return [round(float(v), 6) for v in values]
@@ -30,7 +46,7 @@ def face_json(face_id: int, tracking_state: int, confidence: float, expression: 
               identity: Sequence[float], position: Sequence[float], orientation_xyzw: Sequence[float],
               landmarks68: np.ndarray, fit_error_px: float, iterations: int,
               timings_ms: Mapping[str, float]) -> dict:
-    """One face of a results.jsonl line; ``landmarks68`` is (68, 2) pixels."""
+    """One face of a frame line; ``landmarks68`` is (68, 2) pixels (anything else is written as null)."""
     landmarks = np.asarray(landmarks68, dtype=np.float64).reshape(-1, 2)
     return {
         "id": int(face_id),
@@ -39,7 +55,8 @@ def face_json(face_id: int, tracking_state: int, confidence: float, expression: 
         "expression": {name: round(float(w), 5) for name, w in expression.items()},
         "identity": _floats(identity),
         "head_pose": {"position": _floats(position), "orientation_xyzw": _floats(orientation_xyzw)},
-        "landmarks68": [[round(float(x), 2), round(float(y), 2)] for x, y in landmarks],
+        "landmarks68": ([[round(float(x), 2), round(float(y), 2)] for x, y in landmarks]
+                        if landmarks.shape == (68, 2) else None),
         "fit_error_px": round(float(fit_error_px), 4),
         "iterations": int(iterations),
         "timings_ms": {name: round(float(ms), 3) for name, ms in timings_ms.items()},
@@ -55,11 +72,36 @@ def rotation_to_quaternion_xyzw(rotation: np.ndarray) -> np.ndarray:
 
 
 def face_result_json(face: FaceResult, expression_names: Sequence[str], timings_ms: Mapping[str, float]) -> dict:
-    """A library :class:`FaceResult` as a results.jsonl face."""
+    """A library :class:`FaceResult` as a frame line's face."""
     return face_json(face.face_id, face.tracking_state, face.confidence,
                      dict(zip(expression_names, face.expression)), face.identity, face.translation,
                      rotation_to_quaternion_xyzw(face.rotation), face.landmarks68, face.fit_error_px,
                      face.iterations, timings_ms)
+
+
+def frame_json(frame: int, source: str, faces: list[dict], **extra: Any) -> dict:
+    """One frame line: its number (0, 1, ... in the order read), the source's name, ``extra``, the faces."""
+    return {"frame": int(frame), "source": source, **extra, "faces": faces}
+
+
+class ResultsWriter:
+    """Writes frame lines to a .jsonl file as they come, so a run that is stopped keeps the frames done."""
+
+    def __init__(self, path: str | Path):
+        self.stream = open(path, "w")
+
+    def write(self, frame: int, source: str, faces: list[dict], **extra: Any) -> None:
+        """One line (:func:`frame_json`)."""
+        self.stream.write(json.dumps(frame_json(frame, source, faces, **extra)) + "\n")
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def __enter__(self) -> "ResultsWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def percentiles(values_ms: Sequence[float]) -> dict[str, float | None]:
@@ -87,6 +129,11 @@ def summary_json(source: str, frames: int, frames_with_face: int, duration_s: fl
     }
 
 
+def write_summary(folder: str | Path, summary: Mapping) -> None:
+    """DIR/summary.json (indented, so it reads well as it is)."""
+    (Path(folder) / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+
+
 def print_summary(summary: Mapping) -> None:
     """A few human-readable lines of a summary."""
     latency = summary["latency_ms"]
@@ -95,3 +142,33 @@ def print_summary(summary: Mapping) -> None:
           f"{fps if fps is not None else '-'} fps, latency p50 {latency['p50']} ms, p95 {latency['p95']} ms")
     for name, stage in summary.get("stages_ms", {}).items():
         print(f"  {name:>18}: p50 {stage['p50']} ms, p95 {stage['p95']} ms")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+def load_results(path: str | Path) -> list[dict[str, Any]]:
+    """The frame lines of a results.jsonl (or frames.jsonl), as written; a truncated last line (a run
+    killed mid-write) is skipped, any other line that is not JSON is a ValueError naming it."""
+    records = []
+    lines = Path(path).read_text().splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break  # the writer was interrupted mid-line; keep what is complete
+            raise ValueError(f"{path}:{number}: not valid JSON") from None
+    return records
+
+
+def tracked_faces(frame: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The faces of a frame line that are tracked (lost faces only repeat their last values)."""
+    return [face for face in frame["faces"] if face["tracking"] != LOST]
+
+
+def expression_weights(face: Mapping[str, Any]) -> list[float]:
+    """A face's expression weights in the order written (the model's blendshape order)."""
+    return list(face["expression"].values())
