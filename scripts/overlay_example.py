@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 from face_tracking_3dmm import paths  # noqa: E402
 from face_tracking_3dmm.io import sources
 from face_tracking_3dmm.config import TrackerConfig  # noqa: E402
+from face_tracking_3dmm.geometry import CameraIntrinsics  # noqa: E402
 from face_tracking_3dmm.nodes.conversions import overlay_image  # noqa: E402
-from face_tracking_3dmm.results import CameraIntrinsics  # noqa: E402
 from face_tracking_3dmm.tracking.tracker import FaceTracker  # noqa: E402
 
 HEIGHT = 360   # both panels are scaled to this height

@@ -14,9 +14,10 @@ from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
 from face_tracking_3dmm import config  # noqa: E402
+from face_tracking_3dmm.geometry import CameraIntrinsics  # noqa: E402
 from face_tracking_3dmm.io import image_encodings
 from face_tracking_3dmm.nodes import conversions, parameters  # noqa: E402
-from face_tracking_3dmm.results import CameraIntrinsics, FaceResult, FrameResult, TrackingState  # noqa: E402
+from face_tracking_3dmm.results import FaceResult, FrameResult, TrackingState  # noqa: E402
 
 
 def gradient_image(height: int = 24, width: int = 32) -> np.ndarray:

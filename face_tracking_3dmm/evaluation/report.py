@@ -16,6 +16,7 @@ import numpy as np
 
 from face_tracking_3dmm.evaluation import metrics
 from face_tracking_3dmm.evaluation.annotation_eval import load_results_jsonl
+from face_tracking_3dmm.geometry import quaternion_to_matrix_np
 
 FRAMES_FILE = "frames.jsonl"
 METRICS_FILE = "metrics.json"
@@ -87,7 +88,7 @@ def _jitter(records: list[dict[str, Any]]) -> dict[str, Any]:
     if all(p is not None and len(p) > 0 for p in raw):
         out["mediapipe_raw_px"] = metrics.jitter_over_runs(index, np.asarray(raw, dtype=np.float64)[..., :2])
     if all(f.get("orientation_xyzw") for f in faces):
-        rotations = np.stack([metrics.quaternion_xyzw_to_matrix(f["orientation_xyzw"]) for f in faces])
+        rotations = np.stack([quaternion_to_matrix_np(f["orientation_xyzw"]) for f in faces])
         out["rotation_deg"] = metrics.jitter_over_runs(index, rotations, metrics.rotation_jitter_deg)
         positions = np.asarray([f["position"] for f in faces], dtype=np.float64)
         out["translation_mm"] = 1000.0 * metrics.jitter_over_runs(index, positions)
