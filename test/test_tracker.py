@@ -11,7 +11,7 @@ import pytest
 
 from face_tracking_3dmm import paths
 from face_tracking_3dmm.config import TrackerConfig
-from face_tracking_3dmm.geometry import CameraIntrinsics, project_np, rotation_angle_np
+from face_tracking_3dmm.geometry import MODEL_TO_OPTICAL, CameraIntrinsics, project_np, rotation_angle_np
 from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
 from face_tracking_3dmm.results import TrackingState
 
@@ -44,7 +44,6 @@ def frames():
 
 @pytest.fixture(scope="module")
 def tracker_factory(model):
-    from face_tracking_3dmm.geometry import MODEL_TO_OPTICAL
     from face_tracking_3dmm.tracking.tracker import FaceTracker
     made = []
 
