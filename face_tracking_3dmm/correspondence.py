@@ -28,6 +28,10 @@ FACE_OVAL = np.array([10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288,
                       162, 21, 54, 103, 67, 109])
 #: MediaPipe's iris points: centre then four around, for one eye (468-472) and the other (473-477).
 IRIS = np.arange(468, 478)
+#: The MediaPipe points the landmark fit leaves out: the face oval (it follows the silhouette) and
+#: the irises (the eyeballs turn with gaze, outside the model's vertex function). Everything else
+#: with a counterpart on the mesh is fitted (:meth:`LandmarkCorrespondence.fitted`).
+NOT_FITTED = np.concatenate((FACE_OVAL, IRIS))
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,10 @@ class LandmarkCorrespondence:
         keep = np.isin(self.mediapipe_ids, np.asarray(mediapipe_ids))
         return LandmarkCorrespondence(self.mediapipe_ids[keep], self.vertex_ids[keep],
                                       self.barycentric[keep], self.spread_cm[keep])
+
+    def fitted(self) -> "LandmarkCorrespondence":
+        """The rows the landmark fit uses: all but :data:`NOT_FITTED`."""
+        return self.select(np.setdiff1d(self.mediapipe_ids, NOT_FITTED))
 
 
 def load_correspondence(path: str | Path | None = None) -> LandmarkCorrespondence:

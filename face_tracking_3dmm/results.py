@@ -10,36 +10,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-@dataclass(frozen=True)
-class CameraIntrinsics:
-    """Pinhole camera of one image: focal lengths and principal point in pixels."""
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    width: int
-    height: int
-
-    @classmethod
-    def default_for(cls, width: int, height: int) -> "CameraIntrinsics":
-        """Fallback when no CameraInfo is given: a 60 degree horizontal field of view, centred.
-
-        fx = fy = width / (2 tan(30 deg)) ~= 0.866 * width, a typical webcam.
-        """
-        focal = width / (2.0 * np.tan(np.deg2rad(30.0)))
-        return cls(focal, focal, width / 2.0, height / 2.0, width, height)
-
-    def matrix(self) -> np.ndarray:
-        """(3, 3) K matrix."""
-        return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], dtype=np.float64)
-
-    def scaled(self, factor: float) -> "CameraIntrinsics":
-        """The same camera for an image resized by ``factor``."""
-        return CameraIntrinsics(self.fx * factor, self.fy * factor, self.cx * factor, self.cy * factor,
-                                int(round(self.width * factor)), int(round(self.height * factor)))
-
-
 class TrackingState:
     """Values of :attr:`FaceResult.tracking_state` (and of FaceParams.tracking_state)."""
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from face_tracking_3dmm.geometry import CameraIntrinsics, matrix_from_euler_yxz_np
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.rendering.rasterize import Fragments
 from face_tracking_3dmm.rendering.renderer import TorchMeshRenderer, project_to_pixels
 from face_tracking_3dmm.rendering.shading import NUM_SH_COEFFICIENTS, sh_basis, vertex_normals
-from face_tracking_3dmm.results import CameraIntrinsics
 
 #: Layers over the eyes (shadow and tear films, lashes, and the transparent outer eyeball shell
 #: "Sclera" that covers the cornea) are not drawn. The inner eyeball ("Iris" material) carries the
@@ -41,11 +41,7 @@ LIGHT_TOWARDS = (-0.25, -0.35, -1.0)        # camera frame, from the surface tow
 def head_rotation(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
     """(3, 3) rotation of the head in the model's frame (+y up, +z out of the face):
     R_y(yaw) R_x(pitch) R_z(roll); positive yaw turns the face towards the model's +x."""
-    y, p, r = np.radians([yaw_deg, pitch_deg, roll_deg])
-    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
-    rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
-    rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
-    return ry @ rx @ rz
+    return matrix_from_euler_yxz_np(*np.radians([yaw_deg, pitch_deg, roll_deg]))
 
 
 @dataclass

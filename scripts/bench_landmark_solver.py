@@ -26,13 +26,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from face_tracking_3dmm.correspondence import FACE_OVAL, IRIS, load_correspondence  # noqa: E402
-from face_tracking_3dmm.fitting.camera import MODEL_TO_OPTICAL, intrinsics_tensor, model_to_camera, project  # noqa: E402
+from face_tracking_3dmm.correspondence import load_correspondence  # noqa: E402
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases,  # noqa: E402
                                                         SolverWeights, solve_frame)
-from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix, rotation_angle  # noqa: E402
+from face_tracking_3dmm.geometry import (MODEL_TO_OPTICAL, CameraIntrinsics, axis_angle_to_matrix,  # noqa: E402
+                                         intrinsics_tensor, model_to_camera, project, rotation_angle)
 from face_tracking_3dmm.model import ICTFaceModel  # noqa: E402
-from face_tracking_3dmm.results import CameraIntrinsics  # noqa: E402
 
 K = intrinsics_tensor(CameraIntrinsics.default_for(640, 480))
 WEIGHTS = SolverWeights(expression_prior=0.01, temporal=0.0)
@@ -107,8 +106,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(2)
     model = ICTFaceModel.load()
-    corr = load_correspondence()
-    corr = corr.select(np.setdiff1d(corr.mediapipe_ids, np.concatenate((FACE_OVAL, IRIS))))
+    corr = load_correspondence().fitted()
     bases = PointBases.from_model(model, corr.vertex_ids, corr.barycentric)
     identity, problems = make_problems(bases, args.problems, np.random.default_rng(0))
     print(f"{len(problems)} problems, {len(bases)} points ({2 * len(bases)} residuals), "

@@ -35,13 +35,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from face_tracking_3dmm.config import TrackerConfig, load_yaml, replace  # noqa: E402
-from face_tracking_3dmm.fitting.camera import MODEL_TO_OPTICAL  # noqa: E402
 from face_tracking_3dmm.fitting.photometric import PhotometricRefiner  # noqa: E402
-from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix  # noqa: E402
+from face_tracking_3dmm.geometry import (MODEL_TO_OPTICAL, CameraIntrinsics, axis_angle_to_matrix,  # noqa: E402
+                                         rotation_angle_np)
 from face_tracking_3dmm.io import sources  # noqa: E402
 from face_tracking_3dmm.model import ICTFaceModel  # noqa: E402
 from face_tracking_3dmm.rendering import ambient_sh_coefficients, make_renderer  # noqa: E402
-from face_tracking_3dmm.results import CameraIntrinsics  # noqa: E402
 
 PROFILES = ("online", "offline")
 
@@ -62,10 +61,6 @@ def summary(values) -> str:
 
 def profile_config(name: str, **overrides) -> TrackerConfig:
     return replace(load_yaml(ROOT / "config" / f"{name}.yaml"), **overrides)
-
-
-def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.degrees(np.arccos(np.clip((np.trace(a.T @ b) - 1) / 2, -1, 1))))
 
 
 # --------------------------------------------------------------------------------- synthetic
@@ -130,7 +125,7 @@ def run_synthetic(args) -> dict:
             error, _ = refiner.photometric_error(scene["image"], camera, scene["identity"], expression, rotation,
                                                  translation)
             rows.append(dict(ms=elapsed, iterations=result.iterations, photometric=error,
-                             rotation_deg=angle_deg(rotation, scene["rotation"]),
+                             rotation_deg=float(np.degrees(rotation_angle_np(rotation, scene["rotation"]))),
                              translation_mm=1000 * float(np.linalg.norm(translation - scene["translation"])),
                              expression_l1=float(np.abs(expression - scene["expression"]).sum())))
         results[name] = rows

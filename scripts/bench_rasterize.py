@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from face_tracking_3dmm.geometry import CameraIntrinsics  # noqa: E402
 from face_tracking_3dmm.model import ICTFaceModel  # noqa: E402
 from face_tracking_3dmm.rendering import ambient_sh_coefficients, make_renderer, pytorch3d_available  # noqa: E402
-from face_tracking_3dmm.results import CameraIntrinsics  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

@@ -31,8 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from face_tracking_3dmm import paths  # noqa: E402
 from face_tracking_3dmm.config import TrackerConfig, replace  # noqa: E402
+from face_tracking_3dmm.geometry import CameraIntrinsics  # noqa: E402
 from face_tracking_3dmm.io import sources  # noqa: E402
-from face_tracking_3dmm.results import CameraIntrinsics, TrackingState  # noqa: E402
+from face_tracking_3dmm.results import TrackingState  # noqa: E402
 
 STAGES = ("landmarks", "fit", "photometric", "filter", "total")
 

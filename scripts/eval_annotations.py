@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from face_tracking_3dmm import paths  # noqa: E402
 from face_tracking_3dmm.evaluation import annotation_eval, annotations  # noqa: E402
+from face_tracking_3dmm.geometry import nearest_rotation  # noqa: E402
 from face_tracking_3dmm.io import results, sources  # noqa: E402
 
 
@@ -96,7 +97,7 @@ def mediapipe_pose_baseline(images: list[annotations.AnnotatedImage]) -> dict:
             matched = metrics.match_faces([o.points[:, :2] for o in observations], [face.box])
             if matched:
                 transform = observations[matched[0][0]].transform
-                rotations.append(metrics.AFLW_CAMERA_TO_OPTICAL @ metrics.nearest_rotation(transform[:3, :3]))
+                rotations.append(metrics.AFLW_CAMERA_TO_OPTICAL @ nearest_rotation(transform[:3, :3]))
                 pyr.append(face.pitch_yaw_roll_rad)
     if not rotations:
         return {"found": 0}

@@ -22,10 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 from face_tracking_3dmm import paths  # noqa: E402
 from face_tracking_3dmm.config import TrackerConfig  # noqa: E402
+from face_tracking_3dmm.geometry import CameraIntrinsics, project_np  # noqa: E402
 from face_tracking_3dmm.io import sources  # noqa: E402
 from face_tracking_3dmm.io.overlay import overlay_image  # noqa: E402
-from face_tracking_3dmm.nodes.conversions import project  # noqa: E402
-from face_tracking_3dmm.results import CameraIntrinsics  # noqa: E402
 from face_tracking_3dmm.tracking.tracker import FaceTracker  # noqa: E402
 
 HEIGHT = 360   # both panels are scaled to this height
@@ -33,7 +32,7 @@ HEIGHT = 360   # both panels are scaled to this height
 
 def drawn(tracker: FaceTracker, rgb: np.ndarray, result) -> np.ndarray:
     camera = CameraIntrinsics.default_for(rgb.shape[1], rgb.shape[0])
-    mesh_pixels = {face.face_id: project(tracker.face_mesh(face)[0], camera) for face in result.faces}
+    mesh_pixels = {face.face_id: project_np(tracker.face_mesh(face)[0], camera) for face in result.faces}
     image = overlay_image(rgb, result, mesh_pixels)
     return cv2.resize(image, (round(image.shape[1] * HEIGHT / image.shape[0]), HEIGHT),
                       interpolation=cv2.INTER_AREA)

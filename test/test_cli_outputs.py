@@ -36,11 +36,6 @@ def test_face_result_json_has_the_documented_schema():
     json.dumps(face)  # plain JSON values only
 
 
-def test_quaternion_has_non_negative_w():
-    rotation = Rotation.from_quat([0.0, 0.0, 0.9999, -0.0141]).as_matrix()
-    assert results.rotation_to_quaternion_xyzw(rotation)[3] >= 0
-
-
 def test_summary_percentiles_and_rates():
     summary = results.summary_json("clip.mp4", 10, 8, 2.0, list(range(1, 11)), {"fit": [1.0, 3.0]})
     assert summary["frames"] == 10 and summary["faces_found"] == 8 and summary["fps"] == 5.0

@@ -14,9 +14,10 @@ from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
 from face_tracking_3dmm import config  # noqa: E402
+from face_tracking_3dmm.geometry import CameraIntrinsics, project_np  # noqa: E402
 from face_tracking_3dmm.io import image_encodings, overlay, results  # noqa: E402
 from face_tracking_3dmm.nodes import conversions, parameters  # noqa: E402
-from face_tracking_3dmm.results import CameraIntrinsics, FaceResult, FrameResult, TrackingState  # noqa: E402
+from face_tracking_3dmm.results import FaceResult, FrameResult, TrackingState  # noqa: E402
 
 
 def gradient_image(height: int = 24, width: int = 32) -> np.ndarray:
@@ -206,7 +207,7 @@ def test_overlay_draws_on_a_copy():
     camera = CameraIntrinsics.default_for(160, 120)
     mesh = np.array([[0.0, 0.0, 0.5], [0.01, 0.0, 0.5]])
     picture = overlay.overlay_image(rgb, FrameResult([face], {"total": 12.0}, (160, 120)),
-                                    {3: conversions.project(mesh, camera)})
+                                    {3: project_np(mesh, camera)})
     assert picture.shape == rgb.shape and rgb.max() == 0 and picture.max() > 0
     assert tuple(picture[60, 80]) == (60, 220, 60), "the mesh vertex on the optical axis is painted"
 

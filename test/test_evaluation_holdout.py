@@ -4,15 +4,9 @@ import pytest
 
 from face_tracking_3dmm import paths
 from face_tracking_3dmm.evaluation import holdout
-from face_tracking_3dmm.results import CameraIntrinsics
+from face_tracking_3dmm.geometry import CameraIntrinsics, project_np
 
 CAMERA = CameraIntrinsics(500.0, 500.0, 320.0, 240.0, 640, 480)
-
-
-def test_project_pinhole():
-    pixels = holdout.project(np.array([[0.1, -0.2, 1.0], [0.0, 0.0, 2.0], [0.0, 0.0, -1.0]]), CAMERA)
-    np.testing.assert_allclose(pixels[:2], [[370.0, 140.0], [320.0, 240.0]])
-    assert np.isnan(pixels[2]).all()
 
 
 @pytest.mark.skipif(paths.default_model_path() is None, reason="ICT model not present")
@@ -22,7 +16,7 @@ def test_errors_vanish_for_the_same_parameters_and_grow_with_a_shift():
     identity, expression = rng.normal(size=100) * 0.5, rng.uniform(0, 0.3, size=53)
     rotation, translation = np.diag([1.0, -1.0, -1.0]), np.array([0.0, 0.0, 0.6])
     observed = np.zeros((478, 3))
-    observed[projector.mediapipe_ids, :2] = holdout.project(
+    observed[projector.mediapipe_ids, :2] = project_np(
         projector.points_camera(identity, expression, rotation, translation), CAMERA)
     errors = projector.errors_px(observed, identity, expression, rotation, translation, CAMERA)
     assert errors.shape == (len(projector.mediapipe_ids),) and errors.max() < 1e-3

@@ -50,12 +50,6 @@ def test_geodesic_deg():
     np.testing.assert_allclose(metrics.geodesic_deg(stack, stack), [0.0, 0.0], atol=1e-5)
 
 
-def test_quaternion_to_matrix():
-    half = np.radians(90.0) / 2  # 90 degrees about z
-    r = metrics.quaternion_xyzw_to_matrix([0, 0, np.sin(half), np.cos(half)])
-    np.testing.assert_allclose(r, [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-12)
-
-
 def test_pose_errors_zero_for_matching_convention_and_recover_alignment():
     rng = np.random.default_rng(0)
     pyr = rng.uniform(-0.6, 0.6, size=(12, 3))
@@ -113,11 +107,6 @@ def test_latency_summary():
     assert summary["p95"] == pytest.approx(95.05)
     assert summary["max"] == 100
     assert metrics.latency_summary([])["count"] == 0
-
-
-def test_box_iou():
-    assert metrics.box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
-    assert metrics.box_iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
 
 
 def test_match_faces_by_position():

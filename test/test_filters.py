@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from face_tracking_3dmm.config import TrackerConfig
+from face_tracking_3dmm.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from face_tracking_3dmm.tracking.filters import OneEuroFilter, PoseExpressionFilter, RotationOneEuroFilter, smoothing_factor
-from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 
 FPS = 30.0
 DEFAULTS = dict(min_cutoff=TrackerConfig.smoothing_min_cutoff, beta=TrackerConfig.smoothing_beta)

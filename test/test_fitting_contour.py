@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from face_tracking_3dmm.fitting.camera import MODEL_TO_OPTICAL, intrinsics_tensor, model_to_camera
 from face_tracking_3dmm.fitting.contour import CHIN, Landmarks68, jawline_candidates
 from face_tracking_3dmm.fitting.landmark_solver import DTYPE, FaceParameters
+from face_tracking_3dmm.geometry import MODEL_TO_OPTICAL, CameraIntrinsics, intrinsics_tensor, model_to_camera
 from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
 from face_tracking_3dmm.rendering import vertex_normals
-from face_tracking_3dmm.results import CameraIntrinsics
 from face_tracking_3dmm.synthetic import head_rotation
 
 K = intrinsics_tensor(CameraIntrinsics.default_for(640, 480))

@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from face_tracking_3dmm.correspondence import FACE_OVAL, IRIS, load_correspondence
-from face_tracking_3dmm.fitting.camera import MODEL_TO_OPTICAL, intrinsics_tensor, model_to_camera, project
+from face_tracking_3dmm.correspondence import load_correspondence
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases, SolverWeights,
                                                         _Linearisation, solve_frame, solve_identity)
-from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix, rotation_angle
+from face_tracking_3dmm.geometry import (MODEL_TO_OPTICAL, CameraIntrinsics, axis_angle_to_matrix, intrinsics_tensor,
+                                         model_to_camera, project, rotation_angle)
 from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
-from face_tracking_3dmm.results import CameraIntrinsics
 
 torch.set_num_threads(1)
 CAMERA = CameraIntrinsics.default_for(640, 480)
@@ -34,8 +33,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def bases(model):
-    corr = load_correspondence()
-    corr = corr.select(np.setdiff1d(corr.mediapipe_ids, np.concatenate((FACE_OVAL, IRIS))))
+    corr = load_correspondence().fitted()
     return PointBases.from_model(model, corr.vertex_ids, corr.barycentric)
 
 
@@ -70,7 +68,7 @@ def test_point_bases_match_the_model(model, bases):
     identity = torch.randn(model.num_identity)
     expression = torch.rand(model.num_expression)
     full = corr.points(model.vertices(identity, expression).to(DTYPE))
-    kept = np.isin(corr.mediapipe_ids, np.setdiff1d(corr.mediapipe_ids, np.concatenate((FACE_OVAL, IRIS))))
+    kept = np.isin(corr.mediapipe_ids, corr.fitted().mediapipe_ids)
     ours = bases.points(bases.shape(identity.to(DTYPE)), expression.to(DTYPE))
     assert torch.allclose(ours, full[kept], atol=1e-4)
 

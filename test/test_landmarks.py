@@ -5,9 +5,9 @@ import pytest
 from face_tracking_3dmm import paths
 from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.evaluation.annotations import read_aflw2000_json, read_dlib_xml
+from face_tracking_3dmm.geometry import box_iou
 from face_tracking_3dmm.tracking.landmarks import (NUM_POINTS, FaceLandmarker, LandmarkerModelNotFoundError,
-                                          box_iou, check_image, default_model_path, region_around,
-                                          tile_grid)
+                                                   check_image, default_model_path, region_around, tile_grid)
 
 cv2 = pytest.importorskip("cv2")
 
@@ -128,12 +128,6 @@ def test_tiles_cover_the_image_and_overlap():
     x0, y0, x1, y1 = tiles[1]                 # top-left of the 2 x 2 grid
     assert (x0, y0) == (0, 0) and x1 == round(320 + 0.15 * 320) and y1 == round(240 + 0.15 * 240)
     assert all(0 <= t[0] < t[2] <= 640 and 0 <= t[1] < t[3] <= 480 for t in tiles)
-
-
-def test_box_iou():
-    assert box_iou((0, 0, 2, 2), (0, 0, 2, 2)) == 1.0
-    assert box_iou((0, 0, 2, 2), (1, 0, 3, 2)) == pytest.approx(1 / 3)
-    assert box_iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
 
 
 def _clip_frames(count):

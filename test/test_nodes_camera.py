@@ -18,11 +18,11 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 
+from face_tracking_3dmm.geometry import CameraIntrinsics  # noqa: E402
 from face_tracking_3dmm.io import image_encodings  # noqa: E402
 from face_tracking_3dmm.nodes import conversions  # noqa: E402
 from face_tracking_3dmm.nodes.camera_node import CameraNode  # noqa: E402
 from face_tracking_3dmm.nodes.tf import TF_STATIC_QOS  # noqa: E402
-from face_tracking_3dmm.results import CameraIntrinsics  # noqa: E402
 
 DISCOVERY_S = 30.0   # generous bound for localhost discovery on a loaded machine (usually ~2.5 s)
 

@@ -22,11 +22,11 @@ from std_msgs.msg import Header  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
+from face_tracking_3dmm.geometry import CameraIntrinsics  # noqa: E402
 from face_tracking_3dmm.io import image_encodings  # noqa: E402
 from face_tracking_3dmm.msg import FaceParams  # noqa: E402
 from face_tracking_3dmm.nodes import conversions  # noqa: E402
 from face_tracking_3dmm.nodes.tf import TF_QOS  # noqa: E402
-from face_tracking_3dmm.results import CameraIntrinsics  # noqa: E402
 
 FRAMES = 6
 NAMESPACE = "/tracker_test"   # apart from nodes that other test modules of this process may have left in the graph

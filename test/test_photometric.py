@@ -12,13 +12,12 @@ import torch
 
 from face_tracking_3dmm.config import TrackerConfig, replace
 from face_tracking_3dmm.correspondence import load_correspondence
-from face_tracking_3dmm.fitting.camera import MODEL_TO_OPTICAL
 from face_tracking_3dmm.fitting.photometric import (LandmarkTargets, PhotometricRefiner, prepare_image, sample_image,
                                                     scaled_camera)
-from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix
+from face_tracking_3dmm.geometry import (MODEL_TO_OPTICAL, CameraIntrinsics, axis_angle_to_matrix, project_np,
+                                         rotation_angle_np)
 from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
 from face_tracking_3dmm.rendering import ambient_sh_coefficients, make_renderer
-from face_tracking_3dmm.results import CameraIntrinsics
 
 torch.set_num_threads(1)
 
@@ -31,7 +30,7 @@ def _rotation(rotvec) -> np.ndarray:
 
 
 def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.degrees(np.arccos(np.clip((np.trace(a.T @ b) - 1) / 2, -1, 1))))
+    return float(np.degrees(rotation_angle_np(a, b)))
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +73,7 @@ def _true_landmarks(scene, model) -> LandmarkTargets:
                           torch.as_tensor(scene["expression"], dtype=torch.float32)).double().numpy() / 100
     points = (corr.barycentric[:, :, None] * mesh[corr.vertex_ids]).sum(axis=1)
     cam = points @ scene["rotation"].T + scene["translation"]
-    pixels = cam[:, :2] / cam[:, 2:] * [CAMERA.fx, CAMERA.fy] + [CAMERA.cx, CAMERA.cy]
+    pixels = project_np(cam, CAMERA)
     return LandmarkTargets(corr.vertex_ids, corr.barycentric, pixels, np.linspace(0.0, 1.0, len(pixels)))
 
 

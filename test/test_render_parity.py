@@ -16,9 +16,9 @@ import math
 import pytest
 import torch
 
+from face_tracking_3dmm.geometry import CameraIntrinsics
 from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
 from face_tracking_3dmm.rendering import ambient_sh_coefficients, make_renderer, pytorch3d_available
-from face_tracking_3dmm.results import CameraIntrinsics
 
 pytestmark = pytest.mark.skipif(
     not pytorch3d_available(),

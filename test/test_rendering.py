@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from face_tracking_3dmm.geometry import CameraIntrinsics
 from face_tracking_3dmm.rendering import (Fragments, ambient_sh_coefficients, barycentric_coordinates,
                                          interpolate_vertex_attributes, make_renderer, project_to_pixels,
                                          pytorch3d_available, rasterize, sh_basis, sh_basis_jacobian, sh_shading,
                                          triangle_barycentrics, triangle_barycentrics_jacobian, vertex_normals)
-from face_tracking_3dmm.results import CameraIntrinsics
 
 torch.set_num_threads(2)
 

@@ -7,9 +7,9 @@ import pytest
 from PIL import Image as PILImage
 from ros_helpers import talking_clip
 
+from face_tracking_3dmm.geometry import CameraIntrinsics
 from face_tracking_3dmm.io import sources
 from face_tracking_3dmm.io import bags
-from face_tracking_3dmm.results import CameraIntrinsics
 
 
 def test_video_source_knows_its_rate_and_times_frames():

@@ -11,8 +11,9 @@ import pytest
 
 from face_tracking_3dmm import paths
 from face_tracking_3dmm.config import TrackerConfig
+from face_tracking_3dmm.geometry import MODEL_TO_OPTICAL, CameraIntrinsics, project_np, rotation_angle_np
 from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
-from face_tracking_3dmm.results import CameraIntrinsics, TrackingState
+from face_tracking_3dmm.results import TrackingState
 
 CLIP = "d0.mp4"   # 78 frames, 512x512, one talking face
 
@@ -118,8 +119,7 @@ def test_face_mesh_for_display(clip_run, frames):
     assert vertices.shape[1] == 3 and triangles.shape[1] == 3 and triangles.max() < len(vertices)
     assert (vertices[:, 2] > 0).all()
     camera = CameraIntrinsics.default_for(*results[-1].image_size)
-    u = camera.fx * vertices[:, 0] / vertices[:, 2] + camera.cx
-    v = camera.fy * vertices[:, 1] / vertices[:, 2] + camera.cy
+    u, v = project_np(vertices, camera).T
     x0, y0, x1, y1 = face.bbox
     assert x0 - 30 < np.median(u) < x1 + 30 and y0 - 30 < np.median(v) < y1 + 30
     full, _ = tracker.face_mesh(face, region="full")
@@ -196,7 +196,6 @@ def test_pose_through_the_whole_pipeline_on_renders(model, tracker_factory, yaw,
     comes back within 2.5 degrees (the landmark-level fit alone is within 1 degree, see
     test_fitting_landmark_solver; MediaPipe's points on a render stray ~3 px from the
     correspondence, which costs the rest)."""
-    from face_tracking_3dmm.fitting.camera import MODEL_TO_OPTICAL
     from face_tracking_3dmm.synthetic import SyntheticFaceRenderer, head_rotation
 
     renderer = SyntheticFaceRenderer(model)
@@ -206,7 +205,7 @@ def test_pose_through_the_whole_pipeline_on_renders(model, tracker_factory, yaw,
         result = tracker.process(view.image, n / 30.0, renderer.camera)
     face = result.faces[0]
     truth = MODEL_TO_OPTICAL @ head_rotation(yaw, pitch, roll)
-    error_deg = math.degrees(math.acos(np.clip((np.trace(face.rotation.T @ truth) - 1) / 2, -1, 1)))
+    error_deg = math.degrees(rotation_angle_np(face.rotation, truth))
     assert error_deg < 2.5
     assert face.fit_error_px < 3.0
 

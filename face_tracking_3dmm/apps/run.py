@@ -10,7 +10,6 @@ this process to the FaceParams of the same stamp reaching it.
 """
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime
 from pathlib import Path

@@ -14,12 +14,13 @@ import numpy as np
 
 from face_tracking_3dmm.evaluation import metrics
 from face_tracking_3dmm.evaluation.annotations import AnnotatedImage
+from face_tracking_3dmm.geometry import quaternion_to_matrix_np
 from face_tracking_3dmm.io import results
 
 
 def face_rotation(face: dict[str, Any]) -> np.ndarray:
     """(3, 3) head-to-camera rotation of one results.jsonl face."""
-    return metrics.quaternion_xyzw_to_matrix(face["head_pose"]["orientation_xyzw"])
+    return quaternion_to_matrix_np(face["head_pose"]["orientation_xyzw"])
 
 
 @dataclass

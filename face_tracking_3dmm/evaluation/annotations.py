@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from face_tracking_3dmm.geometry import box_of_points
+
 NUM_LANDMARKS = 68
 
 
@@ -31,15 +33,6 @@ class AnnotatedImage:
     path: Path
     faces: list[AnnotatedFace] = field(default_factory=list)
     size: tuple[int, int] | None = None              #: width, height when the annotation says
-
-
-def box_of_points(points: np.ndarray) -> tuple[float, float, float, float]:
-    """Tight box (x_min, y_min, x_max, y_max) around (N, 2+) points."""
-    points = np.asarray(points, dtype=np.float64)
-    if points.ndim != 2 or points.shape[0] == 0 or points.shape[1] < 2:
-        raise ValueError(f"expected (N, 2) points, got shape {points.shape}")
-    return (float(points[:, 0].min()), float(points[:, 1].min()),
-            float(points[:, 0].max()), float(points[:, 1].max()))
 
 
 def read_dlib_xml(xml_path: str | Path) -> list[AnnotatedImage]:

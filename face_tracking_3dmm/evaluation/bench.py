@@ -21,8 +21,8 @@ import numpy as np
 from face_tracking_3dmm import config as config_module
 from face_tracking_3dmm import paths
 from face_tracking_3dmm.evaluation import metrics
+from face_tracking_3dmm.geometry import CameraIntrinsics
 from face_tracking_3dmm.io import sources
-from face_tracking_3dmm.results import CameraIntrinsics
 
 PROFILES = ("landmarks_only", "online", "offline")
 #: Frames of the offline profile by default: its refinement starts ~frame 36 (identity fit, then

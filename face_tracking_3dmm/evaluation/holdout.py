@@ -6,9 +6,9 @@ MediaPipe's own detection of that image. The comparison is independent of the fi
 the fit did not use (``held_out``); at the others it is the fit's residual, reported apart and
 never mixed with the held-out number.
 
-The tracker fits neither MediaPipe's face-oval points nor its iris points, so the face oval is the
-default held-out set (16 of its 36 points have a counterpart on the mesh). Irises are left out of
-both numbers: the model's eyeballs turn with gaze outside the vertex function.
+The tracker fits neither MediaPipe's face-oval points nor its iris points (``correspondence.NOT_FITTED``),
+so the face oval is the default held-out set (16 of its 36 points have a counterpart on the mesh).
+Irises are left out of both numbers: the model's eyeballs turn with gaze outside the vertex function.
 """
 from __future__ import annotations
 
@@ -17,22 +17,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from face_tracking_3dmm.correspondence import FACE_OVAL, IRIS, LandmarkCorrespondence, load_correspondence
+from face_tracking_3dmm.correspondence import IRIS, NOT_FITTED, LandmarkCorrespondence, load_correspondence
+from face_tracking_3dmm.geometry import CM_TO_M, CameraIntrinsics, project_np
 from face_tracking_3dmm.model import ICTFaceModel
-from face_tracking_3dmm.results import CameraIntrinsics
 
-CM_TO_M = 0.01
-#: MediaPipe ids the tracker does not fit (see face_tracking_3dmm.tracking.tracker) and that are compared.
-DEFAULT_HELD_OUT = FACE_OVAL
-
-
-def project(points_camera: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
-    """(N, 3) optical-frame points (z forward) -> (N, 2) pixels; points behind the camera -> NaN."""
-    points = np.asarray(points_camera, dtype=np.float64)
-    if points.ndim != 2 or points.shape[1] != 3:
-        raise ValueError(f"expected (N, 3) points, got {points.shape}")
-    z = np.where(points[:, 2] > 1e-6, points[:, 2], np.nan)
-    return np.column_stack([camera.fx * points[:, 0] / z + camera.cx, camera.fy * points[:, 1] / z + camera.cy])
+#: MediaPipe ids compared by default: those the landmark fit leaves out (``NOT_FITTED``) but the irises.
+DEFAULT_HELD_OUT = np.setdiff1d(NOT_FITTED, IRIS)
 
 
 class ModelLandmarkProjector:
@@ -69,7 +59,7 @@ class ModelLandmarkProjector:
     def errors_px(self, observed_points: np.ndarray, identity, expression, rotation, translation,
                   camera: CameraIntrinsics) -> np.ndarray:
         """(M,) pixel distances between projected model points and MediaPipe's (478, 2+) detection."""
-        predicted = project(self.points_camera(identity, expression, rotation, translation), camera)
+        predicted = project_np(self.points_camera(identity, expression, rotation, translation), camera)
         observed = np.asarray(observed_points, dtype=np.float64)[self.mediapipe_ids, :2]
         return np.linalg.norm(predicted - observed, axis=1)
 
@@ -119,7 +109,7 @@ def errors_against_mediapipe(bag, frames: list[dict], held_out_ids: Sequence[int
                         continue
                     nearest = min(observations, key=lambda o: np.linalg.norm(
                         o.points[:, :2].mean(0) - np.asarray(face["landmarks68"]).mean(0)))
-                    predicted = project(projector.points_camera(
+                    predicted = project_np(projector.points_camera(
                         face["identity"], results.expression_weights(face), face_rotation(face),
                         face["head_pose"]["position"]), intrinsics)
                     observed = np.asarray(nearest.points, dtype=np.float64)[projector.mediapipe_ids, :2]

@@ -15,6 +15,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from face_tracking_3dmm.geometry import (Box, basic_rotation, box_iou, box_of_points, matrix_to_axis_angle_np,
+                                         nearest_rotation, rotation_angle_np)
+
 OUTER_EYE_CORNERS = (36, 45)
 
 #: Dataset camera frame (x right, y up, z to the viewer) -> optical frame (x right, y down, z forward).
@@ -77,24 +80,9 @@ def point_errors(predicted: np.ndarray, reference: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Rotations
 
-def _rx(angle: float) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
-
-
-def _ry(angle: float) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
-
-
-def _rz(angle: float) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-
-
 def aflw_rotation(pitch: float, yaw: float, roll: float) -> np.ndarray:
     """(3, 3) rotation of AFLW2000-3D angles (radians): ``Rx(-pitch) Ry(-yaw) Rz(-roll)``."""
-    return _rx(-pitch) @ _ry(-yaw) @ _rz(-roll)
+    return basic_rotation("x", -pitch) @ basic_rotation("y", -yaw) @ basic_rotation("z", -roll)
 
 
 def aflw_angles(rotation: np.ndarray) -> tuple[float, float, float]:
@@ -115,15 +103,7 @@ def geodesic_deg(rotation_a: np.ndarray, rotation_b: np.ndarray) -> np.ndarray:
     a, b = _as_rotations(rotation_a, "rotation_a"), _as_rotations(rotation_b, "rotation_b")
     if a.shape != b.shape:
         raise ValueError(f"shape mismatch: {a.shape} vs {b.shape}")
-    trace = np.einsum("nij,nij->n", a, b)  # trace(a^T b)
-    return np.degrees(np.arccos(np.clip((trace - 1.0) / 2.0, -1.0, 1.0)))
-
-
-def nearest_rotation(matrix: np.ndarray) -> np.ndarray:
-    """Closest rotation (Frobenius) to a (3, 3) matrix, via SVD with the determinant fixed."""
-    u, _, vt = np.linalg.svd(np.asarray(matrix, dtype=np.float64))
-    d = np.sign(np.linalg.det(u @ vt))
-    return u @ np.diag([1.0, 1.0, d]) @ vt
+    return np.degrees(rotation_angle_np(a, b))
 
 
 def fit_head_alignment(reference_in_optical: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -178,25 +158,6 @@ def _wrap(angles: np.ndarray) -> np.ndarray:
     return (angles + np.pi) % (2 * np.pi) - np.pi
 
 
-def quaternion_xyzw_to_matrix(quaternion: Sequence[float]) -> np.ndarray:
-    """(3, 3) rotation of a unit quaternion given as x, y, z, w (ROS order); it is normalised."""
-    x, y, z, w = np.asarray(quaternion, dtype=np.float64) / np.linalg.norm(quaternion)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
-
-
-def _log_rotations(rotations: np.ndarray) -> np.ndarray:
-    """(N, 3, 3) rotations -> (N, 3) rotation vectors (axis * angle, radians)."""
-    angle = np.arccos(np.clip((np.einsum("nii->n", rotations) - 1.0) / 2.0, -1.0, 1.0))
-    skew = np.stack([rotations[:, 2, 1] - rotations[:, 1, 2], rotations[:, 0, 2] - rotations[:, 2, 0],
-                     rotations[:, 1, 0] - rotations[:, 0, 1]], axis=1)
-    sin = np.sin(angle)
-    scale = np.where(sin > 1e-9, angle / (2.0 * np.where(sin > 1e-9, sin, 1.0)), 0.5)
-    return skew * scale[:, None]
-
-
 # ---------------------------------------------------------------------------------------------
 # Temporal stability
 
@@ -233,7 +194,7 @@ def rotation_jitter_deg(rotations: np.ndarray) -> float:
     rotations = _as_rotations(rotations, "rotations")
     if rotations.shape[0] < 3:
         return float("nan")
-    velocity = _log_rotations(np.einsum("nji,njk->nik", rotations[:-1], rotations[1:]))
+    velocity = matrix_to_axis_angle_np(np.einsum("nji,njk->nik", rotations[:-1], rotations[1:]))
     return float(np.degrees(np.linalg.norm(np.diff(velocity, axis=0), axis=1).mean()))
 
 
@@ -276,20 +237,6 @@ def latency_summary(samples_ms: Iterable[float]) -> dict[str, float]:
 # ---------------------------------------------------------------------------------------------
 # Face matching
 
-Box = tuple[float, float, float, float]
-
-
-def box_iou(a: Box, b: Box) -> float:
-    """Intersection over union of two (x_min, y_min, x_max, y_max) boxes."""
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def match_faces(predicted_points: Sequence[np.ndarray], annotated_boxes: Sequence[Box],
                 min_iou: float = 0.3) -> list[tuple[int, int]]:
     """One-to-one pairs (predicted index, annotated index) by position.
@@ -304,8 +251,7 @@ def match_faces(predicted_points: Sequence[np.ndarray], annotated_boxes: Sequenc
     """
     candidates = []
     for i, points in enumerate(predicted_points):
-        pts = _as_points(points, "predicted_points")
-        box = (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max())
+        box = box_of_points(_as_points(points, "predicted_points"))
         centre = ((box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0)
         for j, ann in enumerate(annotated_boxes):
             iou = box_iou(box, ann)

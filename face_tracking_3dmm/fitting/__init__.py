@@ -1,2 +1,2 @@
-"""Fitting the ICT model to a face: rotations, camera projection, the landmark solver, the start-up
-identity fit, the contour-aware 68 points and the photometric refinement."""
+"""Fitting the ICT model to a face: the landmark solver, the start-up identity fit, the
+contour-aware 68 points and the photometric refinement (camera and rotation maths: ``geometry``)."""

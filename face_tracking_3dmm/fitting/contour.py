@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from face_tracking_3dmm.correspondence import ibug68_vertex_ids
-from face_tracking_3dmm.fitting.camera import model_to_camera, project
 from face_tracking_3dmm.fitting.landmark_solver import DTYPE, FaceParameters, PointBases
+from face_tracking_3dmm.geometry import model_to_camera, project
 from face_tracking_3dmm.model import ICTFaceModel
 
 JAWLINE = np.arange(17)

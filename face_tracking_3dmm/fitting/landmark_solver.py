@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from face_tracking_3dmm.fitting.camera import CM_TO_M, projection_jacobian
-from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix, skew
+from face_tracking_3dmm.geometry import CM_TO_M, axis_angle_to_matrix, project, projection_jacobian, skew
 from face_tracking_3dmm.model import ICTFaceModel
 
 #: Temporal prior per degree of rotation, relative to one unit of expression weight.
@@ -171,10 +170,8 @@ class _Linearisation:
         points_cm = bases.points(shape, params.expression)
         self._rotated = (points_cm * CM_TO_M) @ params.rotation.T
         self._cam = self._rotated + params.translation
-        xy = self._cam[:, :2] / self._cam[:, 2:3]
-        proj = xy * obs.intrinsics[:2] + obs.intrinsics[2:]
         self._sqrt_w = (obs.weights.sqrt() / obs.scale_px)[:, None]
-        self.error_px = proj - obs.points_px
+        self.error_px = project(self._cam, obs.intrinsics) - obs.points_px
         self.residual = (self.error_px * self._sqrt_w).reshape(-1)
         self.valid = bool((self._cam[:, 2] > 1e-3).all())
         self.prior_diag, self.prior_gradient, prior_cost = _priors(obs, params, weights)

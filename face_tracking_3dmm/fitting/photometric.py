@@ -26,13 +26,12 @@ import torch
 import torch.nn.functional as F
 
 from face_tracking_3dmm.config import TrackerConfig
-from face_tracking_3dmm.fitting.camera import CM_TO_M
-from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix, skew
+from face_tracking_3dmm.geometry import (CM_TO_M, CameraIntrinsics, axis_angle_to_matrix, intrinsics_from_matrix,
+                                         projection_jacobian, skew)
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.rendering import (Rendering, ambient_sh_coefficients, make_renderer, project_to_pixels,
                                           sh_basis, sh_basis_jacobian, triangle_barycentrics,
                                           triangle_barycentrics_jacobian, vertex_normals)
-from face_tracking_3dmm.results import CameraIntrinsics
 
 #: Region rendered and compared with the photo: the narrow face (no ears, neck or hairline, which
 #: hair and background cover, and which would cost a third more triangles to rasterise).
@@ -363,14 +362,8 @@ class _Problem:
         n_vert = len(verts)
         eye = torch.eye(3, device=verts.device).expand(n_vert, 3, 3)
         d_vert = torch.cat((rot @ expression_rows, -skew(relative), eye), dim=2)
-        fx, fy = self.k[0, 0], self.k[1, 1]
-        X, Y, Z = verts.unbind(1)
-        d_proj = verts.new_zeros(n_vert, 3, 3)
-        d_proj[:, 0, 0] = fx / Z
-        d_proj[:, 0, 2] = -fx * X / Z ** 2
-        d_proj[:, 1, 1] = fy / Z
-        d_proj[:, 1, 2] = -fy * Y / Z ** 2
-        d_proj[:, 2, 2] = 1.0
+        d_depth = verts.new_tensor([0.0, 0.0, 1.0]).expand(n_vert, 1, 3)
+        d_proj = torch.cat((projection_jacobian(verts, intrinsics_from_matrix(self.k)), d_depth), dim=1)
         return project_to_pixels(verts, self.k), d_proj @ d_vert
 
     def landmark_residuals(self, params: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from face_tracking_3dmm.results import CameraIntrinsics
+from face_tracking_3dmm.geometry import CameraIntrinsics
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from face_tracking_3dmm.geometry import matrix_to_quaternion_np
 from face_tracking_3dmm.results import FaceResult, TrackingState
 
 RESULTS_FILE = "results.jsonl"
@@ -63,19 +64,11 @@ def face_json(face_id: int, tracking_state: int, confidence: float, expression: 
     }
 
 
-def rotation_to_quaternion_xyzw(rotation: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation matrix -> (4,) unit quaternion x, y, z, w with w >= 0."""
-    from scipy.spatial.transform import Rotation
-
-    quaternion = Rotation.from_matrix(np.asarray(rotation, dtype=np.float64)).as_quat()
-    return -quaternion if quaternion[3] < 0 else quaternion
-
-
 def face_result_json(face: FaceResult, expression_names: Sequence[str], timings_ms: Mapping[str, float]) -> dict:
     """A library :class:`FaceResult` as a frame line's face."""
     return face_json(face.face_id, face.tracking_state, face.confidence,
                      dict(zip(expression_names, face.expression)), face.identity, face.translation,
-                     rotation_to_quaternion_xyzw(face.rotation), face.landmarks68, face.fit_error_px,
+                     matrix_to_quaternion_np(face.rotation), face.landmarks68, face.fit_error_px,
                      face.iterations, timings_ms)
 
 

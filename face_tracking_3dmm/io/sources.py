@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from face_tracking_3dmm.geometry import CameraIntrinsics
 from face_tracking_3dmm.io import bags, image_encodings
-from face_tracking_3dmm.results import CameraIntrinsics
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".wmv", ".mpg", ".mpeg")

@@ -19,11 +19,11 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from face_tracking_3dmm.geometry import CameraIntrinsics
 from face_tracking_3dmm.io import sources
 from face_tracking_3dmm.nodes import conversions, parameters
 from face_tracking_3dmm.nodes.spin import run_node
 from face_tracking_3dmm.nodes.tf import StaticTransformBroadcaster
-from face_tracking_3dmm.results import CameraIntrinsics
 
 #: Seconds to keep the node up after the last frame, so subscribers receive it before it exits.
 LINGER_S = 0.5

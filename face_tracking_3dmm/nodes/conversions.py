@@ -9,14 +9,14 @@ import cv2
 import numpy as np
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point, Pose, Quaternion, Transform, TransformStamped, Vector3
-from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker
 
+from face_tracking_3dmm.geometry import CameraIntrinsics, matrix_to_quaternion_np
 from face_tracking_3dmm.io import image_encodings, results
 from face_tracking_3dmm.msg import FaceParams
-from face_tracking_3dmm.results import CameraIntrinsics, FaceResult
+from face_tracking_3dmm.results import FaceResult
 
 #: Eye TF frames hang below the face frame: face_<id>_eye_left, face_<id>_eye_right (the face's left/right).
 EYE_SUFFIXES = ("eye_left", "eye_right")
@@ -104,7 +104,7 @@ def intrinsics_to_camera_info(camera: CameraIntrinsics, header: Header) -> Camer
 
 def quaternion(rotation: np.ndarray) -> Quaternion:
     """geometry_msgs/Quaternion of a (3, 3) rotation matrix (w >= 0, so equal rotations compare equal)."""
-    x, y, z, w = Rotation.from_matrix(np.asarray(rotation, dtype=np.float64)).as_quat(canonical=True)
+    x, y, z, w = matrix_to_quaternion_np(rotation)
     return Quaternion(x=float(x), y=float(y), z=float(z), w=float(w))
 
 
@@ -230,11 +230,3 @@ def _marker_layout(marker: Marker) -> tuple[bytes, bytes, bytes]:
     return raw[:count_at], raw[count_at + 4:at], raw[at + len(probe):]
 
 
-def project(points_m: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
-    """(N, 2) pixel positions of (N, 3) camera-frame points (points behind the camera get NaN)."""
-    points_m = np.asarray(points_m, dtype=np.float64)
-    z = points_m[:, 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        uv = np.stack([camera.fx * points_m[:, 0] / z + camera.cx, camera.fy * points_m[:, 1] / z + camera.cy], 1)
-    uv[z <= 1e-6] = np.nan
-    return uv

@@ -35,6 +35,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
+from face_tracking_3dmm.geometry import project_np
 from face_tracking_3dmm.io import image_encodings, overlay
 from face_tracking_3dmm.msg import FaceParams
 from face_tracking_3dmm.nodes import conversions, parameters
@@ -255,7 +256,7 @@ class TrackerNode(Node):
             for face_id, (vertices, triangles) in meshes.items():
                 self.mesh_publisher.publish(conversions.mesh_marker(vertices, triangles, header, face_id, lifetime_s))
         if send_overlay:
-            mesh_pixels = {face_id: conversions.project(vertices, camera) for face_id, (vertices, _) in meshes.items()}
+            mesh_pixels = {face_id: project_np(vertices, camera) for face_id, (vertices, _) in meshes.items()}
             picture = overlay.overlay_image(rgb, result, mesh_pixels)
             self.overlay_publisher.publish(conversions.rgb_to_image(picture, header))
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import torch
 
+from face_tracking_3dmm.geometry import CameraIntrinsics, check_shape, intrinsics_from_matrix, project
 from face_tracking_3dmm.rendering.interpolate import barycentric_coordinates, interpolate_vertex_attributes
 from face_tracking_3dmm.rendering.rasterize import Fragments, rasterize
 from face_tracking_3dmm.rendering.shading import sh_shading, vertex_normals
-from face_tracking_3dmm.results import CameraIntrinsics
 
 BACKENDS = ("auto", "torch", "pytorch3d")
 
@@ -61,12 +61,9 @@ def project_to_pixels(points: torch.Tensor, camera: CameraIntrinsics | torch.Ten
     Returns:
         :math:`(*, 3)` pixel x, y and depth; differentiable.
     """
-    if not isinstance(points, torch.Tensor) or points.shape[-1] != 3:
-        raise ValueError("points must be a (*, 3) tensor")
-    k = camera_matrix(camera, points.dtype, points.device)
-    z = points[..., 2:3]
-    xy = points[..., :2] / z * torch.stack((k[0, 0], k[1, 1])) + torch.stack((k[0, 2], k[1, 2]))
-    return torch.cat((xy, z), dim=-1)
+    check_shape(points, (3,), "points")
+    intrinsics = intrinsics_from_matrix(camera_matrix(camera, points.dtype, points.device))
+    return torch.cat((project(points, intrinsics), points[..., 2:3]), dim=-1)
 
 
 class MeshRenderer:

@@ -13,7 +13,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
-from face_tracking_3dmm.tracking.landmarks import FaceLandmarker, LandmarkObservation, box_iou
+from face_tracking_3dmm.geometry import box_iou
+from face_tracking_3dmm.tracking.landmarks import FaceLandmarker, LandmarkObservation
 
 
 class BackgroundSearch:

@@ -12,7 +12,8 @@ Speeds are measured in units where typical motions are comparable (see :data:`PO
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.transform import Rotation
+
+from face_tracking_3dmm.geometry import axis_angle_to_matrix_np, matrix_to_axis_angle_np
 
 #: Units the filter measures speed in: degrees, millimetres, and percent of a blendshape weight.
 POSE_UNITS = {"rotation": 180.0 / np.pi, "translation": 1000.0, "expression": 100.0}
@@ -94,20 +95,11 @@ class RotationOneEuroFilter(OneEuroFilter):
         if dt is None:
             self._value, self._speed = rotation.copy(), None
         else:
-            towards = _log(self._value.T @ rotation)  # from the last output to the sample, head frame
+            towards = matrix_to_axis_angle_np(self._value.T @ rotation)  # last output -> sample, head frame
             cutoff = self._cutoff(towards * self.scale / dt, dt)
-            self._value = self._value @ _exp(smoothing_factor(cutoff, dt) * towards)
+            self._value = self._value @ axis_angle_to_matrix_np(smoothing_factor(cutoff, dt) * towards)
         self._time = timestamp_s
         return self._value.copy()
-
-
-# One 3x3 matrix at a time: scipy's closed forms cost a tenth of the batched torch ones here.
-def _log(rotation: np.ndarray) -> np.ndarray:
-    return Rotation.from_matrix(rotation).as_rotvec()
-
-
-def _exp(rotvec: np.ndarray) -> np.ndarray:
-    return Rotation.from_rotvec(np.asarray(rotvec, dtype=np.float64)).as_matrix()
 
 
 class PoseExpressionFilter:

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from face_tracking_3dmm.geometry import box_iou, box_of_points
+
 if TYPE_CHECKING:
     from face_tracking_3dmm.config import TrackerConfig
 
@@ -130,22 +132,8 @@ def _observations(result, width: int, height: int, scale: float = 1.0,
                        if result.face_blendshapes else {})
         transform = (np.asarray(result.facial_transformation_matrixes[index], dtype=np.float64)
                      if result.facial_transformation_matrixes else np.eye(4))
-        x0, y0 = points[:, :2].min(axis=0)
-        x1, y1 = points[:, :2].max(axis=0)
-        faces.append(LandmarkObservation(points.astype(np.float32), blendshapes, transform,
-                                         (float(x0), float(y0), float(x1), float(y1))))
+        faces.append(LandmarkObservation(points.astype(np.float32), blendshapes, transform, box_of_points(points)))
     return faces
-
-
-def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes."""
-    inter_w = min(a[2], b[2]) - max(a[0], b[0])
-    inter_h = min(a[3], b[3]) - max(a[1], b[1])
-    if inter_w <= 0 or inter_h <= 0:
-        return 0.0
-    inter = inter_w * inter_h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def region_around(bbox: tuple[float, float, float, float], image_shape: tuple[int, ...],

@@ -22,17 +22,18 @@ import torch
 from face_tracking_3dmm import config as config_module
 from face_tracking_3dmm.tracking.acquisition import BackgroundSearch, new_faces
 from face_tracking_3dmm.config import TrackerConfig
-from face_tracking_3dmm.correspondence import FACE_OVAL, IRIS, load_correspondence
+from face_tracking_3dmm.correspondence import load_correspondence
 from face_tracking_3dmm.tracking.filters import PoseExpressionFilter
-from face_tracking_3dmm.fitting.camera import (CM_TO_M, MODEL_TO_OPTICAL, intrinsics_tensor, model_to_camera,
-                                               pose_from_points, project)
 from face_tracking_3dmm.fitting.contour import Landmarks68
 from face_tracking_3dmm.fitting.identity import IdentityEstimator, load_identity, save_identity
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases,
                                                         SolverWeights, solve_frame)
-from face_tracking_3dmm.tracking.landmarks import LandmarkObservation, box_iou, check_image, region_around
+from face_tracking_3dmm.geometry import (CM_TO_M, MODEL_TO_OPTICAL, CameraIntrinsics, basic_rotation, box_iou,
+                                         intrinsics_tensor, model_to_camera, nearest_rotation, pose_from_points,
+                                         project)
+from face_tracking_3dmm.tracking.landmarks import LandmarkObservation, check_image, region_around
 from face_tracking_3dmm.model import ICTFaceModel
-from face_tracking_3dmm.results import CameraIntrinsics, FaceResult, FrameResult, TrackingState
+from face_tracking_3dmm.results import FaceResult, FrameResult, TrackingState
 
 #: A face unseen for longer than this (s) is forgotten (its id and identity are released).
 FORGET_AFTER_S = 3.0
@@ -73,10 +74,7 @@ def eye_rotations(names: tuple[str, ...], expression: np.ndarray) -> np.ndarray:
     for index, (side, outward) in enumerate((("L", 1.0), ("R", -1.0))):
         yaw = math.radians(EYE_YAW_DEG) * outward * (weight[f"eyeLookOut_{side}"] - weight[f"eyeLookIn_{side}"])
         pitch = -math.radians(EYE_PITCH_DEG) * (weight[f"eyeLookUp_{side}"] - weight[f"eyeLookDown_{side}"])
-        cy, sy, cp, sp = math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch)
-        ry = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])
-        rx = np.array([[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]])
-        out[index] = ry @ rx
+        out[index] = basic_rotation("y", yaw) @ basic_rotation("x", pitch)
     return out
 
 
@@ -145,9 +143,7 @@ class FaceTracker:
         self.config = config or TrackerConfig()
         self._apply_threads()
         self.model = model or ICTFaceModel.load(self.config.model_path or None)
-        correspondence = load_correspondence()
-        usable = ~np.isin(correspondence.mediapipe_ids, np.concatenate((FACE_OVAL, IRIS)))
-        self.correspondence = correspondence.select(correspondence.mediapipe_ids[usable])
+        self.correspondence = load_correspondence().fitted()
         self.bases = PointBases.from_model(self.model, self.correspondence.vertex_ids,
                                            self.correspondence.barycentric)
         # Points MediaPipe places consistently on the mesh count more (spread from the derivation).
@@ -389,9 +385,7 @@ class FaceTracker:
             return face.params.copy(), False
         mp_rotation = np.asarray(observation.transform, dtype=np.float64)[:3, :3]
         # MediaPipe's camera looks down -z with y up; the optical frame flips y and z.
-        rotation = MODEL_TO_OPTICAL @ mp_rotation
-        u, _, vt = np.linalg.svd(rotation)   # remove any scale in the transform
-        rotation = u @ vt
+        rotation = nearest_rotation(MODEL_TO_OPTICAL @ mp_rotation)   # remove any scale in the transform
         translation = pose_from_points(observation.points[:, :2], camera)
         return FaceParameters(torch.as_tensor(rotation, dtype=DTYPE), torch.as_tensor(translation, dtype=DTYPE),
                               prior.clone()), True
