@@ -169,7 +169,7 @@ def test_divergence_guard_restores_last_good_state(tracker_factory, frames):
     tracker = tracker_factory(identity_frames=0)
     for stamp, image in frames[:3]:
         tracker.process(image, stamp)
-    face_state = tracker._faces[0]
+    face_state = tracker._faces.faces[0]
     face_state.params.translation[:] = math.nan      # a corrupted warm start
     result = tracker.process(frames[3][1], frames[3][0])
     assert tracker.stats.divergences == 1
