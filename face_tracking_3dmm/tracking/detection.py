@@ -6,7 +6,8 @@ whole-frame detector misses, which the search found). It keeps no tracked faces:
 follow on regions, and where they were last, come in with each frame as :class:`RegionRequests`,
 which the fit stage returns. So the two stages can run on two threads (detect for frame t + 1 while
 frame t is fitted) without sharing state; the detect stage then sees the boxes of the last frame
-whose fit has finished.
+whose fit has finished, and offers the faces of a search again until the fit stage has answered
+for the frame that brought them (else a face found at t would be missed at t + 1).
 """
 from __future__ import annotations
 
@@ -37,10 +38,11 @@ class RegionRequest:
 
 @dataclass(frozen=True)
 class RegionRequests:
-    """What the fit stage hands back to the detect stage: the faces followed on regions after a
-    frame of stream ``stream`` (requests of an earlier stream are ignored)."""
+    """What the fit stage hands back to the detect stage: the faces followed on regions after it
+    fitted frame ``frame`` of stream ``stream`` (requests of an earlier stream are ignored)."""
 
     stream: int
+    frame: int
     faces: tuple[RegionRequest, ...] = ()
 
 
@@ -55,6 +57,7 @@ class Detections:
     landmarks_ms: float
     single_view: bool = False   #: an unrelated photo: new faces fit their identity from it alone
     stream: int = 0             #: changes when the stream restarts: the fit stage forgets every face
+    frame: int = 0              #: the detect stage's count of frames
 
 
 class FaceDetector:
@@ -74,16 +77,21 @@ class FaceDetector:
         self.landmarker = landmarker if landmarker is not None else FaceLandmarker(config)
         self._search = BackgroundSearch(self.landmarker, config.search_interval)
         self._regions: dict[int, FaceLandmarker] = {}   #: by face id, made at first use
-        self.stream = 0
+        #: The faces of the last search that finished and the frame that handed them over, kept
+        #: until the fit stage has answered for that frame.
+        self._searched: tuple[int, list[LandmarkObservation]] = (0, [])
+        self.stream = self._frame = 0
 
     def detect(self, image_rgb: np.ndarray, timestamp_s: float, requests: RegionRequests | None) -> Detections:
         """The frame's faces; the first ``whole_frame`` of them the whole-frame detector found.
 
         After the whole frame: each requested face that the whole-frame detector missed, on a
-        region around its last box, then the new faces of a search that finished since the last
-        frame. While fewer than ``max_faces`` faces are seen, a search is offered.
+        region around its last box, then the new faces of the last search that finished, until the
+        fit stage has answered for the frame that brought them. While fewer than ``max_faces``
+        faces are seen, a search is offered.
         """
         began = time.perf_counter()
+        self._frame += 1
         stamp_ms = int(round(timestamp_s * 1000.0))
         observations = self.landmarker.detect(image_rgb, stamp_ms)
         whole_frame = len(observations)
@@ -94,32 +102,45 @@ class FaceDetector:
                 self._regions[request.face_id] = FaceLandmarker(self.config, mode="video", num_faces=1)
             region = region_around(request.bbox, image_rgb.shape, REGION_SCALE)
             observations += self._regions[request.face_id].detect(image_rgb, stamp_ms, region=region)[:1]
-        observations += new_faces(self._search.poll(), [seen.bbox for seen in observations], MATCH_IOU)
+        found = self._search.poll()
+        if found:
+            self._searched = (self._frame, found)
+        observations += new_faces(self._searched[1], [seen.bbox for seen in observations], MATCH_IOU)
         if len(observations) < self.config.max_faces:
             self.stats.searches += self._search.offer(image_rgb)
         return Detections(image_rgb, timestamp_s, observations, whole_frame,
-                          (time.perf_counter() - began) * 1000.0, stream=self.stream)
+                          (time.perf_counter() - began) * 1000.0, stream=self.stream, frame=self._frame)
 
     def detect_still(self, image_rgb: np.ndarray) -> Detections:
         """Every face of an unrelated photo, small ones included (``FaceLandmarker.detect_tiled``)."""
         began = time.perf_counter()
+        self._frame += 1
         observations = self.landmarker.detect_tiled(image_rgb)
         return Detections(image_rgb, 0.0, observations, len(observations), (time.perf_counter() - began) * 1000.0,
-                          single_view=True, stream=self.stream)
+                          single_view=True, stream=self.stream, frame=self._frame)
 
     def _requested(self, requests: RegionRequests | None) -> tuple[RegionRequest, ...]:
-        """The requests of this stream; the region landmarkers of faces no longer requested are closed."""
-        wanted = requests.faces if requests is not None and requests.stream == self.stream else ()
-        kept = {request.face_id for request in wanted}
-        for face_id in [i for i in self._regions if i not in kept]:
-            self._regions.pop(face_id).close()
+        """The requests of this stream; the region landmarkers of faces no longer requested are
+        closed, and the search's faces forgotten once the fit stage has answered for their frame
+        (at once without requests: a caller that hands none back sees each search's faces once)."""
+        current = requests is not None and requests.stream == self.stream
+        answered = requests.frame if current else self._frame - 1 if requests is None else -1
+        if answered >= self._searched[0]:
+            self._searched = (self._searched[0], [])
+        wanted = requests.faces if current else ()
+        self._close_regions(keep={request.face_id for request in wanted})
         return wanted
+
+    def _close_regions(self, keep: set[int] = frozenset()) -> None:
+        for face_id in [i for i in self._regions if i not in keep]:
+            self._regions.pop(face_id).close()
 
     def restart(self) -> None:
         """A new stream (timestamps may restart): region landmarkers closed, a landmarker made here
         made afresh, requests of the old stream ignored from now on."""
         self.stream += 1
-        self._requested(None)
+        self._searched = (self._frame, [])
+        self._close_regions()
         if self._own_landmarker and self.landmarker is not None:
             self._remake_landmarker()
 
@@ -140,7 +161,7 @@ class FaceDetector:
     def close(self) -> None:
         """Release the landmarkers made here and the search's worker thread."""
         self._search.close()
-        self._requested(None)
+        self._close_regions()
         if self._own_landmarker and self.landmarker is not None:
             self.landmarker.close()
         self.landmarker = None

@@ -184,7 +184,7 @@ class FaceTracker:
         regions = tuple(RegionRequest(face.face_id, face.bbox) for face in self._faces
                         if face.on_region and face.bbox is not None)
         return FittedFrame(FrameResult(faces=results, timings_ms=timings, image_size=(width, height)),
-                           RegionRequests(self._stream, regions))
+                           RegionRequests(self._stream, detections.frame, regions))
 
     def process_still(self, image_rgb: np.ndarray, camera: CameraIntrinsics | None = None) -> FrameResult:
         """Faces in one photo unrelated to the frames before (a folder of stills, an image).
