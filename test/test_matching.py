@@ -34,7 +34,8 @@ def _new_face(face_id):
 def test_overlapping_boxes_keep_their_ids_and_new_boxes_get_new_ones():
     roster = FaceRoster()
     assert _seen(roster.assign([_observation(0), _observation(50)], 0.0, _new_face), 0.0) == [0, 1]
-    assert _seen(roster.assign([_observation(52), _observation(1), _observation(100)], 0.1, _new_face), 0.1) == [1, 0, 2]
+    later = [_observation(52), _observation(1), _observation(100)]
+    assert _seen(roster.assign(later, 0.1, _new_face), 0.1) == [1, 0, 2]
 
 
 def test_a_lone_face_seen_elsewhere_is_the_same_person():

@@ -57,7 +57,7 @@ class Detections:
     landmarks_ms: float
     single_view: bool = False   #: an unrelated photo: new faces fit their identity from it alone
     stream: int = 0             #: changes when the stream restarts: the fit stage forgets every face
-    frame: int = 0              #: the detect stage's count of frames
+    frame: int = 0              #: the detect stage's frame count (the fit stage answers for it)
 
 
 class FaceDetector:

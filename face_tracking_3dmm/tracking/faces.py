@@ -193,7 +193,8 @@ class FaceFitter:
                camera: CameraIntrinsics, timestamp_s: float) -> tuple[FaceParameters, bool]:
         """Start values and whether the face is (re)acquired: the last fit when the face was
         tracked just before, else MediaPipe's head rotation with a translation from the points' extent."""
-        if face.params is not None and face.last_good is not None and 0 < timestamp_s - face.last_seen_s <= WARM_START_S:
+        recent = 0 < timestamp_s - face.last_seen_s <= WARM_START_S
+        if face.params is not None and face.last_good is not None and recent:
             return face.params.copy(), False
         mp_rotation = np.asarray(observation.transform, dtype=np.float64)[:3, :3]
         # MediaPipe's camera looks down -z with y up; the optical frame flips y and z.
