@@ -169,7 +169,7 @@ def test_divergence_guard_restores_last_good_state(tracker_factory, frames):
     tracker = tracker_factory(identity_frames=0)
     for stamp, image in frames[:3]:
         tracker.process(image, stamp)
-    face_state = tracker._faces[0]
+    face_state = tracker._faces.faces[0]
     face_state.params.translation[:] = math.nan      # a corrupted warm start
     result = tracker.process(frames[3][1], frames[3][0])
     assert tracker.stats.divergences == 1
@@ -232,6 +232,44 @@ def test_small_faces_found_by_the_background_search_are_tracked_on_regions(track
     assert len(steady) >= 5
     for boxes in steady:
         assert np.abs(np.array(boxes) - boxes[0]).max() < 6.0
+
+
+def test_overlapping_stages_keep_a_searched_face_in_the_next_frame(tracker_factory):
+    """As a pipeline on two threads may run them: frame t's landmarks are found before frame t - 1
+    is fitted, so the detect stage has the regions of frame t - 2. A face the background search
+    found is still seen in the next frame (the search's faces are offered again until the fit
+    stage has answered for their frame), then followed on its region."""
+    import time
+    image = cv2.cvtColor(cv2.imread(str(_eval_file("dlib_faces", "2008_002470.jpg"))), cv2.COLOR_BGR2RGB)
+    tracker = tracker_factory(max_faces=8, identity_frames=0, search_interval=5)
+    tracked_ids, regions, waiting, found = [], None, None, None
+    deadline = time.monotonic() + 60.0
+    while (found is None or len(tracked_ids) < found + 3) and time.monotonic() < deadline:
+        detections = tracker.detect(image, len(tracked_ids) / 30.0 + 1.0, regions)
+        if waiting is not None:
+            fitted = tracker.fit(waiting)
+            regions = fitted.regions
+            tracked_ids.append({f.face_id for f in fitted.result.faces if f.tracking_state != TrackingState.LOST})
+            if found is None and len(tracked_ids[-1]) >= 5:
+                found = len(tracked_ids) - 1
+        waiting = detections
+        time.sleep(0.01)   # frames arrive while the search runs
+    assert found is not None, "the search found the small faces"
+    assert tracked_ids[found] <= tracked_ids[found + 1]
+    assert len(tracked_ids[found + 2]) >= 5
+
+
+def test_a_new_stream_forgets_the_faces(tracker_factory, frames):
+    """Timestamps that go back (a replay restarted): the detect stage is told (``new_stream``) and
+    accepts them; the fit stage forgets every face when it gets those detections (ids restart)."""
+    tracker = tracker_factory(identity_frames=0)
+    regions = None
+    for stamp, image in frames[:3]:
+        regions = tracker.fit(tracker.detect(image, stamp, regions)).regions
+    assert tracker.stats.faces_acquired == 1
+    again = tracker.fit(tracker.detect(frames[0][1], 0.0, regions, new_stream=True))
+    assert tracker.stats.faces_acquired == 2
+    assert [(f.face_id, f.tracking_state) for f in again.result.faces] == [(0, TrackingState.TRACKING)]
 
 
 def test_process_still_finds_every_face_of_a_group_photo(tracker_factory):

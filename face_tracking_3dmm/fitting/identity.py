@@ -118,3 +118,38 @@ class IdentityEstimator:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+
+
+class IdentityStore:
+    """Where a new face's identity comes from, and where a fitted one is kept (``identity_path``).
+
+    A stored identity, when the file exists, is the first tracked face's (no start-up fit); other
+    faces fit theirs from their first frames, or from one photo. The first identity fitted is
+    written to the path unless a file is there already.
+    """
+
+    def __init__(self, bases: PointBases):
+        self.bases = bases
+        self.path = ""
+        self.stored: np.ndarray | None = None
+
+    def load(self, path: str) -> None:
+        """Use ``path`` from now on; read it when it exists (empty: no file)."""
+        self.path = path
+        self.stored = (load_identity(path, self.bases.identity.shape[2])
+                       if path and Path(path).is_file() else None)
+
+    def estimator(self, frames: int, weights: SolverWeights, first_face: bool,
+                  single_view: bool) -> IdentityEstimator:
+        """The estimator of a new face: the stored identity for the first face, one photo's fit
+        (inline) for a face of an unrelated photo, else a fit over its first ``frames`` frames."""
+        if self.stored is not None and first_face:
+            return IdentityEstimator.frozen_at(self.bases, self.stored)
+        if single_view and frames > 0:
+            return IdentityEstimator(self.bases, 1, weights, background=False)
+        return IdentityEstimator(self.bases, frames, weights)
+
+    def keep(self, identity: np.ndarray, frames_used: int) -> None:
+        """Write a just-fitted identity to the path, unless there is no path or a file already."""
+        if self.path and not Path(self.path).exists():
+            save_identity(self.path, identity, frames_used)

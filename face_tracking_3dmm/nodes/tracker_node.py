@@ -123,6 +123,9 @@ class TrackerNode(Node):
         self.slot = LatestSlot()       # images for the landmark stage
         self.detected = LatestSlot()   # landmarks for the fit stage
         self.last_stamp_ns: int | None = None
+        # The faces the landmark stage follows on regions: the last fit's, replaced whole by the fit
+        # stage (the stages share no tracker state; the landmark stage may see them a frame late).
+        self.regions = None
         self.last_mesh_s = -np.inf
         self.lost_sent_s: dict[int, float] = {}
         self.done = threading.Event()   # never set: the tracker runs until a signal
@@ -202,19 +205,18 @@ class TrackerNode(Node):
             self.get_logger().warning(note, throttle_duration_sec=WARN_PERIOD_S)
         stamp_ns = conversions.stamp_nanoseconds(msg.header.stamp)
         with self._detect_lock:
-            if self.last_stamp_ns is not None and stamp_ns <= self.last_stamp_ns:
-                if stamp_ns == self.last_stamp_ns:
-                    self.get_logger().warning(f"image with the previous stamp ({stamp_ns} ns) skipped",
-                                              throttle_duration_sec=WARN_PERIOD_S)
-                    return
+            went_back = self.last_stamp_ns is not None and stamp_ns < self.last_stamp_ns
+            if stamp_ns == self.last_stamp_ns:
+                self.get_logger().warning(f"image with the previous stamp ({stamp_ns} ns) skipped",
+                                          throttle_duration_sec=WARN_PERIOD_S)
+                return
+            if went_back:
                 self.get_logger().warning(f"image stamps went back in time ({self.last_stamp_ns} -> {stamp_ns} ns, "
                                           "a replay restarted?): tracking starts over",
                                           throttle_duration_sec=WARN_PERIOD_S)
-                with self._fit_lock:
-                    self.detected.take(timeout_s=0.0)   # a detection of the old stream must not be fitted
-                    self.tracker.reset()
+                self.detected.take(timeout_s=0.0)   # a detection of the old stream need not be fitted
             self.last_stamp_ns = stamp_ns
-            detections = self.tracker.detect(rgb, stamp_ns * 1e-9)
+            detections = self.tracker.detect(rgb, stamp_ns * 1e-9, self.regions, new_stream=went_back)
         header = Header(stamp=msg.header.stamp, frame_id=msg.header.frame_id)
         if not header.frame_id:
             self.get_logger().warning(f"image without frame_id: results use {DEFAULT_FRAME_ID}",
@@ -225,8 +227,9 @@ class TrackerNode(Node):
     def _fit_stage(self, msg, received_s: float, detections, header: Header, camera) -> None:
         """Fit the model to one frame's landmarks and publish the results."""
         with self._fit_lock:
-            result = self.tracker.fit(detections, camera)
-            self._publish(result, header, detections.image_rgb, camera)
+            fitted = self.tracker.fit(detections, camera)
+            self.regions = fitted.regions
+            self._publish(fitted.result, header, detections.image_rgb, camera)
         self.counters.processed += 1
         self.counters.latencies_ms.append(1000.0 * (time.monotonic() - received_s))
 

@@ -1,0 +1,23 @@
+"""Divergence guard: is a per-frame landmark solve believable enough to continue from?
+
+A warm-started solve that ran off (non-finite values, a head behind the camera or kilometres away,
+a landmark error as large as the face) must not become the next frame's start; the tracker then
+keeps the last good fit and re-acquires the face from MediaPipe's pose in the next frame.
+"""
+from __future__ import annotations
+
+import math
+
+from face_tracking_3dmm.fitting.landmark_solver import FaceParameters
+
+#: Plausible head distance (m).
+DEPTH_RANGE_M = (0.05, 20.0)
+#: Largest RMS landmark error relative to the face's size (``Observation.scale_px`` is 1% of it).
+MAX_RELATIVE_RMS = 0.25
+
+
+def plausible(params: FaceParameters, rms_px: float, scale_px: float) -> bool:
+    """True when ``params`` (with RMS landmark error ``rms_px``) look like a face that was fitted."""
+    depth = float(params.translation[2]) if params.finite else math.nan
+    return (params.finite and DEPTH_RANGE_M[0] < depth < DEPTH_RANGE_M[1]
+            and math.isfinite(rms_px) and rms_px < MAX_RELATIVE_RMS * 100.0 * scale_px)

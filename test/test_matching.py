@@ -1,0 +1,56 @@
+"""Matching detections to tracked faces (tracking/matching.py): stable ids by box overlap, a lone
+face that reappears elsewhere keeps its id, unseen faces are forgotten."""
+from __future__ import annotations
+
+import numpy as np
+
+from face_tracking_3dmm.tracking.faces import TrackedFace
+from face_tracking_3dmm.tracking.landmarks import LandmarkObservation
+from face_tracking_3dmm.tracking.matching import FORGET_AFTER_S, FaceRoster
+
+
+class _Identity:
+    closed = False
+
+    def close(self):
+        self.closed = True
+
+
+def _observation(x: float) -> LandmarkObservation:
+    return LandmarkObservation(np.zeros((478, 3), np.float32), {}, np.eye(4), (x, 0.0, x + 10.0, 10.0))
+
+
+def _seen(pairs, timestamp_s):
+    """As the fit does: the matched faces take their detection's box and time."""
+    for face, observation in pairs:
+        face.bbox, face.last_seen_s, face.seen_last_frame = observation.bbox, timestamp_s, True
+    return [face.face_id for face, _ in pairs]
+
+
+def _new_face(face_id):
+    return TrackedFace(face_id, _Identity(), filter=None)
+
+
+def test_overlapping_boxes_keep_their_ids_and_new_boxes_get_new_ones():
+    roster = FaceRoster()
+    assert _seen(roster.assign([_observation(0), _observation(50)], 0.0, _new_face), 0.0) == [0, 1]
+    later = [_observation(52), _observation(1), _observation(100)]
+    assert _seen(roster.assign(later, 0.1, _new_face), 0.1) == [1, 0, 2]
+
+
+def test_a_lone_face_seen_elsewhere_is_the_same_person():
+    roster = FaceRoster()
+    _seen(roster.assign([_observation(0)], 0.0, _new_face), 0.0)
+    assert _seen(roster.assign([_observation(200)], 0.1, _new_face), 0.1) == [0]
+
+
+def test_unseen_faces_are_forgotten_and_clear_restarts_ids():
+    roster = FaceRoster()
+    _seen(roster.assign([_observation(0), _observation(50)], 0.0, _new_face), 0.0)
+    first = roster.faces[0]
+    _seen(roster.assign([_observation(50)], FORGET_AFTER_S / 2, _new_face), FORGET_AFTER_S / 2)
+    assert not first.seen_last_frame and 0 in roster.faces           # unseen for a while: kept
+    _seen(roster.assign([_observation(50)], FORGET_AFTER_S + 0.1, _new_face), FORGET_AFTER_S + 0.1)
+    assert list(roster.faces) == [1] and first.identity.closed        # unseen too long: forgotten
+    roster.clear()
+    assert _seen(roster.assign([_observation(0)], 10.0, _new_face), 10.0) == [0]
