@@ -28,6 +28,8 @@ FACE_OVAL = np.array([10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288,
                       162, 21, 54, 103, 67, 109])
 #: MediaPipe's iris points: centre then four around, for one eye (468-472) and the other (473-477).
 IRIS = np.arange(468, 478)
+#: The two iris centres (which one is the person's left is told by where the eyes are).
+IRIS_CENTRES = (468, 473)
 #: The MediaPipe points the landmark fit leaves out: the face oval (it follows the silhouette) and
 #: the irises (the eyeballs turn with gaze, outside the model's vertex function). Everything else
 #: with a counterpart on the mesh is fitted (:meth:`LandmarkCorrespondence.fitted`).

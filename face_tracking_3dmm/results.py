@@ -40,6 +40,11 @@ class FaceResult:
     landmarks_mediapipe: np.ndarray | None = None  #: (478, 2) raw MediaPipe points, pixels
     bbox: tuple[float, float, float, float] | None = None  #: x_min, y_min, x_max, y_max pixels
 
+    @property
+    def gaze_directions(self) -> np.ndarray:
+        """(2, 3) unit gaze of the left, right eye in the camera's optical frame (the eyeballs' +z)."""
+        return self.eye_rotations[:, :, 2] @ self.rotation.T
+
 
 @dataclass
 class FrameResult:

@@ -9,7 +9,7 @@ exact LM steps (a 59x59 solve each) converge where a first-order optimiser needs
 Energy (all terms divided by nothing else than written here):
     mean_i w_i |proj_i - obs_i|^2 / s^2          s = 1 % of the face size in pixels
   + expression_prior |e - e_mediapipe|^2
-  + temporal (|e - e_prev|^2 + ROTATION_UNITS |log(R R_prev^T)|^2 + TRANSLATION_UNITS |t - t_prev|^2)
+  + temporal (sum_k c_k (e_k - e_prev_k)^2 + ROTATION_UNITS |log(R R_prev^T)|^2 + TRANSLATION_UNITS |t - t_prev|^2)
   + identity_prior |identity|^2                   (only when identity is solved)
 Expression is kept in [0, 1] by clamping after each step (a projected LM step).
 Unknown order: rotation increment (3, left-multiplied), translation (3, metres), expression (K_exp).
@@ -93,6 +93,8 @@ class SolverWeights:
     temporal: float = 1.0
     identity_prior: float = 0.01
     damping: float = 1e-3        #: initial LM damping, relative to the diagonal
+    #: (K_exp,) per-channel factors c_k of the temporal prior on expression (None: all 1).
+    temporal_expression: torch.Tensor | None = None
 
 
 @dataclass
@@ -210,11 +212,12 @@ def _priors(obs: Observation, params: FaceParameters, weights: SolverWeights):
         rot_err = 0.5 * torch.stack((delta[2, 1] - delta[1, 2], delta[0, 2] - delta[2, 0], delta[1, 0] - delta[0, 1]))
         trans_err = params.translation - prev.translation
         exp_err = params.expression - prev.expression
+        exp_units = 1.0 if weights.temporal_expression is None else weights.temporal_expression.to(DTYPE)
         for sl, err, units in ((slice(0, 3), rot_err, ROTATION_UNITS), (slice(3, 6), trans_err, TRANSLATION_UNITS),
-                               (slice(6, None), exp_err, 1.0)):
+                               (slice(6, None), exp_err, exp_units)):
             diag[sl] += weights.temporal * units
             grad[sl] += weights.temporal * units * err
-            cost += weights.temporal * units * float(err @ err)
+            cost += weights.temporal * float((units * err) @ err)
     return diag, grad, cost
 
 

@@ -127,9 +127,8 @@ def face_params_message(face: FaceResult, header: Header, expression_names: list
     msg.expression_weights = np.asarray(face.expression, dtype=np.float32).ravel().tolist()
     msg.expression_names = list(expression_names)
     msg.head_pose = pose(face.rotation, face.translation)
-    gaze = face.rotation @ face.eye_rotations @ np.array([0.0, 0.0, 1.0])  # (2, 3) eyeball forward axes
     msg.eye_poses = [pose(face.eye_rotations[i], face.eye_centers[i]) for i in range(2)]
-    msg.gaze_directions = [Vector3(x=float(g[0]), y=float(g[1]), z=float(g[2])) for g in gaze]
+    msg.gaze_directions = [Vector3(x=float(g[0]), y=float(g[1]), z=float(g[2])) for g in face.gaze_directions]
     landmarks = np.asarray(face.landmarks68, dtype=np.float32)
     if landmarks.shape == (68, 2):
         msg.landmarks_68 = landmarks.ravel()
@@ -147,7 +146,8 @@ def face_params_json(msg: FaceParams) -> dict:
                              (position.x, position.y, position.z),
                              (orientation.x, orientation.y, orientation.z, orientation.w),
                              msg.landmarks_68, msg.fit_error_px, msg.iterations,
-                             dict(zip(msg.stage_names, msg.stage_times_ms)))
+                             dict(zip(msg.stage_names, msg.stage_times_ms)),
+                             [(g.x, g.y, g.z) for g in msg.gaze_directions])
 
 
 def _transform(header: Header, child: str, rotation: np.ndarray, translation: np.ndarray) -> TransformStamped:

@@ -1,0 +1,62 @@
+"""Gaze from iris centres (fitting/gaze.py): exact on projected geometry, inverse mappings."""
+import numpy as np
+import pytest
+
+from face_tracking_3dmm.fitting import gaze
+from face_tracking_3dmm.geometry import CameraIntrinsics, project_np
+
+CAMERA = CameraIntrinsics(554.3, 554.3, 319.5, 239.5, 640, 480)
+
+
+def _project(points: np.ndarray) -> np.ndarray:
+    return project_np(points, CAMERA)
+
+
+@pytest.mark.parametrize("yaw_deg, pitch_deg", [(0, 0), (20, -10), (-35, 15), (10, 25)])
+def test_gaze_from_iris_recovers_a_rotated_eye(yaw_deg, pitch_deg):
+    centres = np.array([[0.032, -0.036, 0.55], [-0.032, -0.036, 0.56]])
+    # The head faces the camera: model +z (out of the face) is the optical -z, model y up is -y.
+    flip = np.diag([1.0, -1.0, -1.0])
+    angles = np.radians([[yaw_deg, pitch_deg], [yaw_deg, pitch_deg]])
+    gaze_true = (flip @ gaze.eye_rotation_matrices(angles)[:, :, 2].T).T
+    depth = 0.012
+    iris = _project(centres + depth * gaze_true)
+    found = gaze.gaze_from_iris(iris, centres, depth, CAMERA)
+    np.testing.assert_allclose(found, gaze_true, atol=1e-9)
+    np.testing.assert_allclose(gaze.yaw_pitch((flip @ found.T).T), angles, atol=1e-9)
+
+
+def test_gaze_from_iris_takes_the_nearest_sphere_point_when_the_ray_misses():
+    centre = np.array([[0.0, 0.0, 0.5]])
+    iris = _project(np.array([[0.05, 0.0, 0.5]]))   # far outside the eyeball's silhouette
+    found = gaze.gaze_from_iris(iris, centre, 0.012, CAMERA)
+    assert np.isfinite(found).all() and abs(np.linalg.norm(found) - 1.0) < 1e-12
+    assert found[0, 0] > 0.99
+
+
+def test_gaze_from_iris_checks_shapes():
+    with pytest.raises(ValueError, match="need"):
+        gaze.gaze_from_iris(np.zeros((2, 2)), np.zeros((3, 3)), 0.01, CAMERA)
+
+
+def test_look_weights_and_their_inverse():
+    angles = np.radians([[15.0, -12.5], [-6.0, 5.0]])
+    weights = gaze.look_weights(angles)
+    assert weights["eyeLookOut_L"] == pytest.approx(0.5) and weights["eyeLookIn_L"] == 0.0
+    assert weights["eyeLookUp_L"] == pytest.approx(0.5)
+    assert weights["eyeLookOut_R"] == pytest.approx(0.2) and weights["eyeLookDown_R"] == pytest.approx(0.2)
+    np.testing.assert_allclose(gaze.angles_from_look_weights(weights), angles, atol=1e-12)
+
+
+def test_eye_rotation_matrices_are_rotations():
+    rotations = gaze.eye_rotation_matrices(np.radians([[30.0, -20.0], [-5.0, 40.0]]))
+    for rotation in rotations:
+        np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-12)
+        assert np.linalg.det(rotation) == pytest.approx(1.0)
+
+
+def test_eyeball_geometry_of_the_mean_face(model):
+    geometry = gaze.eyeball_geometry(model)
+    left, right = geometry.centres_cm
+    assert left[0] > 2.0 and right[0] < -2.0 and abs(left[0] + right[0]) < 1e-3   # symmetric, left = +x
+    assert 0.9 < geometry.iris_depth_cm < 1.4
