@@ -54,6 +54,7 @@ def test_corrupt_line_in_the_middle_is_an_error(tmp_path):
         annotation_eval.load_results_jsonl(path)
 
 
+@pytest.mark.slow
 def test_track_finds_the_annotated_dlib_faces_with_their_landmarks(tmp_path):
     """`track` (the library path of the CLI) on dlib's annotated test photos, many faces 30-60 px
     wide: at least 90% found (matched by position), each with 68 landmarks near the annotation."""

@@ -5,26 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from face_tracking_3dmm.correspondence import FACE_OVAL, IRIS, load_correspondence
 from face_tracking_3dmm.fitting.camera import MODEL_TO_OPTICAL, intrinsics_tensor, model_to_camera, project
 from face_tracking_3dmm.fitting.identity import IdentityEstimator, load_identity, save_identity
-from face_tracking_3dmm.fitting.landmark_solver import DTYPE, FaceParameters, Observation, PointBases, solve_frame
+from face_tracking_3dmm.fitting.landmark_solver import DTYPE, FaceParameters, Observation, solve_frame
 from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix
-from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
 from face_tracking_3dmm.results import CameraIntrinsics
 
 K = intrinsics_tensor(CameraIntrinsics.default_for(640, 480))
-
-
-@pytest.fixture(scope="module")
-def bases():
-    try:
-        model = ICTFaceModel.load()
-    except ModelNotFoundError as err:
-        pytest.skip(f"ICT model not available: {err}")
-    corr = load_correspondence()
-    corr = corr.select(np.setdiff1d(corr.mediapipe_ids, np.concatenate((FACE_OVAL, IRIS))))
-    return PointBases.from_model(model, corr.vertex_ids, corr.barycentric)
 
 
 def test_save_load_round_trip(tmp_path):

@@ -16,7 +16,6 @@ from face_tracking_3dmm.fitting.camera import MODEL_TO_OPTICAL
 from face_tracking_3dmm.fitting.photometric import (LandmarkTargets, PhotometricRefiner, prepare_image, sample_image,
                                                     scaled_camera)
 from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix
-from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
 from face_tracking_3dmm.rendering import ambient_sh_coefficients, make_renderer
 from face_tracking_3dmm.results import CameraIntrinsics
 
@@ -32,14 +31,6 @@ def _rotation(rotvec) -> np.ndarray:
 
 def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.degrees(np.arccos(np.clip((np.trace(a.T @ b) - 1) / 2, -1, 1))))
-
-
-@pytest.fixture(scope="module")
-def model():
-    try:
-        return ICTFaceModel.load()
-    except ModelNotFoundError as err:
-        pytest.skip(f"ICT model not available: {err}")
 
 
 @pytest.fixture(scope="module")

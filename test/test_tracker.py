@@ -11,9 +11,10 @@ import pytest
 
 from face_tracking_3dmm import paths
 from face_tracking_3dmm.config import TrackerConfig
-from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
 from face_tracking_3dmm.results import CameraIntrinsics, TrackingState
 
+#: Decodes the talking clip and tracks it frame by frame: ~25 s in all.
+pytestmark = pytest.mark.slow
 CLIP = "d0.mp4"   # 78 frames, 512x512, one talking face
 
 
@@ -23,14 +24,6 @@ def _eval_file(*parts):
     if path is None or not path.exists():
         pytest.skip(f"evaluation data {'/'.join(parts)} not available")
     return path
-
-
-@pytest.fixture(scope="module")
-def model():
-    try:
-        return ICTFaceModel.load()
-    except ModelNotFoundError as err:
-        pytest.skip(f"ICT model not available: {err}")
 
 
 @pytest.fixture(scope="module")
