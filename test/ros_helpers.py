@@ -80,6 +80,15 @@ def wait_for(predicate, timeout_s: float, what: str, state=None) -> None:
         pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}" + (f"; state: {state()}" if state else ""))
 
 
+def set_parameter(client, name: str, value):
+    """Set one parameter through ``client`` (an rclpy AsyncParameterClient); the node's SetParametersResult."""
+    from rclpy.parameter import Parameter
+
+    future = client.set_parameters([Parameter(name, value=value)])
+    wait_for(future.done, 10, f"the answer to setting {name}")
+    return future.result().results[0]
+
+
 def start_node(module: str, ros_args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     """A node process as a robot runs it: ``python -m face_tracking_3dmm.nodes.<module> --ros-args ...``."""
     stream = open(log, "w")
