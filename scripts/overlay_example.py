@@ -32,7 +32,7 @@ HEIGHT = 360   # both panels are scaled to this height
 
 def drawn(tracker: FaceTracker, rgb: np.ndarray, result) -> np.ndarray:
     camera = CameraIntrinsics.default_for(rgb.shape[1], rgb.shape[0])
-    meshes = {face.face_id: tracker.face_mesh(face)[0] for face in result.faces}
+    meshes = {face.face_id: tracker.face_mesh(face).vertices.numpy() for face in result.faces}
     image = overlay_image(rgb, result, camera, meshes)
     return cv2.resize(image, (round(image.shape[1] * HEIGHT / image.shape[0]), HEIGHT),
                       interpolation=cv2.INTER_AREA)

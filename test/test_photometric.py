@@ -16,7 +16,7 @@ from face_tracking_3dmm.fitting.camera import MODEL_TO_OPTICAL
 from face_tracking_3dmm.fitting.photometric import (LandmarkTargets, PhotometricRefiner, prepare_image, sample_image,
                                                     scaled_camera)
 from face_tracking_3dmm.fitting.rotation import axis_angle_to_matrix
-from face_tracking_3dmm.rendering import ambient_sh_coefficients, make_renderer
+from face_tracking_3dmm.rendering import Mesh, ambient_sh_coefficients, make_renderer
 from face_tracking_3dmm.results import CameraIntrinsics
 
 torch.set_num_threads(1)
@@ -49,8 +49,9 @@ def scene(model):
     colors = (pattern * torch.tensor([1.0, 0.8, 0.65])).clamp(0, 1)
     light = ambient_sh_coefficients()
     light[1:4] = torch.tensor([0.1, -0.2, -0.3]).unsqueeze(1)
-    verts = refiner.camera_vertices(identity, expression, rotation, translation)
-    out = make_renderer("torch").render(verts, refiner.triangles, CAMERA, (HEIGHT, WIDTH), colors, light)
+    painted = Mesh(refiner.camera_mesh(identity, expression, rotation, translation).vertices, refiner.triangles,
+                   colors=colors)
+    out = make_renderer("torch").render(painted, CAMERA, (HEIGHT, WIDTH), light)
     image = torch.where(out.mask.unsqueeze(-1), out.image, torch.full_like(out.image, 0.3))
     image = (image.clamp(0, 1) * 255).round().byte().numpy()
     seen = refiner.capture(image, identity, expression, rotation, translation, CAMERA)

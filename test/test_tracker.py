@@ -107,7 +107,8 @@ def test_identity_fitted_at_start_up_then_frozen_and_saved(clip_run, tracker_fac
 def test_face_mesh_for_display(clip_run, frames):
     tracker, results, _ = clip_run
     face = results[-1].faces[0]
-    vertices, triangles = tracker.face_mesh(face)
+    mesh = tracker.face_mesh(face)
+    vertices, triangles = mesh.vertices.numpy(), mesh.triangles.numpy()
     assert vertices.shape[1] == 3 and triangles.shape[1] == 3 and triangles.max() < len(vertices)
     assert (vertices[:, 2] > 0).all()
     camera = CameraIntrinsics.default_for(*results[-1].image_size)
@@ -115,7 +116,7 @@ def test_face_mesh_for_display(clip_run, frames):
     v = camera.fy * vertices[:, 1] / vertices[:, 2] + camera.cy
     x0, y0, x1, y1 = face.bbox
     assert x0 - 30 < np.median(u) < x1 + 30 and y0 - 30 < np.median(v) < y1 + 30
-    full, _ = tracker.face_mesh(face, region="full")
+    full = tracker.face_mesh(face, region="full").vertices
     assert len(full) == tracker.model.num_vertices
 
 

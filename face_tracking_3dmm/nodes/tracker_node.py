@@ -251,10 +251,10 @@ class TrackerNode(Node):
         if send_mesh:
             self.last_mesh_s = now
             lifetime_s = max(1.0, 2.0 / mesh_rate)
-            for face_id, (vertices, triangles) in meshes.items():
-                self.mesh_publisher.publish(conversions.mesh_marker(vertices, triangles, header, face_id, lifetime_s))
+            for face_id, mesh in meshes.items():
+                self.mesh_publisher.publish(conversions.mesh_marker(mesh, header, face_id, lifetime_s))
         if send_overlay:
-            picture = conversions.overlay_image(rgb, result, camera, {i: m[0] for i, m in meshes.items()})
+            picture = conversions.overlay_image(rgb, result, camera, {i: m.vertices.numpy() for i, m in meshes.items()})
             self.overlay_publisher.publish(conversions.rgb_to_image(picture, header))
 
     # ------------------------------------------------------------------ diagnostics (executor thread)

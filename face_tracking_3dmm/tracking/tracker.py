@@ -32,6 +32,7 @@ from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, O
                                                         SolverWeights, solve_frame)
 from face_tracking_3dmm.tracking.landmarks import LandmarkObservation, box_iou, check_image, region_around
 from face_tracking_3dmm.model import ICTFaceModel
+from face_tracking_3dmm.rendering.mesh import Mesh
 from face_tracking_3dmm.results import CameraIntrinsics, FaceResult, FrameResult, TrackingState
 
 #: A face unseen for longer than this (s) is forgotten (its id and identity are released).
@@ -524,9 +525,9 @@ class FaceTracker:
         return (mean + identity.to(DTYPE) @ basis).numpy()
 
     # ------------------------------------------------------------------------------ display
-    def face_mesh(self, face: FaceResult, region: str = "face") -> tuple[np.ndarray, np.ndarray]:
-        """(V, 3) vertices in the camera frame (metres) and (F, 3) triangles of a tracked face's
-        ``region`` ("face" by default; "full" for the whole head), for display."""
+    def face_mesh(self, face: FaceResult, region: str = "face") -> Mesh:
+        """A tracked face's ``region`` ("face" by default; "full" for the whole head) in the camera
+        frame (metres, float64), for display."""
         if region not in self._display_models:
             self._display_models[region] = (self.model if region == "full"
                                              else self.model.subset(self.model.region(region)))
@@ -535,7 +536,7 @@ class FaceTracker:
                                   torch.as_tensor(face.expression, dtype=torch.float32)).to(DTYPE)
         camera = model_to_camera(vertices, torch.as_tensor(face.rotation, dtype=DTYPE),
                                  torch.as_tensor(face.translation, dtype=DTYPE))
-        return camera.numpy(), model.triangles.numpy()
+        return Mesh(camera, model.triangles)
 
     def project_points(self, face: FaceResult, intrinsics: CameraIntrinsics) -> np.ndarray:
         """(M, 2) pixels of the fitted model at the corresponded MediaPipe points
