@@ -1,4 +1,5 @@
-# Two commands for a newcomer: `make demo` and `make test` (both run `make setup` when needed).
+# Two commands for a newcomer: `make demo` and `make test` (both run `make setup` when needed);
+# `make test-unit` runs the fast tests only (no ROS, no video), for the edit-and-test loop.
 PYTHON ?= python3
 VENV := .venv
 VENV_PYTHON := $(VENV)/bin/python
@@ -7,7 +8,7 @@ ROS_ENV := ROS_AUTOMATIC_DISCOVERY_RANGE=$${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCAL
 DEMO_OUTPUT ?= output/demo
 DEMO_FRAMES ?= 250
 
-.PHONY: setup setup-pytorch3d demo test clean report-example
+.PHONY: setup setup-pytorch3d demo test test-unit clean report-example
 
 # Idempotent: every step of scripts/setup_env.py is skipped when its inputs did not change.
 setup:
@@ -23,6 +24,10 @@ test: setup
 	mkdir -p build/ros_log
 	$(ROS_ENV) $(VENV_PYTHON) -m pytest test/ -q
 	$(PYTHON) scripts/setup_pytorch3d.py --test --install-timeout 1200
+
+# The tests marked `unit` (see pytest.ini): no ROS processes, no video decoding; well under a minute.
+test-unit: setup
+	$(VENV_PYTHON) -m pytest test/ -q -m unit
 
 # PyTorch3D (the reference renderer backend) in its own venv in the user cache, reused by every
 # clone: torch==2.12.0 (a ~4.9 GB CUDA build) + easypytorch3d. `make test` builds it when it can

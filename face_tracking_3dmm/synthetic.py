@@ -18,6 +18,7 @@ import torch
 
 from face_tracking_3dmm.geometry import CameraIntrinsics, matrix_from_euler_yxz_np
 from face_tracking_3dmm.model import ICTFaceModel
+from face_tracking_3dmm.rendering.mesh import Mesh
 from face_tracking_3dmm.rendering.rasterize import Fragments
 from face_tracking_3dmm.rendering.renderer import TorchMeshRenderer, project_to_pixels
 from face_tracking_3dmm.rendering.shading import NUM_SH_COEFFICIENTS, sh_basis, vertex_normals
@@ -155,10 +156,10 @@ class SyntheticFaceRenderer:
         if verts.shape != (self.model.num_vertices, 3):
             raise ValueError(f"expected ({self.model.num_vertices}, 3) vertices, got {tuple(verts.shape)}")
         size = (self.camera.height, self.camera.width)
-        out = self._renderer.render(verts, self.triangles, self.camera, size, self.albedo, self._sh)
+        mesh = Mesh(verts, self.triangles, colors=self.albedo, normals=vertex_normals(verts, self.triangles))
+        out = self._renderer.render(mesh, self.camera, size, self._sh)
         image = torch.where(out.mask[..., None], out.image, torch.full_like(out.image, self.background))
-        normals = self._renderer.interpolate(vertex_normals(verts, self.triangles), self.triangles,
-                                             out.fragments)
+        normals = self._renderer.interpolate(mesh.normals, mesh.triangles, out.fragments)
         rows, cols = torch.meshgrid(torch.arange(size[0], dtype=torch.float64),
                                     torch.arange(size[1], dtype=torch.float64), indexing="ij")
         ray = torch.stack(((cols - self.camera.cx) / self.camera.fx,

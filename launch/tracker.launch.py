@@ -13,6 +13,16 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 
+#: The camera publishes and the tracker reads its image and camera_info under camera/.
+CAMERA_TOPICS = [("image", "camera/image_raw"), ("camera_info", "camera/camera_info")]
+
+
+def camera_topics_node(executable, name, namespace, parameters):
+    """A node of this package with its image topics remapped to the camera's."""
+    return Node(package="face_tracking_3dmm", executable=executable, name=name, namespace=namespace,
+                parameters=parameters, remappings=CAMERA_TOPICS, output="screen")
+
+
 def generate_launch_description():
     share = get_package_share_directory("face_tracking_3dmm")
     source = LaunchConfiguration("source")
@@ -28,24 +38,9 @@ def generate_launch_description():
         DeclareLaunchArgument("camera_frame", default_value="camera_optical_frame",
                               description="Optical frame of the camera (header.frame_id of images)"),
         DeclareLaunchArgument("rviz", default_value="false", description="Also start RViz"),
-        Node(
-            package="face_tracking_3dmm",
-            executable="camera_node",
-            name="camera",
-            namespace=namespace,
-            parameters=[params_file, {"source": source, "frame_id": camera_frame}],
-            remappings=[("image", "camera/image_raw"), ("camera_info", "camera/camera_info")],
-            output="screen",
-        ),
-        Node(
-            package="face_tracking_3dmm",
-            executable="tracker_node",
-            name="face_tracker",
-            namespace=namespace,
-            parameters=[params_file],
-            remappings=[("image", "camera/image_raw"), ("camera_info", "camera/camera_info")],
-            output="screen",
-        ),
+        camera_topics_node("camera_node", "camera", namespace,
+                           [params_file, {"source": source, "frame_id": camera_frame}]),
+        camera_topics_node("tracker_node", "face_tracker", namespace, [params_file]),
         Node(
             package="rviz2",
             executable="rviz2",

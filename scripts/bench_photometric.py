@@ -40,7 +40,7 @@ from face_tracking_3dmm.geometry import (MODEL_TO_OPTICAL, CameraIntrinsics, axi
                                          rotation_angle_np)
 from face_tracking_3dmm.io import sources  # noqa: E402
 from face_tracking_3dmm.model import ICTFaceModel  # noqa: E402
-from face_tracking_3dmm.rendering import ambient_sh_coefficients, make_renderer  # noqa: E402
+from face_tracking_3dmm.rendering import Mesh, ambient_sh_coefficients, make_renderer  # noqa: E402
 
 PROFILES = ("online", "offline")
 
@@ -77,9 +77,9 @@ def synthetic_frame(model: ICTFaceModel, refiner: PhotometricRefiner, rng: np.ra
     colors = (pattern * torch.tensor([1.0, 0.78, 0.62])).clamp(0, 1)
     light = ambient_sh_coefficients()
     light[1:4] = torch.tensor([0.1, -0.25, -0.3]).unsqueeze(1)
-    verts = refiner.camera_vertices(identity, expression, rotation, translation).cpu()
-    out = make_renderer("torch").render(verts, refiner.triangles.cpu(), camera, (camera.height, camera.width),
-                                        colors, light)
+    verts = refiner.camera_mesh(identity, expression, rotation, translation).vertices.cpu()
+    out = make_renderer("torch").render(Mesh(verts, refiner.triangles.cpu(), colors=colors), camera,
+                                        (camera.height, camera.width), light)
     image = torch.where(out.mask.unsqueeze(-1), out.image, torch.full_like(out.image, 0.35))
     return dict(image=(image.clamp(0, 1) * 255).round().byte().numpy(), identity=identity, expression=expression,
                 rotation=rotation, translation=translation)

@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from face_tracking_3dmm.geometry import CameraIntrinsics  # noqa: E402
 from face_tracking_3dmm.model import ICTFaceModel  # noqa: E402
-from face_tracking_3dmm.rendering import ambient_sh_coefficients, make_renderer, pytorch3d_available  # noqa: E402
+from face_tracking_3dmm.rendering import Mesh, ambient_sh_coefficients, make_renderer, pytorch3d_available  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -89,6 +89,7 @@ def main() -> int:
         for mesh_name, (verts_cpu, faces_cpu) in _meshes(model).items():
             verts, faces = verts_cpu.to(device), faces_cpu.to(device)
             colors = torch.rand(len(verts), 3, device=device)
+            mesh = Mesh(verts, faces, colors=colors)
             light = ambient_sh_coefficients(device=device)
             for size in args.sizes:
                 camera = CameraIntrinsics(1.4 * size, 1.4 * size, size / 2, size / 2, size, size)
@@ -99,15 +100,15 @@ def main() -> int:
 
                     def raster():
                         with torch.no_grad():
-                            renderer.fragments(verts, faces, camera, (size, size))
+                            renderer.fragments(mesh, camera, (size, size))
 
                     def render():
                         with torch.no_grad():
-                            renderer.render(verts, faces, camera, (size, size), colors, light)
+                            renderer.render(mesh, camera, (size, size), light)
 
                     def render_backward():
-                        v = verts.clone().requires_grad_(True)
-                        renderer.render(v, faces, camera, (size, size), colors, light).image.sum().backward()
+                        moving = Mesh(verts.clone().requires_grad_(True), faces, colors=colors)
+                        renderer.render(moving, camera, (size, size), light).image.sum().backward()
 
                     result = {"device": device.type, "backend": backend, "mesh": mesh_name, "size": size,
                               "triangles": len(faces)}

@@ -118,6 +118,16 @@ def training_views(rng: np.random.Generator, num_identities: int, model: ICTFace
             for identity in identities for expression in TRAIN_EXPRESSIONS for yaw in TRAIN_YAWS]
 
 
+def detected_renders(renderer: SyntheticFaceRenderer, landmarker: FaceLandmarker, views: list[dict], desc: str):
+    """Render each view and detect it: (render, MediaPipe's face) for the views where MediaPipe finds one."""
+    for view in tqdm(views, desc=desc, unit="view"):
+        render = renderer.render(view["identity"], view["expression"], view["yaw"], view["pitch"],
+                                 view["roll"], DISTANCE_CM)
+        faces = landmarker.detect(render.image)
+        if faces:
+            yield render, faces[0]
+
+
 def derive(model: ICTFaceModel, renderer: SyntheticFaceRenderer, landmarker: FaceLandmarker,
            views: list[dict], min_visible_fraction: float, max_spread_cm: float, min_facing: float):
     """Aggregate back-projected points over ``views`` into a correspondence."""
@@ -128,14 +138,9 @@ def derive(model: ICTFaceModel, renderer: SyntheticFaceRenderer, landmarker: Fac
     iris_ok = [names.index(n) for n in IRIS_MATERIALS]
     hits = [[] for _ in range(NUM_POINTS)]           # per point: (triangle, bary) per view
     detected = 0
-    for view in tqdm(views, desc="derive", unit="view"):
-        render = renderer.render(view["identity"], view["expression"], view["yaw"], view["pitch"],
-                                 view["roll"], DISTANCE_CM)
-        faces = landmarker.detect(render.image)
-        if not faces:
-            continue
+    for render, face in detected_renders(renderer, landmarker, views, "derive"):
         detected += 1
-        tri, bary, material, facing = back_project(render, renderer, faces[0].points)
+        tri, bary, material, facing = back_project(render, renderer, face.points)
         for index in range(NUM_POINTS):
             allowed = iris_ok if index in IRIS else mesh_ok
             # Near the silhouette a pixel's surface point is ill-defined: skip grazing views.
@@ -173,12 +178,7 @@ def evaluate(correspondence: LandmarkCorrespondence, renderer: SyntheticFaceRend
     """Pixel distance between MediaPipe's points and the projected correspondence, on views
     not used for the derivation; only points whose surface is visible are scored."""
     errors, normalised, detected, example = [], [], 0, None
-    for number, view in enumerate(tqdm(views, desc="held-out", unit="view")):
-        render = renderer.render(view["identity"], view["expression"], view["yaw"], view["pitch"],
-                                 view["roll"], DISTANCE_CM)
-        faces = landmarker.detect(render.image)
-        if not faces:
-            continue
+    for render, face in detected_renders(renderer, landmarker, views, "held-out"):
         detected += 1
         projected = correspondence.points(render.vertices_px)                   # (M, 3) px + depth
         height, width = render.image.shape[:2]
@@ -186,10 +186,10 @@ def evaluate(correspondence: LandmarkCorrespondence, renderer: SyntheticFaceRend
         rows = np.rint(projected[:, 1]).astype(int).clip(0, height - 1)
         zbuf = render.fragments.zbuf.numpy()[rows, cols]
         visible = (zbuf > 0) & (projected[:, 2] < zbuf + 0.3)
-        detected_points = faces[0].points[correspondence.mediapipe_ids, :2]
+        detected_points = face.points[correspondence.mediapipe_ids, :2]
         error = np.linalg.norm(detected_points - projected[:, :2], axis=1)
         # Outer eye corners in MediaPipe's numbering: 33 (subject's right) and 263 (left).
-        eye_distance = np.linalg.norm(faces[0].points[33, :2] - faces[0].points[263, :2])
+        eye_distance = np.linalg.norm(face.points[33, :2] - face.points[263, :2])
         errors.append(error[visible])
         normalised.append(error[visible] / eye_distance)
         if example is None:

@@ -32,7 +32,7 @@ HEIGHT = 360   # both panels are scaled to this height
 
 def drawn(tracker: FaceTracker, rgb: np.ndarray, result) -> np.ndarray:
     camera = CameraIntrinsics.default_for(rgb.shape[1], rgb.shape[0])
-    mesh_pixels = {face.face_id: project_np(tracker.face_mesh(face)[0], camera) for face in result.faces}
+    mesh_pixels = {face.face_id: project_np(tracker.face_mesh(face).vertices.numpy(), camera) for face in result.faces}
     image = overlay_image(rgb, result, mesh_pixels)
     return cv2.resize(image, (round(image.shape[1] * HEIGHT / image.shape[0]), HEIGHT),
                       interpolation=cv2.INTER_AREA)

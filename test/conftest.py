@@ -1,7 +1,14 @@
-"""Shared fixtures. Network safety for every test process that starts ROS (see the team notes):
-discovery stays on this machine, each pytest process gets its own ROS domain, and ROS logs go to a
-temporary folder. The environment is set here, when pytest loads this file, i.e. before any test
-can call rclpy.init; :func:`ros_environment` hands the values to tests that start ROS processes."""
+"""Shared fixtures and the test markers.
+
+Network safety for every test process that starts ROS (see the team notes): discovery stays on this
+machine, each pytest process gets its own ROS domain, and ROS logs go to a temporary folder. The
+environment is set here, when pytest loads this file, i.e. before any test can call rclpy.init;
+:func:`ros_environment` hands the values to tests that start ROS processes.
+
+Markers (registered in pytest.ini): tests that use the ROS fixtures are marked ``ros`` here, files
+and tests that start ROS otherwise or take long say ``ros`` / ``slow`` themselves, and every other
+test is ``unit`` (``make test-unit`` runs those).
+"""
 from __future__ import annotations
 
 import os
@@ -31,3 +38,39 @@ def ros_context(ros_environment):
     rclpy.init(context=context, domain_id=ROS_DOMAIN_ID)
     yield context
     rclpy.try_shutdown(context=context)
+
+
+#: Fixtures that start ROS: a test using one (directly or through another fixture) is ``ros``.
+ROS_FIXTURES = frozenset({"ros_context", "ros_environment"})
+
+
+def pytest_collection_modifyitems(items):
+    """Marks ``ros`` by the fixtures a test uses, then ``unit`` on every test neither ``ros`` nor ``slow``."""
+    for item in items:
+        if ROS_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.ros)
+        if item.get_closest_marker("ros") is None and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(scope="session")
+def model():
+    """The ICT face model (float32), loaded once for the session; skips when it is not installed.
+    (Imported here, not at the top, so that test files without the model do not load torch.)"""
+    from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
+
+    try:
+        return ICTFaceModel.load()
+    except ModelNotFoundError as err:
+        pytest.skip(f"ICT model not available: {err}")
+
+
+@pytest.fixture(scope="session")
+def bases(model):
+    """The landmark solver's point bases at the shipped correspondence, without the face oval and
+    irises (the points the per-frame landmark fit uses)."""
+    from face_tracking_3dmm.correspondence import load_correspondence
+    from face_tracking_3dmm.fitting.landmark_solver import PointBases
+
+    corr = load_correspondence().fitted()
+    return PointBases.from_model(model, corr.vertex_ids, corr.barycentric)

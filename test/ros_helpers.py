@@ -79,6 +79,16 @@ def wait_for(predicate, timeout_s: float, what: str, state=None) -> None:
         pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}" + (f"; state: {state()}" if state else ""))
 
 
+def set_parameter(client, name: str, value):
+    """Set one parameter through ``client`` (an rclpy AsyncParameterClient); the node's SetParametersResult."""
+    from rclpy.parameter import Parameter
+
+    future = client.set_parameters([Parameter(name, value=value)])
+    wait_for(future.done, 10, f"the answer to setting {name}")
+    return future.result().results[0]
+
+
+
 def start_node(name: str, env: dict[str, str], log: Path, **command) -> graph.NodeProcess:
     """Node ``name`` ('camera' or 'tracker') as a robot runs it; ``command``: see :func:`graph.node_command`."""
     return graph.NodeProcess(name, graph.node_command(name, **command), log, env)

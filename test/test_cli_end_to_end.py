@@ -5,7 +5,6 @@ the test's own domain); the recording is read back from the mcap bag it wrote.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -19,17 +18,6 @@ from face_tracking_3dmm.apps import graph
 from face_tracking_3dmm.io import bags
 
 CLI = str(Path(sys.executable).parent / "face-tracking-3dmm")
-
-
-def missing(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is None
-    except ModuleNotFoundError:
-        return True
-
-
-needs_nodes = pytest.mark.skipif(missing("face_tracking_3dmm.nodes.tracker_node"), reason="nodes not written yet")
-needs_tracker = pytest.mark.skipif(missing("face_tracking_3dmm.tracking.tracker"), reason="tracker.py not written yet")
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +47,7 @@ def check_face(face: dict) -> None:
     assert len(face["head_pose"]["orientation_xyzw"]) == 4 and "total" in face["timings_ms"]
 
 
-@needs_nodes
+@pytest.mark.ros
 def test_run_records_the_pipeline_to_an_mcap_bag(clip, tmp_path):
     output = tmp_path / "run"
     result = subprocess.run([CLI, "run", "--source", str(clip), "--loop", "--rate", "10", "--max-frames", "25",
@@ -94,7 +82,7 @@ def test_run_records_the_pipeline_to_an_mcap_bag(clip, tmp_path):
     assert recorded_span and recorded_span <= info_stamps, "every FaceParams carries the stamp of a camera image"
 
 
-@needs_tracker
+@pytest.mark.slow
 def test_track_writes_results_without_ros(clip, tmp_path):
     output = tmp_path / "track"
     result = subprocess.run([CLI, "track", str(clip), "--output", str(output), "--max-frames", "8"],
@@ -110,7 +98,7 @@ def test_track_writes_results_without_ros(clip, tmp_path):
     assert summary["latency_ms"]["p95"] >= summary["latency_ms"]["p50"] > 0
 
 
-@needs_nodes
+@pytest.mark.ros
 def test_node_command_starts_the_camera_with_ros_arguments(clip, tmp_path):
     """`node camera --ros-args ...` is the node as `ros2 run` starts it: remapping and -p work."""
     import time

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("rclpy")
 from rclpy.parameter import Parameter  # noqa: E402
@@ -17,6 +18,7 @@ from face_tracking_3dmm import config  # noqa: E402
 from face_tracking_3dmm.geometry import CameraIntrinsics, project_np  # noqa: E402
 from face_tracking_3dmm.io import image_encodings, overlay, results  # noqa: E402
 from face_tracking_3dmm.nodes import conversions, parameters  # noqa: E402
+from face_tracking_3dmm.rendering import Mesh  # noqa: E402
 from face_tracking_3dmm.results import FaceResult, FrameResult, TrackingState  # noqa: E402
 
 
@@ -187,8 +189,8 @@ def test_link_to_optical_is_the_ros_convention():
 def test_mesh_marker_lists_every_triangle_corner():
     vertices = np.array([[0, 0, 1], [0.1, 0, 1], [0, 0.1, 1], [0.1, 0.1, 1.0]])
     triangles = np.array([[0, 1, 2], [1, 3, 2]])
-    marker = deserialize_message(conversions.mesh_marker(vertices, triangles, HEADER, face_id=2, lifetime_s=1.5),
-                                 Marker)
+    mesh = Mesh(torch.as_tensor(vertices), torch.as_tensor(triangles))
+    marker = deserialize_message(conversions.mesh_marker(mesh, HEADER, face_id=2, lifetime_s=1.5), Marker)
     assert marker.header.frame_id == HEADER.frame_id and marker.ns == "face_mesh"
     assert marker.color.a == 1.0 and marker.pose.orientation.w == 1.0 and marker.scale.x == 1.0
     assert [(p.x, p.y, p.z) for p in marker.points] == [tuple(vertices[i]) for i in triangles.reshape(-1)]
@@ -196,8 +198,10 @@ def test_mesh_marker_lists_every_triangle_corner():
     assert (marker.points[4].x, marker.points[4].y) == (0.1, 0.1)
     assert (marker.lifetime.sec, marker.lifetime.nanosec) == (1, 500_000_000)
     with pytest.raises(ValueError, match="expected"):
-        conversions.mesh_marker(vertices[:, :2], triangles, HEADER, 0)
-    empty = deserialize_message(conversions.mesh_marker(vertices, triangles[:0], HEADER, 0), Marker)
+        conversions.mesh_marker(Mesh(mesh.vertices[:, :2], mesh.triangles), HEADER, 0)
+    with pytest.raises(ValueError, match="expected"):
+        conversions.mesh_marker(Mesh(mesh.vertices.expand(2, -1, -1), mesh.triangles), HEADER, 0)
+    empty = deserialize_message(conversions.mesh_marker(Mesh(mesh.vertices, mesh.triangles[:0]), HEADER, 0), Marker)
     assert empty.points == [] and empty.ns == "face_mesh"
 
 

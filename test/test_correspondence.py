@@ -16,15 +16,6 @@ def correspondence():
     return load_correspondence()
 
 
-@pytest.fixture(scope="module")
-def model():
-    if paths.default_model_path() is None:
-        pytest.skip("ICT Face Model Light not found")
-    from face_tracking_3dmm.model import ICTFaceModel
-
-    return ICTFaceModel.load()
-
-
 def test_shipped_file_and_licence_notice_are_in_the_package():
     assert DEFAULT_PATH.is_file()
     notice = (DEFAULT_PATH.parent / "NOTICE").read_text()
@@ -98,6 +89,7 @@ def test_save_load_round_trip_and_checks(tmp_path, correspondence):
         load_correspondence(tmp_path / "none.npz")
 
 
+@pytest.mark.slow
 def test_reprojection_on_a_held_out_render(correspondence, model):
     """MediaPipe on a render of a new identity, expression and pose lands near the projected
     correspondence (the derivation script reports the same over 30 views)."""

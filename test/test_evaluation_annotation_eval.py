@@ -48,6 +48,7 @@ def test_score_counts_matches_nme_and_pose(tmp_path):
     assert summary["head_pose_deg"]["fitted_alignment_angle_deg"] == pytest.approx(0.0, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_track_finds_the_annotated_dlib_faces_with_their_landmarks(tmp_path):
     """`track` (the library path of the CLI) on dlib's annotated test photos, many faces 30-60 px
     wide: at least 90% found (matched by position), each with 68 landmarks near the annotation."""

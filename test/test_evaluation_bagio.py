@@ -20,6 +20,7 @@ def small_bag(tmp_path_factory):
 
 
 @needs_clip
+@pytest.mark.slow
 def test_video_to_bag_writes_images_and_camera_info_at_the_video_rate(small_bag):
     bag, summary = small_bag
     assert summary["frames"] == 12 and summary["width"] == 256
@@ -44,6 +45,7 @@ def test_video_to_bag_writes_images_and_camera_info_at_the_video_rate(small_bag)
 
 
 @needs_clip
+@pytest.mark.slow
 def test_streaming_reader_matches_rosbags(small_bag):
     bag, _ = small_bag
     normal = [(m.topic, m.timestamp_ns, m.rawdata) for m in bags.iter_messages(bag)]
@@ -53,6 +55,7 @@ def test_streaming_reader_matches_rosbags(small_bag):
 
 
 @needs_clip
+@pytest.mark.slow
 def test_truncated_bag_yields_what_it_has_then_a_clear_error(small_bag, tmp_path):
     bag, _ = small_bag
     broken = tmp_path / "broken"
@@ -74,6 +77,7 @@ def test_missing_bag_is_a_clear_error(tmp_path):
 
 
 @needs_clip
+@pytest.mark.slow
 def test_sqlite3_bags_too(tmp_path):
     bags.video_to_bag(CLIP, tmp_path / "sq", max_frames=3, width=96, storage="sqlite3", progress=False)
     assert list((tmp_path / "sq").glob("*.db3"))

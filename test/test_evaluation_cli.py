@@ -18,6 +18,7 @@ def test_subcommands_are_registered():
 
 
 @needs_clip
+@pytest.mark.slow
 def test_video_to_bag_command(tmp_path, capsys):
     assert cli.main(["video-to-bag", str(CLIP), str(tmp_path / "bag"), "--max-frames", "4", "--width", "128"]) == 0
     assert "wrote 4 frames" in capsys.readouterr().out
@@ -30,8 +31,8 @@ def test_report_of_a_non_evaluation_folder_fails_clearly(tmp_path, capsys):
 
 
 @needs_clip
+@pytest.mark.slow
 def test_bench_writes_the_documented_keys(tmp_path):
-    pytest.importorskip("face_tracking_3dmm.tracking.tracker")
     assert cli.main(["bench", "--source", str(CLIP), "--max-frames", "4", "--output", str(tmp_path),
                      "--width", "256", "--profiles", "landmarks_only", "online"]) == 0
     result = json.loads((tmp_path / "bench.json").read_text())

@@ -13,10 +13,10 @@ from face_tracking_3dmm.io import bags
 
 pytest.importorskip("rclpy")
 pytest.importorskip("face_tracking_3dmm.msg")
-pytest.importorskip("face_tracking_3dmm.nodes.tracker_node")
 
 CLIP = paths.eval_data_dir() / "talking_faces" / "d0.mp4" if paths.eval_data_dir() else None
-pytestmark = pytest.mark.skipif(CLIP is None or not CLIP.is_file(), reason="shared talking clips not present")
+pytestmark = [pytest.mark.ros,
+              pytest.mark.skipif(CLIP is None or not CLIP.is_file(), reason="shared talking clips not present")]
 FRAMES = 24
 
 

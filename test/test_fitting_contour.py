@@ -8,19 +8,10 @@ import torch
 from face_tracking_3dmm.fitting.contour import CHIN, Landmarks68, jawline_candidates
 from face_tracking_3dmm.fitting.landmark_solver import DTYPE, FaceParameters
 from face_tracking_3dmm.geometry import MODEL_TO_OPTICAL, CameraIntrinsics, intrinsics_tensor, model_to_camera
-from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
 from face_tracking_3dmm.rendering import vertex_normals
 from face_tracking_3dmm.synthetic import head_rotation
 
 K = intrinsics_tensor(CameraIntrinsics.default_for(640, 480))
-
-
-@pytest.fixture(scope="module")
-def model():
-    try:
-        return ICTFaceModel.load()
-    except ModelNotFoundError as err:
-        pytest.skip(f"ICT model not available: {err}")
 
 
 @pytest.fixture(scope="module")

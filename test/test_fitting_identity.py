@@ -5,24 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from face_tracking_3dmm.correspondence import load_correspondence
 from face_tracking_3dmm.fitting.identity import IdentityEstimator, load_identity, save_identity
-from face_tracking_3dmm.fitting.landmark_solver import DTYPE, FaceParameters, Observation, PointBases, solve_frame
+from face_tracking_3dmm.fitting.landmark_solver import DTYPE, FaceParameters, Observation, solve_frame
 from face_tracking_3dmm.geometry import (MODEL_TO_OPTICAL, CameraIntrinsics, axis_angle_to_matrix, intrinsics_tensor,
                                          model_to_camera, project)
-from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
 
 K = intrinsics_tensor(CameraIntrinsics.default_for(640, 480))
-
-
-@pytest.fixture(scope="module")
-def bases():
-    try:
-        model = ICTFaceModel.load()
-    except ModelNotFoundError as err:
-        pytest.skip(f"ICT model not available: {err}")
-    corr = load_correspondence().fitted()
-    return PointBases.from_model(model, corr.vertex_ids, corr.barycentric)
 
 
 def test_save_load_round_trip(tmp_path):

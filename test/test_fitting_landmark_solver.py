@@ -12,29 +12,14 @@ import pytest
 import torch
 
 from face_tracking_3dmm.correspondence import load_correspondence
-from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases, SolverWeights,
+from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, SolverWeights,
                                                         _Linearisation, solve_frame, solve_identity)
 from face_tracking_3dmm.geometry import (MODEL_TO_OPTICAL, CameraIntrinsics, axis_angle_to_matrix, intrinsics_tensor,
                                          model_to_camera, project, rotation_angle)
-from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
 
 torch.set_num_threads(1)
 CAMERA = CameraIntrinsics.default_for(640, 480)
 K = intrinsics_tensor(CAMERA)
-
-
-@pytest.fixture(scope="module")
-def model():
-    try:
-        return ICTFaceModel.load()
-    except ModelNotFoundError as err:
-        pytest.skip(f"ICT model not available: {err}")
-
-
-@pytest.fixture(scope="module")
-def bases(model):
-    corr = load_correspondence().fitted()
-    return PointBases.from_model(model, corr.vertex_ids, corr.barycentric)
 
 
 def _expression(model, **weights) -> torch.Tensor:

@@ -143,6 +143,7 @@ def test_region_around():
     assert region_around((0, 0, 40, 40), (30, 30)) == (0, 0, 30, 30)
 
 
+@pytest.mark.slow
 def test_distant_face_found_by_tiles_then_tracked_in_its_region():
     """The talking clip shrunk to a ~40 px face in a 640x480 frame, as a robot sees a person
     metres away: the whole-frame detector misses it, the tiled search finds it, and VIDEO-mode
@@ -174,6 +175,7 @@ def test_distant_face_found_by_tiles_then_tracked_in_its_region():
             still.detect(frames[0], region=(600, 600, 700, 700))
 
 
+@pytest.mark.slow
 def test_video_mode_tracks_a_talking_clip():
     frames = _clip_frames(30)
     with FaceLandmarker(TrackerConfig()) as landmarker:

@@ -8,7 +8,7 @@ import signal
 import numpy as np
 import pytest
 from PIL import Image as PILImage
-from ros_helpers import Spinner, start_node, talking_clip, wait_for
+from ros_helpers import Spinner, set_parameter, start_node, talking_clip, wait_for
 
 pytest.importorskip("rclpy")
 import rclpy  # noqa: E402
@@ -92,19 +92,13 @@ def test_bad_parameter_values_are_refused_at_run_time(ros_context, photo_folder)
     client = AsyncParameterClient(other, "camera")
     try:
         assert client.wait_for_services(timeout_sec=DISCOVERY_S)
-
-        def set_one(name, value):
-            future = client.set_parameters([Parameter(name, value=value)])
-            wait_for(future.done, 10, f"the answer to setting {name}")
-            return future.result().results[0]
-
-        refused = set_one("rate", -5.0)
+        refused = set_parameter(client, "rate", -5.0)
         assert not refused.successful and "rate" in refused.reason and "range" in refused.reason, refused.reason
-        read_only = set_one("source", "/dev/video0")
+        read_only = set_parameter(client, "source", "/dev/video0")
         assert not read_only.successful and "read-only" in read_only.reason, read_only.reason
-        wrong_type = set_one("loop", "yes")
+        wrong_type = set_parameter(client, "loop", "yes")
         assert not wrong_type.successful and wrong_type.reason
-        assert set_one("rate", 8.0).successful and camera.get_parameter("rate").value == 8.0
+        assert set_parameter(client, "rate", 8.0).successful and camera.get_parameter("rate").value == 8.0
     finally:
         spinner.stop()
         camera.close()

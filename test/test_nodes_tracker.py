@@ -8,7 +8,7 @@ parameter changes from another node: bad values are refused with the reason, goo
 from __future__ import annotations
 
 import pytest
-from ros_helpers import Spinner, clip_frames, poll, wait_for
+from ros_helpers import Spinner, clip_frames, poll, set_parameter, wait_for
 
 pytest.importorskip("rclpy")
 import rclpy  # noqa: E402
@@ -138,24 +138,18 @@ def test_bad_parameters_are_refused_at_run_time_with_the_reason(running):
     client = AsyncParameterClient(other, f"{NAMESPACE}/face_tracker")
     try:
         assert client.wait_for_services(timeout_sec=DISCOVERY_S)
-
-        def set_one(name, value):
-            future = client.set_parameters([Parameter(name, value=value)])
-            wait_for(future.done, 10, f"the answer to setting {name}")
-            return future.result().results[0]
-
-        out_of_range = set_one("max_iterations", 0)
+        out_of_range = set_parameter(client, "max_iterations", 0)
         assert not out_of_range.successful and "max_iterations" in out_of_range.reason, out_of_range.reason
-        not_a_choice = set_one("photometric_optimizer", "sgd")
+        not_a_choice = set_parameter(client, "photometric_optimizer", "sgd")
         assert not not_a_choice.successful
         assert not_a_choice.reason == "photometric_optimizer='sgd' is not one of ['gauss_newton', 'adam']"
-        read_only = set_one("model_path", "/elsewhere/model.npz")
+        read_only = set_parameter(client, "model_path", "/elsewhere/model.npz")
         assert not read_only.successful and "read-only" in read_only.reason, read_only.reason
         assert tracker.tracker.config.max_iterations != 0 and tracker.tracker.config.photometric_optimizer != "sgd"
 
-        assert set_one("max_iterations", 7).successful
+        assert set_parameter(client, "max_iterations", 7).successful
         assert tracker.tracker.config.max_iterations == 7, "a good value reaches the tracker"
-        assert set_one("mesh_rate", 0.5).successful and tracker.options["mesh_rate"] == 0.5
+        assert set_parameter(client, "mesh_rate", 0.5).successful and tracker.options["mesh_rate"] == 0.5
     finally:
         spinner.stop()
         other.destroy_node()

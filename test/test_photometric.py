@@ -16,8 +16,7 @@ from face_tracking_3dmm.fitting.photometric import (LandmarkTargets, Photometric
                                                     scaled_camera)
 from face_tracking_3dmm.geometry import (MODEL_TO_OPTICAL, CameraIntrinsics, axis_angle_to_matrix, project_np,
                                          rotation_angle_np)
-from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
-from face_tracking_3dmm.rendering import ambient_sh_coefficients, make_renderer
+from face_tracking_3dmm.rendering import Mesh, ambient_sh_coefficients, make_renderer
 
 torch.set_num_threads(1)
 
@@ -31,14 +30,6 @@ def _rotation(rotvec) -> np.ndarray:
 
 def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.degrees(rotation_angle_np(a, b)))
-
-
-@pytest.fixture(scope="module")
-def model():
-    try:
-        return ICTFaceModel.load()
-    except ModelNotFoundError as err:
-        pytest.skip(f"ICT model not available: {err}")
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +48,9 @@ def scene(model):
     colors = (pattern * torch.tensor([1.0, 0.8, 0.65])).clamp(0, 1)
     light = ambient_sh_coefficients()
     light[1:4] = torch.tensor([0.1, -0.2, -0.3]).unsqueeze(1)
-    verts = refiner.camera_vertices(identity, expression, rotation, translation)
-    out = make_renderer("torch").render(verts, refiner.triangles, CAMERA, (HEIGHT, WIDTH), colors, light)
+    painted = Mesh(refiner.camera_mesh(identity, expression, rotation, translation).vertices, refiner.triangles,
+                   colors=colors)
+    out = make_renderer("torch").render(painted, CAMERA, (HEIGHT, WIDTH), light)
     image = torch.where(out.mask.unsqueeze(-1), out.image, torch.full_like(out.image, 0.3))
     image = (image.clamp(0, 1) * 255).round().byte().numpy()
     seen = refiner.capture(image, identity, expression, rotation, translation, CAMERA)

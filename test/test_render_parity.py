@@ -18,7 +18,7 @@ import torch
 
 from face_tracking_3dmm.geometry import CameraIntrinsics
 from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
-from face_tracking_3dmm.rendering import ambient_sh_coefficients, make_renderer, pytorch3d_available
+from face_tracking_3dmm.rendering import Mesh, ambient_sh_coefficients, make_renderer, pytorch3d_available
 
 pytestmark = pytest.mark.skipif(
     not pytorch3d_available(),
@@ -80,7 +80,7 @@ def _render_both(verts, faces, size, cull_backfaces=False, device="cpu"):
     for backend in ("torch", "pytorch3d"):
         vertices = verts.clone().to(device).requires_grad_(True)
         out = make_renderer(backend, device, cull_backfaces=cull_backfaces).render(
-            vertices, faces.to(device), camera, (size, size), colors, lights)
+            Mesh(vertices, faces.to(device), colors=colors), camera, (size, size), lights)
         (out.image * weights).sum().backward()
         outputs[backend] = (out, vertices.grad)
     return outputs["torch"], outputs["pytorch3d"]
@@ -110,8 +110,8 @@ def test_batched_meshes_agree():
     _, verts, faces = SCENES[-1]
     batch = torch.stack((verts, verts + torch.tensor([0.02, 0.0, 0.05])))
     camera = CameraIntrinsics(80.0, 80.0, 32.0, 32.0, 64, 64)
-    colors = torch.rand(len(verts), 3)
-    ours = make_renderer("torch").render(batch, faces, camera, (64, 64), colors, ambient_sh_coefficients())
-    ref = make_renderer("pytorch3d").render(batch, faces, camera, (64, 64), colors, ambient_sh_coefficients())
+    mesh = Mesh(batch, faces, colors=torch.rand(len(verts), 3))
+    ours = make_renderer("torch").render(mesh, camera, (64, 64), ambient_sh_coefficients())
+    ref = make_renderer("pytorch3d").render(mesh, camera, (64, 64), ambient_sh_coefficients())
     assert (ours.fragments.pix_to_face == ref.fragments.pix_to_face).float().mean() >= 0.999
     assert (ours.image - ref.image).abs().amax(dim=-1).flatten().sort().values[-10] <= 1e-3

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from face_tracking_3dmm.geometry import CameraIntrinsics
-from face_tracking_3dmm.rendering import (Fragments, ambient_sh_coefficients, barycentric_coordinates,
+from face_tracking_3dmm.rendering import (Mesh, Fragments, ambient_sh_coefficients, barycentric_coordinates,
                                          interpolate_vertex_attributes, make_renderer, project_to_pixels,
                                          pytorch3d_available, rasterize, sh_basis, sh_basis_jacobian, sh_shading,
                                          triangle_barycentrics, triangle_barycentrics_jacobian, vertex_normals)
@@ -336,6 +336,38 @@ class TestSphericalHarmonics:
             sh_basis(torch.rand(4, 2))
 
 
+class TestMesh:
+    def test_shapes_are_checked(self):
+        verts, faces, _ = _slanted_scene()
+        with pytest.raises(ValueError, match="expected"):
+            Mesh(verts[:, :2], faces)
+        with pytest.raises(ValueError, match="expected"):
+            Mesh(verts, faces.flatten())
+        with pytest.raises(ValueError, match="one row of colors per vertex"):
+            Mesh(verts, faces, colors=torch.rand(3, 3))
+        Mesh(verts.expand(2, -1, -1), faces, colors=torch.rand(4, 3))     # batch with shared colours
+
+    def test_normals_are_the_given_ones_else_the_geometrys(self):
+        verts, faces, _ = _slanted_scene()
+        assert torch.equal(Mesh(verts, faces).vertex_normals(), vertex_normals(verts, faces))
+        given = torch.zeros(4, 3, dtype=verts.dtype)
+        assert Mesh(verts, faces, normals=given).vertex_normals() is given
+
+    def test_given_normals_shade_the_render(self):
+        verts, faces, camera = _slanted_scene(torch.float32)
+        colors, light = torch.full((4, 3), 0.5), ambient_sh_coefficients()
+        light[1:4] = torch.tensor([0.2, -0.3, 0.4]).unsqueeze(1)
+        renderer = make_renderer("torch")
+        computed = renderer.render(Mesh(verts, faces, colors=colors), camera, (12, 12), light)
+        given = renderer.render(Mesh(verts, faces, colors=colors, normals=vertex_normals(verts, faces)), camera,
+                                (12, 12), light)
+        flipped = renderer.render(Mesh(verts, faces, colors=colors, normals=-vertex_normals(verts, faces)), camera,
+                                  (12, 12), light)
+        assert torch.equal(computed.image, given.image) and not torch.equal(computed.image, flipped.image)
+        with pytest.raises(ValueError, match="colors"):
+            renderer.render(Mesh(verts, faces), camera, (12, 12))
+
+
 class TestRenderer:
     def test_project_to_pixels(self):
         points = torch.tensor([[0.1, -0.2, 2.0]], dtype=torch.float64, requires_grad=True)
@@ -349,7 +381,7 @@ class TestRenderer:
     def test_unshaded_render_is_interpolated_colour(self):
         verts, faces, camera = _slanted_scene(torch.float32)
         colors = torch.tensor([[1.0, 0, 0], [1.0, 0, 0], [1.0, 0, 0], [1.0, 0, 0]])
-        out = make_renderer("torch").render(verts, faces, camera, (12, 12), colors)
+        out = make_renderer("torch").render(Mesh(verts, faces, colors=colors), camera, (12, 12))
         assert out.image.shape == (12, 12, 3) and out.mask.dtype == torch.bool
         assert out.mask.sum() > 10
         assert torch.allclose(out.image[out.mask], torch.tensor([1.0, 0, 0]))
@@ -363,14 +395,15 @@ class TestRenderer:
         renderer = make_renderer("torch")
         verts.requires_grad_(True)
         assert torch.autograd.gradcheck(
-            lambda v, c, s: renderer.render(v, faces, camera, (12, 12), c, s).image, (verts, colors, lights))
+            lambda v, c, s: renderer.render(Mesh(v, faces, colors=c), camera, (12, 12), s).image, (verts, colors, lights))
 
     def test_batched_render(self):
         verts, faces, camera = _slanted_scene(torch.float32)
         batch = torch.stack((verts, verts + torch.tensor([0.05, 0.0, 0.0])))
-        out = make_renderer("torch").render(batch, faces, camera, (12, 12), torch.rand(4, 3),
+        out = make_renderer("torch").render(Mesh(batch, faces, colors=torch.rand(4, 3)), camera, (12, 12),
                                              ambient_sh_coefficients())
-        single = make_renderer("torch").render(batch[1], faces, camera, (12, 12), out.image.new_zeros(4, 3) + 0.5)
+        single = make_renderer("torch").render(Mesh(batch[1], faces, colors=out.image.new_zeros(4, 3) + 0.5), camera,
+                                                (12, 12))
         assert out.image.shape == (2, 12, 12, 3) and torch.equal(out.mask[1], single.mask)
 
     def test_backend_choice(self):

@@ -12,6 +12,7 @@ from face_tracking_3dmm.io import sources
 from face_tracking_3dmm.io import bags
 
 
+@pytest.mark.slow
 def test_video_source_knows_its_rate_and_times_frames():
     with sources.open_source(talking_clip()) as source:
         assert isinstance(source, sources.VideoSource) and source.fps == pytest.approx(25.0)
@@ -52,6 +53,7 @@ def test_image_and_folder_sources(tmp_path):
     assert len(single) == 1 and tuple(single[0].rgb[0, 0]) == (255, 0, 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_bag_source_reads_images_and_camera_info(tmp_path, storage):
     with sources.VideoSource(talking_clip()) as video:

@@ -3,18 +3,13 @@ import numpy as np
 import pytest
 import torch
 
-from face_tracking_3dmm import paths
 from face_tracking_3dmm.synthetic import SyntheticFaceRenderer, head_rotation
 
 
 @pytest.fixture(scope="module")
-def renderer():
-    if paths.default_model_path() is None:
-        pytest.skip("ICT Face Model Light not found")
-    from face_tracking_3dmm.model import ICTFaceModel
-
+def renderer(model):
     torch.set_num_threads(2)
-    return SyntheticFaceRenderer(ICTFaceModel.load())
+    return SyntheticFaceRenderer(model)
 
 
 def test_head_rotation_is_a_rotation_and_yaw_turns_about_y():

@@ -12,9 +12,10 @@ import pytest
 from face_tracking_3dmm import paths
 from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.geometry import MODEL_TO_OPTICAL, CameraIntrinsics, project_np, rotation_angle_np
-from face_tracking_3dmm.model import ICTFaceModel, ModelNotFoundError
 from face_tracking_3dmm.results import TrackingState
 
+#: Decodes the talking clip and tracks it frame by frame: ~25 s in all.
+pytestmark = pytest.mark.slow
 CLIP = "d0.mp4"   # 78 frames, 512x512, one talking face
 
 
@@ -24,14 +25,6 @@ def _eval_file(*parts):
     if path is None or not path.exists():
         pytest.skip(f"evaluation data {'/'.join(parts)} not available")
     return path
-
-
-@pytest.fixture(scope="module")
-def model():
-    try:
-        return ICTFaceModel.load()
-    except ModelNotFoundError as err:
-        pytest.skip(f"ICT model not available: {err}")
 
 
 @pytest.fixture(scope="module")
@@ -115,14 +108,15 @@ def test_identity_fitted_at_start_up_then_frozen_and_saved(clip_run, tracker_fac
 def test_face_mesh_for_display(clip_run, frames):
     tracker, results, _ = clip_run
     face = results[-1].faces[0]
-    vertices, triangles = tracker.face_mesh(face)
+    mesh = tracker.face_mesh(face)
+    vertices, triangles = mesh.vertices.numpy(), mesh.triangles.numpy()
     assert vertices.shape[1] == 3 and triangles.shape[1] == 3 and triangles.max() < len(vertices)
     assert (vertices[:, 2] > 0).all()
     camera = CameraIntrinsics.default_for(*results[-1].image_size)
     u, v = project_np(vertices, camera).T
     x0, y0, x1, y1 = face.bbox
     assert x0 - 30 < np.median(u) < x1 + 30 and y0 - 30 < np.median(v) < y1 + 30
-    full, _ = tracker.face_mesh(face, region="full")
+    full = tracker.face_mesh(face, region="full").vertices
     assert len(full) == tracker.model.num_vertices
 
 

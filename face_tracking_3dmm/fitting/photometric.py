@@ -29,9 +29,9 @@ from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.geometry import (CM_TO_M, CameraIntrinsics, axis_angle_to_matrix, intrinsics_from_matrix,
                                          projection_jacobian, skew)
 from face_tracking_3dmm.model import ICTFaceModel
-from face_tracking_3dmm.rendering import (Rendering, ambient_sh_coefficients, make_renderer, project_to_pixels,
+from face_tracking_3dmm.rendering import (Mesh, Rendering, ambient_sh_coefficients, make_renderer, project_to_pixels,
                                           sh_basis, sh_basis_jacobian, triangle_barycentrics,
-                                          triangle_barycentrics_jacobian, vertex_normals)
+                                          triangle_barycentrics_jacobian)
 
 #: Region rendered and compared with the photo: the narrow face (no ears, neck or hairline, which
 #: hair and background cover, and which would cost a third more triangles to rasterise).
@@ -166,11 +166,11 @@ class PhotometricRefiner:
         flat = self.expression_rows.view(-1, self.model.num_expression) @ expression
         return self.identity_mesh(identity) + flat.view(-1, 3)
 
-    def camera_vertices(self, identity, expression, rotation, translation) -> torch.Tensor:
-        """(V, 3) camera-frame vertices (metres) of the rendered face region."""
+    def camera_mesh(self, identity, expression, rotation, translation) -> Mesh:
+        """The rendered face region in the camera frame (metres) with the captured colours."""
         as_tensor = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float32, device=self.device)  # noqa: E731
-        rot = as_tensor(rotation)
-        return self.head_vertices(identity, as_tensor(expression)) @ rot.T + as_tensor(translation)
+        vertices = self.head_vertices(identity, as_tensor(expression)) @ as_tensor(rotation).T + as_tensor(translation)
+        return Mesh(vertices, self.triangles, colors=self.vertex_colors)
 
     # ------------------------------------------------------------------------------ appearance
     @property
@@ -193,17 +193,16 @@ class PhotometricRefiner:
         image = prepare_image(image_rgb, self.config.image_scale).to(self.device)
         height, width = image.shape[:2]
         k = scaled_camera(camera, width, height).to(self.device)
-        verts = self.camera_vertices(identity, expression, rotation, translation)
+        mesh = self.camera_mesh(identity, expression, rotation, translation)
         with torch.no_grad():
-            zbuf = self.renderer.visibility(verts, self.triangles, k, (height, width)).zbuf
-            projected = project_to_pixels(verts, k)
+            zbuf = self.renderer.visibility(mesh, k, (height, width)).zbuf
+            projected = project_to_pixels(mesh.vertices, k)
             cols = projected[:, 0].round().long()
             rows = projected[:, 1].round().long()
             in_image = (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
             depth_seen = zbuf[rows.clamp(0, height - 1), cols.clamp(0, width - 1)]
             visible = in_image & (depth_seen > 0) & (projected[:, 2] <= depth_seen + 0.005)
-            normals = vertex_normals(verts, self.triangles)
-            facing = -(normals * F.normalize(verts, dim=1)).sum(dim=1)
+            facing = -(mesh.vertex_normals() * F.normalize(mesh.vertices, dim=1)).sum(dim=1)
             weight = torch.where(visible & (facing > 0.3), facing, torch.zeros_like(facing))
             colors = sample_image(image, projected[:, :2])
         self._color_sum += weight.unsqueeze(1) * colors
@@ -215,10 +214,9 @@ class PhotometricRefiner:
     def render(self, image_size: tuple[int, int], camera: CameraIntrinsics | torch.Tensor, identity,
                expression, rotation, translation) -> Rendering:
         """The face region rendered with the captured colours and the current light."""
-        verts = self.camera_vertices(identity, expression, rotation, translation)
+        mesh = self.camera_mesh(identity, expression, rotation, translation)
         k = camera if isinstance(camera, torch.Tensor) else torch.tensor(camera.matrix(), dtype=torch.float32)
-        return self.renderer.render(verts, self.triangles, k.to(self.device), image_size, self.vertex_colors,
-                                    self.sh_coefficients)
+        return self.renderer.render(mesh, k.to(self.device), image_size, self.sh_coefficients)
 
     def photometric_error(self, image_rgb: np.ndarray, camera: CameraIntrinsics, identity, expression,
                           rotation, translation) -> tuple[float, int]:
@@ -426,15 +424,15 @@ class _Problem:
         height, width = self.image.shape[:2]
         refiner = self.refiner
         with torch.no_grad():
-            verts = self.vertices(params.detach())
-            pix_to_face = refiner.renderer.visibility(verts, refiner.triangles, self.k, (height, width)).pix_to_face
+            mesh = Mesh(self.vertices(params.detach()), refiner.triangles)
+            pix_to_face = refiner.renderer.visibility(mesh, self.k, (height, width)).pix_to_face
             mask = (pix_to_face >= 0) & self.compared_triangles[pix_to_face.clamp_min(0)]
             if int(mask.sum()) < 20:
                 return None
             rows, cols = torch.nonzero(mask, as_tuple=True)
             corner_ids = refiner.triangles[pix_to_face[rows, cols]]
             unique, inverse = torch.unique(corner_ids, return_inverse=True)
-            normals = vertex_normals(verts, refiner.triangles)
+            normals = mesh.vertex_normals()
             _, rotvec, _, _ = self.split(params.detach())
             # Normals at the current pose, expressed back in the frame before the rotation delta,
             # so that the step's rotation turns them (the light sees the head turn).

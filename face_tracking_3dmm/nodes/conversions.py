@@ -5,6 +5,8 @@ message saying what is wrong; the nodes turn that into a throttled warning.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 from builtin_interfaces.msg import Duration
@@ -17,6 +19,9 @@ from face_tracking_3dmm.geometry import CameraIntrinsics, matrix_to_quaternion_n
 from face_tracking_3dmm.io import image_encodings, results
 from face_tracking_3dmm.msg import FaceParams
 from face_tracking_3dmm.results import FaceResult
+
+if TYPE_CHECKING:  # the camera node uses this module too and does not load torch
+    from face_tracking_3dmm.rendering.mesh import Mesh
 
 #: Eye TF frames hang below the face frame: face_<id>_eye_left, face_<id>_eye_right (the face's left/right).
 EYE_SUFFIXES = ("eye_left", "eye_right")
@@ -176,14 +181,10 @@ def static_transform(header: Header, child: str, rotation: np.ndarray, translati
 LINK_TO_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
 
-def mesh_marker(vertices_m: np.ndarray, triangles: np.ndarray, header: Header, face_id: int,
-                lifetime_s: float = 1.0) -> bytes:
-    """A visualization_msgs/Marker TRIANGLE_LIST of a fitted mesh, serialized (CDR) for
-    ``Publisher.publish``, which takes bytes as they are.
+def mesh_marker(mesh: Mesh, header: Header, face_id: int, lifetime_s: float = 1.0) -> bytes:
+    """A visualization_msgs/Marker TRIANGLE_LIST of a fitted mesh (vertices in header.frame_id,
+    metres; not batched), serialized (CDR) for ``Publisher.publish``, which takes bytes as they are.
 
-    Args:
-        vertices_m: (V, 3) vertices in header.frame_id, metres.
-        triangles: (F, 3) vertex indices.
     The marker's id is the face id (namespace ``face_mesh``); it vanishes after ``lifetime_s``
     unless refreshed, so a lost face does not stay on screen.
 
@@ -191,10 +192,8 @@ def mesh_marker(vertices_m: np.ndarray, triangles: np.ndarray, header: Header, f
     geometry_msgs/Point objects took ~240 ms a message (measured); here the points are one numpy
     buffer spliced into the serialized rest of the marker (:func:`_marker_layout`).
     """
-    vertices_m = np.asarray(vertices_m, dtype=np.float64)
-    triangles = np.asarray(triangles)
-    if vertices_m.ndim != 2 or vertices_m.shape[1] != 3 or triangles.ndim != 2 or triangles.shape[1] != 3:
-        raise ValueError(f"expected (V, 3) vertices and (F, 3) triangles, got {vertices_m.shape}, {triangles.shape}")
+    if mesh.vertices.ndim != 2:
+        raise ValueError(f"expected (V, 3) vertices, got a batch {tuple(mesh.vertices.shape)}")
     seconds = int(lifetime_s)
     marker = Marker(header=header, ns="face_mesh", id=int(face_id), type=Marker.TRIANGLE_LIST, action=Marker.ADD,
                     lifetime=Duration(sec=seconds, nanosec=int((lifetime_s - seconds) * 1e9)),
@@ -202,7 +201,7 @@ def mesh_marker(vertices_m: np.ndarray, triangles: np.ndarray, header: Header, f
     marker.pose.orientation.w = 1.0
     marker.scale.x = marker.scale.y = marker.scale.z = 1.0
     marker.color = ColorRGBA(r=0.85, g=0.7, b=0.6, a=1.0)
-    corners = vertices_m[triangles.reshape(-1)]
+    corners = np.asarray(mesh.vertices, dtype=np.float64)[np.asarray(mesh.triangles).reshape(-1)]
     prefix, padding, suffix = _marker_layout(marker)
     return b"".join((prefix, np.uint32(len(corners)).astype("<u4").tobytes(), padding if len(corners) else b"",
                      corners.astype("<f8").tobytes(), suffix))

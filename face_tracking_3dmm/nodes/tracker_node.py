@@ -256,10 +256,10 @@ class TrackerNode(Node):
         if send_mesh:
             self.last_mesh_s = now
             lifetime_s = max(1.0, 2.0 / mesh_rate)
-            for face_id, (vertices, triangles) in meshes.items():
-                self.mesh_publisher.publish(conversions.mesh_marker(vertices, triangles, header, face_id, lifetime_s))
+            for face_id, mesh in meshes.items():
+                self.mesh_publisher.publish(conversions.mesh_marker(mesh, header, face_id, lifetime_s))
         if send_overlay:
-            mesh_pixels = {face_id: project_np(vertices, camera) for face_id, (vertices, _) in meshes.items()}
+            mesh_pixels = {face_id: project_np(mesh.vertices.numpy(), camera) for face_id, mesh in meshes.items()}
             picture = overlay.overlay_image(rgb, result, mesh_pixels)
             self.overlay_publisher.publish(conversions.rgb_to_image(picture, header))
 

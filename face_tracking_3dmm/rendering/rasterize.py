@@ -144,16 +144,37 @@ def rasterize(vertices_px: torch.Tensor, triangles: torch.Tensor, image_size: tu
     batched = vertices_px.dim() == 3
     verts = (vertices_px if batched else vertices_px.unsqueeze(0)).detach()
     batch, num_faces = verts.shape[0], triangles.shape[0]
-    device, dtype = verts.device, verts.dtype
-    num_pixels = height * width
+    drawable = _drawable_triangles(verts, triangles, height, width, perspective_correct, cull_backfaces)
+    face_buf, bary_buf, zbuf = _depth_test(drawable, batch, num_faces, height, width, perspective_correct,
+                                           max_candidates)
+    covered = face_buf >= 0
+    face_buf = torch.where(covered, face_buf % max(num_faces, 1), face_buf)
+    zbuf = torch.where(covered, zbuf, torch.full_like(zbuf, -1.0))
+    frags = Fragments(face_buf.view(batch, height, width), bary_buf.view(batch, height, width, 3),
+                      zbuf.view(batch, height, width))
+    return frags if batched else Fragments(*(t[0] for t in frags))
 
-    zbuf = torch.full((batch * num_pixels,), float("inf"), dtype=dtype, device=device)
-    face_buf = torch.full((batch * num_pixels,), -1, dtype=torch.long, device=device)
-    bary_buf = torch.zeros((batch * num_pixels, 3), dtype=dtype, device=device)
 
+class _Drawable(NamedTuple):
+    """The triangles that can cover a pixel centre, one row each: (N, 3, 3) corners, batch-flat face
+    ids (``b * F + f``) and pixel bounding boxes (see :func:`_triangle_bounds`)."""
+
+    corners: torch.Tensor
+    face_ids: torch.Tensor
+    x0: torch.Tensor
+    y0: torch.Tensor
+    box_w: torch.Tensor
+    box_h: torch.Tensor
+
+
+def _drawable_triangles(verts: torch.Tensor, triangles: torch.Tensor, height: int, width: int,
+                        perspective_correct: bool, cull_backfaces: bool) -> _Drawable:
+    """The triangles of the (B, V, 3) batch in front of the camera (when perspective), facing it
+    (when culling), not degenerate and overlapping the image."""
+    batch, num_faces = verts.shape[0], triangles.shape[0]
     tri = triangles.long()
     corners = verts.index_select(1, tri.flatten()).reshape(batch * num_faces, 3, 3)
-    face_ids = torch.arange(batch * num_faces, device=device)
+    face_ids = torch.arange(batch * num_faces, device=verts.device)
     xy = corners[..., :2]
     signed_area = ((xy[:, 1, 0] - xy[:, 0, 0]) * (xy[:, 2, 1] - xy[:, 0, 1])
                    - (xy[:, 1, 1] - xy[:, 0, 1]) * (xy[:, 2, 0] - xy[:, 0, 0]))
@@ -167,37 +188,38 @@ def rasterize(vertices_px: torch.Tensor, triangles: torch.Tensor, image_size: tu
         keep &= signed_area < 0
     x0, y0, box_w, box_h = _triangle_bounds(corners, height, width)
     kept = torch.nonzero(keep & (box_w > 0) & (box_h > 0)).squeeze(1)
-    corners, face_ids = corners.index_select(0, kept), face_ids.index_select(0, kept)
-    x0, y0, box_w, box_h = (t.index_select(0, kept) for t in (x0, y0, box_w, box_h))
+    return _Drawable(*(t.index_select(0, kept) for t in (corners, face_ids, x0, y0, box_w, box_h)))
 
-    counts = box_w * box_h
-    if len(counts):
-        # Chunk boundaries so that no chunk holds more than max_candidates (pixel, face) pairs.
-        chunk_of = torch.div(torch.cumsum(counts, 0) - 1, max(int(max_candidates), 1),
-                             rounding_mode="floor")
-        boundaries = torch.searchsorted(chunk_of, torch.arange(int(chunk_of[-1]) + 2, device=device))
-        for first, last in zip(boundaries[:-1].tolist(), boundaries[1:].tolist()):
-            if first == last:
-                continue
-            part = slice(first, last)
-            pixel, faces, bary, z = _rasterize_chunk(corners[part], face_ids[part], x0[part],
-                                                     y0[part], box_w[part], box_h[part], width,
-                                                     perspective_correct)
-            pixel = pixel + torch.div(faces, num_faces, rounding_mode="floor") * num_pixels
-            # Nearest candidate per pixel, including what earlier chunks left in the buffer.
-            zbuf.scatter_reduce_(0, pixel, z, reduce="amin")
-            wins = z == zbuf[pixel]
-            # Ties (shared edges at equal depth): the highest candidate index wins, deterministically.
-            winner = torch.full((batch * num_pixels,), -1, dtype=torch.long, device=device)
-            candidate = torch.arange(len(z), device=device)
-            winner.scatter_reduce_(0, pixel[wins], candidate[wins], reduce="amax")
-            updated = winner >= 0
-            face_buf[updated] = faces[winner[updated]]
-            bary_buf[updated] = bary[winner[updated]]
 
-    covered = face_buf >= 0
-    face_buf = torch.where(covered, face_buf % max(num_faces, 1), face_buf)
-    zbuf = torch.where(covered, zbuf, torch.full_like(zbuf, -1.0))
-    frags = Fragments(face_buf.view(batch, height, width), bary_buf.view(batch, height, width, 3),
-                      zbuf.view(batch, height, width))
-    return frags if batched else Fragments(*(t[0] for t in frags))
+def _depth_test(drawable: _Drawable, batch: int, num_faces: int, height: int, width: int,
+                perspective_correct: bool, max_candidates: int) -> tuple[torch.Tensor, ...]:
+    """The z-buffer over the drawable triangles, in chunks of at most ``max_candidates`` (pixel,
+    face) pairs: flat (B * H * W) batch-flat face ids (-1 where none), barycentrics and depths (inf)."""
+    device, dtype = drawable.corners.device, drawable.corners.dtype
+    num_pixels = height * width
+    zbuf = torch.full((batch * num_pixels,), float("inf"), dtype=dtype, device=device)
+    face_buf = torch.full((batch * num_pixels,), -1, dtype=torch.long, device=device)
+    bary_buf = torch.zeros((batch * num_pixels, 3), dtype=dtype, device=device)
+    counts = drawable.box_w * drawable.box_h
+    if not len(counts):
+        return face_buf, bary_buf, zbuf
+    # Chunk boundaries so that no chunk holds more than max_candidates (pixel, face) pairs.
+    chunk_of = torch.div(torch.cumsum(counts, 0) - 1, max(int(max_candidates), 1), rounding_mode="floor")
+    boundaries = torch.searchsorted(chunk_of, torch.arange(int(chunk_of[-1]) + 2, device=device))
+    for first, last in zip(boundaries[:-1].tolist(), boundaries[1:].tolist()):
+        if first == last:
+            continue
+        chunk = (t[first:last] for t in drawable)
+        pixel, faces, bary, z = _rasterize_chunk(*chunk, width, perspective_correct)
+        pixel = pixel + torch.div(faces, num_faces, rounding_mode="floor") * num_pixels
+        # Nearest candidate per pixel, including what earlier chunks left in the buffer.
+        zbuf.scatter_reduce_(0, pixel, z, reduce="amin")
+        wins = z == zbuf[pixel]
+        # Ties (shared edges at equal depth): the highest candidate index wins, deterministically.
+        winner = torch.full((batch * num_pixels,), -1, dtype=torch.long, device=device)
+        candidate = torch.arange(len(z), device=device)
+        winner.scatter_reduce_(0, pixel[wins], candidate[wins], reduce="amax")
+        updated = winner >= 0
+        face_buf[updated] = faces[winner[updated]]
+        bary_buf[updated] = bary[winner[updated]]
+    return face_buf, bary_buf, zbuf

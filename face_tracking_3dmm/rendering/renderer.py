@@ -1,10 +1,10 @@
 """Mesh renderer with interchangeable rasterisers: pure PyTorch (CPU default) or PyTorch3D.
 
-Both backends take camera-frame vertices (OpenCV optical frame: x right, y down, z forward, any
-length unit) and a pinhole camera, decide visibility with a hard z-buffer (one triangle per pixel,
-no blur), give barycentric coordinates that carry gradients to the vertices, and share the same
-interpolation and spherical-harmonic Lambert shading, so that their images can be compared pixel
-for pixel (test/test_render_parity.py).
+Both backends take a :class:`~face_tracking_3dmm.rendering.mesh.Mesh` in the camera frame (OpenCV
+optical frame: x right, y down, z forward, any length unit) and a pinhole camera, decide visibility
+with a hard z-buffer (one triangle per pixel, no blur), give barycentric coordinates that carry
+gradients to the vertices, and share the same interpolation and spherical-harmonic Lambert shading,
+so that their images can be compared pixel for pixel (test/test_render_parity.py).
 
 * ``torch``: :func:`~face_tracking_3dmm.rendering.rasterize.rasterize` plus
   :func:`~face_tracking_3dmm.rendering.interpolate.barycentric_coordinates`; fast on a CPU.
@@ -20,8 +20,9 @@ import torch
 
 from face_tracking_3dmm.geometry import CameraIntrinsics, check_shape, intrinsics_from_matrix, project
 from face_tracking_3dmm.rendering.interpolate import barycentric_coordinates, interpolate_vertex_attributes
+from face_tracking_3dmm.rendering.mesh import Mesh
 from face_tracking_3dmm.rendering.rasterize import Fragments, rasterize
-from face_tracking_3dmm.rendering.shading import sh_shading, vertex_normals
+from face_tracking_3dmm.rendering.shading import sh_shading
 
 BACKENDS = ("auto", "torch", "pytorch3d")
 
@@ -74,41 +75,39 @@ class MeshRenderer:
     def __init__(self, cull_backfaces: bool = False):
         self.cull_backfaces = cull_backfaces
 
-    def fragments(self, vertices: torch.Tensor, triangles: torch.Tensor, camera: CameraIntrinsics | torch.Tensor,
-                  image_size: tuple[int, int]) -> Fragments:
-        """Visibility of camera-frame ``vertices`` (B?, V, 3); ``bary`` differentiable."""
+    def fragments(self, mesh: Mesh, camera: CameraIntrinsics | torch.Tensor, image_size: tuple[int, int]) -> Fragments:
+        """Visibility of a camera-frame mesh (vertices (B?, V, 3)); ``bary`` differentiable."""
         raise NotImplementedError
 
-    def visibility(self, vertices: torch.Tensor, triangles: torch.Tensor, camera: CameraIntrinsics | torch.Tensor,
-                   image_size: tuple[int, int]) -> Fragments:
+    def visibility(self, mesh: Mesh, camera: CameraIntrinsics | torch.Tensor, image_size: tuple[int, int]) -> Fragments:
         """Like :meth:`fragments` without autograd, for callers that only need the triangle ids."""
         with torch.no_grad():
-            return self.fragments(vertices.detach(), triangles, camera, image_size)
+            return self.fragments(Mesh(mesh.vertices.detach(), mesh.triangles), camera, image_size)
 
     def interpolate(self, attributes: torch.Tensor, triangles: torch.Tensor, fragments: Fragments) -> torch.Tensor:
         """(B?, H, W, C) per-pixel blend of (B?, V, C) vertex attributes."""
         return interpolate_vertex_attributes(attributes, triangles, fragments.pix_to_face, fragments.bary)
 
-    def render(self, vertices: torch.Tensor, triangles: torch.Tensor, camera: CameraIntrinsics | torch.Tensor,
-               image_size: tuple[int, int], colors: torch.Tensor,
+    def render(self, mesh: Mesh, camera: CameraIntrinsics | torch.Tensor, image_size: tuple[int, int],
                sh_coefficients: torch.Tensor | None = None) -> Rendering:
         r"""Shaded image of a mesh with per-vertex colour.
 
         Args:
-            vertices: :math:`(V, 3)` or :math:`(B, V, 3)` camera-frame positions, z > 0.
-            triangles: :math:`(F, 3)` integer indices, counter-clockwise seen from outside.
+            mesh: camera-frame vertices (z > 0) with ``colors`` (the per-vertex albedo); its
+                ``normals`` when given, else the geometry's, shade it.
             camera: intrinsics of the (H, W) image.
             image_size: (H, W).
-            colors: :math:`(V, C)` or :math:`(B, V, C)` per-vertex albedo.
             sh_coefficients: :math:`(9, C)` or :math:`(B, 9, C)` camera-frame SH light; None = no
                 shading (the image is the interpolated albedo).
         """
-        frags = self.fragments(vertices, triangles, camera, image_size)
-        albedo = self.interpolate(colors, triangles, frags)
+        if mesh.colors is None:
+            raise ValueError("render needs a mesh with per-vertex colors")
+        frags = self.fragments(mesh, camera, image_size)
+        albedo = self.interpolate(mesh.colors, mesh.triangles, frags)
         mask = frags.pix_to_face >= 0
         if sh_coefficients is None:
             return Rendering(albedo, mask, frags)
-        normals = self.interpolate(vertex_normals(vertices, triangles), triangles, frags)
+        normals = self.interpolate(mesh.vertex_normals(), mesh.triangles, frags)
         normals = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         image = sh_shading(albedo, normals, sh_coefficients) * mask.unsqueeze(-1)
         return Rendering(image, mask, frags)
@@ -119,17 +118,17 @@ class TorchMeshRenderer(MeshRenderer):
 
     name = "torch"
 
-    def fragments(self, vertices, triangles, camera, image_size):
-        projected = project_to_pixels(vertices, camera)
-        frags = rasterize(projected, triangles, image_size, perspective_correct=True,
+    def fragments(self, mesh, camera, image_size):
+        projected = project_to_pixels(mesh.vertices, camera)
+        frags = rasterize(projected, mesh.triangles, image_size, perspective_correct=True,
                           cull_backfaces=self.cull_backfaces)
-        bary = barycentric_coordinates(projected, triangles, frags.pix_to_face, perspective_correct=True)
+        bary = barycentric_coordinates(projected, mesh.triangles, frags.pix_to_face, perspective_correct=True)
         return Fragments(frags.pix_to_face, bary, frags.zbuf)
 
-    def visibility(self, vertices, triangles, camera, image_size):
+    def visibility(self, mesh, camera, image_size):
         with torch.no_grad():
-            projected = project_to_pixels(vertices.detach(), camera)
-            return rasterize(projected, triangles, image_size, perspective_correct=True,
+            projected = project_to_pixels(mesh.vertices.detach(), camera)
+            return rasterize(projected, mesh.triangles, image_size, perspective_correct=True,
                              cull_backfaces=self.cull_backfaces)
 
 
@@ -165,11 +164,11 @@ class PyTorch3DMeshRenderer(MeshRenderer):
         size = torch.tensor([image_size], dtype=dtype, device=device).expand(batch, 2)
         return self._cameras_from_opencv(eye, torch.zeros(batch, 3, dtype=dtype, device=device), k, size)
 
-    def fragments(self, vertices, triangles, camera, image_size):
-        batched = vertices.dim() == 3
-        verts = vertices if batched else vertices.unsqueeze(0)
-        batch, num_faces = verts.shape[0], triangles.shape[0]
-        meshes = self._meshes(verts=list(verts), faces=[triangles.long()] * batch)
+    def fragments(self, mesh, camera, image_size):
+        batched = mesh.vertices.dim() == 3
+        verts = mesh.vertices if batched else mesh.vertices.unsqueeze(0)
+        batch, num_faces = verts.shape[0], mesh.triangles.shape[0]
+        meshes = self._meshes(verts=list(verts), faces=[mesh.triangles.long()] * batch)
         settings = self._p3d.RasterizationSettings(
             image_size=(int(image_size[0]), int(image_size[1])), blur_radius=0.0, faces_per_pixel=1,
             perspective_correct=True, cull_backfaces=self.cull_backfaces,

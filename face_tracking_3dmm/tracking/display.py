@@ -7,6 +7,7 @@ import torch
 from face_tracking_3dmm.geometry import CameraIntrinsics, intrinsics_tensor, model_to_camera, project
 from face_tracking_3dmm.fitting.landmark_solver import DTYPE, FaceParameters, PointBases
 from face_tracking_3dmm.model import ICTFaceModel
+from face_tracking_3dmm.rendering.mesh import Mesh
 from face_tracking_3dmm.results import FaceResult
 
 
@@ -22,9 +23,9 @@ class FaceGeometry:
         self.model, self.bases = model, bases
         self._region_models: dict[str, ICTFaceModel] = {}   #: sub-models by region, made at first use
 
-    def face_mesh(self, face: FaceResult, region: str = "face") -> tuple[np.ndarray, np.ndarray]:
-        """(V, 3) vertices in the camera frame (metres) and (F, 3) triangles of a tracked face's
-        ``region`` ("face" by default; "full" for the whole head), for display."""
+    def face_mesh(self, face: FaceResult, region: str = "face") -> Mesh:
+        """A tracked face's ``region`` ("face" by default; "full" for the whole head) in the camera
+        frame (metres, float64), for display."""
         if region not in self._region_models:
             self._region_models[region] = (self.model if region == "full"
                                            else self.model.subset(self.model.region(region)))
@@ -33,7 +34,7 @@ class FaceGeometry:
                                   torch.as_tensor(face.expression, dtype=torch.float32)).to(DTYPE)
         camera = model_to_camera(vertices, torch.as_tensor(face.rotation, dtype=DTYPE),
                                  torch.as_tensor(face.translation, dtype=DTYPE))
-        return camera.numpy(), model.triangles.numpy()
+        return Mesh(camera, model.triangles)
 
     def project_points(self, face: FaceResult, intrinsics: CameraIntrinsics) -> np.ndarray:
         """(M, 2) pixels of the fitted model at the corresponded MediaPipe points, e.g. to compare

@@ -25,6 +25,7 @@ from face_tracking_3dmm.geometry import CameraIntrinsics, intrinsics_tensor
 from face_tracking_3dmm.fitting.identity import IdentityStore
 from face_tracking_3dmm.fitting.landmark_solver import DTYPE, PointBases
 from face_tracking_3dmm.model import ICTFaceModel
+from face_tracking_3dmm.rendering.mesh import Mesh
 from face_tracking_3dmm.results import FaceResult, FrameResult
 from face_tracking_3dmm.tracking.detection import Detections, FaceDetector, RegionRequest, RegionRequests
 from face_tracking_3dmm.tracking.display import FaceGeometry
@@ -218,9 +219,9 @@ class FaceTracker:
                            PoseExpressionFilter(self.config.smoothing_min_cutoff, self.config.smoothing_beta))
 
     # ------------------------------------------------------------------------------ display
-    def face_mesh(self, face: FaceResult, region: str = "face") -> tuple[np.ndarray, np.ndarray]:
-        """(V, 3) vertices in the camera frame (metres) and (F, 3) triangles of a tracked face's
-        ``region`` ("face" by default; "full" for the whole head), for display."""
+    def face_mesh(self, face: FaceResult, region: str = "face") -> Mesh:
+        """A tracked face's ``region`` ("face" by default; "full" for the whole head) in the camera
+        frame (metres, float64), for display."""
         return self._geometry.face_mesh(face, region)
 
     def project_points(self, face: FaceResult, intrinsics: CameraIntrinsics) -> np.ndarray:
