@@ -282,7 +282,7 @@ def curves(clip: Clip, outputs: dict[str, list[MethodOutput]], index: int, names
 
     def series(expression: np.ndarray, gaze: np.ndarray, rotation: np.ndarray) -> dict:
         values = {"eyeBlink_L": expression[:, column],
-                  "gaze_yaw_left_deg": np.degrees(np.arctan2(gaze[:, 0, 0], gaze[:, 0, 2])),
+                  "gaze_yaw_left_deg": np.degrees(np.arctan2(gaze[:, 0, 0], -gaze[:, 0, 2])),   # 0: at the camera
                   "head_yaw_deg": accuracy.head_angles_deg(rotation)[:, 0]}
         return {key: [None if not np.isfinite(v) else round(float(v), 3) for v in value]
                 for key, value in values.items()}
