@@ -54,15 +54,14 @@ class MethodOutput:
     expression: np.ndarray          #: (N, 53)
     rotation: np.ndarray            #: (N, 3, 3) head-to-camera, optical frame
     eye_rotations: np.ndarray       #: (N, 2, 3, 3) head frame
+    identity: np.ndarray            #: (N, 100) the identity each frame was fitted with (trackers)
     ms: np.ndarray                  #: (N,) wall time per frame
-    identity: np.ndarray | None = None    #: (100,) the start-up identity fit (trackers only)
-    translation: np.ndarray | None = None  #: (N, 3) metres (trackers only)
+    frozen_identity: np.ndarray | None = None   #: (100,) the start-up identity fit, once done
 
     @classmethod
-    def empty(cls, frames: int, expressions: int) -> "MethodOutput":
-        nan = np.full
-        return cls(nan((frames, expressions), np.nan), nan((frames, 3, 3), np.nan), nan((frames, 2, 3, 3), np.nan),
-                   np.zeros(frames), None, nan((frames, 3), np.nan))
+    def empty(cls, frames: int, expressions: int, identities: int) -> "MethodOutput":
+        return cls(np.full((frames, expressions), np.nan), np.full((frames, 3, 3), np.nan),
+                   np.full((frames, 2, 3, 3), np.nan), np.full((frames, identities), np.nan), np.zeros(frames))
 
     def found(self) -> np.ndarray:
         return np.isfinite(self.rotation).all((1, 2))
@@ -125,7 +124,7 @@ def run_mediapipe(clip: Clip, model: ICTFaceModel) -> MethodOutput:
     from face_tracking_3dmm.tracking.tracker import eye_rotations, mediapipe_to_ict_expression
 
     names = model.expression_names
-    out = MethodOutput.empty(len(clip.frames), len(names))
+    out = MethodOutput.empty(len(clip.frames), len(names), model.num_identity)
     with FaceLandmarker(mode="video") as landmarker:
         for index, rgb in enumerate(clip.frames):
             began = time.perf_counter()
@@ -147,7 +146,7 @@ def run_tracker(clip: Clip, profile: str, model: ICTFaceModel, max_frames: int |
     from face_tracking_3dmm.tracking.tracker import FaceTracker
 
     frames = clip.frames[:max_frames] if max_frames else clip.frames
-    out = MethodOutput.empty(len(frames), model.num_expression)
+    out = MethodOutput.empty(len(frames), model.num_expression, model.num_identity)
     with FaceTracker(profile_config(profile), model=model) as tracker:
         for index, rgb in enumerate(frames):
             began = time.perf_counter()
@@ -157,9 +156,9 @@ def run_tracker(clip: Clip, profile: str, model: ICTFaceModel, max_frames: int |
             if faces:
                 face = faces[0]
                 out.expression[index], out.rotation[index] = face.expression, face.rotation
-                out.eye_rotations[index], out.translation[index] = face.eye_rotations, face.translation
+                out.eye_rotations[index], out.identity[index] = face.eye_rotations, face.identity
                 if face.tracking_state == TrackingState.TRACKING:
-                    out.identity = face.identity
+                    out.frozen_identity = face.identity
     return out
 
 
@@ -178,16 +177,12 @@ class ShapeProbe:
         return 10.0 * vertices.double().numpy()
 
     def vertex_errors(self, truth: truth_clips.ClipTruth, output: MethodOutput) -> list[float]:
-        """Per scored frame: mean face-vertex distance (mm) after similarity alignment, in the camera frame."""
-        errors = []
-        for index in np.flatnonzero(output.found())[::VERTEX_ERROR_STRIDE]:
-            if output.identity is None and np.isnan(output.translation[index]).any():
-                continue
-            identity = output.identity if output.identity is not None else np.zeros_like(truth.identity)
-            fitted = self.mesh_mm(identity, output.expression[index]) @ output.rotation[index].T
-            true = self.mesh_mm(truth.identity, truth.expression[index]) @ truth.rotation[index].T
-            errors.append(accuracy.aligned_error(fitted, true))
-        return errors
+        """Per scored frame: mean face-vertex distance (mm) between the fitted and the true mesh
+        (identity and expression; pose is left out by the similarity alignment)."""
+        fitted = np.isfinite(output.identity).all(1) & np.isfinite(output.expression).all(1)
+        return [accuracy.aligned_error(self.mesh_mm(output.identity[i], output.expression[i]),
+                                       self.mesh_mm(truth.identity, truth.expression[i]))
+                for i in np.flatnonzero(fitted)[::VERTEX_ERROR_STRIDE]]
 
     def identity_error(self, truth: truth_clips.ClipTruth, identity: np.ndarray | None) -> float | None:
         """Neutral face of the fitted identity vs the true one (mm, similarity-aligned)."""
@@ -271,7 +266,7 @@ def score_outputs(clips: list[Clip], outputs: dict[str, list[MethodOutput]], mod
         if method != "mediapipe" and frames == slice(None):
             vertex = [e for c, o in zip(clips, per_clip) for e in probe.vertex_errors(c.truth, o)]
             methods[method]["vertex_error_mm"] = _stats(np.array(vertex))
-            methods[method]["identity_error_mm"] = {c.name: probe.identity_error(c.truth, o.identity)
+            methods[method]["identity_error_mm"] = {c.name: probe.identity_error(c.truth, o.frozen_identity)
                                                     for c, o in zip(clips, per_clip)}
     return methods
 
