@@ -271,6 +271,13 @@ def score_outputs(clips: list[Clip], outputs: dict[str, list[MethodOutput]], mod
     return methods
 
 
+def gaze_straight_ahead(clips: list[Clip]) -> float:
+    """Mean gaze error (deg, both eyes) of a method that always says "the eyes look straight
+    ahead" with the true head pose: the floor any gaze estimate has to beat."""
+    errors = [accuracy.angle_deg(c.truth.gaze(), (c.truth.rotation @ [0.0, 0.0, 1.0])[:, None]) for c in clips]
+    return float(np.concatenate(errors).mean())
+
+
 def curves(clip: Clip, outputs: dict[str, list[MethodOutput]], index: int, names: tuple[str, ...]) -> dict:
     """Per-frame blink, gaze and head yaw of one clip (the ``index``-th), truth and each method."""
     column = names.index("eyeBlink_L")
@@ -315,6 +322,7 @@ def run_accuracy(output: str | Path, quick: bool = False, offline: bool = False,
                          "neutral_frames": c.truth.spec.neutral_frames} for c in clips],
               "expression_names": list(model.expression_names),
               "methods": score_outputs(clips, outputs, model),
+              "gaze_straight_ahead_deg": gaze_straight_ahead(clips),
               "curves": curves(clips[0], outputs, 0, model.expression_names)}
     if offline:
         window = slice(0, min(OFFLINE_FRAMES, len(clips[0].frames)))

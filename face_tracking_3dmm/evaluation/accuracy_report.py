@@ -79,7 +79,8 @@ def format_table(result: dict) -> str:
                    f"({', '.join(c['name'] for c in result['clips'])}); cells: Pearson / MAE")
     lines.append(f"MediaPipe pose: one constant head-axes offset per clip removed ({', '.join(f'{v:.1f}' for v in offsets.values())} deg); "
                  "tracker poses are in ICT's own axes (no offset removed). MediaPipe gaze: its eyeLook* scores at "
-                 "ARKit's angles + its head rotation.")
+                 "ARKit's angles + its head rotation. Gaze of 'eyes straight ahead' with the true head pose: "
+                 f"{_cell(result.get('gaze_straight_ahead_deg'), '{:.1f}')} deg.")
     block = result.get("offline_subsample")
     if block:
         lines += [""] + _table(block["methods"], [], f"Offline subsample: clip {block['clip']}, frames "
