@@ -6,8 +6,8 @@ import pytest
 
 from face_tracking_3dmm import paths
 from face_tracking_3dmm.evaluation import accuracy, truth_clips
+from face_tracking_3dmm.geometry import MODEL_TO_OPTICAL, matrix_from_euler_yxz_np
 
-MODEL_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +30,8 @@ def renderer(model):
 def _truth(model, yaw_deg=0.0, gaze_yaw_deg=0.0, distance=0.55):
     from face_tracking_3dmm.evaluation.truth_render import FrameTruth
 
-    eyes = truth_clips.rotation_yxz(np.radians(gaze_yaw_deg), 0.0, 0.0)
-    rotation = MODEL_TO_OPTICAL @ truth_clips.rotation_yxz(np.radians(yaw_deg), 0.0, 0.0)
+    eyes = matrix_from_euler_yxz_np(np.radians(gaze_yaw_deg), 0.0, 0.0)
+    rotation = MODEL_TO_OPTICAL @ matrix_from_euler_yxz_np(np.radians(yaw_deg), 0.0, 0.0)
     centre = model.neutral.numpy()[model.extras["landmarks_ibug68"]].mean(0) * 0.01
     return FrameTruth(np.random.default_rng(4).normal(size=model.num_identity) * 0.7, np.zeros(model.num_expression),
                       np.stack([eyes, eyes]), rotation, np.array([0.0, 0.0, distance]) - rotation @ centre)
@@ -131,10 +131,10 @@ def test_blink_peak_value_and_timing():
 
 def test_gaze_angle_and_head_pose_errors():
     assert accuracy.angle_deg([0, 0, 1], [0, 1, 1])[()] == pytest.approx(45.0)
-    rotations = np.stack([MODEL_TO_OPTICAL @ truth_clips.rotation_yxz(*np.radians(a)) for a in
+    rotations = np.stack([MODEL_TO_OPTICAL @ matrix_from_euler_yxz_np(*np.radians(a)) for a in
                           [(30, 10, -5), (-60, -20, 15), (5, 25, 0), (0, 0, 0)]])
     np.testing.assert_allclose(accuracy.head_angles_deg(rotations)[0], [30, 10, -5], atol=1e-9)
-    offset = truth_clips.rotation_yxz(0.0, np.radians(8.0), 0.0)     # a constant head-axes tilt
+    offset = matrix_from_euler_yxz_np(0.0, np.radians(8.0), 0.0)     # a constant head-axes tilt
     tilted = rotations @ offset
     plain = accuracy.pose_scores(rotations, tilted, fit_offset=False)
     assert plain["geodesic_mean"] == pytest.approx(8.0)
@@ -146,7 +146,7 @@ def test_gaze_angle_and_head_pose_errors():
 
 def test_similarity_alignment_removes_scale_rotation_translation():
     points = np.random.default_rng(1).normal(size=(50, 3))
-    moved = 1.3 * points @ truth_clips.rotation_yxz(0.4, -0.2, 0.1).T + [1.0, -2.0, 0.5]
+    moved = 1.3 * points @ matrix_from_euler_yxz_np(0.4, -0.2, 0.1).T + [1.0, -2.0, 0.5]
     assert accuracy.aligned_error(moved, points) < 1e-9
     noisy = points + [0.0, 0.0, 0.1] * (np.arange(50)[:, None] % 2)
     assert 0.0 < accuracy.aligned_error(noisy, points) < 0.1

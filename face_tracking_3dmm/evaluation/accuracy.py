@@ -10,12 +10,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from face_tracking_3dmm.evaluation import metrics
+from face_tracking_3dmm.geometry import MODEL_TO_OPTICAL
 
 #: A truth channel whose range over the scored frames is below this is "not excited".
 EXCITED_RANGE = 0.1
 #: Frames either side of a truth blink searched for the method's peak.
 BLINK_MARGIN = 3
-MODEL_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])
 
 
 def pearson(truth: np.ndarray, predicted: np.ndarray) -> float | None:

@@ -13,7 +13,7 @@ import numpy as np
 
 from face_tracking_3dmm import paths
 from face_tracking_3dmm.evaluation import annotations, metrics
-from face_tracking_3dmm.results import CameraIntrinsics
+from face_tracking_3dmm.geometry import CameraIntrinsics
 
 
 def _read_rgb(path) -> np.ndarray:

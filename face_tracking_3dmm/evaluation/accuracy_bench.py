@@ -22,7 +22,7 @@ from face_tracking_3dmm import paths
 from face_tracking_3dmm.evaluation import accuracy, truth_clips
 from face_tracking_3dmm.evaluation.truth_render import TruthRenderer, photo_background
 from face_tracking_3dmm.model import ICTFaceModel
-from face_tracking_3dmm.results import CameraIntrinsics
+from face_tracking_3dmm.geometry import CameraIntrinsics
 
 CAMERA = CameraIntrinsics.default_for(640, 480)     # 60 deg horizontal field of view
 JPEG_QUALITY = 95
@@ -119,9 +119,10 @@ def _render_to_cache(renderer: TruthRenderer, truth: truth_clips.ClipTruth, back
 # ---------------------------------------------------------------------------------------------- methods
 def run_mediapipe(clip: Clip, model: ICTFaceModel) -> MethodOutput:
     """MediaPipe's own outputs, FaceLandmarker alone in VIDEO mode."""
-    from face_tracking_3dmm.evaluation.metrics import nearest_rotation
+    from face_tracking_3dmm.fitting.gaze import angles_from_look_weights, eye_rotation_matrices
+    from face_tracking_3dmm.geometry import MODEL_TO_OPTICAL, nearest_rotation
+    from face_tracking_3dmm.tracking.faces import mediapipe_to_ict_expression
     from face_tracking_3dmm.tracking.landmarks import FaceLandmarker
-    from face_tracking_3dmm.tracking.tracker import eye_rotations, mediapipe_to_ict_expression
 
     names = model.expression_names
     out = MethodOutput.empty(len(clip.frames), len(names), model.num_identity)
@@ -134,8 +135,9 @@ def run_mediapipe(clip: Clip, model: ICTFaceModel) -> MethodOutput:
                 face = observations[0]
                 out.expression[index] = mediapipe_to_ict_expression(names, face.blendshapes)
                 # Its camera looks down -z with y up: the same flip as ICT's axes takes it to optical.
-                out.rotation[index] = accuracy.MODEL_TO_OPTICAL @ nearest_rotation(face.transform[:3, :3])
-                out.eye_rotations[index] = eye_rotations(names, out.expression[index])
+                out.rotation[index] = MODEL_TO_OPTICAL @ nearest_rotation(face.transform[:3, :3])
+                out.eye_rotations[index] = eye_rotation_matrices(
+                    angles_from_look_weights(dict(zip(names, out.expression[index]))))
     return out
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from face_tracking_3dmm.evaluation.truth_render import Appearance, FrameTruth
+from face_tracking_3dmm.geometry import matrix_from_euler_yxz_np
 
 FPS = 30.0
 #: Eye angles (deg) at which ARKit's eyeLook* weights reach 1: the truth's lids follow the eyeballs so.
@@ -86,13 +87,6 @@ class ClipTruth:
     def gaze(self) -> np.ndarray:
         """(N, 2, 3) unit gaze of the left and right eye in the camera frame."""
         return np.einsum("nij,nejk,k->nei", self.rotation, self.eye_rotations, np.array([0.0, 0.0, 1.0]))
-
-
-def rotation_yxz(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """R_y(yaw) R_x(pitch) R_z(roll), radians (the convention of ``synthetic.head_rotation``)."""
-    cy, sy, cp, sp, cr, sr = math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch), math.cos(roll), math.sin(roll)
-    return (np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]]) @ np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
-            @ np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]]))
 
 
 def all_gestures(rng: np.random.Generator) -> tuple[list, list]:
@@ -179,7 +173,7 @@ def _gaze(spec: ClipSpec, rng: np.random.Generator) -> np.ndarray:
 def _eyes(gaze_deg: np.ndarray, expression: np.ndarray, names) -> np.ndarray:
     """(N, 2, 3, 3) eyeball rotations for gaze angles; the eyeLook* lid weights are set to match."""
     yaw, pitch = np.radians(gaze_deg[:, 0]), np.radians(gaze_deg[:, 1])
-    rotations = np.stack([rotation_yxz(y, -p, 0.0) for y, p in zip(yaw, pitch)])
+    rotations = np.stack([matrix_from_euler_yxz_np(y, -p, 0.0) for y, p in zip(yaw, pitch)])
     horizontal = gaze_deg[:, 0] / EYE_LOOK_YAW_DEG
     vertical = gaze_deg[:, 1] / EYE_LOOK_PITCH_DEG
     for side, outward in (("L", 1.0), ("R", -1.0)):
@@ -207,7 +201,7 @@ def _head_pose(spec: ClipSpec, rng: np.random.Generator, face_centre_cm: np.ndar
     distance = near * (far / near) ** sweep
     drift = 0.05 * moving[:, None] * np.stack([_smooth_signal(rng, frames), _smooth_signal(rng, frames)], axis=1)
     flip = np.diag([1.0, -1.0, -1.0])      # model axes -> optical axes
-    rotation = np.stack([flip @ rotation_yxz(*np.radians(a)) for a in zip(yaw, pitch, roll)])
+    rotation = np.stack([flip @ matrix_from_euler_yxz_np(*np.radians(a)) for a in zip(yaw, pitch, roll)])
     centre = np.einsum("nij,j->ni", rotation, face_centre_cm * 0.01)
     translation = np.column_stack((drift * distance[:, None], distance)) - centre
     return rotation, translation

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from face_tracking_3dmm.model import ICTFaceModel
-from face_tracking_3dmm.results import CameraIntrinsics
+from face_tracking_3dmm.geometry import CameraIntrinsics
 from face_tracking_3dmm.synthetic import (ALBEDO, HIDDEN_MATERIALS, IRIS_HALF_ANGLE_DEG,
                                           PUPIL_COLOUR, PUPIL_HALF_ANGLE_DEG)
 
