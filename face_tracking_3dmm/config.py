@@ -47,6 +47,10 @@ class TrackerConfig:
     smoothing_min_cutoff: float = _param(8.0, "One-Euro filter minimum cut-off (Hz) on pose and "
                                               "expression; 0 disables the filter", 0.0, 100.0)
     smoothing_beta: float = _param(0.5, "One-Euro filter speed coefficient", 0.0, 100.0)
+    resting_rise_s: float = _param(30.0, "Resting-expression calibration: weights are reported relative "
+                                         "to each face's resting level, which follows the weights down "
+                                         "within 0.3 s and up only over this many seconds (0 = off, raw "
+                                         "weights)", 0.0, 3600.0)
     photometric_iterations: int = _param(0, "Photometric refinement steps per frame after the "
                                             "landmark fit (0 = landmarks only)", 0, 1000)
     photometric_max_time_ms: float = _param(10.0, "Time budget for the photometric refinement "

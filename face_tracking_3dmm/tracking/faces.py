@@ -29,6 +29,7 @@ from face_tracking_3dmm.geometry import (CM_TO_M, MODEL_TO_OPTICAL, CameraIntrin
                                          pose_from_points, project_np)
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.results import FaceResult, TrackingState
+from face_tracking_3dmm.tracking.calibration import RestingExpression
 from face_tracking_3dmm.tracking.filters import POSE_UNITS, OneEuroFilter, PoseExpressionFilter
 from face_tracking_3dmm.tracking.landmarks import LandmarkObservation
 from face_tracking_3dmm.tracking.refinement import PhotometricStep
@@ -83,6 +84,7 @@ class TrackedFace:
     result: FaceResult | None = None           #: last published result (kept while lost)
     eyeballs: tuple = (None, None)             #: (identity tensor, its EyeballGeometry)
     gaze: GazeTrack | None = None              #: eye rotations from the irises, made on first use
+    resting: RestingExpression | None = None   #: resting-expression calibration, made on first use
     #: Followed on a region around its last box when the whole-frame detector misses it (a face
     #: that the background search found).
     on_region: bool = False
@@ -220,6 +222,9 @@ class FaceFitter:
             face.gaze = GazeTrack(names, config.smoothing_min_cutoff, config.smoothing_beta)
         eye_rotations = face.gaze.update(observation.points[:, :2], eyeballs, face.params, params.rotation.numpy(),
                                          expression, frame.camera, frame.timestamp_s)
+        if face.resting is None:
+            face.resting = RestingExpression(names, config.resting_rise_s)
+        expression = face.resting(expression, frame.timestamp_s)
         face.gaze.write_look_weights(expression)
         return FaceResult(
             face_id=face.face_id,

@@ -126,6 +126,8 @@ class FaceTracker:
         for face in self._faces:
             if (old.smoothing_min_cutoff, old.smoothing_beta) != (new.smoothing_min_cutoff, new.smoothing_beta):
                 face.filter = PoseExpressionFilter(new.smoothing_min_cutoff, new.smoothing_beta)
+            if old.resting_rise_s != new.resting_rise_s:
+                face.resting = None     # learnt again with the new setting
             if face.refiner is not None:
                 face.refiner.config = new
         return new
