@@ -1,7 +1,8 @@
 """face_tracking_3dmm: online 3DMM face tracking (ICT Face Model Light) as a library and ROS 2 nodes.
 
-The library (geometry, model, landmarks, fitting, rendering, tracker, evaluation) has no ROS imports; ROS lives
-in ``nodes/`` and in the generated messages, ``face_tracking_3dmm.msg``.
+The library (geometry, model, tracking, fitting, rendering, io, evaluation) has no ROS imports; ROS lives
+in ``nodes/``, ``apps/`` (the node processes), ``evaluation/replay.py`` and the generated messages,
+``face_tracking_3dmm.msg``.
 """
 from pkgutil import extend_path
 

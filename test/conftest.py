@@ -22,6 +22,12 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["ROS_DOMAIN_ID"] = str(ROS_DOMAIN_ID)
 os.environ["ROS_LOG_DIR"] = tempfile.mkdtemp(prefix="face_tracking_3dmm_ros_log_")
 
+#: torch (and OpenBLAS) on one CPU thread, set before any test file imports torch. Test files that
+#: called torch.set_num_threads themselves left the whole session on whichever was imported last, and
+#: two threads on a loaded two-core machine stall (a 0.3 s solver test took 11 s). One is also the
+#: tracker's own default (TrackerConfig.num_threads); an OMP_NUM_THREADS of the caller's wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture(scope="session")
 def ros_environment() -> dict[str, str]:

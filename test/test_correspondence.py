@@ -104,7 +104,6 @@ def test_reprojection_on_a_held_out_render(correspondence, model):
     spec = importlib.util.spec_from_file_location("derive_mediapipe_correspondence", script)
     derive = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(derive)
-    torch.set_num_threads(2)
     views = derive.sample_views(np.random.default_rng(2024), 2, model)
     with FaceLandmarker(mode="image") as landmarker:
         errors, normalised, detected, _ = derive.evaluate(correspondence, SyntheticFaceRenderer(model),

@@ -17,7 +17,6 @@ from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, O
 from face_tracking_3dmm.geometry import (MODEL_TO_OPTICAL, CameraIntrinsics, axis_angle_to_matrix, intrinsics_tensor,
                                          model_to_camera, project, rotation_angle)
 
-torch.set_num_threads(1)
 CAMERA = CameraIntrinsics.default_for(640, 480)
 K = intrinsics_tensor(CAMERA)
 

@@ -18,8 +18,6 @@ from face_tracking_3dmm.geometry import (MODEL_TO_OPTICAL, CameraIntrinsics, axi
                                          rotation_angle_np)
 from face_tracking_3dmm.rendering import Mesh, ambient_sh_coefficients, make_renderer
 
-torch.set_num_threads(1)
-
 WIDTH, HEIGHT = 320, 240
 CAMERA = CameraIntrinsics.default_for(WIDTH, HEIGHT)
 

@@ -25,8 +25,6 @@ pytestmark = pytest.mark.skipif(
     reason="PyTorch3D is not installed in this environment (run `make setup-pytorch3d`; `make test` "
            "runs this file in that environment)")
 
-torch.set_num_threads(2)
-
 
 def _uv_sphere(rings: int = 24, segments: int = 48) -> tuple[torch.Tensor, torch.Tensor]:
     """A unit sphere, triangles counter-clockwise seen from outside."""

@@ -13,8 +13,6 @@ from face_tracking_3dmm.rendering import (Mesh, Fragments, ambient_sh_coefficien
                                          pytorch3d_available, rasterize, sh_basis, sh_basis_jacobian, sh_shading,
                                          triangle_barycentrics, triangle_barycentrics_jacobian, vertex_normals)
 
-torch.set_num_threads(2)
-
 
 def _random_mesh(seed: int, num_faces: int = 30, size: int = 24, dtype=torch.float64):
     """Triangles scattered over a size x size image at random depths (2..5)."""

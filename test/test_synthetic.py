@@ -1,14 +1,12 @@
 """Synthetic renders of the ICT model: geometry matches the model, and MediaPipe sees a face."""
 import numpy as np
 import pytest
-import torch
 
 from face_tracking_3dmm.synthetic import SyntheticFaceRenderer, head_rotation
 
 
 @pytest.fixture(scope="module")
 def renderer(model):
-    torch.set_num_threads(2)
     return SyntheticFaceRenderer(model)
 
 
