@@ -1,0 +1,44 @@
+"""Resting-expression calibration (tracking/calibration.py)."""
+import numpy as np
+import pytest
+
+from face_tracking_3dmm.tracking.calibration import RestingExpression
+
+NAMES = ("browInnerUp_L", "jawOpen", "eyeLookIn_L")
+FPS = 30.0
+
+
+def _run(calibration: RestingExpression, values: list[list[float]]) -> np.ndarray:
+    return np.array([calibration(np.array(v), i / FPS) for i, v in enumerate(values)])
+
+
+def test_a_resting_offset_reads_zero_and_a_full_expression_still_reads_one():
+    rest = [[0.5, 0.1, 0.3]] * 30
+    smile = [[1.0, 1.0, 0.3]] * 3
+    out = _run(RestingExpression(NAMES, rise_s=30.0), rest + smile + rest)
+    assert np.abs(out[5:30, :2]).max() < 1e-9
+    np.testing.assert_allclose(out[30:33, :2], 1.0, atol=1e-9)
+    assert np.abs(out[-20:, :2]).max() < 1e-3
+
+
+def test_an_expression_held_for_seconds_is_not_taken_for_rest():
+    held = [[0.9, 0.0, 0.0]] * int(3 * FPS)
+    out = _run(RestingExpression(NAMES, rise_s=30.0), [[0.2, 0.0, 0.0]] * 10 + held)
+    assert out[-1, 0] > 0.8
+
+
+def test_a_face_that_starts_expressive_learns_its_rest_when_it_relaxes():
+    out = _run(RestingExpression(NAMES, rise_s=30.0), [[0.8, 0.0, 0.0]] * 10 + [[0.1, 0.0, 0.0]] * 30 +
+               [[0.8, 0.0, 0.0]])
+    assert out[-1, 0] == pytest.approx((0.8 - 0.1) / 0.9, abs=0.02)
+
+
+def test_gaze_channels_and_rise_zero_pass_unchanged():
+    values = [[0.4, 0.3, 0.6]] * 5
+    np.testing.assert_allclose(_run(RestingExpression(NAMES, rise_s=30.0), values)[:, 2], 0.6)
+    np.testing.assert_allclose(_run(RestingExpression(NAMES, rise_s=0.0), values), values)
+
+
+def test_bad_time_constants_are_refused():
+    with pytest.raises(ValueError, match="rise_s"):
+        RestingExpression(NAMES, rise_s=-1.0)
