@@ -11,7 +11,8 @@ from face_tracking_3dmm.evaluation import accuracy
 
 pytestmark = pytest.mark.slow
 
-#: Frames of the neutral start (the tracker's start-up identity fit, config/tracker.yaml).
+#: Frames of the neutral start: the tracker's start-up identity fit (identity_frames in
+#: config/tracker.yaml) collects them.
 IDENTITY_FRAMES = 15
 #: Eye targets (yaw towards the person's left, pitch up; degrees), each held this many frames and
 #: scored on its last frames (the gaze's One-Euro filter follows a saccade within a few frames).
@@ -82,10 +83,11 @@ def person(renderer):
     return StillScene(renderer, identity)
 
 
-def _track(model, scene, truths, **changes):
+def _track(model, scene, truths):
+    """The tracker's face in each frame of ``truths`` (config/tracker.yaml)."""
     from face_tracking_3dmm.evaluation.truth_targets import track
 
-    tracked = track(model, [scene.image(truth) for truth in truths], **changes)
+    tracked = track(model, [scene.image(truth) for truth in truths])
     assert all(frame.face is not None for frame in tracked), "the tracker lost the face"
     return [frame.face for frame in tracked]
 

@@ -127,6 +127,10 @@ class ChannelReach:
     mediapipe: float
     tracker: float
 
+    def reached(self, tolerance: float) -> bool:
+        """Whether the tracker's fit is within ``tolerance`` of the truth (never where it found nothing)."""
+        return abs(self.tracker - self.truth) <= tolerance
+
 
 def channel_reachability(renderer: TruthRenderer, channels: tuple[str, ...] | None = None,
                          weight: float = SWEEP_WEIGHT) -> list[ChannelReach]:
@@ -155,10 +159,9 @@ def _mean(values) -> float:
 def format_reachability(rows: list[ChannelReach], tolerance: float) -> str:
     """The sweep as a text table, channels the tracker misses by more than ``tolerance`` marked."""
     lines = [f"{'channel':<18} {'truth':>6} {'mediapipe':>10} {'tracker':>8}  reached"]
-    for row in rows:
-        reached = abs(row.tracker - row.truth) <= tolerance
-        lines.append(f"{row.channel:<18} {row.truth:>6.2f} {row.mediapipe:>10.3f} {row.tracker:>8.3f}  "
-                     f"{'yes' if reached else 'NO'}")
-    missed = [row.channel for row in rows if not abs(row.tracker - row.truth) <= tolerance]
-    lines.append(f"reached {len(rows) - len(missed)} of {len(rows)} within {tolerance}; not: {', '.join(missed) or '-'}")
+    lines += [f"{row.channel:<18} {row.truth:>6.2f} {row.mediapipe:>10.3f} {row.tracker:>8.3f}  "
+              f"{'yes' if row.reached(tolerance) else 'NO'}" for row in rows]
+    missed = [row.channel for row in rows if not row.reached(tolerance)]
+    lines.append(f"reached {len(rows) - len(missed)} of {len(rows)} within {tolerance}; "
+                 f"not: {', '.join(missed) or '-'}")
     return "\n".join(lines)
