@@ -170,18 +170,30 @@ def _gaze(spec: ClipSpec, rng: np.random.Generator) -> np.ndarray:
     return angles
 
 
-def _eyes(gaze_deg: np.ndarray, expression: np.ndarray, names) -> np.ndarray:
-    """(N, 2, 3, 3) eyeball rotations for gaze angles; the eyeLook* lid weights are set to match."""
-    yaw, pitch = np.radians(gaze_deg[:, 0]), np.radians(gaze_deg[:, 1])
-    rotations = np.stack([matrix_from_euler_yxz_np(y, -p, 0.0) for y, p in zip(yaw, pitch)])
-    horizontal = gaze_deg[:, 0] / EYE_LOOK_YAW_DEG
-    vertical = gaze_deg[:, 1] / EYE_LOOK_PITCH_DEG
-    for side, outward in (("L", 1.0), ("R", -1.0)):
+def eyes_looking(gaze_deg: np.ndarray, expression: np.ndarray, names) -> np.ndarray:
+    """(N, 2, 3, 3) eyeball rotations for gaze angles, yaw (towards the model's +x) and pitch (up) in
+    degrees: (N, 2) for both eyes alike or (N, 2, 2) per eye (left first); each eye's eyeLook* lid
+    weights in (N, 53) ``expression`` are set to match."""
+    per_eye = np.broadcast_to(gaze_deg[:, None], (len(gaze_deg), 2, 2)) if gaze_deg.ndim == 2 else gaze_deg
+    yaw, pitch = np.radians(per_eye[..., 0]), np.radians(per_eye[..., 1])
+    rotations = np.stack([[matrix_from_euler_yxz_np(y, -p, 0.0) for y, p in zip(*eye)] for eye in zip(yaw, pitch)])
+    for index, (side, outward) in enumerate((("L", 1.0), ("R", -1.0))):
+        horizontal = per_eye[:, index, 0] / EYE_LOOK_YAW_DEG
+        vertical = per_eye[:, index, 1] / EYE_LOOK_PITCH_DEG
         expression[:, names.index(f"eyeLookOut_{side}")] = np.clip(outward * horizontal, 0, 1)
         expression[:, names.index(f"eyeLookIn_{side}")] = np.clip(-outward * horizontal, 0, 1)
         expression[:, names.index(f"eyeLookUp_{side}")] = np.clip(vertical, 0, 1)
         expression[:, names.index(f"eyeLookDown_{side}")] = np.clip(-vertical, 0, 1)
-    return np.stack((rotations, rotations), axis=1)
+    return rotations
+
+
+def look_angles_deg(expression: np.ndarray, names) -> np.ndarray:
+    """(2, 2) yaw, pitch (deg) per eye that one frame's (53,) eyeLook* weights stand for: the
+    inverse of :func:`eyes_looking`'s lid weights (for renders that set a look weight alone)."""
+    weight = dict(zip(names, expression))
+    return np.array([[outward * EYE_LOOK_YAW_DEG * (weight[f"eyeLookOut_{side}"] - weight[f"eyeLookIn_{side}"]),
+                      EYE_LOOK_PITCH_DEG * (weight[f"eyeLookUp_{side}"] - weight[f"eyeLookDown_{side}"])]
+                     for side, outward in (("L", 1.0), ("R", -1.0))])
 
 
 def _head_pose(spec: ClipSpec, rng: np.random.Generator, face_centre_cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -214,7 +226,7 @@ def build_clip(spec: ClipSpec, names: tuple[str, ...], face_centre_cm: np.ndarra
     identity = np.clip(rng.standard_normal(num_identity) * 0.8, -2.5, 2.5)
     expression = _gestures(spec, names)
     blinks = _blinks(spec, rng, expression, names)
-    eyes = _eyes(_gaze(spec, rng), expression, names)
+    eyes = eyes_looking(_gaze(spec, rng), expression, names)
     rotation, translation = _head_pose(spec, rng, face_centre_cm)
     return ClipTruth(spec, identity, np.clip(expression, 0.0, 1.0), eyes, rotation, translation, blinks)
 
