@@ -40,10 +40,11 @@ class TrackerConfig:
     max_iterations: int = _param(4, "Gauss-Newton iterations per frame for the landmark fit", 1, 100)
     max_time_ms: float = _param(20.0, "Time budget per frame for the fit; the solver stops "
                                       "early when spent (0 = no limit)", 0.0, 10000.0)
-    temporal_weight: float = _param(3.0, "Prior pulling expression and pose towards the previous "
-                                         "frame (0 = none)", 0.0, 1000.0)
-    expression_prior_weight: float = _param(0.1, "Prior pulling expression towards MediaPipe's "
-                                                 "blendshape scores", 0.0, 1000.0)
+    temporal_weight: float = _param(1.0, "Prior pulling expression and pose towards the previous "
+                                         "frame (0 = none; the eyelids have none)", 0.0, 1000.0)
+    expression_prior_weight: float = _param(3.0, "Prior pulling expression towards MediaPipe's "
+                                                 "blendshape scores (eyelids and eyeLook* at most 0.1: "
+                                                 "their landmarks are read instead)", 0.0, 1000.0)
     smoothing_min_cutoff: float = _param(8.0, "One-Euro filter minimum cut-off (Hz) on pose and "
                                               "expression; 0 disables the filter", 0.0, 100.0)
     smoothing_beta: float = _param(0.5, "One-Euro filter speed coefficient", 0.0, 100.0)

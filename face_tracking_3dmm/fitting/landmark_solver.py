@@ -8,7 +8,7 @@ exact LM steps (a 59x59 solve each) converge where a first-order optimiser needs
 
 Energy (all terms divided by nothing else than written here):
     mean_i w_i |proj_i - obs_i|^2 / s^2          s = 1 % of the face size in pixels
-  + expression_prior |e - e_mediapipe|^2
+  + sum_k p_k (e_k - e_mediapipe_k)^2
   + temporal (sum_k c_k (e_k - e_prev_k)^2 + ROTATION_UNITS |log(R R_prev^T)|^2 + TRANSLATION_UNITS |t - t_prev|^2)
   + identity_prior |identity|^2                   (only when identity is solved)
 Expression is kept in [0, 1] by clamping after each step (a projected LM step).
@@ -89,7 +89,8 @@ class PointBases:
 class SolverWeights:
     """Weights of the priors (see the module docstring for the energy)."""
 
-    expression_prior: float = 0.1
+    #: p_k: one weight for every channel, or (K_exp,) per channel.
+    expression_prior: float | torch.Tensor = 0.1
     temporal: float = 1.0
     identity_prior: float = 0.01
     damping: float = 1e-3        #: initial LM damping, relative to the diagonal
@@ -200,9 +201,11 @@ def _priors(obs: Observation, params: FaceParameters, weights: SolverWeights):
     diag = torch.zeros(6 + num_exp, dtype=DTYPE)
     grad = torch.zeros(6 + num_exp, dtype=DTYPE)
     diff = params.expression - obs.expression_prior
-    diag[6:] += weights.expression_prior
-    grad[6:] += weights.expression_prior * diff
-    cost = weights.expression_prior * float(diff @ diff)
+    prior = weights.expression_prior
+    prior = prior.to(DTYPE) if isinstance(prior, torch.Tensor) else prior
+    diag[6:] += prior
+    grad[6:] += prior * diff
+    cost = float((prior * diff) @ diff)
     if obs.previous is not None and weights.temporal > 0:
         prev = obs.previous
         # Between frames the rotation changes little: its axis-angle is the skew part of the

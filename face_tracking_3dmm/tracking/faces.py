@@ -44,6 +44,9 @@ WARM_START_S = 0.5
 #: none (the One-Euro filter still smooths them). On the real blinks annotated in the shared
 #: eval data this took the fit from 0 to 8 of 10 blinks caught.
 FAST_CHANNELS = ("eyeBlink", "eyeSquint", "eyeWide")
+#: The lids' pull towards MediaPipe's scores at most: its eyeBlink reads low and late on real
+#: blinks (blinks.json), where the lid points themselves close.
+LID_PRIOR_WEIGHT = 0.1
 #: Above this eyeBlink weight an eye's iris is hidden: its gaze holds the last value.
 SHUT_EYE = 0.5
 
@@ -61,11 +64,15 @@ def mediapipe_to_ict_expression(names: tuple[str, ...], scores: dict[str, float]
 
 def solver_weights(config: TrackerConfig, expression_names: tuple[str, ...] | None = None) -> SolverWeights:
     """The landmark solver's weights from the tracker's settings; with ``expression_names``, the
-    temporal prior spares :data:`FAST_CHANNELS`."""
-    factors = None if expression_names is None else torch.tensor(
-        [0.0 if name.startswith(FAST_CHANNELS) else 1.0 for name in expression_names], dtype=DTYPE)
-    return SolverWeights(expression_prior=config.expression_prior_weight, temporal=config.temporal_weight,
-                         temporal_expression=factors)
+    :data:`FAST_CHANNELS` have no temporal prior and at most :data:`LID_PRIOR_WEIGHT` towards MediaPipe."""
+    if expression_names is None:
+        return SolverWeights(expression_prior=config.expression_prior_weight, temporal=config.temporal_weight)
+    lids = torch.tensor([name.startswith(FAST_CHANNELS) for name in expression_names])
+    eyes = torch.tensor([name.startswith(FAST_CHANNELS + ("eyeLook",)) for name in expression_names])
+    prior = torch.full((len(expression_names),), config.expression_prior_weight, dtype=DTYPE)
+    prior[eyes] = min(config.expression_prior_weight, LID_PRIOR_WEIGHT)
+    return SolverWeights(expression_prior=prior, temporal=config.temporal_weight,
+                         temporal_expression=(~lids).to(DTYPE))
 
 
 @dataclass
