@@ -257,3 +257,41 @@ def test_bad_compressed_images_are_refused(format_name, data, reason):
 
     with pytest.raises(ValueError, match=reason):
         conversions.compressed_to_rgb(CompressedImage(format=format_name, data=data))
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A PNG whose header says ``width`` x ``height`` grey pixels, with the first rows of zeros compressed
+    (a real bomb holds all of them in ~1/1000 of their size; the header is what must refuse it)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    rows = zlib.compress(bytes(16 * (width + 1)), 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def jpeg_bomb(width: int, height: int) -> bytes:
+    """A small JPEG whose frame header (SOF0) is rewritten to say ``width`` x ``height``."""
+    import cv2
+
+    data = bytearray(cv2.imencode(".jpg", gradient_image())[1].tobytes())
+    at = data.index(b"\xff\xc0") + 5
+    data[at:at + 4] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("format_name, data", [("png", png_bomb(32768, 32768)), ("jpeg", jpeg_bomb(60000, 60000)),
+                                               ("png", png_bomb(9000, 9000))])
+def test_decompression_bombs_are_refused_before_decoding(monkeypatch, format_name, data):
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    def never(*_):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(cv2, "imdecode", never)
+    with pytest.raises(image_encodings.ImageTooLarge, match="image too large"):
+        conversions.compressed_to_rgb(CompressedImage(format=format_name, data=data))

@@ -59,13 +59,12 @@ class FrameSource:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """(H, W, 3) RGB uint8 of an image file; SourceError when it cannot be decoded."""
-    from PIL import Image
-
+    """(H, W, 3) RGB uint8 of an image file; SourceError when it cannot be decoded or is too large
+    (checked before decoding, see :func:`image_encodings.opened_image`)."""
     try:
-        with Image.open(path) as image:
+        with image_encodings.opened_image(path) as image:
             return np.asarray(image.convert("RGB"))
-    except OSError as error:
+    except (OSError, ValueError) as error:
         raise SourceError(f"cannot read image {path}: {error}") from error
 
 

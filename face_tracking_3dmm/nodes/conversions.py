@@ -43,7 +43,8 @@ def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
 
     ``format`` may be "jpeg"/"png" or image_transport's "bgr8; jpeg compressed bgr8"; the data is
     decoded by its content. Raises ValueError for other formats, empty or undecodable data, or an
-    image beyond the size limits of :mod:`face_tracking_3dmm.io.image_encodings`.
+    image beyond the size limits of :mod:`face_tracking_3dmm.io.image_encodings`; the size is read
+    from the header first, so a decompression bomb is refused without being decoded.
     """
     kind = msg.format.split(";")[-1].strip().split(" ")[0].lower()
     if kind not in ("jpeg", "jpg", "png"):
@@ -51,7 +52,7 @@ def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
     data = np.frombuffer(msg.data, dtype=np.uint8)
     if data.size == 0:
         raise ValueError(f"empty {kind} data")
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if image_encodings.compressed_size(data) else None
     if bgr is None:
         raise ValueError(f"cannot decode {data.size} bytes of {kind} data")
     height, width = bgr.shape[:2]
