@@ -20,6 +20,7 @@ from face_tracking_3dmm.io import image_encodings, overlay, results  # noqa: E40
 from face_tracking_3dmm.nodes import conversions, parameters  # noqa: E402
 from face_tracking_3dmm.rendering import Mesh  # noqa: E402
 from face_tracking_3dmm.results import FaceResult, FrameResult, TrackingState  # noqa: E402
+from hostile_inputs import jpeg_bomb, png_bomb  # noqa: E402
 
 
 def gradient_image(height: int = 24, width: int = 32) -> np.ndarray:
@@ -257,30 +258,6 @@ def test_bad_compressed_images_are_refused(format_name, data, reason):
 
     with pytest.raises(ValueError, match=reason):
         conversions.compressed_to_rgb(CompressedImage(format=format_name, data=data))
-
-
-def png_bomb(width: int, height: int) -> bytes:
-    """A PNG whose header says ``width`` x ``height`` grey pixels, with the first rows of zeros compressed
-    (a real bomb holds all of them in ~1/1000 of their size; the header is what must refuse it)."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    rows = zlib.compress(bytes(16 * (width + 1)), 9)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
-
-
-def jpeg_bomb(width: int, height: int) -> bytes:
-    """A small JPEG whose frame header (SOF0) is rewritten to say ``width`` x ``height``."""
-    import cv2
-
-    data = bytearray(cv2.imencode(".jpg", gradient_image())[1].tobytes())
-    at = data.index(b"\xff\xc0") + 5
-    data[at:at + 4] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
-    return bytes(data)
 
 
 @pytest.mark.parametrize("format_name, data", [("png", png_bomb(32768, 32768)), ("jpeg", jpeg_bomb(60000, 60000)),

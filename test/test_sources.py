@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image as PILImage
+from hostile_inputs import png_bomb
 from ros_helpers import talking_clip
 
 from face_tracking_3dmm.geometry import CameraIntrinsics
@@ -51,6 +52,23 @@ def test_image_and_folder_sources(tmp_path):
 
     single = list(sources.open_source(folder / "b.png"))
     assert len(single) == 1 and tuple(single[0].rgb[0, 0]) == (255, 0, 0)
+
+
+def test_folders_read_what_pillow_reads_and_name_what_they_skip(tmp_path):
+    PILImage.new("RGB", (8, 6), (10, 20, 30)).save(tmp_path / "frame.ppm")
+    PILImage.new("L", (8, 6), 99).save(tmp_path / "frame.pgm")
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / ".hidden").write_text("")
+    with pytest.warns(sources.SourceWarning, match=r"1 file\(s\) skipped, not images: notes.txt"):
+        source = sources.open_source(tmp_path)
+    assert [f.source for f in source] == ["frame.pgm", "frame.ppm"] and source.skipped == ["notes.txt"]
+    assert sources.source_kind(tmp_path / "frame.ppm") == "image" and ".ppm" in sources.image_suffixes()
+
+
+def test_an_image_file_too_large_is_refused_before_decoding(tmp_path):
+    (tmp_path / "bomb.png").write_bytes(png_bomb(32768, 32768))
+    with pytest.raises(sources.SourceError, match="image too large"):
+        list(sources.open_source(tmp_path / "bomb.png"))
 
 
 @pytest.mark.slow

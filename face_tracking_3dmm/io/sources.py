@@ -7,7 +7,9 @@ through :mod:`face_tracking_3dmm.io.bags`.
 """
 from __future__ import annotations
 
+import functools
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -19,7 +21,6 @@ import numpy as np
 from face_tracking_3dmm.geometry import CameraIntrinsics
 from face_tracking_3dmm.io import bags, image_encodings
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".wmv", ".mpg", ".mpeg")
 BAG_SUFFIXES = (".mcap", ".db3")
 #: Timestamp step for sources without time (images, folders): 30 frames per second.
@@ -28,6 +29,21 @@ STILL_FRAME_PERIOD_S = 1.0 / 30.0
 
 class SourceError(ValueError):
     """The source cannot be opened or read; the message says which and why."""
+
+
+class SourceWarning(UserWarning):
+    """Something of the source is not used as is (files skipped, intrinsics replaced); the message says what."""
+
+
+@functools.cache
+def image_suffixes() -> frozenset[str]:
+    """Suffixes of the image files read (lower case, with the dot): every format Pillow opens, less
+    the video suffixes (Pillow identifies MPEG files but does not decode them)."""
+    from PIL import Image
+
+    Image.init()
+    readable = {suffix for suffix, kind in Image.registered_extensions().items() if kind in Image.OPEN}
+    return frozenset(readable - set(VIDEO_SUFFIXES))
 
 
 @dataclass
@@ -82,13 +98,21 @@ class ImageSource(FrameSource):
 
 
 class FolderSource(FrameSource):
-    """The images of a folder, sorted by file name, 1/30 s apart."""
+    """The images of a folder, sorted by file name, 1/30 s apart. Other files are listed in
+    :attr:`skipped` and named in a :class:`SourceWarning` (hidden files and folders are not)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        entries = sorted(p for p in self.path.iterdir() if p.is_file() and not p.name.startswith("."))
+        self.files = [p for p in entries if p.suffix.lower() in image_suffixes()]
+        self.skipped = [p.name for p in entries if p.suffix.lower() not in image_suffixes()]
         if not self.files:
-            raise SourceError(f"{self.path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise SourceError(f"{self.path} holds no images (read: {', '.join(sorted(image_suffixes()))})")
+        if self.skipped:
+            shown = ", ".join(self.skipped[:10]) + (f" and {len(self.skipped) - 10} more" if len(self.skipped) > 10
+                                                   else "")
+            warnings.warn(f"{self.path}: {len(self.skipped)} file(s) skipped, not images: {shown}", SourceWarning,
+                          stacklevel=2)
         self.name = self.path.name
 
     def __iter__(self) -> Iterator[SourceFrame]:
@@ -260,10 +284,10 @@ def source_kind(spec: str | Path) -> str:
     suffix = path.suffix.lower()
     if suffix in BAG_SUFFIXES:
         return "bag"
-    if suffix in IMAGE_SUFFIXES:
-        return "image"
     if suffix in VIDEO_SUFFIXES:
         return "video"
+    if suffix in image_suffixes():
+        return "image"
     raise SourceError(f"{text}: expected a video ({', '.join(VIDEO_SUFFIXES)}), an image, a folder of "
                       "images, a rosbag2 or a V4L2 device (/dev/videoN or N)")
 
