@@ -61,12 +61,13 @@ def _node(args: argparse.Namespace) -> int:
 
 def _track(args: argparse.Namespace) -> int:
     from face_tracking_3dmm.apps import track
+    from face_tracking_3dmm.config import ConfigError
     from face_tracking_3dmm.io import sources
 
     try:
         track.track(args.input, args.output, params_file=args.params, max_frames=args.max_frames,
-                      sequence=args.sequence)
-    except sources.SourceError as error:
+                    sequence=args.sequence, image_topic=args.image_topic, force=args.force)
+    except (sources.SourceError, ConfigError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
@@ -110,6 +111,9 @@ def register(subparsers) -> None:
     parser.add_argument("--sequence", action="store_true",
                         help="the folder's images are consecutive frames of one stream (default: unrelated "
                              "photos, each searched for faces afresh, small ones included)")
+    parser.add_argument("--image-topic", help="image topic of a rosbag2 (default: its only one, or "
+                                              "/camera/image_raw among several)")
+    parser.add_argument("--force", action="store_true", help="overwrite the results of an earlier track in --output")
     parser.set_defaults(func=_track)
 
 

@@ -105,6 +105,10 @@ def replace(config: TrackerConfig, **changes: Any) -> TrackerConfig:
     return dataclasses.replace(config, **coerced)
 
 
+class ConfigError(ValueError):
+    """A params file that cannot be used as is; the message names the file and the key."""
+
+
 #: The node name whose ``ros__parameters`` a params file gives the tracker (``/**`` applies to any).
 TRACKER_NODE_NAME = "face_tracker"
 #: Settings of the tracker node that are not the library's (``nodes.parameters.TRACKER_NODE_PARAMETERS``):
@@ -117,12 +121,12 @@ def load_yaml(path: str | Path, base: TrackerConfig | None = None) -> TrackerCon
 
     From a ROS file, the sections that ROS would give the face_tracker node (``/**``, then
     ``face_tracker`` or ``/ns/face_tracker``, the later overriding) are merged; other nodes' sections
-    are skipped. An unknown key (a typo would otherwise go unnoticed) or a bad value is a ValueError
-    naming the key and the file.
+    are skipped. An unknown key (a typo would otherwise go unnoticed) or a bad value is a
+    :class:`ConfigError` naming the key and the file.
     """
     data = yaml.safe_load(Path(path).read_text()) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
     sections = {name: value["ros__parameters"] for name, value in data.items()
                 if isinstance(value, dict) and "ros__parameters" in value}
     if sections:
@@ -130,12 +134,12 @@ def load_yaml(path: str | Path, base: TrackerConfig | None = None) -> TrackerCon
     known = {f.name for f in dataclasses.fields(TrackerConfig)}
     unknown = sorted(set(data) - known - NODE_ONLY_SETTINGS)
     if unknown:
-        raise ValueError(f"{path}: unknown setting(s) {', '.join(map(repr, unknown))} "
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(map(repr, unknown))} "
                          f"(known: {', '.join(sorted(known | NODE_ONLY_SETTINGS))})")
     try:
         return replace(base or TrackerConfig(), **{k: v for k, v in data.items() if k in known})
     except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
+        raise ConfigError(f"{path}: {error}") from None
 
 
 def _tracker_parameters(path: str | Path, sections: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +147,7 @@ def _tracker_parameters(path: str | Path, sections: dict[str, Any]) -> dict[str,
     wildcard = [name for name in sections if str(name).strip("/") == "**"]
     named = [name for name in sections if str(name).rstrip("/").split("/")[-1] == TRACKER_NODE_NAME]
     if not wildcard and not named:
-        raise ValueError(f"{path}: no ros__parameters for {TRACKER_NODE_NAME} (sections: "
+        raise ConfigError(f"{path}: no ros__parameters for {TRACKER_NODE_NAME} (sections: "
                          f"{', '.join(map(str, sections))})")
     merged: dict[str, Any] = {}
     for name in wildcard + named:

@@ -9,7 +9,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from face_tracking_3dmm import demo_clip, paths
-from face_tracking_3dmm.io import results
+from face_tracking_3dmm.io import results, sources
 from face_tracking_3dmm.results import FaceResult, TrackingState
 
 
@@ -67,3 +67,25 @@ def test_demo_clip_prefers_the_shared_talking_clip(monkeypatch, tmp_path):
     else:
         with pytest.raises(demo_clip.DemoClipError, match="no demo clip"):
             demo_clip.demo_clip_path(fetch=False)
+
+
+def test_track_refuses_to_overwrite_results_unless_forced(tmp_path):
+    from face_tracking_3dmm.apps import track
+
+    (tmp_path / results.RESULTS_FILE).write_text("{}\n")
+    with pytest.raises(FileExistsError, match="--force"):
+        track.track(tmp_path / "missing.mp4", tmp_path)
+    with pytest.raises(sources.SourceError, match="source not found"):   # forced: gets as far as the input
+        track.track(tmp_path / "missing.mp4", tmp_path, force=True)
+    assert (tmp_path / results.RESULTS_FILE).read_text() == "{}\n"
+
+
+def test_track_names_the_image_topics_of_an_ambiguous_bag(tmp_path, capsys):
+    from made_inputs import write_bag
+
+    from face_tracking_3dmm import cli
+
+    write_bag(tmp_path / "bag", ("/left/image_raw", "/right/image_raw"))
+    assert cli.main(["track", str(tmp_path / "bag"), "--output", str(tmp_path / "out")]) == 1
+    assert "several image topics (/left/image_raw, /right/image_raw): choose one with --image-topic" \
+        in capsys.readouterr().err

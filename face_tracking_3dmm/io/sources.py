@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from face_tracking_3dmm.geometry import CameraIntrinsics
-from face_tracking_3dmm.io import bags, image_encodings
+from face_tracking_3dmm.io import bags, camera_info, image_encodings
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".wmv", ".mpg", ".mpeg")
 BAG_SUFFIXES = (".mcap", ".db3")
@@ -209,10 +209,14 @@ class DeviceSource(FrameSource):
 
 
 class BagSource(FrameSource):
-    """The sensor_msgs/Image messages of a rosbag2 (mcap or sqlite3), read with :func:`bags.iter_messages`.
+    """The sensor_msgs/Image messages of one topic of a rosbag2 (mcap or sqlite3), read with
+    :func:`bags.iter_messages`.
 
-    ``topic`` picks an image topic (default: the first one found). Timestamps are the images' header
-    stamps relative to the first; ``camera`` is the latest CameraInfo recorded before each image.
+    ``topic`` picks the image topic; by default the bag's only one (see :func:`bags.choose_topics`:
+    a bag with several is refused unless one is the default topic). Timestamps are the images' header
+    stamps relative to the first; ``camera`` is the latest CameraInfo of the image's camera recorded
+    before each image, checked and scaled to the image as the tracker node does
+    (:func:`camera_info.camera_info_to_intrinsics`; each change of its verdict is a :class:`SourceWarning`).
     Images the decoder refuses, and a bag that breaks midway, raise SourceError saying where.
     """
 
@@ -225,37 +229,43 @@ class BagSource(FrameSource):
             with bags.opened_bag(self.bag) as reader:
                 connections = list(reader.connections)  # the reader empties its list on close
                 duration_s = (reader.end_time - reader.start_time) / 1e9
+            self.image_topic, self.info_topic = bags.choose_topics({c.topic: c.msgtype for c in connections}, topic)
         except bags.BagError as error:
-            raise SourceError(str(error)) from error
-        images = [c for c in connections if c.msgtype == bags.IMAGE_TYPE and topic in (None, c.topic)]
-        if not images:
-            raise SourceError(f"{self.path} has no {bags.IMAGE_TYPE} topic" + (f" named {topic}" if topic else ""))
-        self.image_topic = images[0].topic
-        self.info_topics = [c.topic for c in connections if c.msgtype == bags.CAMERA_INFO_TYPE]
-        count = images[0].msgcount
+            raise SourceError(f"{self.path}: {error}") from error
+        count = sum(c.msgcount for c in connections if c.topic == self.image_topic)
         self.fps = (count - 1) / duration_s if count > 1 and duration_s > 0 else None
         self.name = self.path.name
+        self._last_note: str | None = None   # the CameraInfo check's last verdict, warned once per change
 
-    def _first_camera(self, store) -> CameraIntrinsics | None:
-        """The bag's first CameraInfo (one is often written just after its image, so the first image
-        would have none)."""
-        if not self.info_topics:
+    def _first_info(self, store):
+        """The bag's first CameraInfo of the camera (one is often written just after its image, so the
+        first image would have none)."""
+        if self.info_topic is None:
             return None
-        with closing(bags.iter_messages(self.bag, self.info_topics)) as infos:
+        with closing(bags.iter_messages(self.bag, [self.info_topic])) as infos:
             first = next(infos, None)
-        return None if first is None else bags.camera_info_intrinsics(store.deserialize_cdr(first.rawdata,
-                                                                                            first.msgtype))
+        return None if first is None else store.deserialize_cdr(first.rawdata, first.msgtype)
+
+    def _camera(self, info, rgb: np.ndarray) -> CameraIntrinsics | None:
+        if info is None:
+            return None
+        camera, note = camera_info.camera_info_to_intrinsics(info, rgb.shape[1], rgb.shape[0])
+        if note and note != self._last_note:
+            warnings.warn(f"{self.path} ({self.info_topic}): {note}", SourceWarning, stacklevel=3)
+        self._last_note = note
+        return camera
 
     def __iter__(self) -> Iterator[SourceFrame]:
         store = bags.typestore()
+        self._last_note = None
         try:
-            camera = self._first_camera(store)
+            info = self._first_info(store)
             first_stamp = None
             index = 0
-            for message in bags.iter_messages(self.bag, [self.image_topic, *self.info_topics]):
+            for message in bags.iter_messages(self.bag, [t for t in (self.image_topic, self.info_topic) if t]):
                 msg = store.deserialize_cdr(message.rawdata, message.msgtype)
-                if message.msgtype == bags.CAMERA_INFO_TYPE:
-                    camera = bags.camera_info_intrinsics(msg)
+                if message.topic == self.info_topic:
+                    info = msg
                     continue
                 stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
                 first_stamp = stamp if first_stamp is None else first_stamp
@@ -263,7 +273,7 @@ class BagSource(FrameSource):
                     rgb = image_encodings.message_to_rgb(msg)
                 except ValueError as error:
                     raise SourceError(f"{self.path}: image {index} on {message.topic}: {error}") from error
-                yield SourceFrame(index, (stamp - first_stamp) / 1e9, rgb, self.name, camera)
+                yield SourceFrame(index, (stamp - first_stamp) / 1e9, rgb, self.name, self._camera(info, rgb))
                 index += 1
         except bags.BagError as error:
             raise SourceError(str(error)) from error
@@ -292,9 +302,11 @@ def source_kind(spec: str | Path) -> str:
                       "images, a rosbag2 or a V4L2 device (/dev/videoN or N)")
 
 
-def open_source(spec: str | Path) -> FrameSource:
-    """The source a string names: a V4L2 device, rosbag2, folder of images, image or video."""
+def open_source(spec: str | Path, image_topic: str | None = None) -> FrameSource:
+    """The source a string names: a V4L2 device, rosbag2 (its ``image_topic``, see :class:`BagSource`),
+    folder of images, image or video."""
     kind = source_kind(spec)
-    classes = {"device": DeviceSource, "bag": BagSource, "folder": FolderSource, "image": ImageSource,
-               "video": VideoSource}
+    if kind == "bag":
+        return BagSource(spec, image_topic)
+    classes = {"device": DeviceSource, "folder": FolderSource, "image": ImageSource, "video": VideoSource}
     return classes[kind](spec)

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
-from urllib.parse import urlparse
 
-import yaml
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
@@ -21,24 +18,13 @@ from std_msgs.msg import Header
 
 from face_tracking_3dmm.geometry import CameraIntrinsics
 from face_tracking_3dmm.io import sources
+from face_tracking_3dmm.io.camera_info import Calibration, load_calibration
 from face_tracking_3dmm.nodes import conversions, parameters
 from face_tracking_3dmm.nodes.spin import run_node
 from face_tracking_3dmm.nodes.tf import StaticTransformBroadcaster
 
 #: Seconds to keep the node up after the last frame, so subscribers receive it before it exits.
 LINGER_S = 0.5
-
-
-def load_calibration(url: str) -> CameraIntrinsics:
-    """Intrinsics from a camera_info_manager YAML (``file://...`` or a path): image_width,
-    image_height, camera_matrix.data (row-major K)."""
-    path = Path(urlparse(url).path if url.startswith("file://") else url)
-    try:
-        data = yaml.safe_load(path.read_text())
-        k = [float(v) for v in data["camera_matrix"]["data"]]
-        return CameraIntrinsics(k[0], k[4], k[2], k[5], int(data["image_width"]), int(data["image_height"]))
-    except (OSError, KeyError, TypeError, IndexError, ValueError, yaml.YAMLError) as error:
-        raise ValueError(f"cannot read camera calibration {url}: {error}") from error
 
 
 class CameraNode(Node):
@@ -66,14 +52,16 @@ class CameraNode(Node):
         rate = f"{self.source.fps:.2f} fps" if self.source.fps else "no native rate"
         self.get_logger().info(f"publishing {self.values['source']} ({type(self.source).__name__}, {rate})")
 
-    def _intrinsics(self, frame: sources.SourceFrame) -> CameraIntrinsics:
+    def _calibration(self, frame: sources.SourceFrame) -> Calibration:
+        """The calibration file's (distortion included), else the intrinsics parameter, the source's
+        (a bag's CameraInfo) or a 60 degree field of view."""
         if self.calibration is not None:
             return self.calibration
         fx, fy, cx, cy = self.values["intrinsics"]
         height, width = frame.rgb.shape[:2]
         if fx > 0 and fy > 0:
-            return CameraIntrinsics(fx, fy, cx, cy, width, height)
-        return frame.camera or CameraIntrinsics.default_for(width, height)
+            return Calibration(CameraIntrinsics(fx, fy, cx, cy, width, height))
+        return Calibration(frame.camera or CameraIntrinsics.default_for(width, height))
 
     def _period_s(self) -> float:
         rate = self.get_parameter("rate").value
@@ -104,7 +92,7 @@ class CameraNode(Node):
     def _publish(self, frame: sources.SourceFrame) -> None:
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.frame_id)
         self.image_publisher.publish(conversions.rgb_to_image(frame.rgb, header))
-        self.info_publisher.publish(conversions.intrinsics_to_camera_info(self._intrinsics(frame), header))
+        self.info_publisher.publish(conversions.calibration_to_camera_info(self._calibration(frame), header))
         self.published += 1
 
     def close(self) -> None:
