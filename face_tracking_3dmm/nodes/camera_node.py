@@ -25,6 +25,8 @@ from face_tracking_3dmm.nodes.tf import StaticTransformBroadcaster
 
 #: Seconds to keep the node up after the last frame, so subscribers receive it before it exits.
 LINGER_S = 0.5
+#: Longest wait before a failed camera device is opened again.
+MAX_BACKOFF_S = 30.0
 
 
 class CameraNode(Node):
@@ -34,7 +36,8 @@ class CameraNode(Node):
         self.add_on_set_parameters_callback(parameters.refuse_invalid(parameters.CAMERA_PARAMETERS))
         if not self.values["source"]:
             raise ValueError("parameter `source` is empty: give a video, image folder, image, rosbag2 or device")
-        self.source = sources.open_source(self.values["source"])
+        self.source: sources.FrameSource | None = sources.open_source(self.values["source"])
+        self.is_device = isinstance(self.source, sources.DeviceSource)
         self.frame_id = self.values["frame_id"]
         self.calibration = (load_calibration(self.values["camera_info_url"])
                             if self.values["camera_info_url"] else None)
@@ -45,12 +48,13 @@ class CameraNode(Node):
             header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.values["link_frame_id"])
             self.static_tf.send([conversions.static_transform(header, self.frame_id, conversions.LINK_TO_OPTICAL)])
         self.published = 0
+        self.failed = False                # the source failed: the process exits with status 1
         self.done = threading.Event()      # the source ran out (set by the publishing thread)
         self._stop = threading.Event()     # close() asks the publishing thread to end
-        self._thread = threading.Thread(target=self._publish_frames, name="camera_frames", daemon=True)
-        self._thread.start()
         rate = f"{self.source.fps:.2f} fps" if self.source.fps else "no native rate"
         self.get_logger().info(f"publishing {self.values['source']} ({type(self.source).__name__}, {rate})")
+        self._thread = threading.Thread(target=self._publish_frames, name="camera_frames", daemon=True)
+        self._thread.start()
 
     def _calibration(self, frame: sources.SourceFrame) -> Calibration:
         """The calibration file's (distortion included), else the intrinsics parameter, the source's
@@ -70,24 +74,58 @@ class CameraNode(Node):
         return 1.0 / self.source.fps if self.source.fps else 0.0
 
     def _publish_frames(self) -> None:
-        next_time = time.monotonic()
+        """The publishing thread: any failure of the source (rosbags, Pillow, OpenCV errors included)
+        is logged and ends the node with exit status 1, so that ``run`` and launch files see it."""
         try:
-            while not self._stop.is_set():
-                for frame in self.source:
-                    if self._stop.wait(max(0.0, next_time - time.monotonic())):
-                        return
-                    self._publish(frame)
-                    period = self._period_s()
-                    next_time = max(next_time + period, time.monotonic() - period)  # no burst after a stall
-                if not self.get_parameter("loop").value:
-                    break
-                self.source.close()
-                self.source = sources.open_source(self.values["source"])
-        except sources.SourceError as error:
-            self.get_logger().error(f"source failed after {self.published} frames: {error}")
+            self._publish_passes()
+        except Exception as error:
+            self.failed = True
+            self.get_logger().error(f"source failed after {self.published} frames: {type(error).__name__}: {error}")
         self.get_logger().info(f"source ended after {self.published} frames")
         self._stop.wait(LINGER_S)
         self.done.set()
+
+    def _publish_passes(self) -> None:
+        """Publish the source once, or again from its start while ``loop``; a source that gives no
+        frame is not looped over. A device that fails or ends is opened again after a back-off
+        (1 s, doubling up to :data:`MAX_BACKOFF_S` while it gives nothing)."""
+        next_time = time.monotonic()
+        backoff_s = 1.0
+        while True:
+            published_before = self.published
+            try:
+                if self.source is None:
+                    self.source = sources.open_source(self.values["source"])
+                next_time = self._publish_pass(next_time)
+            except sources.SourceError as error:
+                if not self.is_device:
+                    raise
+                self.get_logger().warning(f"camera failed: {error}", throttle_duration_sec=MAX_BACKOFF_S)
+            if self._stop.is_set() or not (self.get_parameter("loop").value or self.is_device):
+                return
+            if self.published == published_before and not self.is_device:
+                raise sources.SourceError(f"{self.values['source']} gave no frame: nothing to loop over")
+            backoff_s = 1.0 if self.published > published_before else backoff_s
+            if self.is_device and self._stop.wait(backoff_s):
+                return
+            backoff_s = min(2 * backoff_s, MAX_BACKOFF_S)
+            self._close_source()
+
+    def _publish_pass(self, next_time: float) -> float:
+        """Publish the source's frames at its pace until it ends or the node stops; returns when the
+        next frame is due."""
+        for frame in self.source:
+            if self._stop.wait(max(0.0, next_time - time.monotonic())):
+                break
+            self._publish(frame)
+            period = self._period_s()
+            next_time = max(next_time + period, time.monotonic() - period)  # no burst after a stall
+        return next_time
+
+    def _close_source(self) -> None:
+        if self.source is not None:
+            self.source.close()
+            self.source = None
 
     def _publish(self, frame: sources.SourceFrame) -> None:
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.frame_id)
@@ -99,7 +137,7 @@ class CameraNode(Node):
         """Stop publishing and release the source."""
         self._stop.set()
         self._thread.join(timeout=5.0)
-        self.source.close()
+        self._close_source()
 
 
 def main(args: list[str] | None = None) -> int:
