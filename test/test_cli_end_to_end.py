@@ -153,9 +153,8 @@ def test_a_terminated_run_keeps_a_readable_bag_complete_results_and_no_child(cli
     import time
 
     output = tmp_path / "run"
-    process = subprocess.Popen([CLI, "run", "--source", str(clip), "--loop", "--rate", "10", "--output", str(output)],
-                               env=cli_environment(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+    process = graph.NodeProcess("run", [CLI, "run", "--source", str(clip), "--loop", "--rate", "10", "--output",
+                                        str(output)], tmp_path / "run.log", env=cli_environment(tmp_path))
     try:
         deadline = time.monotonic() + 400
         results_file = output / "results.jsonl"
@@ -167,10 +166,11 @@ def test_a_terminated_run_keeps_a_readable_bag_complete_results_and_no_child(cli
         children = child_pids(process.pid)
         assert len(children) == 2 and process.poll() is None, "camera and tracker nodes should be running"
         process.send_signal(getattr(signal, stop_signal))
-        log, _ = process.communicate(timeout=120)
+        process.wait(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
+    log = process.log_tail(3000)
     assert process.returncode == 128 + getattr(signal, stop_signal), log[-3000:]
     assert f"stopped by {stop_signal}" in log
     assert not [pid for pid in children if alive(pid)], "a node process outlived the run"
