@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -61,12 +62,13 @@ def _node(args: argparse.Namespace) -> int:
 
 def _track(args: argparse.Namespace) -> int:
     from face_tracking_3dmm.apps import track
+    from face_tracking_3dmm.config import ConfigError
     from face_tracking_3dmm.io import sources
 
     try:
         track.track(args.input, args.output, params_file=args.params, max_frames=args.max_frames,
-                      sequence=args.sequence)
-    except sources.SourceError as error:
+                    sequence=args.sequence, image_topic=args.image_topic, force=args.force)
+    except (sources.SourceError, ConfigError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
@@ -110,6 +112,9 @@ def register(subparsers) -> None:
     parser.add_argument("--sequence", action="store_true",
                         help="the folder's images are consecutive frames of one stream (default: unrelated "
                              "photos, each searched for faces afresh, small ones included)")
+    parser.add_argument("--image-topic", help="image topic of a rosbag2 (default: its only one, or "
+                                              "/camera/image_raw among several)")
+    parser.add_argument("--force", action="store_true", help="overwrite the results of an earlier track in --output")
     parser.set_defaults(func=_track)
 
 
@@ -123,13 +128,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived (a timeout, ``docker stop``, a closed terminal, a cancelled CI job):
+    raised like Ctrl-C, so every command ends as cleanly as on Ctrl-C (bags closed, results kept,
+    child nodes stopped)."""
+
+    def __init__(self, number: int):
+        super().__init__(signal.Signals(number).name)
+        self.number = number
+
+
+def _raise_terminated(number: int, _frame) -> None:
+    """The first SIGTERM/SIGHUP raises :class:`Terminated`; a second one kills at once (the default),
+    should the clean-up hang (the nodes then die by their parent-death signal)."""
+    for other in TERMINATION_SIGNALS:
+        signal.signal(other, signal.SIG_DFL)
+    raise Terminated(number)
+
+
+#: Signals handled as Ctrl-C is.
+TERMINATION_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = {number: signal.signal(number, _raise_terminated) for number in TERMINATION_SIGNALS}
     try:
         return int(args.func(args) or 0)
+    except Terminated as stop:
+        print(f"stopped by {stop}", file=sys.stderr)
+        return 128 + stop.number
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 if __name__ == "__main__":

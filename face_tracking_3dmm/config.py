@@ -7,6 +7,7 @@ ROS parameters from these (with ParameterDescriptor ranges) and validates run-ti
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,8 @@ def validate(name: str, value: Any) -> str | None:
         value = float(value)
     if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
         return f"{name} must be a {expected.__name__}, got {type(value).__name__}"
+    if expected is float and not math.isfinite(value):
+        return f"{name}={value} is not a finite number"
     meta = fields[name].metadata
     if meta["low"] is not None and value < meta["low"]:
         return f"{name}={value} is below its minimum {meta['low']}"
@@ -103,12 +106,51 @@ def replace(config: TrackerConfig, **changes: Any) -> TrackerConfig:
     return dataclasses.replace(config, **coerced)
 
 
+class ConfigError(ValueError):
+    """A params file that cannot be used as is; the message names the file and the key."""
+
+
+#: The node name whose ``ros__parameters`` a params file gives the tracker (``/**`` applies to any).
+TRACKER_NODE_NAME = "face_tracker"
+#: Settings of the tracker node that are not the library's (``nodes.parameters.TRACKER_NODE_PARAMETERS``):
+#: accepted in a params file, not used by :class:`TrackerConfig`.
+NODE_ONLY_SETTINGS = frozenset({"input", "publish_overlay", "mesh_rate", "lost_rate"})
+
+
 def load_yaml(path: str | Path, base: TrackerConfig | None = None) -> TrackerConfig:
-    """Read a ROS-style params file (``node_name: ros__parameters: {...}``) or a flat mapping."""
+    """Read a ROS-style params file (``node_name: ros__parameters: {...}``) or a flat mapping.
+
+    From a ROS file, the sections that ROS would give the face_tracker node (``/**``, then
+    ``face_tracker`` or ``/ns/face_tracker``, the later overriding) are merged; other nodes' sections
+    are skipped. An unknown key (a typo would otherwise go unnoticed) or a bad value is a
+    :class:`ConfigError` naming the key and the file.
+    """
     data = yaml.safe_load(Path(path).read_text()) or {}
-    for value in data.values() if isinstance(data, dict) else ():
-        if isinstance(value, dict) and "ros__parameters" in value:
-            data = value["ros__parameters"]
-            break
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    sections = {name: value["ros__parameters"] for name, value in data.items()
+                if isinstance(value, dict) and "ros__parameters" in value}
+    if sections:
+        data = _tracker_parameters(path, sections)
     known = {f.name for f in dataclasses.fields(TrackerConfig)}
-    return replace(base or TrackerConfig(), **{k: v for k, v in data.items() if k in known})
+    unknown = sorted(set(data) - known - NODE_ONLY_SETTINGS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(map(repr, unknown))} "
+                         f"(known: {', '.join(sorted(known | NODE_ONLY_SETTINGS))})")
+    try:
+        return replace(base or TrackerConfig(), **{k: v for k, v in data.items() if k in known})
+    except ValueError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def _tracker_parameters(path: str | Path, sections: dict[str, Any]) -> dict[str, Any]:
+    """The merged ``ros__parameters`` of the sections that name the tracker node (wildcard first)."""
+    wildcard = [name for name in sections if str(name).strip("/") == "**"]
+    named = [name for name in sections if str(name).rstrip("/").split("/")[-1] == TRACKER_NODE_NAME]
+    if not wildcard and not named:
+        raise ConfigError(f"{path}: no ros__parameters for {TRACKER_NODE_NAME} (sections: "
+                         f"{', '.join(map(str, sections))})")
+    merged: dict[str, Any] = {}
+    for name in wildcard + named:
+        merged.update(sections[name] or {})
+    return merged

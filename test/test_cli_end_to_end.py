@@ -134,3 +134,51 @@ def test_node_command_starts_the_camera_with_ros_arguments(clip, tmp_path):
         process.stop(timeout_s=30)
     assert received, f"no image on the remapped topic; node output:\n{process.log_tail(2000)}"
     assert received[0].width > 0 and received[0].header.frame_id
+
+
+def child_pids(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in children.read_text().split()] if children.exists() else []
+
+
+def alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(") ")[-1][:1] not in ("Z", "X")
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("stop_signal", ["SIGTERM", "SIGHUP"])
+def test_a_terminated_run_keeps_a_readable_bag_complete_results_and_no_child(clip, tmp_path, stop_signal):
+    import signal
+    import time
+
+    output = tmp_path / "run"
+    process = graph.NodeProcess("run", [CLI, "run", "--source", str(clip), "--loop", "--rate", "10", "--output",
+                                        str(output)], tmp_path / "run.log", env=cli_environment(tmp_path))
+    try:
+        deadline = time.monotonic() + 400
+        results_file = output / "results.jsonl"
+        while time.monotonic() < deadline and process.poll() is None:
+            lines = results_file.read_text().splitlines() if results_file.exists() else []
+            if sum('"tracked": true' in line for line in lines) >= 3:   # streamed while running
+                break
+            time.sleep(0.5)
+        children = child_pids(process.pid)
+        assert len(children) == 2 and process.poll() is None, "camera and tracker nodes should be running"
+        process.send_signal(getattr(signal, stop_signal))
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    log = process.log_tail(3000)
+    assert process.returncode == 128 + getattr(signal, stop_signal), log[-3000:]
+    assert f"stopped by {stop_signal}" in log
+    assert not [pid for pid in children if alive(pid)], "a node process outlived the run"
+
+    summary = json.loads((output / "summary.json").read_text())
+    frames = read_jsonl(output / "results.jsonl")   # every line parses
+    assert [f["frame"] for f in frames] == list(range(summary["frames"])) and summary["frames"] >= 3
+    assert summary["error"] == f"Terminated: {stop_signal}"
+    topics = bags.bag_topics(output / "bag")   # metadata written: rosbags opens it
+    assert topics["/camera/camera_info"]["count"] >= summary["frames"]
+    assert topics["/face_params"]["count"] >= 1

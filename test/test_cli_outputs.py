@@ -9,7 +9,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from face_tracking_3dmm import demo_clip, paths
-from face_tracking_3dmm.io import results
+from face_tracking_3dmm.io import results, sources
 from face_tracking_3dmm.results import FaceResult, TrackingState
 
 
@@ -67,3 +67,67 @@ def test_demo_clip_prefers_the_shared_talking_clip(monkeypatch, tmp_path):
     else:
         with pytest.raises(demo_clip.DemoClipError, match="no demo clip"):
             demo_clip.demo_clip_path(fetch=False)
+
+
+def test_track_refuses_to_overwrite_results_unless_forced(tmp_path):
+    from face_tracking_3dmm.apps import track
+
+    (tmp_path / results.RESULTS_FILE).write_text("{}\n")
+    with pytest.raises(FileExistsError, match="--force"):
+        track.track(tmp_path / "missing.mp4", tmp_path)
+    with pytest.raises(sources.SourceError, match="source not found"):   # forced: gets as far as the input
+        track.track(tmp_path / "missing.mp4", tmp_path, force=True)
+    assert (tmp_path / results.RESULTS_FILE).read_text() == "{}\n"
+
+
+def test_track_names_the_image_topics_of_an_ambiguous_bag(tmp_path, capsys):
+    from made_inputs import write_bag
+
+    from face_tracking_3dmm import cli
+
+    write_bag(tmp_path / "bag", ("/left/image_raw", "/right/image_raw"))
+    assert cli.main(["track", str(tmp_path / "bag"), "--output", str(tmp_path / "out")]) == 1
+    assert "several image topics (/left/image_raw, /right/image_raw): choose one with --image-topic" \
+        in capsys.readouterr().err
+
+
+def answer(stamp_ns: int):
+    """A FaceParams stand-in for a lost face (only what run's bookkeeping reads)."""
+    from types import SimpleNamespace
+
+    stamp = SimpleNamespace(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)
+    return SimpleNamespace(header=SimpleNamespace(stamp=stamp), stage_names=["total"], stage_times_ms=[5.0],
+                           expression_names=[], tracking_state=0, LOST=0)
+
+
+def test_run_streams_each_settled_frame_and_keeps_only_pending_ones(tmp_path):
+    from face_tracking_3dmm.apps import run
+
+    writer = results.ResultsWriter(tmp_path / "results.jsonl")
+    frames = run._Frames(None, writer, "clip.mp4", settle_s=3.0)
+    for stamp in range(1, 6):
+        frames.on_camera_info(stamp, now=100.0 + stamp)
+    frames.on_camera_info(4, now=200.0)   # a repeated or late CameraInfo is not a new frame
+    frames.on_face_params(answer(3), now=104.5)
+    lines = results.load_results(tmp_path / "results.jsonl")   # flushed, while the run goes on
+    assert [(line["frame"], line["stamp_ns"], line["tracked"]) for line in lines] == [(0, 1, False), (1, 2, False)]
+    assert list(frames.pending) == [3, 4, 5] and frames.count == 5
+    frames.settle(lambda *_: True)
+    writer.close()
+    lines = results.load_results(tmp_path / "results.jsonl")
+    assert [line["tracked"] for line in lines] == [False, False, True, False, False]
+    assert frames.latencies_ms[0] == pytest.approx(1500.0) and not frames.pending
+
+
+def test_run_watchdog_stops_a_camera_that_publishes_nothing(tmp_path):
+    from types import SimpleNamespace
+
+    from face_tracking_3dmm.apps import run
+
+    frames = run._Frames(None, results.ResultsWriter(tmp_path / "r.jsonl"), "cam", settle_s=3.0)
+    camera = SimpleNamespace(poll=lambda: None, log_tail=lambda: "camera log")
+    frames.on_camera_info(1, now=frames.started_s + 1.0)
+    run._check_camera_publishes(camera, frames, frames.started_s + 10.0, stall_s=30.0)
+    with pytest.raises(run.PipelineError, match="published no frame for 40 s \\(after 1 frames\\)"):
+        run._check_camera_publishes(camera, frames, frames.started_s + 41.0, stall_s=30.0)
+    frames.writer.close()

@@ -20,6 +20,7 @@ from face_tracking_3dmm.io import image_encodings, overlay, results  # noqa: E40
 from face_tracking_3dmm.nodes import conversions, parameters  # noqa: E402
 from face_tracking_3dmm.rendering import Mesh  # noqa: E402
 from face_tracking_3dmm.results import FaceResult, FrameResult, TrackingState  # noqa: E402
+from made_inputs import jpeg_bomb, png_bomb  # noqa: E402
 
 
 def gradient_image(height: int = 24, width: int = 32) -> np.ndarray:
@@ -257,3 +258,48 @@ def test_bad_compressed_images_are_refused(format_name, data, reason):
 
     with pytest.raises(ValueError, match=reason):
         conversions.compressed_to_rgb(CompressedImage(format=format_name, data=data))
+
+
+@pytest.mark.parametrize("format_name, data", [("png", png_bomb(32768, 32768)), ("jpeg", jpeg_bomb(60000, 60000)),
+                                               ("png", png_bomb(9000, 9000))])
+def test_decompression_bombs_are_refused_before_decoding(monkeypatch, format_name, data):
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    def never(*_):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(cv2, "imdecode", never)
+    with pytest.raises(image_encodings.ImageTooLarge, match="image too large"):
+        conversions.compressed_to_rgb(CompressedImage(format=format_name, data=data))
+
+
+def test_lost_face_bookkeeping_forgets_faces_the_tracker_forgot():
+    """The node's record of when each lost face was last reported keeps only the faces still held."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from face_tracking_3dmm.nodes.tracker_node import TrackerNode
+
+    published = []
+    node = SimpleNamespace(options={"lost_rate": 1000.0, "mesh_rate": 0.0, "publish_overlay": False},
+                           counters=SimpleNamespace(faces=0), lost_sent_s={},
+                           params_publisher=SimpleNamespace(publish=published.append),
+                           tf=SimpleNamespace(send=lambda transforms: None), expression_names=[])
+    header = Header(frame_id="camera")
+    for face_id in range(200):   # one face after another is lost, then forgotten by the tracker
+        lost = dataclasses.replace(face_result(face_id), tracking_state=TrackingState.LOST)
+        TrackerNode._publish(node, FrameResult(faces=[lost], timings_ms={}), header, None, None)
+    assert list(node.lost_sent_s) == [199] and len(published) == 200
+
+
+def test_camera_info_carries_the_calibration_distortion():
+    from face_tracking_3dmm.io.camera_info import Calibration
+
+    camera = CameraIntrinsics(70.0, 72.0, 31.0, 23.0, 64, 48)
+    projection = (65.0, 0, 30.0, 0, 0, 66.0, 22.0, 0, 0, 0, 1, 0)
+    msg = conversions.calibration_to_camera_info(Calibration(camera, "plumb_bob", (-0.2, 0.05, 0.0, 0.0, 0.0),
+                                                             p=projection), HEADER)
+    assert list(msg.d) == [-0.2, 0.05, 0.0, 0.0, 0.0] and list(msg.p) == list(projection)
+    assert list(msg.k) == camera.matrix().ravel().tolist()
+    assert conversions.camera_info_to_intrinsics(msg, 64, 48)[0] == CameraIntrinsics(65.0, 66.0, 30.0, 22.0, 64, 48)

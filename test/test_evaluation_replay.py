@@ -91,3 +91,21 @@ def test_truncated_bag_reports_a_clear_error_and_keeps_results(input_bag, tmp_pa
     assert "truncated" in saved["error"]
     assert 0 < saved["frames"]["sent"] < FRAMES and saved["frames"]["processed"] > 0
     assert (tmp_path / "out" / "report.html").is_file()
+
+
+def test_evaluate_replays_one_chosen_image_topic_and_its_camera_info(tmp_path):
+    from made_inputs import write_bag
+
+    from face_tracking_3dmm.evaluation import replay
+    from face_tracking_3dmm.geometry import CameraIntrinsics
+
+    bag = tmp_path / "colour_and_depth"
+    camera = CameraIntrinsics.default_for(32, 24)
+    write_bag(bag, ("/camera/color/image_raw", "/camera/depth/image_raw"), frames=4,
+              info_topics={"/camera/color/camera_info": camera, "/camera/depth/camera_info": camera})
+    with pytest.raises(bags.BagError, match="several image topics"):
+        replay._chosen_topics(bag, tmp_path / "a", None)
+    assert replay._chosen_topics(bag, tmp_path / "b", "/camera/depth/image_raw") == (
+        "/camera/depth/image_raw", "/camera/depth/camera_info", 4)
+    assert replay._replayed_topics({"image_topic": "/camera/depth/image_raw", "info_topic": None}) == [
+        "/camera/depth/image_raw"]

@@ -82,3 +82,14 @@ def test_sqlite3_bags_too(tmp_path):
     bags.video_to_bag(CLIP, tmp_path / "sq", max_frames=3, width=96, storage="sqlite3", progress=False)
     assert list((tmp_path / "sq").glob("*.db3"))
     assert [m.msgtype for m in bags.iter_messages(tmp_path / "sq")].count(bags.IMAGE_TYPE) == 3
+
+
+def test_streaming_reader_refuses_records_and_chunks_beyond_its_limit(tmp_path, monkeypatch):
+    from made_inputs import write_bag
+
+    write_bag(tmp_path / "bag", frames=2)
+    files = sorted((tmp_path / "bag").glob("*.mcap"))
+    assert len(list(bags._stream_mcap_files(files, None, "test"))) == 2
+    monkeypatch.setattr(bags, "MAX_RECORD_BYTES", 1000)
+    with pytest.raises(bags.BagError, match="limit|more than 1000"):
+        list(bags._stream_mcap_files(files, None, "test"))

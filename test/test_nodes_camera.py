@@ -19,7 +19,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 
 from face_tracking_3dmm.geometry import CameraIntrinsics  # noqa: E402
-from face_tracking_3dmm.io import image_encodings  # noqa: E402
+from face_tracking_3dmm.io import image_encodings, sources  # noqa: E402
 from face_tracking_3dmm.nodes import conversions  # noqa: E402
 from face_tracking_3dmm.nodes.camera_node import CameraNode  # noqa: E402
 from face_tracking_3dmm.nodes.tf import TF_STATIC_QOS  # noqa: E402
@@ -142,3 +142,68 @@ def test_camera_process_ends_with_its_source_and_stops_on_sigint(ros_environment
         for process in (finite, looping, missing):
             if process.poll() is None:
                 process.kill()
+
+
+class ScriptedSource(sources.FrameSource):
+    """A source whose passes are scripted: each pass yields its frames, or raises its exception."""
+
+    def __init__(self, passes):
+        self.passes, self.fps, self.name = passes, 50.0, "scripted"
+
+    def __iter__(self):
+        outcome = self.passes.pop(0) if self.passes else []
+        if isinstance(outcome, Exception):
+            raise outcome
+        for index in range(outcome):
+            yield sources.SourceFrame(index, index / 50, np.zeros((48, 64, 3), np.uint8), self.name)
+
+
+class ScriptedDevice(ScriptedSource, sources.DeviceSource):
+    def close(self) -> None:
+        pass
+
+
+def run_camera(ros_context, monkeypatch, source, timeout_s=15.0, **parameters) -> CameraNode:
+    monkeypatch.setattr(sources, "open_source", lambda spec: source)
+    camera = camera_node(ros_context, source="scripted", **parameters)
+    try:
+        camera.done.wait(timeout_s)
+    finally:
+        camera.close()
+    return camera
+
+
+@pytest.mark.parametrize("error", [RuntimeError("rosbags: bad chunk"), PILImage.DecompressionBombError("bomb"),
+                                   sources.SourceError("bag truncated")])
+def test_any_source_failure_ends_the_node_as_failed(ros_context, monkeypatch, error):
+    camera = run_camera(ros_context, monkeypatch, ScriptedSource([2, error]), loop=True)
+    assert camera.done.is_set() and camera.failed and camera.published == 2
+
+
+def test_a_source_without_frames_is_not_looped_over(ros_context, monkeypatch):
+    camera = run_camera(ros_context, monkeypatch, ScriptedSource([0, 0, 0]), timeout_s=5.0, loop=True)
+    assert camera.done.is_set() and camera.failed and camera.published == 0
+
+
+def test_a_failing_device_is_opened_again_after_a_back_off(ros_context, monkeypatch):
+    device = ScriptedDevice([sources.SourceError("unplugged"), 0, 3])
+    monkeypatch.setattr(sources, "open_source", lambda spec: device)
+    camera = camera_node(ros_context, source="scripted")
+    try:
+        wait_for(lambda: camera.published == 3, 15.0, "frames after the device came back")
+        assert not camera.failed and not camera.done.is_set()
+    finally:
+        camera.close()
+
+
+def test_camera_process_with_a_broken_source_exits_with_status_1(ros_environment, photo_folder, tmp_path):
+    from made_inputs import png_bomb
+
+    (photo_folder / "9_bomb.png").write_bytes(png_bomb(32768, 32768))
+    process = start_node("camera", ros_environment, tmp_path / "camera.log", parameters={"source": str(photo_folder)})
+    try:
+        assert process.wait(timeout=60) == 1
+        assert "source failed after 3 frames" in (tmp_path / "camera.log").read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image as PILImage
+from made_inputs import png_bomb, write_bag
 from ros_helpers import talking_clip
 
 from face_tracking_3dmm.geometry import CameraIntrinsics
@@ -51,6 +52,23 @@ def test_image_and_folder_sources(tmp_path):
 
     single = list(sources.open_source(folder / "b.png"))
     assert len(single) == 1 and tuple(single[0].rgb[0, 0]) == (255, 0, 0)
+
+
+def test_folders_read_what_pillow_reads_and_name_what_they_skip(tmp_path):
+    PILImage.new("RGB", (8, 6), (10, 20, 30)).save(tmp_path / "frame.ppm")
+    PILImage.new("L", (8, 6), 99).save(tmp_path / "frame.pgm")
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / ".hidden").write_text("")
+    with pytest.warns(sources.SourceWarning, match=r"1 file\(s\) skipped, not images: notes.txt"):
+        source = sources.open_source(tmp_path)
+    assert [f.source for f in source] == ["frame.pgm", "frame.ppm"] and source.skipped == ["notes.txt"]
+    assert sources.source_kind(tmp_path / "frame.ppm") == "image" and ".ppm" in sources.image_suffixes()
+
+
+def test_an_image_file_too_large_is_refused_before_decoding(tmp_path):
+    (tmp_path / "bomb.png").write_bytes(png_bomb(32768, 32768))
+    with pytest.raises(sources.SourceError, match="image too large"):
+        list(sources.open_source(tmp_path / "bomb.png"))
 
 
 @pytest.mark.slow
@@ -103,3 +121,51 @@ def test_unreadable_sources_say_why(tmp_path):
         sources.open_source(tmp_path / "empty")
     with pytest.raises(sources.SourceError, match="cannot open camera device"):
         sources.open_source("/dev/video99")
+
+
+def bag_frames(bag, topic=None):
+    with sources.open_source(bag, topic) as source:
+        return list(source)
+
+
+def test_a_bag_with_two_image_topics_needs_a_choice(tmp_path):
+    bag = tmp_path / "bag"
+    write_bag(bag, ("/camera/color/image_raw", "/camera/depth/image_raw"))
+    with pytest.raises(sources.SourceError, match="several image topics .*/camera/color/image_raw, "
+                                                  "/camera/depth/image_raw.*--image-topic"):
+        sources.open_source(bag)
+    frames = bag_frames(bag, "/camera/depth/image_raw")
+    assert len(frames) == 3 and all(f.rgb[0, 0, 0] == 80 for f in frames)
+    with pytest.raises(sources.SourceError, match="no sensor_msgs/msg/Image topic /nope"):
+        sources.open_source(bag, "/nope")
+
+
+def test_the_default_topic_is_taken_among_several_and_each_camera_keeps_its_camera_info(tmp_path):
+    bag = tmp_path / "bag"
+    wide, narrow = CameraIntrinsics(20.0, 20.0, 16.0, 12.0, 32, 24), CameraIntrinsics(90.0, 90.0, 16.0, 12.0, 32, 24)
+    write_bag(bag, (bags.DEFAULT_IMAGE_TOPIC, "/other/image_raw"),
+              {"/other/camera_info": narrow, bags.DEFAULT_INFO_TOPIC: wide})
+    frames = bag_frames(bag)
+    assert all(f.rgb[0, 0, 0] == 40 and f.camera == wide for f in frames)
+    assert all(f.camera == narrow for f in bag_frames(bag, "/other/image_raw"))
+
+
+def test_bag_camera_info_is_checked_and_scaled_as_the_node_does(tmp_path):
+    unset, doubled = tmp_path / "unset", tmp_path / "doubled"
+    write_bag(unset, info_topics={bags.DEFAULT_INFO_TOPIC: CameraIntrinsics(0.0, 0.0, 0.0, 0.0, 32, 24)})
+    with pytest.warns(sources.SourceWarning, match="no valid K"):
+        frames = bag_frames(unset)
+    assert all(f.camera == CameraIntrinsics.default_for(32, 24) for f in frames)
+    write_bag(doubled, info_topics={bags.DEFAULT_INFO_TOPIC: CameraIntrinsics(60.0, 60.0, 32.0, 24.0, 64, 48)})
+    with pytest.warns(sources.SourceWarning, match="K scaled"):
+        frames = bag_frames(doubled)
+    assert frames[0].camera == CameraIntrinsics(30.0, 30.0, 16.0, 12.0, 32, 24)
+
+
+def test_a_corrupt_bag_is_a_clear_error(tmp_path):
+    bag = tmp_path / "bag"
+    write_bag(bag)
+    (mcap,) = bag.glob("*.mcap")
+    mcap.write_bytes(b"\x89MCAP0\r\n" + bytes(range(256)) * 4)
+    with pytest.raises(sources.SourceError, match="cannot open bag"):
+        sources.open_source(bag)

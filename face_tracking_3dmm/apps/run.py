@@ -11,6 +11,7 @@ this process to the FaceParams of the same stamp reaching it.
 from __future__ import annotations
 
 import time
+from collections import deque
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ IMAGE_TOPIC = "/" + REMAPPINGS["image"]
 CAMERA_INFO_TOPIC = "/" + REMAPPINGS["camera_info"]
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+#: Frames whose latencies and stage times the summary's percentiles cover (the latest), so that a
+#: live camera running for days keeps memory bounded.
+SUMMARY_WINDOW = 100_000
 
 
 class PipelineError(RuntimeError):
@@ -48,20 +52,27 @@ def default_params_file() -> Path:
 class _Frames:
     """Per camera frame (by stamp): when its CameraInfo and its FaceParams arrived, and the faces;
     the stage times of the frames tracked, and when the camera started and ended (rates are over
-    the time it ran, not the wait for the last answer)."""
+    the time it ran, not the wait for the last answer).
 
-    def __init__(self, max_frames: int | None):
-        self.max_frames = max_frames
-        self.by_stamp: dict[int, dict[str, Any]] = {}
-        self.order: list[int] = []
+    Each frame's line goes to results.jsonl (flushed) once it is settled: when a later frame is
+    answered (the tracker answers in order) or ``settle_s`` after it was sent, so memory stays bounded
+    for a live camera and a run that is stopped keeps every line; the summary's latency and stage
+    percentiles are over the last :data:`SUMMARY_WINDOW` frames."""
+
+    def __init__(self, max_frames: int | None, writer: results.ResultsWriter, source_name: str, settle_s: float):
+        self.max_frames, self.writer, self.source_name, self.settle_s = max_frames, writer, source_name, settle_s
+        self.pending: dict[int, dict[str, Any]] = {}   # stamp -> record, oldest first
+        self.count = self.written = self.tracked = self.with_face = 0
+        self.newest_stamp: int | None = None
+        self.last_info_s: float | None = None
         self.expression_names: list[str] = []
-        self.stage_times: dict[str, list[float]] = {}
-        self.tracked = 0
+        self.latencies_ms: deque[float] = deque(maxlen=SUMMARY_WINDOW)
+        self.stage_times: dict[str, deque[float]] = {}
         self.started_s = time.monotonic()
         self.camera_done_s: float | None = None
 
     def full(self) -> bool:
-        return self.max_frames is not None and len(self.order) >= self.max_frames
+        return self.max_frames is not None and self.count >= self.max_frames
 
     def duration_s(self) -> float:
         return (self.camera_done_s if self.camera_done_s is not None else time.monotonic()) - self.started_s
@@ -76,30 +87,50 @@ class _Frames:
             self.on_face_params(deserialize_message(raw, ros_messages.message_class(type_name)), now)
 
     def on_camera_info(self, stamp: int, now: float) -> None:
-        if stamp in self.by_stamp or self.full():
+        if self.full() or (self.newest_stamp is not None and stamp <= self.newest_stamp):
             return
-        self.by_stamp[stamp] = {"sent_s": now, "faces": []}
-        self.order.append(stamp)
+        self.pending[stamp] = {"sent_s": now, "faces": []}
+        self.newest_stamp, self.last_info_s = stamp, now
+        self.count += 1
 
     def on_face_params(self, msg, now: float) -> None:
         from face_tracking_3dmm.nodes.conversions import face_params_json
 
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        record = self.by_stamp.get(stamp)
+        record = self.pending.get(stamp)
         if record is None:
             return
         if "answer_s" not in record:
             record["answer_s"] = now
             self.tracked += 1
             for name, ms in zip(msg.stage_names, msg.stage_times_ms):
-                self.stage_times.setdefault(name, []).append(float(ms))
+                self.stage_times.setdefault(name, deque(maxlen=SUMMARY_WINDOW)).append(float(ms))
+            self.settle(lambda older, _: older < stamp)
         if msg.expression_names:
             self.expression_names = list(msg.expression_names)
         if msg.tracking_state != msg.LOST:
             record["faces"].append(face_params_json(msg))
 
+    def settle(self, done=None) -> None:
+        """Write the lines of the pending frames for which ``done(stamp, record)`` holds (default:
+        sent more than ``settle_s`` ago), oldest first, stopping at the first that is not done."""
+        now = time.monotonic()
+        done = done or (lambda _, record: now - record["sent_s"] > self.settle_s)
+        while self.pending:
+            stamp, record = next(iter(self.pending.items()))
+            if not done(stamp, record):
+                return
+            del self.pending[stamp]
+            if "answer_s" in record:
+                self.latencies_ms.append(1000.0 * (record["answer_s"] - record["sent_s"]))
+            self.with_face += bool(record["faces"])
+            self.writer.write(self.written, self.source_name, record["faces"], stamp_ns=stamp,
+                              tracked="answer_s" in record)
+            self.written += 1
+
     def last_answered(self) -> bool:
-        return bool(self.order) and "answer_s" in self.by_stamp[self.order[-1]]
+        record = self.pending.get(self.newest_stamp)
+        return self.newest_stamp is not None and (record is None or "answer_s" in record)
 
 
 def _checked_params_file(source: str, output: Path, params_file: Path | None) -> Path:
@@ -120,27 +151,35 @@ def _checked_params_file(source: str, output: Path, params_file: Path | None) ->
 
 def run(source: str, output: Path, *, params_file: Path | None = None, max_frames: int | None = None,
         record_images: bool = False, rate: float = 0.0, loop: bool = False, startup_timeout_s: float = 180.0,
-        answer_timeout_s: float = 3.0, progress: bool = True) -> dict[str, Any]:
+        answer_timeout_s: float = 3.0, camera_timeout_s: float = 30.0, progress: bool = True) -> dict[str, Any]:
     """Run camera and tracker nodes on ``source`` until it ends (or ``max_frames``); returns the summary.
 
     ``loop`` replays a video or folder from its start when it ends (stop with ``max_frames`` or Ctrl-C).
+    A camera node that is up but publishes nothing for ``camera_timeout_s`` (or three frame periods
+    at a slow ``rate``) ends the run with a PipelineError. Ctrl-C, or SIGTERM/SIGHUP through the
+    command line, stops the nodes and keeps everything: the bag is closed (readable), results.jsonl
+    holds every frame, summary.json says why it ended.
     """
     output = Path(output)
     params_file = _checked_params_file(source, output, params_file)
-    frames = _Frames(max_frames)
     pipeline = graph.Graph("pipeline_recorder", output, error=PipelineError)
+    writer = results.ResultsWriter(output / results.RESULTS_FILE)
+    frames = _Frames(max_frames, writer, Path(source).name, answer_timeout_s)
     recorder = pipeline.record(output / "bag", (graph.CAMERA_NODE, graph.TRACKER_NODE), frames.on_message,
                                skip_suffixes=() if record_images else (IMAGE_TOPIC,))
+    stall_s = max(camera_timeout_s, 3.0 / rate) if rate > 0 else camera_timeout_s
     error = None
     try:
         _start_nodes(pipeline, source, params_file, rate, loop, record_images, startup_timeout_s, progress)
-        _follow(pipeline, frames, answer_timeout_s, progress)
+        _follow(pipeline, frames, answer_timeout_s, stall_s, progress)
     except (PipelineError, KeyboardInterrupt) as caught:
         error = caught
     finally:
         duration_s = frames.duration_s()
         pipeline.close()
-        summary = _write_results(output, str(source), frames, duration_s, recorder.counts, error, params_file)
+        frames.settle(lambda *_: True)
+        writer.close()
+        summary = _write_summary(output, str(source), frames, duration_s, recorder.counts, error, params_file)
     if error is not None:
         raise error
     results.print_summary(summary)
@@ -169,8 +208,9 @@ def _start_nodes(pipeline: graph.Graph, source: str, params_file: Path, rate: fl
                                                 remappings=REMAPPINGS))
 
 
-def _follow(pipeline: graph.Graph, frames: _Frames, answer_timeout_s: float, progress: bool) -> None:
-    """Spin while the camera runs (showing the live rate), then until its last frame is answered."""
+def _follow(pipeline: graph.Graph, frames: _Frames, answer_timeout_s: float, stall_s: float, progress: bool) -> None:
+    """Spin while the camera runs (showing the live rate), then until its last frame is answered;
+    PipelineError when the camera node stays up but publishes nothing for ``stall_s``."""
     from tqdm import tqdm
 
     camera = pipeline.processes["camera"]
@@ -184,14 +224,16 @@ def _follow(pipeline: graph.Graph, frames: _Frames, answer_timeout_s: float, pro
             if now - last_check > 0.5:
                 last_check = now
                 pipeline.recorder.discover()
-                bar.n = len(frames.order)
+                frames.settle()
+                bar.n = frames.count
                 bar.set_postfix_str(f"tracked {frames.tracked}, tracker "
                                     f"{frames.tracked / (now - frames.started_s):.1f} fps", refresh=True)
                 pipeline.check_running("tracker")
+                _check_camera_publishes(camera, frames, now, stall_s)
             if frames.camera_done_s is None and (frames.full() or camera.poll() is not None):
                 frames.camera_done_s = now
                 camera.stop()
-                if not frames.order:
+                if not frames.count:
                     raise PipelineError(f"the camera node published no image:\n{camera.log_tail()}")
             # A tracker that answered nothing yet may still be warming up (first frames are slow).
             patience_s = answer_timeout_s if frames.tracked else 10 * answer_timeout_s
@@ -199,24 +241,26 @@ def _follow(pipeline: graph.Graph, frames: _Frames, answer_timeout_s: float, pro
                                                      or now - frames.camera_done_s > patience_s):
                 return
     finally:
-        bar.n = len(frames.order)
+        bar.n = frames.count
         bar.close()
 
 
-def _write_results(output: Path, source: str, frames: _Frames, duration_s: float, recorded: dict[str, int],
+def _check_camera_publishes(camera: graph.NodeProcess, frames: _Frames, now: float, stall_s: float) -> None:
+    """The run's watchdog: PipelineError when the camera node runs but its last frame (or its start,
+    before the first) is more than ``stall_s`` ago."""
+    if frames.camera_done_s is not None or camera.poll() is not None:
+        return
+    since_s = now - (frames.last_info_s if frames.last_info_s is not None else frames.started_s)
+    if since_s > stall_s:
+        raise PipelineError(f"the camera node published no frame for {since_s:.0f} s (after {frames.count} "
+                            f"frames): stopped\n{camera.log_tail()}")
+
+
+def _write_summary(output: Path, source: str, frames: _Frames, duration_s: float, recorded: dict[str, int],
                    error: BaseException | None, params_file: Path) -> dict[str, Any]:
-    name = Path(source).name
-    latencies = []
-    with results.ResultsWriter(output / results.RESULTS_FILE) as writer:
-        for index, stamp in enumerate(frames.order):
-            record = frames.by_stamp[stamp]
-            if "answer_s" in record:
-                latencies.append(1000.0 * (record["answer_s"] - record["sent_s"]))
-            writer.write(index, name, record["faces"], stamp_ns=stamp, tracked="answer_s" in record)
-    with_face = sum(1 for stamp in frames.order if frames.by_stamp[stamp]["faces"])
     summary = results.summary_json(
-        source, len(frames.order), with_face, duration_s, latencies, frames.stage_times,
-        frames_tracked=frames.tracked, frames_dropped=len(frames.order) - frames.tracked,
+        source, frames.written, frames.with_face, duration_s, frames.latencies_ms, frames.stage_times,
+        frames_tracked=frames.tracked, frames_dropped=frames.written - frames.tracked,
         tracker_fps=round(frames.tracked / duration_s, 3) if duration_s > 0 else None,
         recorded_topics=recorded, bag=str(output / "bag"), params_file=str(params_file),
         expression_names=frames.expression_names,

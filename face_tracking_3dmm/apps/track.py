@@ -15,20 +15,27 @@ from face_tracking_3dmm.results import TrackingState
 
 
 def track(input_path: Path, output: Path, *, params_file: Path | None = None, max_frames: int | None = None,
-          progress: bool = True, sequence: bool = False) -> dict:
+          progress: bool = True, sequence: bool = False, image_topic: str | None = None,
+          force: bool = False) -> dict:
     """Track every frame of ``input_path``; write results.jsonl and summary.json into ``output``.
 
     ``sequence``: a folder of images holds consecutive frames of one stream, not unrelated photos.
+    ``image_topic``: the image topic of a bag (default: its only one, see :class:`sources.BagSource`).
+    Existing results in ``output`` are a FileExistsError unless ``force`` (as ``run`` and ``evaluate``
+    refuse a used folder).
     """
+    output = Path(output)
+    if (output / results.RESULTS_FILE).exists() and not force:
+        raise FileExistsError(f"{output / results.RESULTS_FILE} exists: choose a new --output folder "
+                              "(or --force to overwrite)")
     kind = sources.source_kind(input_path)
     stills = kind == "image" or (kind == "folder" and not sequence)
-    with sources.open_source(input_path) as source:  # fails (SourceError) before the slow model load
+    with sources.open_source(input_path, image_topic) as source:  # fails (SourceError) before the slow model load
         from face_tracking_3dmm.config import TrackerConfig, load_yaml
         from face_tracking_3dmm.tracking.tracker import FaceTracker
 
-        output = Path(output)
+        config = load_yaml(params_file) if params_file else TrackerConfig()  # a bad file fails before output
         output.mkdir(parents=True, exist_ok=True)
-        config = load_yaml(params_file) if params_file else TrackerConfig()
         with FaceTracker(config) as tracker:
             summary = _track_frames(source, tracker, input_path, output, max_frames, progress, stills)
     summary["params_file"] = str(params_file or "")

@@ -28,7 +28,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     try:
         result = replay.evaluate_bag(args.bag, args.output, realtime=args.realtime, params_file=args.params,
-                                     max_frames=args.max_frames, record_overlay=not args.no_overlay)
+                                     max_frames=args.max_frames, record_overlay=not args.no_overlay,
+                                     image_topic=args.image_topic)
     except (bags.BagError, replay.EvaluationError) as error:
         print(f"error: {error}\nresults so far are in {args.output} (metrics.json, report.html)",
               file=sys.stderr)
@@ -98,6 +99,8 @@ def register(subparsers) -> None:
                              "frame, waiting for each answer)")
     parser.add_argument("--params", help="tracker parameters YAML")
     parser.add_argument("--max-frames", type=int)
+    parser.add_argument("--image-topic", help="image topic to replay (default: the bag's only one, or "
+                                              f"{bags.DEFAULT_IMAGE_TOPIC} among several)")
     parser.add_argument("--no-overlay", action="store_true",
                         help="do not subscribe to the debug overlay (the node then does not draw it; "
                              "the report has no overlay strip)")

@@ -65,17 +65,19 @@ class ModelLandmarkProjector:
 
 
 def errors_against_mediapipe(bag, frames: list[dict], held_out_ids: Sequence[int] = DEFAULT_HELD_OUT,
-                             progress: bool = True) -> dict[str, int]:
+                             progress: bool = True, topics: list[str] | None = None) -> dict[str, int]:
     """Add ``mediapipe_error_px`` {held_out, fitted} to each replayed face that carries its fit.
 
     MediaPipe runs here on the bag's images (VIDEO mode, the images' stamps), the same detector the
-    tracker uses; ``held_out_ids`` are the MediaPipe ids the tracker was told not to fit.
+    tracker uses; ``held_out_ids`` are the MediaPipe ids the tracker was told not to fit. ``topics``
+    are the image and CameraInfo topics that were replayed (None: the bag's only ones).
     Returns counts (frames compared, points held out).
     """
     from tqdm import tqdm
 
     from face_tracking_3dmm.evaluation.annotation_eval import face_rotation
     from face_tracking_3dmm.io import bags, image_encodings, results
+    from face_tracking_3dmm.io.camera_info import camera_info_to_intrinsics
     from face_tracking_3dmm.ros_messages import header_stamp_ns
     from face_tracking_3dmm.tracking.landmarks import FaceLandmarker
 
@@ -85,14 +87,14 @@ def errors_against_mediapipe(bag, frames: list[dict], held_out_ids: Sequence[int
     projector = ModelLandmarkProjector()
     held, fitted = projector.masks(held_out_ids)
     store = bags.typestore()
-    camera, compared = None, 0
+    info, compared = None, 0
     series: list[tuple[int, np.ndarray, np.ndarray]] = []   # first face: frame, model points, MediaPipe points
     with FaceLandmarker(mode="video") as landmarker, \
             tqdm(total=len(frames), desc="landmark error", unit="frame", disable=not progress) as bar:
         try:
-            for message in bags.iter_messages(bag):
+            for message in bags.iter_messages(bag, topics):
                 if message.msgtype == bags.CAMERA_INFO_TYPE:
-                    camera = bags.camera_info_intrinsics(store.deserialize_cdr(message.rawdata, message.msgtype))
+                    info = store.deserialize_cdr(message.rawdata, message.msgtype)
                     continue
                 if message.msgtype != bags.IMAGE_TYPE:
                     continue
@@ -103,7 +105,7 @@ def errors_against_mediapipe(bag, frames: list[dict], held_out_ids: Sequence[int
                 record = wanted.get(stamp)
                 if record is None or not observations:
                     continue
-                intrinsics = camera or CameraIntrinsics.default_for(image.shape[1], image.shape[0])
+                intrinsics = camera_info_to_intrinsics(info, image.shape[1], image.shape[0])[0]
                 for face in record["faces"]:
                     if not face["identity"] or face["landmarks68"] is None:
                         continue

@@ -76,7 +76,8 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
                  namespace: str = "/eval", answer_timeout_s: float = 5.0,
                  startup_timeout_s: float = 120.0, max_frames: int | None = None,
                  node_command: list[str] | None = None, held_out_ids: list[int] | None = None,
-                 record_overlay: bool = True, progress: bool = True) -> dict[str, Any]:
+                 record_overlay: bool = True, progress: bool = True, image_topic: str | None = None
+                 ) -> dict[str, Any]:
     """Replay ``bag`` through a tracker node process and write the evaluation folder ``output``.
 
     Returns the metrics dict. A bag that breaks midway ends the replay with the frames already
@@ -87,13 +88,16 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
     points (:mod:`face_tracking_3dmm.evaluation.holdout`); ``held_out_ids`` are MediaPipe points
     the tracker does not fit (default: the face oval). ``record_overlay=False`` leaves the debug
     overlay unsubscribed, so the node does not draw it (it does so only while someone listens).
+    One image topic is replayed, ``image_topic`` or the bag's only one, with its CameraInfo topic
+    (:func:`face_tracking_3dmm.io.bags.choose_topics`); other topics of the bag are not sent.
     """
     from tqdm import tqdm
 
     bag, output = Path(bag), Path(output)
-    total_images = _count_images(bag, output)
+    image_topic, info_topic, total_images = _chosen_topics(bag, output, image_topic)
     env = graph.isolated_ros_environment(output / "ros_logs")
     replay = _Replay({"bag": str(bag), "mode": "realtime" if realtime else "deterministic",
+                      "image_topic": image_topic, "info_topic": info_topic,
                       "params_file": params_file, "parameters": parameters or {}, "domain_id": env["ROS_DOMAIN_ID"],
                       "overlay_recorded": record_overlay, "load_average_1min_at_start": os.getloadavg()[0],
                       "cpus": os.cpu_count(), "error": None})
@@ -122,8 +126,10 @@ def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
     return result
 
 
-def _count_images(bag: Path, output: Path) -> int | None:
-    """The bag's number of images (None when unknown), after refusing a missing bag or used output."""
+def _chosen_topics(bag: Path, output: Path, image_topic: str | None) -> tuple[str, str | None, int | None]:
+    """The image and CameraInfo topics to replay and the number of images (None when unknown), after
+    refusing a missing bag or used output. A bag without readable metadata (a cut-off recording,
+    streamed until the cut) is read on ``image_topic`` or the default topic."""
     output.mkdir(parents=True, exist_ok=True)
     if (output / "bag").exists():
         raise FileExistsError(f"{output / 'bag'} exists: choose a new --output folder")
@@ -132,13 +138,15 @@ def _count_images(bag: Path, output: Path) -> int | None:
     try:
         topics = bags.bag_topics(bag)
     except bags.BagError:
-        return None  # a cut-off recording: its messages are streamed until the cut (counts unknown)
-    return sum(info["count"] for info in topics.values() if info["type"] == bags.IMAGE_TYPE) or None
+        image_topic = image_topic or bags.DEFAULT_IMAGE_TOPIC
+        return image_topic, bags.camera_info_topic(image_topic), None
+    image_topic, info_topic = bags.choose_topics({t: info["type"] for t, info in topics.items()}, image_topic)
+    return image_topic, info_topic, topics[image_topic]["count"] or None
 
 
 def _send_images(session: graph.Graph, replay: _Replay, bag: Path, bar, realtime: bool,
                  max_frames: int | None, answer_timeout_s: float) -> None:
-    """Publish the bag's CameraInfo and images: each after the previous answer, or at the bag's rate."""
+    """Publish the chosen CameraInfo and images: each image after the previous answer, or at the bag's rate."""
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, Image
 
@@ -148,11 +156,9 @@ def _send_images(session: graph.Graph, replay: _Replay, bag: Path, bar, realtime
     executor = session.executor
     clock_offset = None
     last_discovery = time.monotonic()
-    for message in bags.iter_messages(bag):
-        if message.msgtype == bags.CAMERA_INFO_TYPE:
+    for message in bags.iter_messages(bag, _replayed_topics(replay.run)):
+        if message.topic == replay.run["info_topic"]:
             info_publisher.publish(message.rawdata)
-            continue
-        if message.msgtype != bags.IMAGE_TYPE:
             continue
         if max_frames is not None and len(replay.frames) >= max_frames:
             break
@@ -182,12 +188,17 @@ def _write_evaluation(output: Path, bag: Path, replay: _Replay, held_out_ids: li
     try:
         from face_tracking_3dmm.evaluation import holdout
         run["landmark_comparison"] = holdout.errors_against_mediapipe(
-            bag, replay.frames, holdout.DEFAULT_HELD_OUT if held_out_ids is None else held_out_ids, progress)
+            bag, replay.frames, holdout.DEFAULT_HELD_OUT if held_out_ids is None else held_out_ids, progress,
+            _replayed_topics(run))
     except Exception as error:  # the replay's results matter more than this extra comparison
         run["landmark_comparison"] = {"error": f"{type(error).__name__}: {error}"}
     _write_frames(output, replay.frames, replay.started_s)
     (output / report.RUN_FILE).write_text(json.dumps(run, indent=2))
     return report.build_report(output)
+
+
+def _replayed_topics(run: dict[str, Any]) -> list[str]:
+    return [topic for topic in (run["image_topic"], run["info_topic"]) if topic]
 
 
 def _wait_for_answer(executor, record, timeout_s: float, resend) -> None:

@@ -122,10 +122,36 @@ class BagMessage:
     rawdata: bytes
 
 
-def camera_info_intrinsics(info) -> CameraIntrinsics:
-    """CameraIntrinsics of a sensor_msgs/CameraInfo (as ``rosbags`` or rclpy gives it): K's fx, fy, cx, cy."""
-    k = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
-    return CameraIntrinsics(k[0, 0], k[1, 1], k[0, 2], k[1, 2], int(info.width), int(info.height))
+def camera_info_topic(image_topic: str) -> str:
+    """The CameraInfo topic of an image topic by ROS convention: ``camera_info`` in its namespace."""
+    return image_topic.rstrip("/").rsplit("/", 1)[0] + "/camera_info"
+
+
+def choose_topics(topic_types: dict[str, str], image_topic: str | None = None) -> tuple[str, str | None]:
+    """The image topic to read from a bag whose topics are ``topic_types`` (topic -> type), and the
+    CameraInfo topic that goes with it (None when none does).
+
+    The image topic is ``image_topic`` when given, else the bag's only Image topic, else
+    :data:`DEFAULT_IMAGE_TOPIC`; several others are a :class:`BagError` listing them (a colour + depth
+    bag must not be read as one stream). The CameraInfo topic is the one in the image topic's
+    namespace (:func:`camera_info_topic`), else the bag's only one.
+    """
+    images = sorted(topic for topic, kind in topic_types.items() if kind == IMAGE_TYPE)
+    if image_topic is not None and image_topic not in images:
+        raise BagError(f"the bag has no {IMAGE_TYPE} topic {image_topic} (its image topics: "
+                       f"{', '.join(images) or 'none'})")
+    if image_topic is None:
+        if not images:
+            raise BagError(f"the bag has no {IMAGE_TYPE} topic")
+        if len(images) > 1 and DEFAULT_IMAGE_TOPIC not in images:
+            raise BagError(f"the bag has several image topics ({', '.join(images)}): choose one with "
+                           "--image-topic")
+        image_topic = images[0] if len(images) == 1 else DEFAULT_IMAGE_TOPIC
+    infos = sorted(topic for topic, kind in topic_types.items() if kind == CAMERA_INFO_TYPE)
+    sibling = camera_info_topic(image_topic)
+    if sibling in infos:
+        return image_topic, sibling
+    return image_topic, infos[0] if len(infos) == 1 else None
 
 
 def open_reader(bag: str | Path):
@@ -202,21 +228,54 @@ class _Cursor:
         return self.take(self.uint(4)).decode()
 
 
+#: Largest record or chunk (uncompressed) the streaming reader accepts: a corrupt length or a
+#: compression bomb is refused instead of allocating gigabytes.
+MAX_RECORD_BYTES = 1 << 30
+
+
 def _decompress(compression: str, data: bytes, size: int) -> bytes:
+    """A chunk's records: ``size`` bytes (the chunk's own count) decompressed, never more."""
+    if size > MAX_RECORD_BYTES:
+        raise EOFError(f"chunk of {size} bytes uncompressed, more than {MAX_RECORD_BYTES}")
     if compression == "":
         return data
     if compression == "zstd":
         from backports import zstd  # shipped with the venv; Python >= 3.14 has compression.zstd
-        return zstd.decompress(data)
-    if compression == "lz4":
+        decompressor = zstd.ZstdDecompressor()
+    elif compression == "lz4":
         import lz4.frame
-        return lz4.frame.decompress(data)
-    raise EOFError(f"unsupported chunk compression {compression!r}")
+        decompressor = lz4.frame.LZ4FrameDecompressor()
+    else:
+        raise EOFError(f"unsupported chunk compression {compression!r}")
+    records = decompressor.decompress(data, max_length=size)
+    if len(records) != size:
+        raise EOFError(f"chunk decompressed to {len(records)} bytes, expected {size}")
+    return records
+
+
+def _file_records(path: Path) -> Iterator[tuple[int, _Cursor]]:
+    """(opcode, content) of the top-level records of an MCAP file after its magic, read one at a
+    time (the file is never held whole in memory); stops at the data end record."""
+    size = path.stat().st_size
+    with open(path, "rb") as stream:
+        if stream.read(len(_MCAP_MAGIC)) != _MCAP_MAGIC:
+            raise BagError(f"{path} is not an MCAP file")
+        while stream.tell() < size:
+            head = stream.read(9)
+            if len(head) < 9:
+                raise EOFError("record header cut short")
+            opcode, length = head[0], int.from_bytes(head[1:], "little")
+            if length > min(MAX_RECORD_BYTES, size - stream.tell()):
+                raise EOFError(f"record of {length} bytes runs past the end of the file or the limit")
+            if opcode == 0x0F:  # data end: the summary follows
+                return
+            yield opcode, _Cursor(stream.read(length))
 
 
 def _stream_mcap_files(files: list[Path], topics: list[str] | None, why: str) -> Iterator[BagMessage]:
     """Yield the messages of MCAP files sequentially without their summary section (see MCAP spec:
-    records are opcode u8, length u64, content; messages may sit inside chunk records)."""
+    records are opcode u8, length u64, content; messages may sit inside chunk records), one record
+    in memory at a time."""
     count = 0
     schemas: dict[int, str] = {}
     channels: dict[int, tuple[str, str]] = {}
@@ -250,16 +309,11 @@ def _stream_mcap_files(files: list[Path], topics: list[str] | None, why: str) ->
                 yield from handle(inner_opcode, inner_content)
 
     for path in files:
-        data = path.read_bytes()
-        if not data.startswith(_MCAP_MAGIC):
-            raise BagError(f"{path} is not an MCAP file ({why})")
-        cursor = _Cursor(data)
-        cursor.take(len(_MCAP_MAGIC))
         try:
-            for opcode, content in records(cursor):
-                if opcode == 0x0F:  # data end: the summary follows
-                    break
+            for opcode, content in _file_records(path):
                 yield from handle(opcode, content)
+        except BagError as error:
+            raise BagError(f"{error} ({why})") from error
         except (EOFError, KeyError, UnicodeDecodeError, ValueError) as error:
             raise BagError(f"bag {path.parent} is truncated or corrupt after {count} messages "
                            f"({why}; {type(error).__name__}: {error})") from error

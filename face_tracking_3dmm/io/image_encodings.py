@@ -6,6 +6,8 @@ Every malformed buffer is refused with a ValueError that says what is wrong, nev
 """
 from __future__ import annotations
 
+import io
+
 import cv2
 import numpy as np
 
@@ -27,9 +29,7 @@ def check_layout(encoding: str, width: int, height: int, step: int, data_length:
         raise ValueError(f"unsupported encoding {encoding!r} (supported: {', '.join(SUPPORTED_ENCODINGS)})")
     if width <= 0 or height <= 0:
         raise ValueError(f"empty image: {width}x{height}")
-    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
-        raise ValueError(f"image too large: {width}x{height} (at most {MAX_SIDE} a side and "
-                         f"{MAX_PIXELS} pixels)")
+    check_size(width, height)
     if encoding in _YUV_TO_RGB and width % 2:
         raise ValueError(f"{encoding} needs an even width, got {width}")
     row_bytes = width * BYTES_PER_PIXEL[encoding]
@@ -40,6 +40,50 @@ def check_layout(encoding: str, width: int, height: int, step: int, data_length:
                          f"= {step * height}")
     if data_length > step * height:
         raise ValueError(f"data has {data_length} bytes, more than step * height = {step * height}")
+
+
+class ImageTooLarge(ValueError):
+    """An image beyond :data:`MAX_SIDE` / :data:`MAX_PIXELS` (a corrupt header or a decompression bomb)."""
+
+
+def check_size(width: int, height: int) -> None:
+    """Raise :class:`ImageTooLarge` when an image of ``width`` x ``height`` is beyond :data:`MAX_SIDE` / :data:`MAX_PIXELS`."""
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+        raise ImageTooLarge(f"image too large: {width}x{height} (at most {MAX_SIDE} a side and "
+                         f"{MAX_PIXELS} pixels)")
+
+
+def opened_image(file):
+    """A Pillow image of ``file`` (a path or a binary stream) whose size is checked (:func:`check_size`)
+    before any pixel is decoded: Pillow reads only the header on open, so a small JPEG/PNG that would
+    decode to gigabytes (a decompression bomb) is refused at the cost of reading its header.
+    Raises :class:`ImageTooLarge`, or ValueError for an unreadable image; close the image when done."""
+    from PIL import Image
+
+    try:
+        image = Image.open(file)
+    except Image.DecompressionBombError as error:
+        raise ImageTooLarge(f"image too large: {error}") from error
+    except OSError as error:
+        raise ValueError(f"not a readable image: {error}") from error
+    try:
+        check_size(*image.size)
+    except ValueError:
+        image.close()
+        raise
+    return image
+
+
+def compressed_size(data) -> tuple[int, int] | None:
+    """(width, height) of a JPEG/PNG buffer, read from its header (see :func:`opened_image`); None when
+    it has no readable header. Raises :class:`ImageTooLarge`."""
+    try:
+        with opened_image(io.BytesIO(data)) as image:
+            return image.size
+    except ImageTooLarge:
+        raise
+    except ValueError:
+        return None
 
 
 def decode(encoding: str, width: int, height: int, step: int, data) -> np.ndarray:

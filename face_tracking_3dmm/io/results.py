@@ -83,7 +83,8 @@ def frame_json(frame: int, source: str, faces: list[dict], **extra: Any) -> dict
 
 
 class ResultsWriter:
-    """Writes frame lines to a .jsonl file as they come, so a run that is stopped keeps the frames done."""
+    """Writes frame lines to a .jsonl file as they come, each flushed, so a run that is stopped or
+    killed keeps the frames done."""
 
     def __init__(self, path: str | Path):
         self.stream = open(path, "w")
@@ -91,6 +92,7 @@ class ResultsWriter:
     def write(self, frame: int, source: str, faces: list[dict], **extra: Any) -> None:
         """One line (:func:`frame_json`)."""
         self.stream.write(json.dumps(frame_json(frame, source, faces, **extra)) + "\n")
+        self.stream.flush()
 
     def close(self) -> None:
         self.stream.close()

@@ -7,7 +7,9 @@ through :mod:`face_tracking_3dmm.io.bags`.
 """
 from __future__ import annotations
 
+import functools
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -17,9 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from face_tracking_3dmm.geometry import CameraIntrinsics
-from face_tracking_3dmm.io import bags, image_encodings
+from face_tracking_3dmm.io import bags, camera_info, image_encodings
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".wmv", ".mpg", ".mpeg")
 BAG_SUFFIXES = (".mcap", ".db3")
 #: Timestamp step for sources without time (images, folders): 30 frames per second.
@@ -28,6 +29,21 @@ STILL_FRAME_PERIOD_S = 1.0 / 30.0
 
 class SourceError(ValueError):
     """The source cannot be opened or read; the message says which and why."""
+
+
+class SourceWarning(UserWarning):
+    """Something of the source is not used as is (files skipped, intrinsics replaced); the message says what."""
+
+
+@functools.cache
+def image_suffixes() -> frozenset[str]:
+    """Suffixes of the image files read (lower case, with the dot): every format Pillow opens, less
+    the video suffixes (Pillow identifies MPEG files but does not decode them)."""
+    from PIL import Image
+
+    Image.init()
+    readable = {suffix for suffix, kind in Image.registered_extensions().items() if kind in Image.OPEN}
+    return frozenset(readable - set(VIDEO_SUFFIXES))
 
 
 @dataclass
@@ -59,13 +75,12 @@ class FrameSource:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """(H, W, 3) RGB uint8 of an image file; SourceError when it cannot be decoded."""
-    from PIL import Image
-
+    """(H, W, 3) RGB uint8 of an image file; SourceError when it cannot be decoded or is too large
+    (checked before decoding, see :func:`image_encodings.opened_image`)."""
     try:
-        with Image.open(path) as image:
+        with image_encodings.opened_image(path) as image:
             return np.asarray(image.convert("RGB"))
-    except OSError as error:
+    except (OSError, ValueError) as error:
         raise SourceError(f"cannot read image {path}: {error}") from error
 
 
@@ -83,13 +98,21 @@ class ImageSource(FrameSource):
 
 
 class FolderSource(FrameSource):
-    """The images of a folder, sorted by file name, 1/30 s apart."""
+    """The images of a folder, sorted by file name, 1/30 s apart. Other files are listed in
+    :attr:`skipped` and named in a :class:`SourceWarning` (hidden files and folders are not)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        entries = sorted(p for p in self.path.iterdir() if p.is_file() and not p.name.startswith("."))
+        self.files = [p for p in entries if p.suffix.lower() in image_suffixes()]
+        self.skipped = [p.name for p in entries if p.suffix.lower() not in image_suffixes()]
         if not self.files:
-            raise SourceError(f"{self.path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise SourceError(f"{self.path} holds no images (read: {', '.join(sorted(image_suffixes()))})")
+        if self.skipped:
+            shown = ", ".join(self.skipped[:10]) + (f" and {len(self.skipped) - 10} more" if len(self.skipped) > 10
+                                                   else "")
+            warnings.warn(f"{self.path}: {len(self.skipped)} file(s) skipped, not images: {shown}", SourceWarning,
+                          stacklevel=2)
         self.name = self.path.name
 
     def __iter__(self) -> Iterator[SourceFrame]:
@@ -186,10 +209,14 @@ class DeviceSource(FrameSource):
 
 
 class BagSource(FrameSource):
-    """The sensor_msgs/Image messages of a rosbag2 (mcap or sqlite3), read with :func:`bags.iter_messages`.
+    """The sensor_msgs/Image messages of one topic of a rosbag2 (mcap or sqlite3), read with
+    :func:`bags.iter_messages`.
 
-    ``topic`` picks an image topic (default: the first one found). Timestamps are the images' header
-    stamps relative to the first; ``camera`` is the latest CameraInfo recorded before each image.
+    ``topic`` picks the image topic; by default the bag's only one (see :func:`bags.choose_topics`:
+    a bag with several is refused unless one is the default topic). Timestamps are the images' header
+    stamps relative to the first; ``camera`` is the latest CameraInfo of the image's camera recorded
+    before each image, checked and scaled to the image as the tracker node does
+    (:func:`camera_info.camera_info_to_intrinsics`; each change of its verdict is a :class:`SourceWarning`).
     Images the decoder refuses, and a bag that breaks midway, raise SourceError saying where.
     """
 
@@ -202,37 +229,43 @@ class BagSource(FrameSource):
             with bags.opened_bag(self.bag) as reader:
                 connections = list(reader.connections)  # the reader empties its list on close
                 duration_s = (reader.end_time - reader.start_time) / 1e9
+            self.image_topic, self.info_topic = bags.choose_topics({c.topic: c.msgtype for c in connections}, topic)
         except bags.BagError as error:
-            raise SourceError(str(error)) from error
-        images = [c for c in connections if c.msgtype == bags.IMAGE_TYPE and topic in (None, c.topic)]
-        if not images:
-            raise SourceError(f"{self.path} has no {bags.IMAGE_TYPE} topic" + (f" named {topic}" if topic else ""))
-        self.image_topic = images[0].topic
-        self.info_topics = [c.topic for c in connections if c.msgtype == bags.CAMERA_INFO_TYPE]
-        count = images[0].msgcount
+            raise SourceError(f"{self.path}: {error}") from error
+        count = sum(c.msgcount for c in connections if c.topic == self.image_topic)
         self.fps = (count - 1) / duration_s if count > 1 and duration_s > 0 else None
         self.name = self.path.name
+        self._last_note: str | None = None   # the CameraInfo check's last verdict, warned once per change
 
-    def _first_camera(self, store) -> CameraIntrinsics | None:
-        """The bag's first CameraInfo (one is often written just after its image, so the first image
-        would have none)."""
-        if not self.info_topics:
+    def _first_info(self, store):
+        """The bag's first CameraInfo of the camera (one is often written just after its image, so the
+        first image would have none)."""
+        if self.info_topic is None:
             return None
-        with closing(bags.iter_messages(self.bag, self.info_topics)) as infos:
+        with closing(bags.iter_messages(self.bag, [self.info_topic])) as infos:
             first = next(infos, None)
-        return None if first is None else bags.camera_info_intrinsics(store.deserialize_cdr(first.rawdata,
-                                                                                            first.msgtype))
+        return None if first is None else store.deserialize_cdr(first.rawdata, first.msgtype)
+
+    def _camera(self, info, rgb: np.ndarray) -> CameraIntrinsics | None:
+        if info is None:
+            return None
+        camera, note = camera_info.camera_info_to_intrinsics(info, rgb.shape[1], rgb.shape[0])
+        if note and note != self._last_note:
+            warnings.warn(f"{self.path} ({self.info_topic}): {note}", SourceWarning, stacklevel=3)
+        self._last_note = note
+        return camera
 
     def __iter__(self) -> Iterator[SourceFrame]:
         store = bags.typestore()
+        self._last_note = None
         try:
-            camera = self._first_camera(store)
+            info = self._first_info(store)
             first_stamp = None
             index = 0
-            for message in bags.iter_messages(self.bag, [self.image_topic, *self.info_topics]):
+            for message in bags.iter_messages(self.bag, [t for t in (self.image_topic, self.info_topic) if t]):
                 msg = store.deserialize_cdr(message.rawdata, message.msgtype)
-                if message.msgtype == bags.CAMERA_INFO_TYPE:
-                    camera = bags.camera_info_intrinsics(msg)
+                if message.topic == self.info_topic:
+                    info = msg
                     continue
                 stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
                 first_stamp = stamp if first_stamp is None else first_stamp
@@ -240,7 +273,7 @@ class BagSource(FrameSource):
                     rgb = image_encodings.message_to_rgb(msg)
                 except ValueError as error:
                     raise SourceError(f"{self.path}: image {index} on {message.topic}: {error}") from error
-                yield SourceFrame(index, (stamp - first_stamp) / 1e9, rgb, self.name, camera)
+                yield SourceFrame(index, (stamp - first_stamp) / 1e9, rgb, self.name, self._camera(info, rgb))
                 index += 1
         except bags.BagError as error:
             raise SourceError(str(error)) from error
@@ -261,17 +294,19 @@ def source_kind(spec: str | Path) -> str:
     suffix = path.suffix.lower()
     if suffix in BAG_SUFFIXES:
         return "bag"
-    if suffix in IMAGE_SUFFIXES:
-        return "image"
     if suffix in VIDEO_SUFFIXES:
         return "video"
+    if suffix in image_suffixes():
+        return "image"
     raise SourceError(f"{text}: expected a video ({', '.join(VIDEO_SUFFIXES)}), an image, a folder of "
                       "images, a rosbag2 or a V4L2 device (/dev/videoN or N)")
 
 
-def open_source(spec: str | Path) -> FrameSource:
-    """The source a string names: a V4L2 device, rosbag2, folder of images, image or video."""
+def open_source(spec: str | Path, image_topic: str | None = None) -> FrameSource:
+    """The source a string names: a V4L2 device, rosbag2 (its ``image_topic``, see :class:`BagSource`),
+    folder of images, image or video."""
     kind = source_kind(spec)
-    classes = {"device": DeviceSource, "bag": BagSource, "folder": FolderSource, "image": ImageSource,
-               "video": VideoSource}
+    if kind == "bag":
+        return BagSource(spec, image_topic)
+    classes = {"device": DeviceSource, "folder": FolderSource, "image": ImageSource, "video": VideoSource}
     return classes[kind](spec)

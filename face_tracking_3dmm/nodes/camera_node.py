@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
-from urllib.parse import urlparse
 
-import yaml
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
@@ -21,24 +18,15 @@ from std_msgs.msg import Header
 
 from face_tracking_3dmm.geometry import CameraIntrinsics
 from face_tracking_3dmm.io import sources
+from face_tracking_3dmm.io.camera_info import Calibration, load_calibration
 from face_tracking_3dmm.nodes import conversions, parameters
 from face_tracking_3dmm.nodes.spin import run_node
 from face_tracking_3dmm.nodes.tf import StaticTransformBroadcaster
 
 #: Seconds to keep the node up after the last frame, so subscribers receive it before it exits.
 LINGER_S = 0.5
-
-
-def load_calibration(url: str) -> CameraIntrinsics:
-    """Intrinsics from a camera_info_manager YAML (``file://...`` or a path): image_width,
-    image_height, camera_matrix.data (row-major K)."""
-    path = Path(urlparse(url).path if url.startswith("file://") else url)
-    try:
-        data = yaml.safe_load(path.read_text())
-        k = [float(v) for v in data["camera_matrix"]["data"]]
-        return CameraIntrinsics(k[0], k[4], k[2], k[5], int(data["image_width"]), int(data["image_height"]))
-    except (OSError, KeyError, TypeError, IndexError, ValueError, yaml.YAMLError) as error:
-        raise ValueError(f"cannot read camera calibration {url}: {error}") from error
+#: Longest wait before a failed camera device is opened again.
+MAX_BACKOFF_S = 30.0
 
 
 class CameraNode(Node):
@@ -48,7 +36,8 @@ class CameraNode(Node):
         self.add_on_set_parameters_callback(parameters.refuse_invalid(parameters.CAMERA_PARAMETERS))
         if not self.values["source"]:
             raise ValueError("parameter `source` is empty: give a video, image folder, image, rosbag2 or device")
-        self.source = sources.open_source(self.values["source"])
+        self.source: sources.FrameSource | None = sources.open_source(self.values["source"])
+        self.is_device = isinstance(self.source, sources.DeviceSource)
         self.frame_id = self.values["frame_id"]
         self.calibration = (load_calibration(self.values["camera_info_url"])
                             if self.values["camera_info_url"] else None)
@@ -59,21 +48,24 @@ class CameraNode(Node):
             header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.values["link_frame_id"])
             self.static_tf.send([conversions.static_transform(header, self.frame_id, conversions.LINK_TO_OPTICAL)])
         self.published = 0
+        self.failed = False                # the source failed: the process exits with status 1
         self.done = threading.Event()      # the source ran out (set by the publishing thread)
         self._stop = threading.Event()     # close() asks the publishing thread to end
-        self._thread = threading.Thread(target=self._publish_frames, name="camera_frames", daemon=True)
-        self._thread.start()
         rate = f"{self.source.fps:.2f} fps" if self.source.fps else "no native rate"
         self.get_logger().info(f"publishing {self.values['source']} ({type(self.source).__name__}, {rate})")
+        self._thread = threading.Thread(target=self._publish_frames, name="camera_frames", daemon=True)
+        self._thread.start()
 
-    def _intrinsics(self, frame: sources.SourceFrame) -> CameraIntrinsics:
+    def _calibration(self, frame: sources.SourceFrame) -> Calibration:
+        """The calibration file's (distortion included), else the intrinsics parameter, the source's
+        (a bag's CameraInfo) or a 60 degree field of view."""
         if self.calibration is not None:
             return self.calibration
         fx, fy, cx, cy = self.values["intrinsics"]
         height, width = frame.rgb.shape[:2]
         if fx > 0 and fy > 0:
-            return CameraIntrinsics(fx, fy, cx, cy, width, height)
-        return frame.camera or CameraIntrinsics.default_for(width, height)
+            return Calibration(CameraIntrinsics(fx, fy, cx, cy, width, height))
+        return Calibration(frame.camera or CameraIntrinsics.default_for(width, height))
 
     def _period_s(self) -> float:
         rate = self.get_parameter("rate").value
@@ -82,36 +74,70 @@ class CameraNode(Node):
         return 1.0 / self.source.fps if self.source.fps else 0.0
 
     def _publish_frames(self) -> None:
-        next_time = time.monotonic()
+        """The publishing thread: any failure of the source (rosbags, Pillow, OpenCV errors included)
+        is logged and ends the node with exit status 1, so that ``run`` and launch files see it."""
         try:
-            while not self._stop.is_set():
-                for frame in self.source:
-                    if self._stop.wait(max(0.0, next_time - time.monotonic())):
-                        return
-                    self._publish(frame)
-                    period = self._period_s()
-                    next_time = max(next_time + period, time.monotonic() - period)  # no burst after a stall
-                if not self.get_parameter("loop").value:
-                    break
-                self.source.close()
-                self.source = sources.open_source(self.values["source"])
-        except sources.SourceError as error:
-            self.get_logger().error(f"source failed after {self.published} frames: {error}")
+            self._publish_passes()
+        except Exception as error:
+            self.failed = True
+            self.get_logger().error(f"source failed after {self.published} frames: {type(error).__name__}: {error}")
         self.get_logger().info(f"source ended after {self.published} frames")
         self._stop.wait(LINGER_S)
         self.done.set()
 
+    def _publish_passes(self) -> None:
+        """Publish the source once, or again from its start while ``loop``; a source that gives no
+        frame is not looped over. A device that fails or ends is opened again after a back-off
+        (1 s, doubling up to :data:`MAX_BACKOFF_S` while it gives nothing)."""
+        next_time = time.monotonic()
+        backoff_s = 1.0
+        while True:
+            published_before = self.published
+            try:
+                if self.source is None:
+                    self.source = sources.open_source(self.values["source"])
+                next_time = self._publish_pass(next_time)
+            except sources.SourceError as error:
+                if not self.is_device:
+                    raise
+                self.get_logger().warning(f"camera failed: {error}", throttle_duration_sec=MAX_BACKOFF_S)
+            if self._stop.is_set() or not (self.get_parameter("loop").value or self.is_device):
+                return
+            if self.published == published_before and not self.is_device:
+                raise sources.SourceError(f"{self.values['source']} gave no frame: nothing to loop over")
+            backoff_s = 1.0 if self.published > published_before else backoff_s
+            if self.is_device and self._stop.wait(backoff_s):
+                return
+            backoff_s = min(2 * backoff_s, MAX_BACKOFF_S)
+            self._close_source()
+
+    def _publish_pass(self, next_time: float) -> float:
+        """Publish the source's frames at its pace until it ends or the node stops; returns when the
+        next frame is due."""
+        for frame in self.source:
+            if self._stop.wait(max(0.0, next_time - time.monotonic())):
+                break
+            self._publish(frame)
+            period = self._period_s()
+            next_time = max(next_time + period, time.monotonic() - period)  # no burst after a stall
+        return next_time
+
+    def _close_source(self) -> None:
+        if self.source is not None:
+            self.source.close()
+            self.source = None
+
     def _publish(self, frame: sources.SourceFrame) -> None:
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.frame_id)
         self.image_publisher.publish(conversions.rgb_to_image(frame.rgb, header))
-        self.info_publisher.publish(conversions.intrinsics_to_camera_info(self._intrinsics(frame), header))
+        self.info_publisher.publish(conversions.calibration_to_camera_info(self._calibration(frame), header))
         self.published += 1
 
     def close(self) -> None:
         """Stop publishing and release the source."""
         self._stop.set()
         self._thread.join(timeout=5.0)
-        self.source.close()
+        self._close_source()
 
 
 def main(args: list[str] | None = None) -> int:

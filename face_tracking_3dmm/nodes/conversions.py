@@ -17,6 +17,7 @@ from visualization_msgs.msg import Marker
 
 from face_tracking_3dmm.geometry import CameraIntrinsics, matrix_to_quaternion_np
 from face_tracking_3dmm.io import image_encodings, results
+from face_tracking_3dmm.io.camera_info import Calibration, camera_info_to_intrinsics  # noqa: F401 (the nodes' API)
 from face_tracking_3dmm.msg import FaceParams
 from face_tracking_3dmm.results import FaceResult
 
@@ -25,8 +26,6 @@ if TYPE_CHECKING:  # the camera node uses this module too and does not load torc
 
 #: Eye TF frames hang below the face frame: face_<id>_eye_left, face_<id>_eye_right (the face's left/right).
 EYE_SUFFIXES = ("eye_left", "eye_right")
-#: Relative difference of aspect ratio up to which a CameraInfo of another size is scaled to the image.
-ASPECT_TOLERANCE = 0.01
 
 
 def stamp_seconds(stamp) -> float:
@@ -43,7 +42,8 @@ def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
 
     ``format`` may be "jpeg"/"png" or image_transport's "bgr8; jpeg compressed bgr8"; the data is
     decoded by its content. Raises ValueError for other formats, empty or undecodable data, or an
-    image beyond the size limits of :mod:`face_tracking_3dmm.io.image_encodings`.
+    image beyond the size limits of :mod:`face_tracking_3dmm.io.image_encodings`; the size is read
+    from the header first, so a decompression bomb is refused without being decoded.
     """
     kind = msg.format.split(";")[-1].strip().split(" ")[0].lower()
     if kind not in ("jpeg", "jpg", "png"):
@@ -51,7 +51,7 @@ def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
     data = np.frombuffer(msg.data, dtype=np.uint8)
     if data.size == 0:
         raise ValueError(f"empty {kind} data")
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if image_encodings.compressed_size(data) else None
     if bgr is None:
         raise ValueError(f"cannot decode {data.size} bytes of {kind} data")
     height, width = bgr.shape[:2]
@@ -68,43 +68,18 @@ def rgb_to_image(rgb: np.ndarray, header: Header, encoding: str = "rgb8") -> Ima
     return msg
 
 
-def camera_info_to_intrinsics(info: CameraInfo | None, width: int, height: int
-                              ) -> tuple[CameraIntrinsics, str | None]:
-    """Intrinsics for an image of ``width`` x ``height`` and, when they are not the CameraInfo's own,
-    why (for a warning).
-
-    - No CameraInfo (None), or one with an unset K (fx or fy <= 0): :meth:`CameraIntrinsics.default_for`
-      the image (60 degree horizontal field of view, centred).
-    - A CameraInfo of the image's size (or size 0x0, i.e. not given): its K as is.
-    - Another size with the same aspect ratio (within 1%): K scaled to the image (the driver
-      resized the image after calibration).
-    - Another aspect ratio (cropped or a different camera): the default, since scaling would be wrong.
-    """
-    if info is None:
-        return (CameraIntrinsics.default_for(width, height),
-                "no camera_info received: using a 60 degree horizontal field of view")
-    k = np.asarray(info.k, dtype=np.float64)
-    fx, fy, cx, cy = k[0], k[4], k[2], k[5]
-    if not (np.isfinite(k).all() and fx > 0 and fy > 0):
-        return (CameraIntrinsics.default_for(width, height),
-                "camera_info has no valid K (fx, fy must be > 0): using a 60 degree field of view")
-    if info.width == 0 or info.height == 0 or (info.width, info.height) == (width, height):
-        return CameraIntrinsics(fx, fy, cx, cy, width, height), None
-    scale_x, scale_y = width / info.width, height / info.height
-    if abs(scale_x - scale_y) <= ASPECT_TOLERANCE * max(scale_x, scale_y):
-        return (CameraIntrinsics(fx * scale_x, fy * scale_y, cx * scale_x, cy * scale_y, width, height),
-                f"camera_info is {info.width}x{info.height} but the image is {width}x{height}: K scaled")
-    return (CameraIntrinsics.default_for(width, height),
-            f"camera_info is {info.width}x{info.height} but the image is {width}x{height} (another aspect "
-            "ratio): ignored, using a 60 degree field of view")
-
-
 def intrinsics_to_camera_info(camera: CameraIntrinsics, header: Header) -> CameraInfo:
     """sensor_msgs/CameraInfo of a distortion-free pinhole camera."""
-    k = camera.matrix()
-    return CameraInfo(header=header, width=camera.width, height=camera.height, distortion_model="plumb_bob",
-                      d=[0.0] * 5, k=k.ravel().tolist(), r=np.eye(3).ravel().tolist(),
-                      p=np.hstack([k, np.zeros((3, 1))]).ravel().tolist())
+    return calibration_to_camera_info(Calibration(camera), header)
+
+
+def calibration_to_camera_info(calibration: Calibration, header: Header) -> CameraInfo:
+    """sensor_msgs/CameraInfo of what a calibration says (K, D, R, P)."""
+    camera = calibration.camera
+    return CameraInfo(header=header, width=camera.width, height=camera.height,
+                      distortion_model=calibration.distortion_model, d=list(calibration.d),
+                      k=camera.matrix().ravel().tolist(), r=list(calibration.r),
+                      p=calibration.projection().ravel().tolist())
 
 
 def quaternion(rotation: np.ndarray) -> Quaternion:

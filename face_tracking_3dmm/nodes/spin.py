@@ -15,8 +15,9 @@ def run_node(node_class, args: list[str] | None = None, node_name: str = "") -> 
 
     The signals only set a flag (rclpy's own handlers are not installed), so the node's ``close()``
     runs while ROS is still up: the frame in progress is finished and published, the totals are
-    logged, then the context is shut down; exit status 0. A node that cannot start (bad parameters,
-    source not found, model missing) logs why and returns 1.
+    logged, then the context is shut down; exit status 0, or 1 when the node sets ``failed`` (the
+    camera's source broke). A node that cannot start (bad parameters, source not found, model
+    missing) logs why and returns 1.
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
@@ -45,7 +46,7 @@ def run_node(node_class, args: list[str] | None = None, node_name: str = "") -> 
         node.get_logger().info(f"shut down ({received[0] if received else 'finished'})")
         executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
-        return 0
+        return 1 if getattr(node, "failed", False) else 0
     finally:
         rclpy.try_shutdown()
         for number, handler in previous.items():

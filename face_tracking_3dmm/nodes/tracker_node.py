@@ -237,6 +237,8 @@ class TrackerNode(Node):
         now = time.monotonic()
         tracked = [face for face in result.faces if face.tracking_state != TrackingState.LOST]
         self.counters.faces = len(tracked)
+        kept = {face.face_id for face in result.faces}   # forget the faces the tracker forgot
+        self.lost_sent_s = {face_id: sent for face_id, sent in self.lost_sent_s.items() if face_id in kept}
         for face in result.faces:
             if face.tracking_state == TrackingState.LOST:
                 rate = self.options["lost_rate"]
