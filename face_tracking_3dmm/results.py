@@ -39,6 +39,14 @@ class FaceResult:
     jaw_open: float = 0.0                #: 0..1, from the jawOpen weight
     landmarks_mediapipe: np.ndarray | None = None  #: (478, 2) raw MediaPipe points, pixels
     bbox: tuple[float, float, float, float] | None = None  #: x_min, y_min, x_max, y_max pixels
+    #: (53,) the weights that shape the fitted mesh when ``expression`` is taken relative to the
+    #: face's resting expression (None: the same as ``expression``)
+    mesh_expression: np.ndarray | None = None
+
+    @property
+    def mesh_weights(self) -> np.ndarray:
+        """(53,) expression weights of the fitted geometry (mesh, landmarks, renders)."""
+        return self.expression if self.mesh_expression is None else self.mesh_expression
 
     @property
     def gaze_directions(self) -> np.ndarray:

@@ -52,6 +52,7 @@ class MethodOutput:
     """One method's per-frame output on one clip (NaN where it gave nothing)."""
 
     expression: np.ndarray          #: (N, 53)
+    mesh_expression: np.ndarray     #: (N, 53) the weights of the fitted geometry (trackers)
     rotation: np.ndarray            #: (N, 3, 3) head-to-camera, optical frame
     eye_rotations: np.ndarray       #: (N, 2, 3, 3) head frame
     identity: np.ndarray            #: (N, 100) the identity each frame was fitted with (trackers)
@@ -60,7 +61,8 @@ class MethodOutput:
 
     @classmethod
     def empty(cls, frames: int, expressions: int, identities: int) -> "MethodOutput":
-        return cls(np.full((frames, expressions), np.nan), np.full((frames, 3, 3), np.nan),
+        return cls(np.full((frames, expressions), np.nan), np.full((frames, expressions), np.nan),
+                   np.full((frames, 3, 3), np.nan),
                    np.full((frames, 2, 3, 3), np.nan), np.full((frames, identities), np.nan), np.zeros(frames))
 
     def found(self) -> np.ndarray:
@@ -158,6 +160,7 @@ def run_tracker(clip: Clip, profile: str, model: ICTFaceModel, max_frames: int |
             if faces:
                 face = faces[0]
                 out.expression[index], out.rotation[index] = face.expression, face.rotation
+                out.mesh_expression[index] = face.mesh_weights
                 out.eye_rotations[index], out.identity[index] = face.eye_rotations, face.identity
                 if face.tracking_state == TrackingState.TRACKING:
                     out.frozen_identity = face.identity
@@ -181,8 +184,8 @@ class ShapeProbe:
     def vertex_errors(self, truth: truth_clips.ClipTruth, output: MethodOutput) -> list[float]:
         """Per scored frame: mean face-vertex distance (mm) between the fitted and the true mesh
         (identity and expression; pose is left out by the similarity alignment)."""
-        fitted = np.isfinite(output.identity).all(1) & np.isfinite(output.expression).all(1)
-        return [accuracy.aligned_error(self.mesh_mm(output.identity[i], output.expression[i]),
+        fitted = np.isfinite(output.identity).all(1) & np.isfinite(output.mesh_expression).all(1)
+        return [accuracy.aligned_error(self.mesh_mm(output.identity[i], output.mesh_expression[i]),
                                        self.mesh_mm(truth.identity, truth.expression[i]))
                 for i in np.flatnonzero(fitted)[::VERTEX_ERROR_STRIDE]]
 

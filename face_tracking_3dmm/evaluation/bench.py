@@ -97,10 +97,10 @@ class _AccuracyProbe:
     def add(self, index: int, rgb: np.ndarray, face, camera: CameraIntrinsics) -> None:
         if face.landmarks_mediapipe is not None:
             observed = np.asarray(face.landmarks_mediapipe, dtype=np.float64)
-            errors = self.projector.errors_px(observed, face.identity, face.expression, face.rotation,
+            errors = self.projector.errors_px(observed, face.identity, face.mesh_weights, face.rotation,
                                               face.translation, camera)
             self.landmark[index] = float(np.nanmean(errors[self.held] if self.held.any() else errors[self.fitted]))
-        parameters = (face.identity, face.expression, face.rotation, face.translation)
+        parameters = (face.identity, face.mesh_weights, face.rotation, face.translation)
         if self.captured < self.capture_frames:
             self.refiner.capture(rgb, *parameters, camera)
             self.captured += 1

@@ -112,7 +112,7 @@ def errors_against_mediapipe(bag, frames: list[dict], held_out_ids: Sequence[int
                     nearest = min(observations, key=lambda o: np.linalg.norm(
                         o.points[:, :2].mean(0) - np.asarray(face["landmarks68"]).mean(0)))
                     predicted = project_np(projector.points_camera(
-                        face["identity"], results.expression_weights(face), face_rotation(face),
+                        face["identity"], results.mesh_expression_weights(face), face_rotation(face),
                         face["head_pose"]["position"]), intrinsics)
                     observed = np.asarray(nearest.points, dtype=np.float64)[projector.mediapipe_ids, :2]
                     errors = np.linalg.norm(predicted - observed, axis=1)

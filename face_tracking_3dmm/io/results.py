@@ -9,11 +9,12 @@ through :func:`face_json`). A line::
       "expression": {"jawOpen": 0.2, ...}, "identity": [...], "head_pose": {"position": [x, y, z],
       "orientation_xyzw": [x, y, z, w]}, "landmarks68": [[x, y], ...], "fit_error_px": 1.2,
       "iterations": 4, "timings_ms": {"landmarks": 8.1, ..., "total": 20.3},
-      "gaze": {"left": [x, y, z], "right": [x, y, z]}}]}
+      "gaze": {"left": [x, y, z], "right": [x, y, z]}, "mesh_expression": {"jawOpen": 0.25, ...}}]}
 
 Positions are metres in the camera's optical frame, landmarks pixels of the source image
 (``landmarks68`` is null for a face without them), ``gaze`` unit vectors in the optical frame
-(``left`` is the person's left eye; null without them). Writers may add keys of their own between
+(``left`` is the person's left eye; null without them). ``expression`` is relative to the face's
+resting expression; ``mesh_expression`` holds the weights that shape the fitted mesh. Writers may add keys of their own between
 ``source`` and ``faces`` (``run``: ``stamp_ns``, ``tracked``; ``evaluate``: its send and answer times),
 and ``evaluate`` adds its MediaPipe comparison to the faces (``mediapipe_error_px``, ``eye_distance_px``).
 ``track`` and ``run`` leave lost faces out; ``evaluate`` keeps them (``"tracking": "lost"``):
@@ -48,7 +49,8 @@ def _floats(values: Iterable[float]) -> list[float]:
 def face_json(face_id: int, tracking_state: int, confidence: float, expression: Mapping[str, float],
               identity: Sequence[float], position: Sequence[float], orientation_xyzw: Sequence[float],
               landmarks68: np.ndarray, fit_error_px: float, iterations: int,
-              timings_ms: Mapping[str, float], gaze: Sequence[Sequence[float]] = ()) -> dict:
+              timings_ms: Mapping[str, float], gaze: Sequence[Sequence[float]] = (),
+              mesh_expression: Mapping[str, float] | None = None) -> dict:
     """One face of a frame line; ``landmarks68`` is (68, 2) pixels and ``gaze`` (2, 3) (anything else
     is written as null)."""
     landmarks = np.asarray(landmarks68, dtype=np.float64).reshape(-1, 2)
@@ -66,6 +68,7 @@ def face_json(face_id: int, tracking_state: int, confidence: float, expression: 
         "iterations": int(iterations),
         "timings_ms": {name: round(float(ms), 3) for name, ms in timings_ms.items()},
         "gaze": {"left": _floats(gaze[0]), "right": _floats(gaze[1])} if gaze.shape == (2, 3) else None,
+        "mesh_expression": {name: round(float(w), 5) for name, w in (mesh_expression or expression).items()},
     }
 
 
@@ -74,7 +77,8 @@ def face_result_json(face: FaceResult, expression_names: Sequence[str], timings_
     return face_json(face.face_id, face.tracking_state, face.confidence,
                      dict(zip(expression_names, face.expression)), face.identity, face.translation,
                      matrix_to_quaternion_np(face.rotation), face.landmarks68, face.fit_error_px,
-                     face.iterations, timings_ms, face.gaze_directions)
+                     face.iterations, timings_ms, face.gaze_directions,
+                     dict(zip(expression_names, face.mesh_weights)))
 
 
 def frame_json(frame: int, source: str, faces: list[dict], **extra: Any) -> dict:
@@ -172,3 +176,8 @@ def tracked_faces(frame: Mapping[str, Any]) -> list[dict[str, Any]]:
 def expression_weights(face: Mapping[str, Any]) -> list[float]:
     """A face's expression weights in the order written (the model's blendshape order)."""
     return list(face["expression"].values())
+
+
+def mesh_expression_weights(face: Mapping[str, Any]) -> list[float]:
+    """The weights that shape a face's fitted mesh, in the model's blendshape order."""
+    return list(face["mesh_expression"].values())

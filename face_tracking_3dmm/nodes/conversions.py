@@ -105,6 +105,7 @@ def face_params_message(face: FaceResult, header: Header, expression_names: list
                      fit_error_px=float(face.fit_error_px), iterations=int(face.iterations))
     msg.identity = np.asarray(face.identity, dtype=np.float32).ravel().tolist()
     msg.expression_weights = np.asarray(face.expression, dtype=np.float32).ravel().tolist()
+    msg.mesh_expression_weights = np.asarray(face.mesh_weights, dtype=np.float32).ravel().tolist()
     msg.expression_names = list(expression_names)
     msg.head_pose = pose(face.rotation, face.translation)
     msg.eye_poses = [pose(face.eye_rotations[i], face.eye_centers[i]) for i in range(2)]
@@ -127,7 +128,8 @@ def face_params_json(msg: FaceParams) -> dict:
                              (orientation.x, orientation.y, orientation.z, orientation.w),
                              msg.landmarks_68, msg.fit_error_px, msg.iterations,
                              dict(zip(msg.stage_names, msg.stage_times_ms)),
-                             [(g.x, g.y, g.z) for g in msg.gaze_directions])
+                             [(g.x, g.y, g.z) for g in msg.gaze_directions],
+                             dict(zip(msg.expression_names, msg.mesh_expression_weights)))
 
 
 def _transform(header: Header, child: str, rotation: np.ndarray, translation: np.ndarray) -> TransformStamped:

@@ -31,7 +31,7 @@ class FaceGeometry:
                                            else self.model.subset(self.model.region(region)))
         model = self._region_models[region]
         vertices = model.vertices(torch.as_tensor(face.identity, dtype=torch.float32),
-                                  torch.as_tensor(face.expression, dtype=torch.float32)).to(DTYPE)
+                                  torch.as_tensor(face.mesh_weights, dtype=torch.float32)).to(DTYPE)
         camera = model_to_camera(vertices, torch.as_tensor(face.rotation, dtype=DTYPE),
                                  torch.as_tensor(face.translation, dtype=DTYPE))
         return Mesh(camera, model.triangles)
@@ -40,6 +40,6 @@ class FaceGeometry:
         """(M, 2) pixels of the fitted model at the corresponded MediaPipe points, e.g. to compare
         with MediaPipe's raw points."""
         params = FaceParameters(torch.as_tensor(face.rotation, dtype=DTYPE), torch.as_tensor(face.translation, dtype=DTYPE),
-                                torch.as_tensor(face.expression, dtype=DTYPE))
+                                torch.as_tensor(face.mesh_weights, dtype=DTYPE))
         points = self.bases.points(self.bases.shape(torch.as_tensor(face.identity, dtype=DTYPE)), params.expression)
         return project(model_to_camera(points, params.rotation, params.translation), intrinsics_tensor(intrinsics)).numpy()

@@ -229,6 +229,7 @@ class FaceFitter:
             face.gaze = GazeTrack(names, config.smoothing_min_cutoff, config.smoothing_beta)
         eye_rotations = face.gaze.update(observation.points[:, :2], eyeballs, face.params, params.rotation.numpy(),
                                          expression, frame.camera, frame.timestamp_s)
+        mesh_expression = expression.copy()
         if face.resting is None:
             face.resting = RestingExpression(names, config.resting_rise_s)
         expression = face.resting(expression, frame.timestamp_s)
@@ -248,7 +249,8 @@ class FaceFitter:
             eye_centers=eyeballs.centres_cm * CM_TO_M,
             jaw_open=float(expression[names.index("jawOpen")]),
             landmarks_mediapipe=np.asarray(observation.points[:, :2], dtype=np.float64).copy(),
-            bbox=tuple(float(v) for v in observation.bbox))
+            bbox=tuple(float(v) for v in observation.bbox),
+            mesh_expression=mesh_expression)
 
     def _eyeballs(self, face: TrackedFace) -> EyeballGeometry:
         """The eyeballs of the face's identity, kept while it stays the same."""
