@@ -25,6 +25,8 @@ from face_tracking_3dmm.tracking.stats import TrackerStats
 
 #: A face followed on a region of interest is looked for in this many times its box's longer side.
 REGION_SCALE = 2.0
+#: A region narrower than this (pixels) inside the image holds no face to look for.
+MIN_REGION_PX = 16
 #: Settings that need a new MediaPipe landmarker when changed at run time.
 LANDMARKER_SETTINGS = ("landmarker_model_path", "max_faces", "min_detection_confidence")
 
@@ -99,9 +101,11 @@ class FaceDetector:
         for request in self._requested(requests):
             if any(box_iou(seen.bbox, request.bbox) >= MATCH_IOU for seen in observations):
                 continue
+            region = region_around(request.bbox, image_rgb.shape, REGION_SCALE)
+            if min(region[2] - region[0], region[3] - region[1]) < MIN_REGION_PX:
+                continue   # the region left the image (the face went out, or the resolution changed)
             if request.face_id not in self._regions:
                 self._regions[request.face_id] = FaceLandmarker(self.config, mode="video", num_faces=1)
-            region = region_around(request.bbox, image_rgb.shape, REGION_SCALE)
             observations += self._regions[request.face_id].detect(image_rgb, stamp_ms, region=region)[:1]
         found = self._search.poll()
         if found:
@@ -143,21 +147,24 @@ class FaceDetector:
         self._searched = (self._frame, [])
         self._close_regions()
         if self._own_landmarker and self.landmarker is not None:
-            self._remake_landmarker()
+            self._remake_landmarker(self.config)
 
     def configure(self, config: TrackerConfig) -> None:
-        """Take new settings; landmarker settings remake a landmarker made here."""
-        old, self.config = self.config, config
-        if self._own_landmarker and any(getattr(old, k) != getattr(config, k) for k in LANDMARKER_SETTINGS):
-            self._remake_landmarker()
+        """Take new settings; landmarker settings remake a landmarker made here. Atomic: when the new
+        landmarker cannot be made (a missing or broken model file), this raises and nothing changed."""
+        if self._own_landmarker and any(getattr(self.config, k) != getattr(config, k) for k in LANDMARKER_SETTINGS):
+            self._remake_landmarker(config)
+        self.config = config
         self._search.interval = config.search_interval
 
-    def _remake_landmarker(self) -> None:
-        """A new landmarker (and a search on it), after waiting for a running search."""
+    def _remake_landmarker(self, config: TrackerConfig) -> None:
+        """A new landmarker (and a search on it) for ``config``; the old one is closed (after waiting
+        for a running search) only once the new one exists."""
+        landmarker = FaceLandmarker(config)
         self._search.close()
         self.landmarker.close()
-        self.landmarker = FaceLandmarker(self.config)
-        self._search = BackgroundSearch(self.landmarker, self.config.search_interval)
+        self.landmarker = landmarker
+        self._search = BackgroundSearch(self.landmarker, config.search_interval)
 
     def close(self) -> None:
         """Release the landmarkers made here and the search's worker thread."""

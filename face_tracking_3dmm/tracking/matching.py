@@ -56,7 +56,11 @@ class FaceRoster:
         """Forget faces unseen for FORGET_AFTER_S, and all seen later than ``timestamp_s`` (time went back)."""
         for face_id in [i for i, f in self.faces.items() if timestamp_s - f.last_seen_s > FORGET_AFTER_S
                         or timestamp_s < f.last_seen_s]:
-            self.faces.pop(face_id).close()
+            self.drop(face_id)
+
+    def drop(self, face_id: int) -> None:
+        """Forget one face (its id is not given again)."""
+        self.faces.pop(face_id).close()
 
     def _add(self, face: TrackedFace) -> TrackedFace:
         self.faces[face.face_id] = face
