@@ -13,6 +13,7 @@ from face_tracking_3dmm import paths
 from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.geometry import MODEL_TO_OPTICAL, CameraIntrinsics, project_np, rotation_angle_np
 from face_tracking_3dmm.results import TrackingState
+from face_tracking_3dmm.tracking import appearance
 
 #: Decodes the talking clip and tracks it frame by frame: ~25 s in all.
 pytestmark = pytest.mark.slow
@@ -27,12 +28,17 @@ def _eval_file(*parts):
     return path
 
 
-@pytest.fixture(scope="module")
-def frames():
+def _clip(name: str) -> list[tuple[float, np.ndarray]]:
+    """(time, RGB frame) of each frame of a shared talking clip."""
     av = pytest.importorskip("av")
-    with av.open(str(_eval_file("talking_faces", CLIP))) as container:
+    with av.open(str(_eval_file("talking_faces", name))) as container:
         fps = float(container.streams.video[0].average_rate)
         return [(n / fps, frame.to_ndarray(format="rgb24")) for n, frame in enumerate(container.decode(video=0))]
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return _clip(CLIP)
 
 
 @pytest.fixture(scope="module")
@@ -342,3 +348,23 @@ def test_a_face_leaving_is_reported_lost_then_found_again_with_its_id(tracker_fa
     assert returned.faces[0].face_id == results[0].faces[0].face_id
     assert returned.faces[0].tracking_state == TrackingState.TRACKING
     assert tracker.stats.identity_fits == 1
+
+
+def test_two_people_swapping_in_the_same_place_get_two_ids(tracker_factory, frames):
+    """A cut from one talking clip to another (two real people, faces in about the same place) and
+    back, within a second each: the second person is not handed the first one's id and frozen
+    identity but gets a new id and its own identity fit; the first comes back with their id."""
+    other = [image for _, image in _clip("d10.mp4")[:15]]
+    tracker = tracker_factory(identity_frames=5)
+    step = frames[1][0]
+    sequence = ([image for _, image in frames[:20]] + other + [image for _, image in frames[20:35]])
+    tracked = [[face for face in tracker.process(image, n * step).faces if face.tracking_state != TrackingState.LOST]
+               for n, image in enumerate(sequence)]
+    assert all(len(faces) == 1 for faces in tracked)
+    ids = [faces[0].face_id for faces in tracked]
+    split = 20 + appearance.PERSISTENCE - 1   # the newcomer's first frames may still continue the face
+    assert ids[:split] == [0] * split and ids[split:35] == [1] * (35 - split) and ids[35:] == [0] * 15, ids
+    first, second = tracked[19][0], tracked[34][0]
+    assert tracked[split][0].tracking_state == TrackingState.FITTING_IDENTITY, "the newcomer fits its own identity"
+    assert second.tracking_state == TrackingState.TRACKING and np.abs(second.identity - first.identity).max() > 0.1
+    np.testing.assert_array_equal(tracked[-1][0].identity, first.identity)

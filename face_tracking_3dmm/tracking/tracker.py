@@ -27,6 +27,7 @@ from face_tracking_3dmm.fitting.landmark_solver import DTYPE, PointBases
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.rendering.mesh import Mesh
 from face_tracking_3dmm.results import FaceResult, FrameResult
+from face_tracking_3dmm.tracking import appearance
 from face_tracking_3dmm.tracking.detection import Detections, FaceDetector, RegionRequest, RegionRequests
 from face_tracking_3dmm.tracking.display import FaceGeometry
 from face_tracking_3dmm.tracking.faces import FaceFitter, FitFrame, TrackedFace, solver_weights
@@ -176,8 +177,10 @@ class FaceTracker:
         timings = {"landmarks": detections.landmarks_ms, "fit": 0.0, "photometric": 0.0, "filter": 0.0}
         self.stats.frames += 1
         self.stats.frames_with_face += bool(detections.observations)
-        assigned = self._faces.assign(detections.observations[: self.config.max_faces], timestamp_s,
-                                      lambda face_id: self._new_face(face_id, detections.single_view))
+        observations = detections.observations[: self.config.max_faces]
+        assigned = self._faces.assign(observations, timestamp_s,
+                                      lambda face_id: self._new_face(face_id, detections.single_view),
+                                      [appearance.face_histogram(image_rgb, obs.points) for obs in observations])
         frame = FitFrame(image_rgb, camera, intrinsics_tensor(camera), timestamp_s, timings)
         results = []
         for index, (face, observation) in enumerate(assigned):
