@@ -30,6 +30,8 @@ from face_tracking_3dmm.nodes import conversions
 UNSUPPORTED = ("16UC1", "32FC1", "mono16", "rgb16", "bayer_rggb8", "bayer_grbg16", "8UC3", "jpeg", "RGB8", "", "yuv420")
 #: Side of the PNG decompression bomb: 1.2 GB decoded from ~1 MB (OpenCV's own limit is 2^30 pixels).
 BOMB_SIDE = 20000
+#: One compressed input in this many is the PNG bomb (the first at index 1).
+BOMB_EVERY = 300
 FRAME_ID = "camera_optical_frame"
 
 
@@ -160,26 +162,25 @@ class StampSequence:
 def malformed_inputs(count: int, frames: list[np.ndarray], compressed: bool, seed: int = 0
                      ) -> Iterator[tuple[str, object]]:
     """``count`` inputs as (topic, message): 'image' (an Image or, with ``compressed``, a
-    CompressedImage) or 'camera_info'. About a third are good ``frames`` (so that the node tracks
-    while it is fuzzed, under odd stamps and CameraInfos), the rest malformed; every one has a stamp
-    from :class:`StampSequence`."""
+    CompressedImage, one in :data:`BOMB_EVERY` a decompression bomb) or 'camera_info'. A third are
+    good ``frames`` (so that the node tracks while it is fuzzed, under odd stamps and CameraInfos),
+    the rest malformed; every one has a stamp from :class:`StampSequence`."""
     rng = np.random.default_rng(seed)
     stamps = StampSequence(rng)
     jpegs = [cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes() for rgb in frames]
     for index in range(count):
         rgb = frames[index % len(frames)]
-        kind, choice = int(rng.integers(0, 7)), index % 3
+        kind, choice = int(rng.integers(0, 6)), index % 3
         if choice == 0:
             message = (CompressedImage(format="jpeg", data=jpegs[index % len(jpegs)]) if compressed
                        else conversions.rgb_to_image(rgb, Header(), "bgr8"))
+        elif choice == 1 and compressed:
+            message = malformed_compressed(rng, 6 if index % BOMB_EVERY == 1 else kind, jpegs[0])
         elif choice == 1:
-            message = (malformed_compressed(rng, kind, jpegs[0]) if compressed and (kind < 6 or index % 500 == 1)
-                       else malformed_image(rng, kind))
+            message = malformed_image(rng, int(rng.integers(0, 7)))
         else:
             message = malformed_camera_info(rng, kind % 6, rgb.shape[1], rgb.shape[0])
         message.header = header(stamps.next())
-        if compressed and isinstance(message, Image):
-            continue   # a compressed-input node does not subscribe to raw images
         yield ("camera_info" if isinstance(message, CameraInfo) else "image"), message
 
 
@@ -220,10 +221,10 @@ def marker_problem(msg) -> str | None:
 
 
 class OutputChecks:
-    """Subscribes ``node`` to the tracker's face_params, /tf and face_mesh (relative to the node's
-    namespace) and keeps every problem found, and the FaceParams stamps received."""
+    """Subscribes ``node`` to the tracker's face_params and face_mesh (in ``namespace``, else the
+    node's) and /tf, and keeps every problem found, and the FaceParams stamps received."""
 
-    def __init__(self, node):
+    def __init__(self, node, namespace: str = ""):
         from rclpy.qos import QoSProfile
         from tf2_msgs.msg import TFMessage
         from visualization_msgs.msg import Marker
@@ -237,7 +238,8 @@ class OutputChecks:
         for message_type, topic, check, qos in ((FaceParams, "face_params", face_params_problem, 100),
                                                 (TFMessage, "/tf", transforms_problem, TF_QOS),
                                                 (Marker, "face_mesh", marker_problem, QoSProfile(depth=10))):
-            node.create_subscription(message_type, topic, functools.partial(self._check, topic.lstrip("/"), check), qos)
+            name = topic if topic.startswith("/") or not namespace else f"{namespace}/{topic}"
+            node.create_subscription(message_type, name, functools.partial(self._check, topic.lstrip("/"), check), qos)
 
     def _check(self, name: str, check, msg) -> None:
         self.counts[name] += 1
