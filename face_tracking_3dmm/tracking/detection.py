@@ -84,6 +84,12 @@ class FaceDetector:
         #: until the fit stage has answered for that frame.
         self._searched: tuple[int, list[LandmarkObservation]] = (0, [])
         self.stream = self._frame = 0
+        #: MediaPipe's video mode needs increasing timestamps (ms): frame stamps plus this offset,
+        #: which grows when stamps go back, so a new stream keeps the landmarkers (making one anew
+        #: costs ~0.5 s and leaves ~0.6 MB behind in MediaPipe, measured: a node fed stamps that go
+        #: back now and then grew without bound).
+        self._offset_ms = 0
+        self._last_ms = -1
 
     def detect(self, image_rgb: np.ndarray, timestamp_s: float, requests: RegionRequests | None) -> Detections:
         """The frame's faces; the first ``whole_frame`` of them the whole-frame detector found.
@@ -95,7 +101,7 @@ class FaceDetector:
         """
         began = time.perf_counter()
         self._frame += 1
-        stamp_ms = int(round(timestamp_s * 1000.0))
+        stamp_ms = self._video_ms(timestamp_s)
         observations = self.landmarker.detect(image_rgb, stamp_ms)
         whole_frame = len(observations)
         for request in self._requested(requests):
@@ -115,6 +121,16 @@ class FaceDetector:
             self.stats.searches += self._search.offer(image_rgb)
         return Detections(image_rgb, timestamp_s, observations, whole_frame,
                           (time.perf_counter() - began) * 1000.0, stream=self.stream, frame=self._frame)
+
+    def _video_ms(self, timestamp_s: float) -> int:
+        """The frame's timestamp for MediaPipe's video mode: its stamp in ms, moved on past the last
+        one when it is not later (a new stream, or a repeated stamp)."""
+        stamp_ms = int(round(timestamp_s * 1000.0)) + self._offset_ms
+        if stamp_ms <= self._last_ms:
+            self._offset_ms += self._last_ms + 1 - stamp_ms
+            stamp_ms = self._last_ms + 1
+        self._last_ms = stamp_ms
+        return stamp_ms
 
     def detect_still(self, image_rgb: np.ndarray) -> Detections:
         """Every face of an unrelated photo, small ones included (``FaceLandmarker.detect_tiled``)."""
@@ -141,13 +157,11 @@ class FaceDetector:
             self._regions.pop(face_id).close()
 
     def restart(self) -> None:
-        """A new stream (timestamps may restart): region landmarkers closed, a landmarker made here
-        made afresh, requests of the old stream ignored from now on."""
+        """A new stream (timestamps may restart, :meth:`_video_ms`): region landmarkers closed,
+        requests of the old stream ignored from now on."""
         self.stream += 1
         self._searched = (self._frame, [])
         self._close_regions()
-        if self._own_landmarker and self.landmarker is not None:
-            self._remake_landmarker(self.config)
 
     def configure(self, config: TrackerConfig) -> None:
         """Take new settings; landmarker settings remake a landmarker made here. Atomic: when the new

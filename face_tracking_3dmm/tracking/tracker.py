@@ -94,8 +94,8 @@ class FaceTracker:
         self._stream = stream
 
     def reset(self) -> None:
-        """Forget every tracked face (ids restart at 0); a stored identity file is re-read. A
-        landmarker the tracker made is made afresh, so that timestamps may restart (a new stream)."""
+        """Forget every tracked face (ids restart at 0); a stored identity file is re-read; timestamps
+        may restart (a new stream)."""
         self._detector.restart()
         self._start_stream(self._detector.stream)
         self._regions = None
