@@ -48,6 +48,14 @@ class FaceResult:
         """(53,) expression weights of the fitted geometry (mesh, landmarks, renders)."""
         return self.expression if self.mesh_expression is None else self.mesh_expression
 
+    def is_finite(self) -> bool:
+        """Whether every number is finite: a NaN or inf must never reach a message, TF or a JSON
+        line (a NaN quaternion on /tf breaks every TF listener; ``NaN`` is not JSON)."""
+        arrays = (self.identity, self.expression, self.rotation, self.translation, self.landmarks68,
+                  self.eye_rotations, self.eye_centers, [self.confidence, self.fit_error_px, self.jaw_open],
+                  () if self.landmarks_mediapipe is None else self.landmarks_mediapipe, self.bbox or ())
+        return all(np.isfinite(np.asarray(values, dtype=np.float64)).all() for values in arrays)
+
     @property
     def gaze_directions(self) -> np.ndarray:
         """(2, 3) unit gaze of the left, right eye in the camera's optical frame (the eyeballs' +z)."""

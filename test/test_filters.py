@@ -99,3 +99,15 @@ def test_pose_expression_filter_clips_expression():
     rotation, translation, expression = filt(np.eye(3), np.zeros(3), np.array([1.2, -0.1, 0.5]), 0.0)
     assert expression.min() >= 0.0 and expression.max() <= 1.0
     assert rotation.shape == (3, 3) and translation.shape == (3,)
+
+
+def test_a_non_finite_sample_passes_and_does_not_stick():
+    """A NaN sample comes out as NaN (for the tracker's finiteness check to refuse) and the next
+    finite sample restarts the filter instead of staying NaN until a long gap."""
+    scalar, rotation = OneEuroFilter(1.0, 0.5), RotationOneEuroFilter(1.0, 0.5)
+    scalar(np.array([1.0]), 0.0)
+    rotation(np.eye(3), 0.0)
+    assert np.isnan(scalar(np.array([np.nan]), 0.03)).all()
+    assert np.isnan(rotation(np.full((3, 3), np.nan), 0.03)).all()
+    assert scalar(np.array([2.0]), 0.06)[0] == 2.0 and np.isfinite(scalar(np.array([2.5]), 0.09)).all()
+    np.testing.assert_array_equal(rotation(np.eye(3), 0.06), np.eye(3))

@@ -1,9 +1,12 @@
 """Matching detections to tracked faces (tracking/matching.py): stable ids by box overlap, a lone
-face that reappears elsewhere keeps its id, unseen faces are forgotten."""
+face that reappears elsewhere keeps its id, unseen faces are forgotten, another person (by colours,
+tracking/appearance.py) gets a new id."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from face_tracking_3dmm.tracking import appearance
 from face_tracking_3dmm.tracking.faces import TrackedFace
 from face_tracking_3dmm.tracking.landmarks import LandmarkObservation
 from face_tracking_3dmm.tracking.matching import FORGET_AFTER_S, FaceRoster
@@ -54,3 +57,33 @@ def test_unseen_faces_are_forgotten_and_clear_restarts_ids():
     assert list(roster.faces) == [1] and first.identity.closed        # unseen too long: forgotten
     roster.clear()
     assert _seen(roster.assign([_observation(0)], 10.0, _new_face), 10.0) == [0]
+
+
+def _histogram(hue: int) -> np.ndarray:
+    """A face of one colour: all of its histogram in one hue bin."""
+    histogram = np.zeros(appearance.BINS, np.float32)
+    histogram[hue, 8] = 1.0
+    return histogram
+
+
+def test_another_person_in_the_same_place_gets_a_new_id_after_a_few_frames():
+    """Same box, other colours: borne for PERSISTENCE - 1 frames (blur, a hand), then a new face;
+    the first person, back in the same place, takes their id again."""
+    roster = FaceRoster()
+    for frame in range(3):
+        _seen(roster.assign([_observation(0)], frame * 0.1, _new_face, [_histogram(2)]), frame * 0.1)
+    newcomer = [_seen(roster.assign([_observation(1)], 0.3 + n * 0.1, _new_face, [_histogram(12)]), 0.3 + n * 0.1)
+                for n in range(appearance.PERSISTENCE + 2)]
+    assert newcomer == [[0]] * (appearance.PERSISTENCE - 1) + [[1]] * 3
+    assert _seen(roster.assign([_observation(0)], 1.0, _new_face, [_histogram(2)]), 1.0) == [0]
+    assert _seen(roster.assign([_observation(0)], 1.1, _new_face, [_histogram(12)]), 1.1) == [1]
+
+
+def test_a_face_with_no_pixels_in_the_image_matches_by_box():
+    image = np.zeros((40, 40, 3), np.uint8)
+    outside = np.array([[50.0, 50.0], [60.0, 50.0], [55.0, 60.0]])
+    assert not appearance.face_histogram(image, outside).any()
+    assert not appearance.face_histogram(image, np.full((3, 2), np.nan)).any()
+    assert appearance.distance(appearance.NO_PIXELS, _histogram(3)) == 0.0
+    inside = np.array([[5.0, 5.0], [30.0, 5.0], [18.0, 30.0]])
+    assert appearance.face_histogram(image, inside).sum() == pytest.approx(1.0)

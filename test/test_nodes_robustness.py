@@ -5,6 +5,10 @@
 - Overload: frames sent much faster than the node tracks: no queue builds up (the answers stay a few
   frames behind the latest image), the latest image is always tracked, drops are counted in
   /diagnostics with a WARN.
+- Fuzz of every input (issue 11, short; scripts/bench_fuzz_node.py is the long run): good frames
+  among malformed Images, CompressedImages (a decompression bomb too) and CameraInfos, under
+  repeated, zero and backward stamps: every FaceParams, TF and marker published is finite with unit
+  quaternions, every FaceParams makes a JSON line, and the node keeps tracking.
 - SIGTERM: the node finishes, logs its totals and exits 0.
 Latency numbers are printed (run with -s), not asserted: timings belong in benchmarks.
 """
@@ -22,58 +26,25 @@ import rclpy  # noqa: E402
 from builtin_interfaces.msg import Time  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from face_tracking_3dmm.io import image_encodings  # noqa: E402
+from face_tracking_3dmm.apps import fuzz  # noqa: E402
 from face_tracking_3dmm.msg import FaceParams  # noqa: E402
 from face_tracking_3dmm.nodes import conversions  # noqa: E402
 
 MALFORMED = 1200
+FUZZ_INPUTS = 1500
 STARTUP_S = 120.0
 NAMESPACE = "/robustness"   # apart from nodes other test modules of this process may have left in the graph
-UNSUPPORTED = ("16UC1", "32FC1", "mono16", "rgb16", "bayer_rggb8", "bayer_grbg16", "8UC3", "jpeg", "RGB8", "", "yuv420")
-
-
-def malformed_images(count: int, seed: int = 0):
-    """Images that are each wrong in one random way (header fields as a broken driver might send)."""
-    rng = np.random.default_rng(seed)
-    supported = image_encodings.SUPPORTED_ENCODINGS
-    for index in range(count):
-        kind = index % 7
-        encoding = str(rng.choice(supported))
-        width, height = int(rng.integers(2, 64)) * 2, int(rng.integers(1, 64))
-        step = width * image_encodings.BYTES_PER_PIXEL[encoding]
-        size = step * height
-        if kind == 0:      # unsupported encoding
-            encoding = str(rng.choice(UNSUPPORTED))
-        elif kind == 1:    # step shorter than a row
-            step = int(rng.integers(0, step))
-            size = step * height
-        elif kind == 2:    # truncated
-            size = int(rng.integers(0, size))
-        elif kind == 3:    # too much data
-            size += int(rng.integers(1, 500))
-        elif kind == 4:    # empty
-            width, height = (0, int(rng.integers(0, 5))) if rng.random() < 0.5 else (int(rng.integers(0, 5)), 0)
-            step, size = width * 3, 0
-        elif kind == 5:    # absurd size with little data
-            width, height = int(rng.integers(20_000, 2**32)), int(rng.integers(1, 2**32))
-            step, size = width * 3, int(rng.integers(0, 2000))
-        else:              # odd width for yuv422
-            encoding = str(rng.choice(["yuv422", "yuv422_yuy2"]))
-            width += 1
-            step = width * 2
-            size = step * height
-        data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
-        yield Image(height=height, width=width, encoding=encoding, step=min(step, 2**32 - 1), data=data)
 
 
 class Driver:
     """The test's node: publishes images, collects FaceParams (with arrival times) and diagnostics."""
 
-    def __init__(self, context):
-        self.node = rclpy.create_node("robustness_driver", namespace=NAMESPACE, context=context)
+    def __init__(self, context, namespace: str = NAMESPACE):
+        self.node = rclpy.create_node("robustness_driver", namespace=namespace, context=context)
+        self.namespace = namespace
         self.publisher = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
         self.answers: list[tuple[int, float]] = []
         self.diagnostics: list[DiagnosticStatus] = []
@@ -82,7 +53,7 @@ class Driver:
         self.sent_s: dict[int, float] = {}
 
     def _on_diagnostics(self, msg) -> None:
-        self.diagnostics.extend(s for s in msg.status if s.hardware_id == f"{NAMESPACE}/face_tracker")
+        self.diagnostics.extend(s for s in msg.status if s.hardware_id == f"{self.namespace}/face_tracker")
 
     def _on_params(self, msg) -> None:
         self.answers.append((conversions.stamp_nanoseconds(msg.header.stamp), time.monotonic()))
@@ -145,7 +116,7 @@ def track_one_good_frame(process, driver, frames, first_stamp: int, log) -> None
 def test_fuzzed_images_are_refused_and_the_node_keeps_tracking(tracker_process, frames):
     process, driver, log = tracker_process
     track_one_good_frame(process, driver, frames, 1_700_000_000_000_000_000, log)   # the image path works end to end
-    for index, msg in enumerate(malformed_images(MALFORMED)):
+    for index, msg in enumerate(fuzz.malformed_images(MALFORMED)):
         driver.publisher.publish(msg)
         time.sleep(0.001)   # let the node's reader keep up (best-effort, depth 5: excess is lost in transport)
     # Once a diagnostics period saw no input, every image that arrived is counted.
@@ -190,6 +161,58 @@ def test_overload_drops_frames_instead_of_queueing(tracker_process, frames):
           f"diagnostics: {driver.latest_values()}")
     assert max(behind) < 40, f"answers fell {max(behind)} frames behind: a queue is building"
     assert any(s.level == DiagnosticStatus.WARN and s.message.startswith("overloaded") for s in driver.diagnostics)
+
+
+def send_fuzz(driver, count: int, frames, compressed: bool, seed: int) -> fuzz.OutputChecks:
+    """``count`` :func:`fuzz.malformed_inputs` from the driver's node, checking what comes back."""
+    message_type = CompressedImage if compressed else Image
+    publishers = {"image": driver.node.create_publisher(message_type, "image/compressed" if compressed else "image",
+                                                        qos_profile_sensor_data),
+                  "camera_info": driver.node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)}
+    checks = fuzz.OutputChecks(driver.node)
+    wait_for(lambda: all(p.get_subscription_count() > 0 for p in publishers.values()), 30, "the fuzzed topics")
+    for topic, message in fuzz.malformed_inputs(count, frames, compressed, seed):
+        publishers[topic].publish(message)
+        time.sleep(0.002)
+    time.sleep(2.0)   # answers of the last frames
+    return checks
+
+
+def test_fuzzed_images_camera_infos_and_stamps_publish_only_finite_values(tracker_process, frames):
+    """Issue 11's property test, short (scripts/bench_fuzz_node.py runs 100,000): good frames among
+    malformed Images and CameraInfos (zero, NaN, wrong sizes) under repeated, zero and backward
+    stamps; every FaceParams, TF and marker published is finite (unit quaternions) and every
+    FaceParams makes a JSON line; the node is alive and tracks a good clip afterwards."""
+    process, driver, log = tracker_process
+    checks = send_fuzz(driver, FUZZ_INPUTS, frames, compressed=False, seed=1)
+    assert process.poll() is None, "the node died:\n" + log.read_text()[-3000:]
+    assert checks.counts["face_params"] > 0 and checks.counts["tf"] > 0, checks.counts
+    assert checks.problems == []
+    track_one_good_frame(process, driver, frames, 2_100_000_000_000_000_000, log)
+    print(f"\nfuzz: {FUZZ_INPUTS} inputs, outputs checked {checks.counts}")
+
+
+@pytest.mark.slow
+def test_fuzzed_compressed_images_and_a_decompression_bomb(ros_environment, tmp_path, frames):
+    """A node with input:=compressed under malformed JPEG/PNG (one a decompression bomb) among good
+    JPEGs: alive, only finite outputs, and a good JPEG is tracked afterwards."""
+    log = tmp_path / "compressed.log"
+    process = start_node("tracker", ros_environment, log, remappings={"__ns": NAMESPACE + "_compressed"},
+                         parameters={"input": "compressed", "identity_frames": 2, "publish_overlay": False})
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=int(ros_environment["ROS_DOMAIN_ID"]))
+    driver = Driver(context, NAMESPACE + "_compressed")
+    spinner = Spinner(context, driver.node)
+    try:
+        wait_for(lambda: process.poll() is not None or driver.node.count_publishers("face_params") > 0,
+                 STARTUP_S, "the compressed tracker node process to come up")
+        checks = send_fuzz(driver, 600, frames, compressed=True, seed=2)
+        assert process.poll() is None, "the node died:\n" + log.read_text()[-3000:]
+        assert checks.counts["face_params"] > 0 and checks.problems == [], (checks.counts, checks.problems)
+    finally:
+        spinner.stop()
+        rclpy.try_shutdown(context=context)
+        process.stop()
 
 
 def test_sigterm_stops_the_node_cleanly(tracker_process):

@@ -182,3 +182,54 @@ def test_compressed_input_is_tracked(running):
         sender.destroy_node()
         tracker.destroy_node()
     assert answers[0].header.stamp == header.stamp and answers[0].tracking_state != answers[0].LOST
+
+
+def test_settings_that_do_not_load_are_refused_and_the_node_keeps_tracking(running, tmp_path):
+    """Issue 11 item 1, through rclpy's SetParameters service as `ros2 param set` uses it: a landmarker
+    model that is not there is refused with the reason (the tracker keeps its landmarker), identity_path
+    is read-only at run time (no peer may make the node write a file where it points), and the node
+    still answers images."""
+    tracker, camera, frames, context = running
+    other = rclpy.create_node("parameter_setter_2", context=context)
+    spinner = Spinner(context, other)
+    client = AsyncParameterClient(other, f"{NAMESPACE}/face_tracker")
+    landmarker = tracker.tracker.landmarker
+    try:
+        assert client.wait_for_services(timeout_sec=DISCOVERY_S)
+        typo = set_parameter(client, "landmarker_model_path", str(tmp_path / "typo.task"))
+        assert not typo.successful and "typo.task" in typo.reason, typo.reason
+        assert tracker.tracker.config.landmarker_model_path == "" and tracker.tracker.landmarker is landmarker
+        written = set_parameter(client, "identity_path", str(tmp_path / "anywhere.npz"))
+        assert not written.successful and "read-only" in written.reason, written.reason
+    finally:
+        spinner.stop()
+        other.destroy_node()
+    stamp_ns = 1_700_000_200_000_000_000
+    for _ in range(int(ANSWER_S / 5)):
+        camera.send(frames[0], stamp_ns)
+        if poll(lambda: camera.answered(stamp_ns), 5.0):
+            break
+    assert camera.answered(stamp_ns), "the node keeps tracking"
+
+
+def test_repeated_stamps_are_skipped_with_a_warning_and_old_streams_never_published(running):
+    """Issue 11 item 7: an image with the previous image's stamp is not tracked (its outputs would be
+    ambiguous by stamp) but counted and reported with a WARN; a frame of a stream that restarted
+    (stamps went back) while it was in the fit stage is dropped, not published."""
+    tracker, camera, frames, _ = running
+    stamp_ns = 1_700_000_300_000_000_000
+    camera.send(frames[1], stamp_ns)
+    wait_for(lambda: camera.answered(stamp_ns), ANSWER_S, "the first image")
+    repeated = tracker.counters.repeated_stamps
+    camera.send(frames[2], stamp_ns)
+    wait_for(lambda: tracker.counters.repeated_stamps > repeated, 10, "the repeated stamp to be counted")
+    wait_for(lambda: any(a.status[0].level == DiagnosticStatus.WARN and "repeats the previous" in a.status[0].message
+                         for a in camera.received["diagnostics"]), 10, "a WARN on /diagnostics")
+
+    with tracker._detect_lock:   # as the landmark stage would, for a frame of the stream before the restart
+        detections = tracker.tracker.detect(frames[3], stamp_ns * 1e-9 + 0.05)
+    published, stale = len(camera.received["face_params"]), tracker.counters.stale
+    header = Header(stamp=Time(sec=stamp_ns // 10**9 + 1), frame_id="camera_optical_frame")
+    tracker._fit_stage(None, 0.0, detections, header, None, tracker.stream - 1)
+    assert tracker.counters.stale == stale + 1
+    assert not poll(lambda: len(camera.received["face_params"]) > published, 1.0), "nothing of the old stream"

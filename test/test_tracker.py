@@ -13,6 +13,7 @@ from face_tracking_3dmm import paths
 from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.geometry import MODEL_TO_OPTICAL, CameraIntrinsics, project_np, rotation_angle_np
 from face_tracking_3dmm.results import TrackingState
+from face_tracking_3dmm.tracking import appearance
 
 #: Decodes the talking clip and tracks it frame by frame: ~25 s in all.
 pytestmark = pytest.mark.slow
@@ -27,12 +28,17 @@ def _eval_file(*parts):
     return path
 
 
-@pytest.fixture(scope="module")
-def frames():
+def _clip(name: str) -> list[tuple[float, np.ndarray]]:
+    """(time, RGB frame) of each frame of a shared talking clip."""
     av = pytest.importorskip("av")
-    with av.open(str(_eval_file("talking_faces", CLIP))) as container:
+    with av.open(str(_eval_file("talking_faces", name))) as container:
         fps = float(container.streams.video[0].average_rate)
         return [(n / fps, frame.to_ndarray(format="rgb24")) for n, frame in enumerate(container.decode(video=0))]
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return _clip(CLIP)
 
 
 @pytest.fixture(scope="module")
@@ -342,3 +348,79 @@ def test_a_face_leaving_is_reported_lost_then_found_again_with_its_id(tracker_fa
     assert returned.faces[0].face_id == results[0].faces[0].face_id
     assert returned.faces[0].tracking_state == TrackingState.TRACKING
     assert tracker.stats.identity_fits == 1
+
+
+def test_two_people_swapping_in_the_same_place_get_two_ids(tracker_factory, frames):
+    """A cut from one talking clip to another (two real people, faces in about the same place) and
+    back, within a second each: the second person is not handed the first one's id and frozen
+    identity but gets a new id and its own identity fit; the first comes back with their id."""
+    other = [image for _, image in _clip("d10.mp4")[:15]]
+    tracker = tracker_factory(identity_frames=5)
+    step = frames[1][0]
+    sequence = ([image for _, image in frames[:20]] + other + [image for _, image in frames[20:35]])
+    tracked = [[face for face in tracker.process(image, n * step).faces if face.tracking_state != TrackingState.LOST]
+               for n, image in enumerate(sequence)]
+    assert all(len(faces) == 1 for faces in tracked)
+    ids = [faces[0].face_id for faces in tracked]
+    split = 20 + appearance.PERSISTENCE - 1   # the newcomer's first frames may still continue the face
+    assert ids[:split] == [0] * split and ids[split:35] == [1] * (35 - split) and ids[35:] == [0] * 15, ids
+    first = tracked[19][0]
+    assert tracked[split][0].tracking_state == TrackingState.FITTING_IDENTITY, "the newcomer fits its own identity"
+    newcomer = tracker._faces.faces[1].identity
+    newcomer.wait()   # the joint solve runs in the background
+    assert newcomer.frozen and np.abs(newcomer.identity.numpy() - first.identity).max() > 0.1
+    np.testing.assert_array_equal(tracked[-1][0].identity, first.identity)
+
+
+def test_one_failing_or_non_finite_face_is_dropped_and_the_others_are_tracked(tracker_factory, monkeypatch):
+    """Issue 11 items 3 and 8: a face whose fit raises, or gives a NaN, is dropped (counted, with the
+    reason) and the frame goes on for the other faces; nothing non-finite comes out."""
+    image = cv2.cvtColor(cv2.imread(str(_eval_file("dlib_faces", "2008_001322.jpg"))), cv2.COLOR_BGR2RGB)
+    tracker = tracker_factory(max_faces=4, identity_frames=0)
+    assert len(tracker.process(image, 0.0).faces) >= 3
+    fit = tracker._fitter.fit
+
+    def broken(face, observation, frame, config):
+        result = fit(face, observation, frame, config)
+        if face.face_id == 1:
+            raise ValueError("region has no area")
+        if face.face_id == 2:
+            result.translation[:] = math.nan
+        return result
+
+    monkeypatch.setattr(tracker._fitter, "fit", broken)
+    result = tracker.process(image, 0.1)
+    ids = {face.face_id for face in result.faces}
+    assert 0 in ids and not ids & {1, 2} and all(face.is_finite() for face in result.faces)
+    assert tracker.stats.faces_dropped == 2 and "non-finite" in tracker.stats.last_dropped
+    assert set(tracker._faces.faces).isdisjoint({1, 2}), "dropped faces are forgotten"
+
+
+def test_a_region_that_left_the_image_is_skipped(tracker_factory, frames):
+    """A face followed on a region whose box is outside a smaller next image (a resolution change)."""
+    from face_tracking_3dmm.tracking.detection import RegionRequest, RegionRequests
+
+    tracker = tracker_factory(identity_frames=0)
+    tracker.process(frames[0][1], 0.0)
+    small = np.ascontiguousarray(frames[1][1][:120, :160])
+    requests = RegionRequests(tracker._detector.stream, 1, (RegionRequest(0, (400.0, 400.0, 500.0, 500.0)),))
+    assert tracker.fit(tracker.detect(small, 0.04, requests)).result.faces[0].tracking_state == TrackingState.LOST
+
+
+def test_bad_run_time_settings_and_cameras_change_nothing(tracker_factory, frames, tmp_path):
+    """update_config is atomic: a landmarker model or identity file that does not load raises and the
+    tracker keeps its settings and landmarker; fx = 0 is refused before it makes NaN start values."""
+    tracker = tracker_factory(identity_frames=0)
+    tracker.process(frames[0][1], 0.0)
+    landmarker, before = tracker.landmarker, tracker.config
+    with pytest.raises(Exception, match="face_landmarker|not exist|No such|Unable"):
+        tracker.update_config(landmarker_model_path=str(tmp_path / "typo.task"))
+    wrong_size = tmp_path / "wrong.npz"
+    np.savez(wrong_size, identity=np.zeros(7))
+    with pytest.raises(ValueError, match="identity must be 100"):
+        tracker.update_config(identity_path=str(wrong_size))
+    assert tracker.config == before and tracker.landmarker is landmarker
+    assert tracker.process(frames[1][1], frames[1][0]).faces[0].tracking_state == TrackingState.TRACKING
+    height, width = frames[2][1].shape[:2]
+    with pytest.raises(ValueError, match="camera intrinsics"):
+        tracker.process(frames[2][1], frames[2][0], CameraIntrinsics(0.0, 0.0, width / 2, height / 2, width, height))

@@ -20,4 +20,9 @@ def plausible(params: FaceParameters, rms_px: float, scale_px: float) -> bool:
     """True when ``params`` (with RMS landmark error ``rms_px``) look like a face that was fitted."""
     depth = float(params.translation[2]) if params.finite else math.nan
     return (params.finite and DEPTH_RANGE_M[0] < depth < DEPTH_RANGE_M[1]
-            and math.isfinite(rms_px) and rms_px < MAX_RELATIVE_RMS * 100.0 * scale_px)
+            and math.isfinite(rms_px) and rms_px < divergence_limit_px(scale_px))
+
+
+def divergence_limit_px(scale_px: float) -> float:
+    """The RMS landmark error (pixels) from which a solve counts as diverged."""
+    return MAX_RELATIVE_RMS * 100.0 * scale_px

@@ -135,9 +135,13 @@ class IdentityStore:
 
     def load(self, path: str) -> None:
         """Use ``path`` from now on; read it when it exists (empty: no file)."""
-        self.path = path
-        self.stored = (load_identity(path, self.bases.identity.shape[2])
-                       if path and Path(path).is_file() else None)
+        stored = self.check(path)
+        self.path, self.stored = path, stored
+
+    def check(self, path: str) -> np.ndarray | None:
+        """The identity stored at ``path`` (None: empty path or no file yet); raises ValueError or
+        OSError when the file is there but is not an identity of this model."""
+        return load_identity(path, self.bases.identity.shape[2]) if path and Path(path).is_file() else None
 
     def estimator(self, frames: int, weights: SolverWeights, first_face: bool,
                   single_view: bool) -> IdentityEstimator:

@@ -555,7 +555,7 @@ class _VisibleFrame:
             step = torch.linalg.solve(hessian, -gradient).float()
             updated = params + step
             self.problem.project_bounds(updated)
-            if self.residuals(updated, robust).square().sum() > residual.square().sum():
-                return params                   # no decrease on this visibility: keep the old
+            if not self.residuals(updated, robust).square().sum() <= residual.square().sum():
+                return params                   # no decrease (or NaN) on this visibility: keep the old
         return updated
 

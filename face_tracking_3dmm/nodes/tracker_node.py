@@ -29,6 +29,7 @@ from collections import deque
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -84,10 +85,12 @@ class Counters:
 
     def __init__(self):
         self.received = self.processed = self.bad_images = self.errors = self.faces = 0
+        self.repeated_stamps = 0   # images skipped: same stamp as the previous image
+        self.stale = 0             # frames of a stream that restarted (stamps went back) while in the pipeline
         self.latencies_ms: deque[float] = deque(maxlen=500)   # image received -> results published
         self.last_received_s: float | None = None
         self.last_problem = ""
-        self.reported = {"received": 0, "processed": 0, "bad_images": 0, "errors": 0, "dropped": 0}
+        self.reported: dict[str, int] = {}
         self.reported_at = time.monotonic()
 
 
@@ -96,10 +99,13 @@ class TrackerNode(Node):
         super().__init__("face_tracker", **kwargs)
         # Each pipeline stage holds its lock while it works; a run-time setting change takes both.
         self._detect_lock, self._fit_lock = threading.Lock(), threading.Lock()
+        # Held while a frame is published, and while the stream changes (stamps went back).
+        self._publish_lock = threading.Lock()
+        self.stream = 0
         self.specs = parameters.tracker_specs()
         values = parameters.declare(self, self.specs)
-        self.add_on_set_parameters_callback(parameters.refuse_invalid(self.specs))
-        self.add_post_set_parameters_callback(self._parameters_changed)
+        self._refuse_invalid = parameters.refuse_invalid(self.specs)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.options = {spec.name: values[spec.name] for spec in parameters.TRACKER_NODE_PARAMETERS}
         from face_tracking_3dmm.tracking.tracker import FaceTracker  # torch + MediaPipe: slow import
 
@@ -163,17 +169,26 @@ class TrackerNode(Node):
         self.get_logger().warning(f"image refused: {error} ({self.counters.bad_images} so far)",
                                   throttle_duration_sec=WARN_PERIOD_S)
 
-    def _parameters_changed(self, changed) -> None:
-        tracker_changes = {}
-        for parameter in changed:
-            if parameter.name in self.options:
-                self.options[parameter.name] = parameter.value
+    def _on_set_parameters(self, changed) -> SetParametersResult:
+        """Check run-time changes, then apply them before they count as set: a change the tracker
+        cannot take (a landmarker model or identity file that does not load) is refused with the
+        reason and the tracker keeps its old settings (the switch is atomic); no exception reaches
+        the executor."""
+        result = self._refuse_invalid(changed)
+        tracker_changes = {p.name: p.value for p in changed if p.name not in self.options}
+        if result.successful and tracker_changes:
+            try:
+                with self._detect_lock, self._fit_lock:
+                    self.tracker.update_config(**tracker_changes)
+            except Exception as error:  # anything the tracker cannot load is a refusal, not a crash
+                result = SetParametersResult(successful=False, reason=f"{type(error).__name__}: {error}")
             else:
-                tracker_changes[parameter.name] = parameter.value
-        if tracker_changes:
-            with self._detect_lock, self._fit_lock:
-                self.tracker.update_config(**tracker_changes)
-            self.get_logger().info(f"settings changed: {tracker_changes}")
+                self.get_logger().info(f"settings changed: {tracker_changes}")
+        if not result.successful:
+            self.get_logger().warning(f"settings refused: {result.reason}")
+            return result
+        self.options.update({p.name: p.value for p in changed if p.name in self.options})
+        return result
 
     # ------------------------------------------------------------------ tracking (worker threads)
     def _work(self, slot: LatestSlot, stage) -> None:
@@ -205,31 +220,52 @@ class TrackerNode(Node):
             self.get_logger().warning(note, throttle_duration_sec=WARN_PERIOD_S)
         stamp_ns = conversions.stamp_nanoseconds(msg.header.stamp)
         with self._detect_lock:
-            went_back = self.last_stamp_ns is not None and stamp_ns < self.last_stamp_ns
             if stamp_ns == self.last_stamp_ns:
-                self.get_logger().warning(f"image with the previous stamp ({stamp_ns} ns) skipped",
-                                          throttle_duration_sec=WARN_PERIOD_S)
+                self._skip_repeated_stamp(stamp_ns)
                 return
+            went_back = self.last_stamp_ns is not None and stamp_ns < self.last_stamp_ns
             if went_back:
-                self.get_logger().warning(f"image stamps went back in time ({self.last_stamp_ns} -> {stamp_ns} ns, "
-                                          "a replay restarted?): tracking starts over",
-                                          throttle_duration_sec=WARN_PERIOD_S)
-                self.detected.take(timeout_s=0.0)   # a detection of the old stream need not be fitted
+                self._start_over(stamp_ns)
             self.last_stamp_ns = stamp_ns
             detections = self.tracker.detect(rgb, stamp_ns * 1e-9, self.regions, new_stream=went_back)
+            stream = self.stream
         header = Header(stamp=msg.header.stamp, frame_id=msg.header.frame_id)
         if not header.frame_id:
             self.get_logger().warning(f"image without frame_id: results use {DEFAULT_FRAME_ID}",
                                       throttle_duration_sec=WARN_PERIOD_S)
             header.frame_id = DEFAULT_FRAME_ID
-        self.detected.put((msg, received_s, detections, header, camera))
+        self.detected.put((msg, received_s, detections, header, camera, stream))
 
-    def _fit_stage(self, msg, received_s: float, detections, header: Header, camera) -> None:
-        """Fit the model to one frame's landmarks and publish the results."""
+    def _skip_repeated_stamp(self, stamp_ns: int) -> None:
+        """An image with the previous image's stamp is not tracked: outputs carry the image's stamp
+        (subscribers pair them with images by it), and the tracker's time (MediaPipe's video mode,
+        the filters) must move on. Counted, and reported by /diagnostics with a WARN, not silently."""
+        self.counters.repeated_stamps += 1
+        self.counters.last_problem = (f"image skipped: its stamp ({stamp_ns} ns) repeats the previous image's "
+                                      "(an unstamped driver, or use_sim_time without /clock?)")
+        self.get_logger().warning(self.counters.last_problem, throttle_duration_sec=WARN_PERIOD_S)
+
+    def _start_over(self, stamp_ns: int) -> None:
+        """Stamps went back (a replay restarted): a new stream. Frames of the old one still in the
+        fit stage are not published from now on (the fit stage checks the stream under this lock)."""
+        self.get_logger().warning(f"image stamps went back in time ({self.last_stamp_ns} -> {stamp_ns} ns, "
+                                  "a replay restarted?): tracking starts over", throttle_duration_sec=WARN_PERIOD_S)
+        with self._publish_lock:
+            self.stream += 1
+        if self.detected.take(timeout_s=0.0) is not None:   # a detection of the old stream is not fitted
+            self.counters.stale += 1
+
+    def _fit_stage(self, msg, received_s: float, detections, header: Header, camera, stream: int) -> None:
+        """Fit the model to one frame's landmarks and publish the results (unless the stream
+        restarted meanwhile: then the frame is stale and dropped)."""
         with self._fit_lock:
             fitted = self.tracker.fit(detections, camera)
             self.regions = fitted.regions
-            self._publish(fitted.result, header, detections.image_rgb, camera)
+            with self._publish_lock:
+                if stream != self.stream:
+                    self.counters.stale += 1
+                    return
+                self._publish(fitted.result, header, detections.image_rgb, camera)
         self.counters.processed += 1
         self.counters.latencies_ms.append(1000.0 * (time.monotonic() - received_s))
 
@@ -267,32 +303,23 @@ class TrackerNode(Node):
 
     # ------------------------------------------------------------------ diagnostics (executor thread)
     def _publish_diagnostics(self) -> None:
-        counters = self.counters
+        counters, stats = self.counters, self.tracker.stats
         now = time.monotonic()
         period = max(now - counters.reported_at, 1e-6)
         totals = {"received": counters.received, "processed": counters.processed,
                   "bad_images": counters.bad_images, "errors": counters.errors,
-                  "dropped": self.slot.dropped + self.detected.dropped}
-        delta = {key: totals[key] - counters.reported[key] for key in totals}
+                  "dropped": self.slot.dropped + self.detected.dropped + counters.stale,
+                  "repeated_stamps": counters.repeated_stamps, "faces_dropped": stats.faces_dropped}
+        delta = {key: totals[key] - counters.reported.get(key, 0) for key in totals}
         counters.reported, counters.reported_at = totals, now
         latencies = np.asarray(counters.latencies_ms) if counters.latencies_ms else np.zeros(1)
-
-        level, message = DiagnosticStatus.OK, "tracking"
-        idle_s = None if counters.last_received_s is None else now - counters.last_received_s
-        if delta["errors"] or not all(worker.is_alive() for worker in self._workers):
-            level, message = DiagnosticStatus.ERROR, counters.last_problem or "tracking worker stopped"
-        elif delta["bad_images"]:
-            level, message = DiagnosticStatus.WARN, counters.last_problem
-        elif delta["received"] and delta["dropped"] > DROP_WARN_RATIO * delta["received"]:
-            level, message = DiagnosticStatus.WARN, (f"overloaded: {delta['dropped']} of {delta['received']} "
-                                                     "images dropped (the latest is always tracked)")
-        elif idle_s is None or idle_s > STALE_INPUT_S:
-            level, message = DiagnosticStatus.WARN, "no images received" + (f" for {idle_s:.0f} s" if idle_s else "")
+        level, message = self._health(delta, now)
         values = {
             "input_rate_hz": delta["received"] / period, "tracked_rate_hz": delta["processed"] / period,
             "images_received": totals["received"], "images_tracked": totals["processed"],
             "images_dropped": totals["dropped"], "bad_images": totals["bad_images"],
-            "tracking_errors": totals["errors"], "faces_tracked": counters.faces,
+            "stamps_repeated": totals["repeated_stamps"], "tracking_errors": totals["errors"],
+            "faces_tracked": counters.faces, "faces_dropped": totals["faces_dropped"],
             "latency_p50_ms": float(np.percentile(latencies, 50)),
             "latency_p95_ms": float(np.percentile(latencies, 95)),
             "last_problem": counters.last_problem}
@@ -302,6 +329,24 @@ class TrackerNode(Node):
                                           for k, v in values.items()])
         self.diagnostics_publisher.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
                                                            status=[status]))
+
+    def _health(self, delta: dict[str, int], now: float) -> tuple[bytes, str]:
+        """Level and message of /diagnostics from what happened in the last period."""
+        counters = self.counters
+        idle_s = None if counters.last_received_s is None else now - counters.last_received_s
+        if delta["errors"] or not all(worker.is_alive() for worker in self._workers):
+            return DiagnosticStatus.ERROR, counters.last_problem or "tracking worker stopped"
+        if delta["faces_dropped"]:
+            counters.last_problem = self.tracker.stats.last_dropped
+            return DiagnosticStatus.WARN, counters.last_problem
+        if delta["bad_images"] or delta["repeated_stamps"]:
+            return DiagnosticStatus.WARN, counters.last_problem
+        if delta["received"] and delta["dropped"] > DROP_WARN_RATIO * delta["received"]:
+            return DiagnosticStatus.WARN, (f"overloaded: {delta['dropped']} of {delta['received']} "
+                                           "images dropped (the latest is always tracked)")
+        if idle_s is None or idle_s > STALE_INPUT_S:
+            return DiagnosticStatus.WARN, "no images received" + (f" for {idle_s:.0f} s" if idle_s else "")
+        return DiagnosticStatus.OK, "tracking"
 
     def close(self) -> None:
         """Finish the frame in progress, stop the worker, release the tracker; log the totals."""

@@ -25,6 +25,8 @@ from face_tracking_3dmm.tracking.stats import TrackerStats
 
 #: A face followed on a region of interest is looked for in this many times its box's longer side.
 REGION_SCALE = 2.0
+#: A region narrower than this (pixels) inside the image holds no face to look for.
+MIN_REGION_PX = 16
 #: Settings that need a new MediaPipe landmarker when changed at run time.
 LANDMARKER_SETTINGS = ("landmarker_model_path", "max_faces", "min_detection_confidence")
 
@@ -82,6 +84,12 @@ class FaceDetector:
         #: until the fit stage has answered for that frame.
         self._searched: tuple[int, list[LandmarkObservation]] = (0, [])
         self.stream = self._frame = 0
+        #: MediaPipe's video mode needs increasing timestamps (ms): frame stamps plus this offset,
+        #: which grows when stamps go back, so a new stream keeps the landmarkers (making one anew
+        #: costs ~0.5 s and leaves ~0.6 MB behind in MediaPipe, measured: a node fed stamps that go
+        #: back now and then grew without bound).
+        self._offset_ms = 0
+        self._last_ms = -1
 
     def detect(self, image_rgb: np.ndarray, timestamp_s: float, requests: RegionRequests | None) -> Detections:
         """The frame's faces; the first ``whole_frame`` of them the whole-frame detector found.
@@ -93,15 +101,17 @@ class FaceDetector:
         """
         began = time.perf_counter()
         self._frame += 1
-        stamp_ms = int(round(timestamp_s * 1000.0))
+        stamp_ms = self._video_ms(timestamp_s)
         observations = self.landmarker.detect(image_rgb, stamp_ms)
         whole_frame = len(observations)
         for request in self._requested(requests):
             if any(box_iou(seen.bbox, request.bbox) >= MATCH_IOU for seen in observations):
                 continue
+            region = region_around(request.bbox, image_rgb.shape, REGION_SCALE)
+            if min(region[2] - region[0], region[3] - region[1]) < MIN_REGION_PX:
+                continue   # the region left the image (the face went out, or the resolution changed)
             if request.face_id not in self._regions:
                 self._regions[request.face_id] = FaceLandmarker(self.config, mode="video", num_faces=1)
-            region = region_around(request.bbox, image_rgb.shape, REGION_SCALE)
             observations += self._regions[request.face_id].detect(image_rgb, stamp_ms, region=region)[:1]
         found = self._search.poll()
         if found:
@@ -111,6 +121,16 @@ class FaceDetector:
             self.stats.searches += self._search.offer(image_rgb)
         return Detections(image_rgb, timestamp_s, observations, whole_frame,
                           (time.perf_counter() - began) * 1000.0, stream=self.stream, frame=self._frame)
+
+    def _video_ms(self, timestamp_s: float) -> int:
+        """The frame's timestamp for MediaPipe's video mode: its stamp in ms, moved on past the last
+        one when it is not later (a new stream, or a repeated stamp)."""
+        stamp_ms = int(round(timestamp_s * 1000.0)) + self._offset_ms
+        if stamp_ms <= self._last_ms:
+            self._offset_ms += self._last_ms + 1 - stamp_ms
+            stamp_ms = self._last_ms + 1
+        self._last_ms = stamp_ms
+        return stamp_ms
 
     def detect_still(self, image_rgb: np.ndarray) -> Detections:
         """Every face of an unrelated photo, small ones included (``FaceLandmarker.detect_tiled``)."""
@@ -137,27 +157,28 @@ class FaceDetector:
             self._regions.pop(face_id).close()
 
     def restart(self) -> None:
-        """A new stream (timestamps may restart): region landmarkers closed, a landmarker made here
-        made afresh, requests of the old stream ignored from now on."""
+        """A new stream (timestamps may restart, :meth:`_video_ms`): region landmarkers closed,
+        requests of the old stream ignored from now on."""
         self.stream += 1
         self._searched = (self._frame, [])
         self._close_regions()
-        if self._own_landmarker and self.landmarker is not None:
-            self._remake_landmarker()
 
     def configure(self, config: TrackerConfig) -> None:
-        """Take new settings; landmarker settings remake a landmarker made here."""
-        old, self.config = self.config, config
-        if self._own_landmarker and any(getattr(old, k) != getattr(config, k) for k in LANDMARKER_SETTINGS):
-            self._remake_landmarker()
+        """Take new settings; landmarker settings remake a landmarker made here. Atomic: when the new
+        landmarker cannot be made (a missing or broken model file), this raises and nothing changed."""
+        if self._own_landmarker and any(getattr(self.config, k) != getattr(config, k) for k in LANDMARKER_SETTINGS):
+            self._remake_landmarker(config)
+        self.config = config
         self._search.interval = config.search_interval
 
-    def _remake_landmarker(self) -> None:
-        """A new landmarker (and a search on it), after waiting for a running search."""
+    def _remake_landmarker(self, config: TrackerConfig) -> None:
+        """A new landmarker (and a search on it) for ``config``; the old one is closed (after waiting
+        for a running search) only once the new one exists."""
+        landmarker = FaceLandmarker(config)
         self._search.close()
         self.landmarker.close()
-        self.landmarker = FaceLandmarker(self.config)
-        self._search = BackgroundSearch(self.landmarker, self.config.search_interval)
+        self.landmarker = landmarker
+        self._search = BackgroundSearch(self.landmarker, config.search_interval)
 
     def close(self) -> None:
         """Release the landmarkers made here and the search's worker thread."""

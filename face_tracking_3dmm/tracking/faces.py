@@ -19,7 +19,7 @@ import torch
 from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.correspondence import IRIS_CENTRES, LandmarkCorrespondence
 from face_tracking_3dmm.fitting.contour import Landmarks68
-from face_tracking_3dmm.fitting.divergence import plausible
+from face_tracking_3dmm.fitting.divergence import divergence_limit_px, plausible
 from face_tracking_3dmm.fitting.gaze import (SIDES, EyeballGeometry, eye_rotation_matrices, eyeball_geometry,
                                              gaze_from_iris, look_weights, yaw_pitch)
 from face_tracking_3dmm.fitting.identity import IdentityEstimator, IdentityStore
@@ -203,6 +203,8 @@ class FaceFitter:
         # MediaPipe's camera looks down -z with y up; the optical frame flips y and z.
         rotation = nearest_rotation(MODEL_TO_OPTICAL @ mp_rotation)   # remove any scale in the transform
         translation = pose_from_points(observation.points[:, :2], camera)
+        if not (np.isfinite(rotation).all() and np.isfinite(translation).all()):
+            raise ValueError(f"no finite start values from the landmarks (translation {translation})")
         return FaceParameters(torch.as_tensor(rotation, dtype=DTYPE), torch.as_tensor(translation, dtype=DTYPE),
                               prior.clone()), True
 
@@ -234,16 +236,20 @@ class FaceFitter:
             face.resting = RestingExpression(names, config.resting_rise_s)
         expression = face.resting(expression, frame.timestamp_s)
         face.gaze.write_look_weights(expression)
+        # A diverged solve (NaN RMS) continues from the last good values: reported with confidence 0
+        # and the divergence limit as its error (at least that large).
+        converged = math.isfinite(solved.rms_px)
+        error_px = solved.rms_px if converged else divergence_limit_px(scale_px)
         return FaceResult(
             face_id=face.face_id,
             tracking_state=TrackingState.TRACKING if face.identity.frozen else TrackingState.FITTING_IDENTITY,
-            confidence=float(1.0 / (1.0 + (solved.rms_px / (3.0 * scale_px)) ** 2)),
+            confidence=float(1.0 / (1.0 + (error_px / (3.0 * scale_px)) ** 2)) if converged else 0.0,
             identity=identity.numpy().copy(),
             expression=expression,
             rotation=params.rotation.numpy().copy(),
             translation=params.translation.numpy().copy(),
             landmarks68=self.landmarks68.project(identity, params, frame.intrinsics),
-            fit_error_px=float(solved.rms_px),
+            fit_error_px=float(error_px),
             iterations=int(solved.iterations),
             eye_rotations=eye_rotations,
             eye_centers=eyeballs.centres_cm * CM_TO_M,

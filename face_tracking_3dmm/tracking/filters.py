@@ -51,9 +51,12 @@ class OneEuroFilter:
         self._speed: np.ndarray | None = None
         self._time: float | None = None
 
-    def _step(self, timestamp_s: float) -> float | None:
-        """Seconds since the last sample, or None when the filter must (re)start."""
-        if self._time is None or self.min_cutoff == 0:
+    def _step(self, timestamp_s: float, value: np.ndarray) -> float | None:
+        """Seconds since the last sample, or None when the filter must (re)start: also around a
+        non-finite sample, which passes unchanged (for the caller to refuse) instead of sticking in
+        the state until a long gap."""
+        if self._time is None or self.min_cutoff == 0 or not np.isfinite(value).all() \
+                or not np.isfinite(self._value).all():
             return None
         dt = timestamp_s - self._time
         return dt if 0 < dt <= RESTART_GAP_S else None
@@ -69,7 +72,7 @@ class OneEuroFilter:
         value = np.asarray(value, dtype=np.float64)
         if self._value is not None and value.shape != self._value.shape:
             raise ValueError(f"sample shape changed from {self._value.shape} to {value.shape}")
-        dt = self._step(timestamp_s)
+        dt = self._step(timestamp_s, value)
         if dt is None:
             self._value, self._speed = value.copy(), None
         else:
@@ -91,7 +94,7 @@ class RotationOneEuroFilter(OneEuroFilter):
         rotation = np.asarray(rotation, dtype=np.float64)
         if rotation.shape != (3, 3):
             raise ValueError(f"rotation must be (3, 3), got {rotation.shape}")
-        dt = self._step(timestamp_s)
+        dt = self._step(timestamp_s, rotation)
         if dt is None:
             self._value, self._speed = rotation.copy(), None
         else:

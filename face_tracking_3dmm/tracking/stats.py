@@ -16,3 +16,7 @@ class TrackerStats:
     searches: int = 0          #: background tiled searches started for small or new faces
     identity_fits: int = 0
     fit_iterations: int = 0
+    #: faces dropped because their fit failed or was not finite (one face's failure must not abort
+    #: the frame for the others, nor publish garbage); the latest reason in ``last_dropped``
+    faces_dropped: int = 0
+    last_dropped: str = ""

@@ -27,6 +27,7 @@ from face_tracking_3dmm.fitting.landmark_solver import DTYPE, PointBases
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.rendering.mesh import Mesh
 from face_tracking_3dmm.results import FaceResult, FrameResult
+from face_tracking_3dmm.tracking import appearance
 from face_tracking_3dmm.tracking.detection import Detections, FaceDetector, RegionRequest, RegionRequests
 from face_tracking_3dmm.tracking.display import FaceGeometry
 from face_tracking_3dmm.tracking.faces import FaceFitter, FitFrame, TrackedFace, solver_weights
@@ -93,8 +94,8 @@ class FaceTracker:
         self._stream = stream
 
     def reset(self) -> None:
-        """Forget every tracked face (ids restart at 0); a stored identity file is re-read. A
-        landmarker the tracker made is made afresh, so that timestamps may restart (a new stream)."""
+        """Forget every tracked face (ids restart at 0); a stored identity file is re-read; timestamps
+        may restart (a new stream)."""
         self._detector.restart()
         self._start_stream(self._detector.stream)
         self._regions = None
@@ -115,12 +116,15 @@ class FaceTracker:
 
         Landmarker settings rebuild the landmarker; ``identity_path`` is re-read; the rest take
         effect from the next frame (``identity_frames`` for faces found after the change). Not
-        while a stage runs on another thread.
+        while a stage runs on another thread. Atomic: what cannot be loaded (a landmarker model, an
+        identity file) raises before anything changed.
         """
         new = config_module.replace(self.config, **changes)
+        if self.config.identity_path != new.identity_path:
+            self._identities.check(new.identity_path)
+        self._detector.configure(new)
         old, self.config = self.config, new
         self._apply_threads()
-        self._detector.configure(new)
         if old.identity_path != new.identity_path:
             self._identities.load(new.identity_path)
         for face in self._faces:
@@ -169,16 +173,19 @@ class FaceTracker:
         image_rgb, timestamp_s = detections.image_rgb, detections.timestamp_s
         height, width = image_rgb.shape[:2]
         camera = camera or CameraIntrinsics.default_for(width, height)
+        check_camera(camera)
         timings = {"landmarks": detections.landmarks_ms, "fit": 0.0, "photometric": 0.0, "filter": 0.0}
         self.stats.frames += 1
         self.stats.frames_with_face += bool(detections.observations)
-        assigned = self._faces.assign(detections.observations[: self.config.max_faces], timestamp_s,
-                                      lambda face_id: self._new_face(face_id, detections.single_view))
+        observations = detections.observations[: self.config.max_faces]
+        assigned = self._faces.assign(observations, timestamp_s,
+                                      lambda face_id: self._new_face(face_id, detections.single_view),
+                                      [appearance.face_histogram(image_rgb, obs.points) for obs in observations])
         frame = FitFrame(image_rgb, camera, intrinsics_tensor(camera), timestamp_s, timings)
         results = []
         for index, (face, observation) in enumerate(assigned):
             face.on_region = face.on_region or index >= detections.whole_frame
-            results.append(self._fitter.fit(face, observation, frame, self.config))
+            results += self._fit_or_drop(face, observation, frame)
         results += [lost for lost in (face.lost_result() for face in self._faces) if lost is not None]
         results.sort(key=lambda r: r.face_id)
         timings["total"] = detections.landmarks_ms + (time.perf_counter() - began) * 1000.0
@@ -186,6 +193,23 @@ class FaceTracker:
                         if face.on_region and face.bbox is not None)
         return FittedFrame(FrameResult(faces=results, timings_ms=timings, image_size=(width, height)),
                            RegionRequests(self._stream, detections.frame, regions))
+
+    def _fit_or_drop(self, face: TrackedFace, observation, frame: FitFrame) -> list[FaceResult]:
+        """[the face's result], or [] when its fit failed or gave a non-finite value: the face is then
+        dropped (forgotten; found again as a new face), so that one face never aborts the frame for
+        the others, and this is the one place where finiteness is checked before anything is
+        published or written."""
+        try:
+            result = self._fitter.fit(face, observation, frame, self.config)
+            problem = None if result.is_finite() else "non-finite values"
+        except Exception as error:  # any failure of one face's fit drops that face only
+            problem = f"{type(error).__name__}: {error}"
+        if problem is None:
+            return [result]
+        self._faces.drop(face.face_id)
+        self.stats.faces_dropped += 1
+        self.stats.last_dropped = f"face {face.face_id} dropped: {problem}"
+        return []
 
     def process_still(self, image_rgb: np.ndarray, camera: CameraIntrinsics | None = None) -> FrameResult:
         """Faces in one photo unrelated to the frames before (a folder of stills, an image).
@@ -230,3 +254,11 @@ class FaceTracker:
         """(M, 2) pixels of the fitted model at the corresponded MediaPipe points
         (``self.correspondence.mediapipe_ids``), e.g. to compare with MediaPipe's raw points."""
         return self._geometry.project_points(face, intrinsics)
+
+
+def check_camera(camera: CameraIntrinsics) -> None:
+    """Raise ValueError unless ``camera`` can project (finite, fx and fy > 0, a size): fx = 0 would
+    make every start value NaN."""
+    values = np.array([camera.fx, camera.fy, camera.cx, camera.cy], dtype=np.float64)
+    if not (np.isfinite(values).all() and camera.fx > 0 and camera.fy > 0 and camera.width > 0 and camera.height > 0):
+        raise ValueError(f"unusable camera intrinsics {camera} (finite, fx and fy > 0 needed)")

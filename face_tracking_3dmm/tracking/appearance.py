@@ -1,0 +1,61 @@
+"""Who a face is, by its colours: a hue-saturation histogram of the inner face.
+
+Box overlap alone hands a tracked face's id and frozen identity to whoever appears where it was (two
+people swapping in front of the camera, or a cut in a video). Skin, hair, beard and glasses colour
+the face region differently for different people, while one person's histogram changes little from
+frame to frame (hue and saturation, not brightness), so :class:`~.matching.FaceRoster` stops continuing a
+face whose running histogram stays far from its detections'.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+#: Bhattacharyya distance above which a detection is another person than a tracked face. Measured on
+#: 8 shared talking clips (16 x 16 bins, the inner face box): one person over 3 s up to 0.27; of the
+#: 28 pairs of different people 23 above 0.35 (0.37-0.92), 5 below (0.20-0.30: similar people, light).
+DIFFERENT_PERSON = 0.35
+#: Frames in a row a tracked face's detection must look like another person before it is one.
+PERSISTENCE = 3
+#: Weight of a new frame in a tracked face's running histogram (lighting may drift slowly).
+UPDATE_RATE = 0.1
+BINS = (16, 16)
+#: Share of the face's box left out on each side.
+BORDER = 0.15
+#: Least share of a face's box inside the image for its histogram to count.
+MIN_INSIDE = 0.9
+#: The histogram of a face with no pixel in the image: matches anything (nothing to tell apart by).
+NO_PIXELS = np.zeros(BINS, np.float32)
+
+
+def face_histogram(image_rgb: np.ndarray, points_px: np.ndarray) -> np.ndarray:
+    """(16, 16) float32 hue-saturation histogram (sums to 1) of the inner part of a face's box (the
+    extent of its (N, 2+) landmark points less :data:`BORDER` of it on each side: skin, eyes, brows,
+    mouth, little background); :data:`NO_PIXELS` when the face is not inside the image."""
+    points = np.asarray(points_px, dtype=np.float64)[:, :2]
+    height, width = image_rgb.shape[:2]
+    if not np.isfinite(points).all():
+        return NO_PIXELS
+    low, high = points.min(axis=0), points.max(axis=0)
+    low, high = low + BORDER * (high - low), high - BORDER * (high - low)
+    (x0, y0), (x1, y1) = (np.clip(np.round(corner), 0, [width, height]).astype(int) for corner in (low, high))
+    if x1 - x0 < 2 or y1 - y0 < 2 or (x1 - x0) * (y1 - y0) < MIN_INSIDE * float(np.prod(high - low)):
+        return NO_PIXELS   # a face partly outside the picture shows only some of its colours
+    hsv = cv2.cvtColor(np.ascontiguousarray(image_rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2HSV)
+    histogram = cv2.calcHist([hsv], [0, 1], None, list(BINS), [0, 180, 0, 256])
+    return histogram / float(histogram.sum())
+
+
+def distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Bhattacharyya distance of two histograms: 0 (the same) .. 1 (no overlap); 0 when either is
+    empty (no pixels: nothing to tell them apart by)."""
+    if not a.any() or not b.any():
+        return 0.0
+    return float(cv2.compareHist(a, b, cv2.HISTCMP_BHATTACHARYYA))
+
+
+def updated(running: np.ndarray | None, new: np.ndarray) -> np.ndarray:
+    """A tracked face's running histogram after one more frame."""
+    if running is None or not running.any():
+        return new
+    return running if not new.any() else ((1.0 - UPDATE_RATE) * running + UPDATE_RATE * new).astype(np.float32)
