@@ -30,7 +30,7 @@ from face_tracking_3dmm.results import FaceResult, FrameResult
 from face_tracking_3dmm.tracking import appearance
 from face_tracking_3dmm.tracking.detection import Detections, FaceDetector, RegionRequest, RegionRequests
 from face_tracking_3dmm.tracking.display import FaceGeometry
-from face_tracking_3dmm.tracking.faces import FaceFitter, FitFrame, TrackedFace, solver_weights
+from face_tracking_3dmm.tracking.faces import FaceFitter, FitFrame, TrackedFace, identity_solver_weights
 from face_tracking_3dmm.tracking.filters import PoseExpressionFilter
 from face_tracking_3dmm.tracking.landmarks import check_image
 from face_tracking_3dmm.tracking.matching import FaceRoster
@@ -238,7 +238,7 @@ class FaceTracker:
         self._apply_threads()
 
     def _new_face(self, face_id: int, single_view: bool) -> TrackedFace:
-        estimator = self._identities.estimator(self.config.identity_frames, solver_weights(self.config),
+        estimator = self._identities.estimator(self.config.identity_frames, identity_solver_weights(self.config),
                                                first_face=not self._faces.faces, single_view=single_view)
         self.stats.faces_acquired += 1
         return TrackedFace(face_id, estimator,
