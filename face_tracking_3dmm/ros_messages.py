@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 from pathlib import Path
 
 from face_tracking_3dmm import paths
 
 FACE_PARAMS_TYPE = "face_tracking_3dmm/msg/FaceParams"
+#: The tracker's per-image output (topic ``faces``).
+FACE_PARAMS_ARRAY_TYPE = "face_tracking_3dmm/msg/FaceParamsArray"
 
 
 def header_stamp_ns(cdr: bytes) -> int:
@@ -47,3 +50,21 @@ def find_msg_file(type_name: str) -> Path | None:
         pass
     candidates.append(paths.SOURCE_ROOT / "msg" / f"{name}.msg")
     return next((c for c in candidates if c.is_file()), None)
+
+
+def nested_types(type_name: str) -> list[str]:
+    """'pkg/msg/Name' and every message type its fields use, nested ones first (the order a
+    typestore registers them in)."""
+    found: list[str] = []
+
+    def visit(name: str) -> None:
+        fields = message_class(name).get_fields_and_field_types().values()
+        for package, inner in re.findall(r"([a-z][a-z0-9_]*)/([A-Z][A-Za-z0-9]*)", " ".join(fields)):
+            nested = f"{package}/msg/{inner}"
+            if nested not in found:
+                visit(nested)
+        if name not in found:
+            found.append(name)
+
+    visit(type_name)
+    return found

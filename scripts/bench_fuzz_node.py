@@ -5,7 +5,7 @@ For each input kind (a raw-image node, then a node with input:=compressed), one 
 2. Half of ``--inputs`` from :func:`face_tracking_3dmm.apps.fuzz.malformed_inputs`: malformed
    Images or CompressedImages (decompression bombs among them), CameraInfos with zero, NaN or
    infinite K and wrong sizes, good frames among them, all under repeated, zero and backward stamps;
-   every FaceParams, TF and marker published is checked (finite, unit quaternions, a JSON line).
+   every FaceParamsArray, FaceParams, TF and marker published is checked (finite, unit quaternions, a JSON line).
 3. Afterwards: alive?, the share of a good clip (``--clip-frames`` frames, fresh stamps) it
    tracks, and its RSS then against step 1's (the limit is 50 MB more; also the RSS right after
    the fuzz, which may hold a bomb being decoded).

@@ -1,7 +1,7 @@
 """Benchmark: the face_tracker node process under overload (issue 6), over real DDS on localhost.
 
 1. Unloaded: frames of a real talking clip are sent one at a time, each after the previous answer:
-   latency (image sent -> FaceParams received) p50/p95 and the node's own rate.
+   latency (image sent -> its FaceParamsArray on `faces` received) p50/p95 and the node's own rate.
 2. Overload: frames sent at ``--factor`` times that rate for ``--seconds``: latency of the frames
    the node tracked, how many it tracked / dropped (its /diagnostics) / never received (lost in
    best-effort transport), how far behind the newest image its answers were (a queue would grow
@@ -53,7 +53,7 @@ class Driver:
         from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import Image
 
-        from face_tracking_3dmm.msg import FaceParams
+        from face_tracking_3dmm.msg import FaceParamsArray
         from face_tracking_3dmm.nodes import conversions
 
         self.session, self.frames = session, frames
@@ -63,7 +63,7 @@ class Driver:
         self.diagnostics: list[dict[str, str]] = []
         self.stamp_ns = time.time_ns()
         session.node.create_subscription(
-            FaceParams, "face_params",
+            FaceParamsArray, "faces",
             lambda m: self.answers.setdefault(conversions.stamp_nanoseconds(m.header.stamp), time.monotonic()), 50)
         session.node.create_subscription(
             DiagnosticArray, "/diagnostics",

@@ -92,12 +92,12 @@ def test_track_names_the_image_topics_of_an_ambiguous_bag(tmp_path, capsys):
 
 
 def answer(stamp_ns: int):
-    """A FaceParams stand-in for a lost face (only what run's bookkeeping reads)."""
+    """A FaceParamsArray stand-in with a lost face (only what run's bookkeeping reads)."""
     from types import SimpleNamespace
 
     stamp = SimpleNamespace(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)
-    return SimpleNamespace(header=SimpleNamespace(stamp=stamp), stage_names=["total"], stage_times_ms=[5.0],
-                           expression_names=[], tracking_state=0, LOST=0)
+    lost = SimpleNamespace(stage_names=["total"], stage_times_ms=[5.0], expression_names=[], tracking_state=0)
+    return SimpleNamespace(header=SimpleNamespace(stamp=stamp), faces=[lost])
 
 
 def test_run_streams_each_settled_frame_and_keeps_only_pending_ones(tmp_path):
@@ -108,7 +108,7 @@ def test_run_streams_each_settled_frame_and_keeps_only_pending_ones(tmp_path):
     for stamp in range(1, 6):
         frames.on_camera_info(stamp, now=100.0 + stamp)
     frames.on_camera_info(4, now=200.0)   # a repeated or late CameraInfo is not a new frame
-    frames.on_face_params(answer(3), now=104.5)
+    frames.on_faces(answer(3), now=104.5)
     lines = results.load_results(tmp_path / "results.jsonl")   # flushed, while the run goes on
     assert [(line["frame"], line["stamp_ns"], line["tracked"]) for line in lines] == [(0, 1, False), (1, 2, False)]
     assert list(frames.pending) == [3, 4, 5] and frames.count == 5

@@ -14,7 +14,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
-from face_tracking_3dmm import config  # noqa: E402
+from face_tracking_3dmm import config, frames  # noqa: E402
 from face_tracking_3dmm.geometry import CameraIntrinsics, project_np  # noqa: E402
 from face_tracking_3dmm.io import image_encodings, overlay, results  # noqa: E402
 from face_tracking_3dmm.nodes import conversions, parameters  # noqa: E402
@@ -143,8 +143,9 @@ def test_face_params_message_carries_the_fit():
     np.testing.assert_allclose(msg.expression_weights, face.expression, atol=1e-6)
     assert list(msg.expression_names) == names and len(msg.identity) == 100
     q = msg.head_pose.orientation
-    np.testing.assert_allclose(Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix(), face.rotation, atol=1e-9)
-    assert msg.head_pose.position.z == pytest.approx(0.6)
+    face_rotation, face_position = frames.face_pose(face.rotation, face.translation)   # the face frame
+    np.testing.assert_allclose(Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix(), face_rotation, atol=1e-9)
+    assert msg.head_pose.position.z == pytest.approx(face_position[2])
     np.testing.assert_allclose(np.asarray(msg.landmarks_68).reshape(68, 2), face.landmarks68, atol=1e-4)
     gaze = msg.gaze_directions[0]
     np.testing.assert_allclose([gaze.x, gaze.y, gaze.z], face.rotation[:, 2], atol=1e-9)  # eyes straight ahead
@@ -170,12 +171,34 @@ def test_face_params_message_gives_the_results_json_of_its_face():
         np.testing.assert_allclose(from_message["head_pose"][key], from_library["head_pose"][key], atol=1e-6)
 
 
-def test_face_transforms_chain_camera_face_and_eyes():
-    transforms = conversions.face_transforms(face_result(), HEADER)
+def test_face_transforms_chain_camera_face_eyes_and_gaze():
+    face = face_result()
+    transforms = conversions.face_transforms(face, HEADER)
     assert [(t.header.frame_id, t.child_frame_id) for t in transforms] == [
-        ("camera_optical_frame", "face_3"), ("face_3", "face_3_eye_left"), ("face_3", "face_3_eye_right")]
-    assert transforms[0].transform.translation.z == pytest.approx(0.6)
-    assert transforms[1].transform.translation.x == pytest.approx(0.03)
+        ("camera_optical_frame", "face_3"), ("face_3", "face_3_eye_left"), ("face_3", "face_3_eye_right"),
+        ("face_3", "gaze_3")]
+    assert transforms[0].transform.translation.z == pytest.approx(frames.face_pose(face.rotation, face.translation)[1][2])
+    left_eye = transforms[1].transform.translation
+    assert left_eye.y == pytest.approx(0.03), "the face's left eye is on the face frame's +y"
+    gaze = transforms[3].transform.translation
+    assert (gaze.x, gaze.y, gaze.z) == pytest.approx(frames.eye_poses(face.eye_rotations, face.eye_centers)[1].mean(0))
+
+
+def test_frame_prefix_names_every_frame():
+    names = [t.child_frame_id for t in conversions.face_transforms(face_result(), HEADER, "left/")]
+    assert names == ["left/face_3", "left/face_3_eye_left", "left/face_3_eye_right", "left/gaze_3"]
+
+
+def test_face_params_array_lists_the_faces_of_one_image_in_id_order():
+    names = [f"e{i}" for i in range(53)]
+    faces = [conversions.face_params_message(face_result(face_id), HEADER, names, {}) for face_id in (5, 2)]
+    array = conversions.face_params_array_message(faces, HEADER)
+    assert [face.face_id for face in array.faces] == [2, 5] and array.header == HEADER
+    assert conversions.face_params_array_message([], HEADER).faces == []
+    lost = face_result(7)
+    lost.tracking_state = TrackingState.LOST
+    array.faces.append(conversions.face_params_message(lost, HEADER, names, {}))
+    assert [face["id"] for face in conversions.faces_json(array)] == [2, 5], "a LOST face is no result line"
 
 
 def test_link_to_optical_is_the_ros_convention():
@@ -281,16 +304,18 @@ def test_lost_face_bookkeeping_forgets_faces_the_tracker_forgot():
 
     from face_tracking_3dmm.nodes.tracker_node import TrackerNode
 
-    published = []
-    node = SimpleNamespace(options={"lost_rate": 1000.0, "mesh_rate": 0.0, "publish_overlay": False},
+    published, arrays = [], []
+    node = SimpleNamespace(options={"lost_rate": 1000.0, "mesh_rate": 0.0, "publish_overlay": False, "frame_prefix": ""},
                            counters=SimpleNamespace(faces=0), lost_sent_s={},
                            params_publisher=SimpleNamespace(publish=published.append),
+                           faces_publisher=SimpleNamespace(publish=arrays.append),
                            tf=SimpleNamespace(send=lambda transforms: None), expression_names=[])
     header = Header(frame_id="camera")
     for face_id in range(200):   # one face after another is lost, then forgotten by the tracker
         lost = dataclasses.replace(face_result(face_id), tracking_state=TrackingState.LOST)
         TrackerNode._publish(node, FrameResult(faces=[lost], timings_ms={}), header, None, None)
     assert list(node.lost_sent_s) == [199] and len(published) == 200
+    assert [array.faces[0].face_id for array in arrays] == list(range(200)), "a LOST face is in its image's array"
 
 
 def test_camera_info_carries_the_calibration_distortion():

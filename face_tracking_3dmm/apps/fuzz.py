@@ -208,6 +208,14 @@ def face_params_problem(msg) -> str | None:
     return None
 
 
+def faces_problem(msg) -> str | None:
+    """What is wrong with a published FaceParamsArray (None: each face as :func:`face_params_problem`
+    wants, with the array's header)."""
+    if any(face.header != msg.header for face in msg.faces):
+        return "FaceParamsArray with a face of another image"
+    return next((problem for problem in map(face_params_problem, msg.faces) if problem), None)
+
+
 def transforms_problem(msg) -> str | None:
     """What is wrong with a published TFMessage (None: finite translations, unit quaternions)."""
     bad = [t.child_frame_id for t in msg.transforms if not _pose_ok(t.transform.translation, t.transform.rotation)]
@@ -221,21 +229,23 @@ def marker_problem(msg) -> str | None:
 
 
 class OutputChecks:
-    """Subscribes ``node`` to the tracker's face_params and face_mesh (in ``namespace``, else the
-    node's) and /tf, and keeps every problem found, and the FaceParams stamps received."""
+    """Subscribes ``node`` to the tracker's faces, face_params and face_mesh (in ``namespace``, else
+    the node's) and /tf, and keeps every problem found, and the stamps of the FaceParamsArray
+    received (one per image the tracker processed)."""
 
     def __init__(self, node, namespace: str = ""):
         from rclpy.qos import QoSProfile
         from tf2_msgs.msg import TFMessage
         from visualization_msgs.msg import Marker
 
-        from face_tracking_3dmm.msg import FaceParams
+        from face_tracking_3dmm.msg import FaceParams, FaceParamsArray
         from face_tracking_3dmm.nodes.tf import TF_QOS
 
         self.problems: list[str] = []
-        self.counts = {"face_params": 0, "tf": 0, "face_mesh": 0}
+        self.counts = {"faces": 0, "face_params": 0, "tf": 0, "face_mesh": 0}
         self.stamps: list[int] = []
-        for message_type, topic, check, qos in ((FaceParams, "face_params", face_params_problem, 100),
+        for message_type, topic, check, qos in ((FaceParamsArray, "faces", faces_problem, 100),
+                                                (FaceParams, "face_params", face_params_problem, 100),
                                                 (TFMessage, "/tf", transforms_problem, TF_QOS),
                                                 (Marker, "face_mesh", marker_problem, QoSProfile(depth=10))):
             name = topic if topic.startswith("/") or not namespace else f"{namespace}/{topic}"
@@ -243,7 +253,7 @@ class OutputChecks:
 
     def _check(self, name: str, check, msg) -> None:
         self.counts[name] += 1
-        if name == "face_params":
+        if name == "faces":
             self.stamps.append(conversions.stamp_nanoseconds(msg.header.stamp))
         problem = check(msg)
         if problem:

@@ -25,6 +25,8 @@ from typing import Any
 from face_tracking_3dmm import paths, ros_messages
 
 TRACKER_NODE = "face_tracker"
+#: The tracker's per-image output (FaceParamsArray), relative to its namespace.
+FACES_TOPIC = "faces"
 CAMERA_NODE = "camera"
 #: The start of every node command: the package's command line, run by this interpreter.
 CLI = (sys.executable, "-m", "face_tracking_3dmm.cli")
@@ -161,12 +163,13 @@ class TopicRecorder:
 
         if topic in self.counts:
             return True
-        if type_name not in self.store.types:
-            msg_file = ros_messages.find_msg_file(type_name)
-            if msg_file is None:
-                self.node.get_logger().warning(f"not recording {topic}: no definition of {type_name}")
+        missing = [name for name in ros_messages.nested_types(type_name) if name not in self.store.types]
+        if missing:
+            msg_files = {name: ros_messages.find_msg_file(name) for name in missing}
+            if None in msg_files.values():
+                self.node.get_logger().warning(f"not recording {topic}: no definition of {missing}")
                 return False
-            self.custom_types[type_name] = msg_file
+            self.custom_types.update(msg_files)
             self.store = bags.typestore(self.custom_types)
         self.connections[topic] = self.writer.add_connection(topic, type_name, typestore=self.store)
         self.counts[topic] = 0
@@ -238,13 +241,13 @@ class Graph:
         return predicate()
 
     def tracker_is_up(self, image_topic: str) -> bool:
-        """Whether the tracker subscribes to ``image_topic`` and publishes face_params (recorded,
-        when recording, so that no answer is missed)."""
+        """Whether the tracker subscribes to ``image_topic`` and publishes ``faces`` (recorded, when
+        recording, so that no answer is missed)."""
         if self.recorder is not None:
             self.recorder.discover()
-            publishing = self.recorder.records("face_params")
+            publishing = self.recorder.records("/" + FACES_TOPIC)
         else:
-            publishing = self.node.count_publishers("face_params") > 0
+            publishing = self.node.count_publishers(FACES_TOPIC) > 0
         return publishing and self.node.count_subscribers(image_topic) > 0
 
     def wait_for_tracker(self, image_topic: str, timeout_s: float) -> None:

@@ -6,7 +6,8 @@ the two nodes publish (except raw images unless asked) into ``DIR/bag`` (mcap), 
 writes ``DIR/results.jsonl`` (one line per camera frame, the faces the tracker reported for it) and
 ``DIR/summary.json``. Frames are counted by their CameraInfo (small, sent with each image, so it
 arrives when a large image may be lost on a busy machine); latency is from that CameraInfo reaching
-this process to the FaceParams of the same stamp reaching it.
+this process to the FaceParamsArray (topic ``faces``, one per processed image) of the same stamp
+reaching it.
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def default_params_file() -> Path:
 
 
 class _Frames:
-    """Per camera frame (by stamp): when its CameraInfo and its FaceParams arrived, and the faces;
+    """Per camera frame (by stamp): when its CameraInfo and its FaceParamsArray arrived, and the faces;
     the stage times of the frames tracked, and when the camera started and ended (rates are over
     the time it ran, not the wait for the last answer).
 
@@ -83,8 +84,8 @@ class _Frames:
 
         if topic == CAMERA_INFO_TOPIC:
             self.on_camera_info(ros_messages.header_stamp_ns(raw), now)
-        elif type_name == ros_messages.FACE_PARAMS_TYPE:
-            self.on_face_params(deserialize_message(raw, ros_messages.message_class(type_name)), now)
+        elif type_name == ros_messages.FACE_PARAMS_ARRAY_TYPE:
+            self.on_faces(deserialize_message(raw, ros_messages.message_class(type_name)), now)
 
     def on_camera_info(self, stamp: int, now: float) -> None:
         if self.full() or (self.newest_stamp is not None and stamp <= self.newest_stamp):
@@ -93,23 +94,23 @@ class _Frames:
         self.newest_stamp, self.last_info_s = stamp, now
         self.count += 1
 
-    def on_face_params(self, msg, now: float) -> None:
-        from face_tracking_3dmm.nodes.conversions import face_params_json
+    def on_faces(self, msg, now: float) -> None:
+        """The tracker's answer for one image (a FaceParamsArray, empty when it shows no face)."""
+        from face_tracking_3dmm.nodes.conversions import faces_json
 
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         record = self.pending.get(stamp)
-        if record is None:
+        if record is None or "answer_s" in record:
             return
-        if "answer_s" not in record:
-            record["answer_s"] = now
-            self.tracked += 1
-            for name, ms in zip(msg.stage_names, msg.stage_times_ms):
+        record["answer_s"] = now
+        self.tracked += 1
+        for face in msg.faces[:1]:   # the stage times are the image's, shared by its faces
+            for name, ms in zip(face.stage_names, face.stage_times_ms):
                 self.stage_times.setdefault(name, deque(maxlen=SUMMARY_WINDOW)).append(float(ms))
-            self.settle(lambda older, _: older < stamp)
-        if msg.expression_names:
-            self.expression_names = list(msg.expression_names)
-        if msg.tracking_state != msg.LOST:
-            record["faces"].append(face_params_json(msg))
+            if face.expression_names:
+                self.expression_names = list(face.expression_names)
+        record["faces"] = faces_json(msg)
+        self.settle(lambda older, _: older < stamp)
 
     def settle(self, done=None) -> None:
         """Write the lines of the pending frames for which ``done(stamp, record)`` holds (default:

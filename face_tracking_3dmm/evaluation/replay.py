@@ -51,24 +51,25 @@ class _Replay:
         return record
 
     def on_message(self, topic: str, type_name: str, raw: bytes, now: float) -> None:
-        """A recorded message: faces from FaceParams, the arrival time of any other stamped output."""
-        if type_name == ros_messages.FACE_PARAMS_TYPE:
+        """A recorded message: the faces from the per-image FaceParamsArray, the arrival time of any
+        other stamped output."""
+        if type_name == ros_messages.FACE_PARAMS_ARRAY_TYPE:
             from rclpy.serialization import deserialize_message
 
-            self._on_face_params(deserialize_message(raw, ros_messages.message_class(type_name)), now)
+            self._on_faces(deserialize_message(raw, ros_messages.message_class(type_name)), now)
         elif ros_messages.starts_with_header(type_name):
             record = self.by_stamp.get(ros_messages.header_stamp_ns(raw))
             if record is not None:
                 record.setdefault("outputs", {}).setdefault(topic, now)
 
-    def _on_face_params(self, msg, now: float) -> None:
-        from face_tracking_3dmm.nodes.conversions import face_params_json
+    def _on_faces(self, msg, now: float) -> None:
+        from face_tracking_3dmm.nodes.conversions import faces_json
 
         record = self.by_stamp.get(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
-        if record is None:
+        if record is None or "received_s" in record:
             return
-        record.setdefault("received_s", now)
-        record["faces"].append(face_params_json(msg))
+        record["received_s"] = now
+        record["faces"] = faces_json(msg)
 
 
 def evaluate_bag(bag: str | Path, output: str | Path, *, realtime: bool = False,
@@ -202,13 +203,11 @@ def _replayed_topics(run: dict[str, Any]) -> list[str]:
 
 
 def _wait_for_answer(executor, record, timeout_s: float, resend) -> None:
-    """Spin until the tracker answered this image (FaceParams or any stamped output), resending once."""
+    """Spin until the tracker answered this image (its FaceParamsArray), resending once."""
     for attempt in range(2):
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if "received_s" in record or record.get("outputs"):
-                for _ in range(3):  # collect the other faces of this frame
-                    executor.spin_once(timeout_sec=0.005)
+            if "received_s" in record:
                 return
             executor.spin_once(timeout_sec=0.05)
         if attempt == 0:
@@ -220,7 +219,7 @@ def _drain(executor, frames, timeout_s: float) -> None:
     """Give the last images time to be answered."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        pending = [f for f in frames[-5:] if "received_s" not in f and not f.get("outputs")]
+        pending = [f for f in frames[-5:] if "received_s" not in f]
         if not pending:
             break
         executor.spin_once(timeout_sec=0.05)
@@ -235,6 +234,6 @@ def _write_frames(output: Path, frames, start: float) -> None:
                     row[key] = row[key] - start
             if "outputs" in row:
                 row["outputs"] = {k: v - start for k, v in row["outputs"].items()}
-                if "received_s" not in row:  # answered without a face: processed, not dropped
+                if "received_s" not in row:  # its FaceParamsArray lost, other outputs came: processed
                     row["received_s"] = min(row["outputs"].values())
             writer.write(**row)

@@ -15,11 +15,12 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker
 
-from face_tracking_3dmm.geometry import CameraIntrinsics, matrix_to_quaternion_np
+from face_tracking_3dmm import frames
+from face_tracking_3dmm.geometry import CameraIntrinsics, matrix_to_quaternion_np, quaternion_to_matrix_np
 from face_tracking_3dmm.io import image_encodings, results
 from face_tracking_3dmm.io.camera_info import Calibration, camera_info_to_intrinsics  # noqa: F401 (the nodes' API)
-from face_tracking_3dmm.msg import FaceParams
-from face_tracking_3dmm.results import FaceResult
+from face_tracking_3dmm.msg import FaceParams, FaceParamsArray
+from face_tracking_3dmm.results import FaceResult, TrackingState
 
 if TYPE_CHECKING:  # the camera node uses this module too and does not load torch
     from face_tracking_3dmm.rendering.mesh import Mesh
@@ -93,13 +94,19 @@ def pose(rotation: np.ndarray, translation: np.ndarray) -> Pose:
     return Pose(position=Point(x=x, y=y, z=z), orientation=quaternion(rotation))
 
 
-def face_frame(face_id: int) -> str:
-    return f"face_{face_id}"
+def face_frame(face_id: int, prefix: str = "") -> str:
+    """TF name of a face's frame; ``prefix`` (the node's frame_prefix) keeps two trackers' frames apart."""
+    return f"{prefix}face_{face_id}"
+
+
+def gaze_frame(face_id: int, prefix: str = "") -> str:
+    return f"{prefix}gaze_{face_id}"
 
 
 def face_params_message(face: FaceResult, header: Header, expression_names: list[str],
                         timings_ms: dict[str, float]) -> FaceParams:
-    """FaceParams of one face; ``header`` is the source image's (stamp, optical frame)."""
+    """FaceParams of one face; ``header`` is the source image's (stamp, optical frame). Poses are
+    those of the face frame (:mod:`face_tracking_3dmm.frames`)."""
     msg = FaceParams(header=header, face_id=int(face.face_id), tracking_state=int(face.tracking_state),
                      confidence=float(face.confidence), jaw_open=float(face.jaw_open),
                      fit_error_px=float(face.fit_error_px), iterations=int(face.iterations))
@@ -107,8 +114,9 @@ def face_params_message(face: FaceResult, header: Header, expression_names: list
     msg.expression_weights = np.asarray(face.expression, dtype=np.float32).ravel().tolist()
     msg.mesh_expression_weights = np.asarray(face.mesh_weights, dtype=np.float32).ravel().tolist()
     msg.expression_names = list(expression_names)
-    msg.head_pose = pose(face.rotation, face.translation)
-    msg.eye_poses = [pose(face.eye_rotations[i], face.eye_centers[i]) for i in range(2)]
+    msg.head_pose = pose(*frames.face_pose(face.rotation, face.translation))
+    eye_rotations, eye_positions = frames.eye_poses(face.eye_rotations, face.eye_centers)
+    msg.eye_poses = [pose(eye_rotations[i], eye_positions[i]) for i in range(2)]
     msg.gaze_directions = [Vector3(x=float(g[0]), y=float(g[1]), z=float(g[2])) for g in face.gaze_directions]
     landmarks = np.asarray(face.landmarks68, dtype=np.float32)
     if landmarks.shape == (68, 2):
@@ -118,18 +126,31 @@ def face_params_message(face: FaceResult, header: Header, expression_names: list
     return msg
 
 
+def face_params_array_message(faces: list[FaceParams], header: Header) -> FaceParamsArray:
+    """The per-image message: every face of one image (none when it shows none), in face_id order."""
+    return FaceParamsArray(header=header, faces=sorted(faces, key=lambda face: face.face_id))
+
+
 def face_params_json(msg: FaceParams) -> dict:
     """A FaceParams message as a results.jsonl face (:mod:`face_tracking_3dmm.io.results`), the shape
-    ``track`` writes for a :class:`FaceResult`, so ``run`` and ``evaluate`` write that shape too."""
+    ``track`` writes for a :class:`FaceResult`, so ``run`` and ``evaluate`` write that shape too; its
+    head_pose is the model's pose, as ``track`` writes it (:func:`frames.model_pose` of the message's)."""
     position, orientation = msg.head_pose.position, msg.head_pose.orientation
+    rotation, translation = frames.model_pose(
+        quaternion_to_matrix_np((orientation.x, orientation.y, orientation.z, orientation.w)),
+        (position.x, position.y, position.z))
     return results.face_json(msg.face_id, msg.tracking_state, msg.confidence,
                              dict(zip(msg.expression_names, msg.expression_weights)), msg.identity,
-                             (position.x, position.y, position.z),
-                             (orientation.x, orientation.y, orientation.z, orientation.w),
+                             translation, matrix_to_quaternion_np(rotation),
                              msg.landmarks_68, msg.fit_error_px, msg.iterations,
                              dict(zip(msg.stage_names, msg.stage_times_ms)),
                              [(g.x, g.y, g.z) for g in msg.gaze_directions],
                              dict(zip(msg.expression_names, msg.mesh_expression_weights)))
+
+
+def faces_json(msg: FaceParamsArray) -> list[dict]:
+    """results.jsonl faces of one per-image message: the faces seen in it (LOST ones left out)."""
+    return [face_params_json(face) for face in msg.faces if face.tracking_state != TrackingState.LOST]
 
 
 def _transform(header: Header, child: str, rotation: np.ndarray, translation: np.ndarray) -> TransformStamped:
@@ -138,14 +159,17 @@ def _transform(header: Header, child: str, rotation: np.ndarray, translation: np
                             transform=Transform(translation=Vector3(x=x, y=y, z=z), rotation=quaternion(rotation)))
 
 
-def face_transforms(face: FaceResult, header: Header) -> list[TransformStamped]:
-    """TF of one face: header.frame_id (the optical frame) -> face_<id> -> face_<id>_eye_left/right."""
-    name = face_frame(face.face_id)
-    transforms = [_transform(header, name, face.rotation, face.translation)]
+def face_transforms(face: FaceResult, header: Header, prefix: str = "") -> list[TransformStamped]:
+    """TF of one face: header.frame_id (the optical frame) -> face_<id> -> face_<id>_eye_left/right
+    and gaze_<id> (names after ``prefix``; axes and origins: :mod:`face_tracking_3dmm.frames`)."""
+    name = face_frame(face.face_id, prefix)
+    transforms = [_transform(header, name, *frames.face_pose(face.rotation, face.translation))]
     face_header = Header(stamp=header.stamp, frame_id=name)
+    eye_rotations, eye_positions = frames.eye_poses(face.eye_rotations, face.eye_centers)
     for index, suffix in enumerate(EYE_SUFFIXES):
-        transforms.append(_transform(face_header, f"{name}_{suffix}", face.eye_rotations[index],
-                                     face.eye_centers[index]))
+        transforms.append(_transform(face_header, f"{name}_{suffix}", eye_rotations[index], eye_positions[index]))
+    transforms.append(_transform(face_header, gaze_frame(face.face_id, prefix),
+                                 *frames.gaze_pose(face.eye_rotations, face.eye_centers)))
     return transforms
 
 

@@ -59,6 +59,8 @@ TRACKER_NODE_PARAMETERS = (
                                            "someone subscribes)"),
     ParameterSpec("mesh_rate", 2.0, "Most face_mesh markers per second (a full mesh is ~60k points; "
                                     "0 = none)", 0.0, 100.0),
+    ParameterSpec("frame_prefix", "", "Prefix of the TF frame names (face_<id>, gaze_<id>, eyes), e.g. "
+                                      "\"left_camera/\": two tracker nodes need different ones", read_only=True),
     ParameterSpec("lost_rate", 1.0, "FaceParams per second for a face that is lost (tracking_state LOST) "
                                     "until it is found again; 0 = none", 0.0, 100.0),
 )

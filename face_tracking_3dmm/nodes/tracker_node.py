@@ -3,14 +3,17 @@
 Subscribes (relative names, sensor-data QoS): ``image`` (sensor_msgs/Image: rgb8, bgr8, mono8,
 rgba8, bgra8, yuv422, yuv422_yuy2), or with ``input:=compressed`` ``image/compressed``
 (sensor_msgs/CompressedImage, jpeg/png), and ``camera_info``.
-Publishes: ``face_params`` (FaceParams per face; stamp and frame of the source image), /tf
-(optical frame -> face_<id> -> face_<id>_eye_left/right), ``face_mesh`` (Marker TRIANGLE_LIST per
-face, at most ``mesh_rate`` per second), ``overlay`` (debug image, while subscribed) and
-/diagnostics (rates, latency, drops, errors).
+Publishes: ``faces`` (FaceParamsArray, the primary output: one per processed image, all its faces,
+empty when none; stamp and frame of the source image), ``face_params`` (FaceParams per face, kept
+for existing consumers), /tf (optical frame -> ``<frame_prefix>face_<id>`` -> its eyes and
+``<frame_prefix>gaze_<id>``; see :mod:`face_tracking_3dmm.frames`), ``face_mesh`` (Marker
+TRIANGLE_LIST per face, at most ``mesh_rate`` per second), ``overlay`` (debug image, while
+subscribed) and /diagnostics (rates, latency, drops, errors).
 
-No face in view: nothing is published on face_params, TF or face_mesh. A face that was tracked
-and is lost is reported with tracking_state LOST (its last values, confidence 0) at ``lost_rate``
-per second for as long as the tracker keeps it (a few seconds), so subscribers see it go.
+No face in view: ``faces`` is an empty array; nothing is published on face_params, TF or face_mesh.
+A face that was tracked and is lost is listed in ``faces`` with tracking_state LOST (its last
+values, confidence 0) for as long as the tracker keeps it (a few seconds), and sent on face_params
+at ``lost_rate`` per second, so subscribers see it go.
 
 Latest-frame policy: the subscription callback only checks the image header and puts the message
 in a one-slot buffer. Two worker threads form a pipeline: one decodes the latest image and finds
@@ -38,7 +41,7 @@ from visualization_msgs.msg import Marker
 
 from face_tracking_3dmm.geometry import project_np
 from face_tracking_3dmm.io import image_encodings, overlay
-from face_tracking_3dmm.msg import FaceParams
+from face_tracking_3dmm.msg import FaceParams, FaceParamsArray
 from face_tracking_3dmm.nodes import conversions, parameters
 from face_tracking_3dmm.nodes.spin import run_node
 from face_tracking_3dmm.nodes.tf import TransformBroadcaster
@@ -112,6 +115,7 @@ class TrackerNode(Node):
         self.tracker = FaceTracker(parameters.tracker_config(values))
         self.expression_names = list(self.tracker.model.expression_names)
 
+        self.faces_publisher = self.create_publisher(FaceParamsArray, "faces", 10)
         self.params_publisher = self.create_publisher(FaceParams, "face_params", 10)
         self.mesh_publisher = self.create_publisher(Marker, "face_mesh", 10)
         self.overlay_publisher = self.create_publisher(Image, "overlay", qos_profile_sensor_data)
@@ -275,7 +279,10 @@ class TrackerNode(Node):
         self.counters.faces = len(tracked)
         kept = {face.face_id for face in result.faces}   # forget the faces the tracker forgot
         self.lost_sent_s = {face_id: sent for face_id, sent in self.lost_sent_s.items() if face_id in kept}
-        for face in result.faces:
+        messages = [conversions.face_params_message(face, header, self.expression_names, result.timings_ms)
+                    for face in result.faces]
+        self.faces_publisher.publish(conversions.face_params_array_message(messages, header))
+        for face, message in zip(result.faces, messages):
             if face.tracking_state == TrackingState.LOST:
                 rate = self.options["lost_rate"]
                 if rate <= 0 or now - self.lost_sent_s.get(face.face_id, -np.inf) < 1.0 / rate:
@@ -283,9 +290,9 @@ class TrackerNode(Node):
                 self.lost_sent_s[face.face_id] = now
             else:
                 self.lost_sent_s.pop(face.face_id, None)
-            self.params_publisher.publish(conversions.face_params_message(face, header, self.expression_names,
-                                                                          result.timings_ms))
-        self.tf.send([transform for face in tracked for transform in conversions.face_transforms(face, header)])
+            self.params_publisher.publish(message)
+        prefix = self.options["frame_prefix"]
+        self.tf.send([transform for face in tracked for transform in conversions.face_transforms(face, header, prefix)])
 
         mesh_rate = self.options["mesh_rate"]
         send_mesh = bool(tracked) and mesh_rate > 0 and now - self.last_mesh_s >= 1.0 / mesh_rate
