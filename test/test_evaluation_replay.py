@@ -18,6 +18,8 @@ CLIP = paths.eval_data_dir() / "talking_faces" / "d0.mp4" if paths.eval_data_dir
 pytestmark = [pytest.mark.ros,
               pytest.mark.skipif(CLIP is None or not CLIP.is_file(), reason="shared talking clips not present")]
 FRAMES = 24
+FACE_PARAMS = "face_tracking_3dmm/msg/FaceParams"
+FACE_PARAMS_ARRAY = "face_tracking_3dmm/msg/FaceParamsArray"
 
 
 @pytest.fixture(scope="module")
@@ -38,23 +40,22 @@ def deterministic_run(input_bag, tmp_path_factory):
 
 
 def _stamps(bag, msgtype):
-    store = bags.typestore({"face_tracking_3dmm/msg/FaceParams": _face_params_msg()})
+    from face_tracking_3dmm.ros_messages import find_msg_file
+
+    store = bags.typestore({name: find_msg_file(name) for name in (FACE_PARAMS, FACE_PARAMS_ARRAY)})
     return [store.deserialize_cdr(m.rawdata, m.msgtype) for m in bags.iter_messages(bag)
             if m.msgtype == msgtype]
-
-
-def _face_params_msg():
-    from face_tracking_3dmm.ros_messages import find_msg_file
-    return find_msg_file("face_tracking_3dmm/msg/FaceParams")
 
 
 def test_deterministic_replay_answers_every_frame(deterministic_run, input_bag):
     output, result = deterministic_run
     image_stamps = {m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
                     for m in _stamps(input_bag, bags.IMAGE_TYPE)}
-    params = _stamps(output / "bag", "face_tracking_3dmm/msg/FaceParams")
+    params = _stamps(output / "bag", FACE_PARAMS)
     answered = {p.header.stamp.sec * 10**9 + p.header.stamp.nanosec for p in params} & image_stamps
     assert len(answered) >= 0.95 * len(image_stamps)
+    arrays = [a.header.stamp.sec * 10**9 + a.header.stamp.nanosec for a in _stamps(output / "bag", FACE_PARAMS_ARRAY)]
+    assert len(arrays) == len(set(arrays)) and set(arrays) >= answered, "one FaceParamsArray per image answered"
     tf = _stamps(output / "bag", "tf2_msgs/msg/TFMessage")
     children = {t.child_frame_id for message in tf for t in message.transforms}
     assert any(child.startswith("face_") for child in children)
