@@ -328,3 +328,30 @@ def test_camera_info_carries_the_calibration_distortion():
     assert list(msg.d) == [-0.2, 0.05, 0.0, 0.0, 0.0] and list(msg.p) == list(projection)
     assert list(msg.k) == camera.matrix().ravel().tolist()
     assert conversions.camera_info_to_intrinsics(msg, 64, 48)[0] == CameraIntrinsics(65.0, 66.0, 30.0, 22.0, 64, 48)
+
+
+def test_live_mesh_is_the_face_region_within_150_kb(model, bases):
+    """Issue 12: the default face_mesh marker is the decimated face region (no back of the head,
+    mouth, teeth or eyeballs), under 150 KB a message; the full head stays available."""
+    from face_tracking_3dmm.tracking.display import LIVE_REGION, FaceGeometry
+
+    geometry, face = FaceGeometry(model, bases), face_result()
+    live = geometry.face_mesh(face, LIVE_REGION)
+    assert len(conversions.mesh_marker(live, HEADER, 3)) <= 150_000
+    face_region = geometry.face_mesh(face)
+    assert 500 < len(live.triangles) <= len(face_region.triangles) / 5
+    distances = torch.cdist(live.vertices, face_region.vertices).min(dim=1).values
+    assert distances.max() < 1e-6, "every live vertex is a vertex of the face region (to float32 rounding)"
+    assert len(conversions.mesh_marker(geometry.face_mesh(face, "full"), HEADER, 3)) > 1_000_000
+
+
+def test_eye_markers_draw_the_eyeballs_and_their_gaze():
+    face = face_result()
+    markers = conversions.eye_markers(face, HEADER)
+    assert [(m.ns, m.id, m.type) for m in markers] == [("eyes", 6, Marker.SPHERE), ("gaze", 6, Marker.ARROW),
+                                                        ("eyes", 7, Marker.SPHERE), ("gaze", 7, Marker.ARROW)]
+    centre = face.rotation @ face.eye_centers[0] + face.translation
+    start, tip = ([p.x, p.y, p.z] for p in markers[1].points)
+    np.testing.assert_allclose(start, centre)
+    np.testing.assert_allclose(np.subtract(tip, start), conversions.GAZE_ARROW_M * face.gaze_directions[0])
+    assert (markers[0].pose.position.x, markers[0].pose.position.z) == pytest.approx((centre[0], centre[2]))

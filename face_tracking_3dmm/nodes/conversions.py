@@ -208,6 +208,35 @@ def mesh_marker(mesh: Mesh, header: Header, face_id: int, lifetime_s: float = 1.
                      corners.astype("<f8").tobytes(), suffix))
 
 
+#: Eyeball diameter and gaze arrow length of :func:`eye_markers`, metres.
+EYEBALL_DIAMETER_M = 0.024
+GAZE_ARROW_M = 0.08
+
+
+def eye_markers(face: FaceResult, header: Header, lifetime_s: float = 1.0) -> list[Marker]:
+    """Each eye of a face as RViz draws it with the mesh: a white eyeball (SPHERE, namespace
+    ``eyes``) and a gaze arrow from its centre (ARROW, namespace ``gaze``), in header.frame_id (the
+    camera's); marker ids 2 * face_id + 0 (left) / 1 (right)."""
+    seconds = int(lifetime_s)
+    lifetime = Duration(sec=seconds, nanosec=int((lifetime_s - seconds) * 1e9))
+    centres = np.asarray(face.eye_centers, np.float64) @ np.asarray(face.rotation).T + face.translation
+    markers = []
+    for index, (centre, gaze) in enumerate(zip(centres, face.gaze_directions)):
+        marker_id = 2 * int(face.face_id) + index
+        eyeball = Marker(header=header, ns="eyes", id=marker_id, type=Marker.SPHERE, action=Marker.ADD,
+                         lifetime=lifetime, pose=pose(np.eye(3), centre), color=ColorRGBA(r=0.95, g=0.95, b=0.95, a=1.0))
+        eyeball.scale.x = eyeball.scale.y = eyeball.scale.z = EYEBALL_DIAMETER_M
+        tip = centre + GAZE_ARROW_M * np.asarray(gaze, np.float64)
+        arrow = Marker(header=header, ns="gaze", id=marker_id, type=Marker.ARROW, action=Marker.ADD, lifetime=lifetime,
+                       points=[Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in (centre, tip)],
+                       color=ColorRGBA(r=0.1, g=0.5, b=1.0, a=1.0))
+        arrow.pose.orientation.w = 1.0
+        arrow.scale.x, arrow.scale.y, arrow.scale.z = 0.003, 0.006, 0.01   # shaft and head diameters, head length
+        markers.append(eyeball)
+        markers.append(arrow)
+    return markers
+
+
 #: Values of the probe point that :func:`_marker_layout` looks for in the serialized marker.
 _PROBE = (1.25, -2.5, 3.75)
 

@@ -6,8 +6,9 @@ rgba8, bgra8, yuv422, yuv422_yuy2), or with ``input:=compressed`` ``image/compre
 Publishes: ``faces`` (FaceParamsArray, the primary output: one per processed image, all its faces,
 empty when none; stamp and frame of the source image), ``face_params`` (FaceParams per face, kept
 for existing consumers), /tf (optical frame -> ``<frame_prefix>face_<id>`` -> its eyes and
-``<frame_prefix>gaze_<id>``; see :mod:`face_tracking_3dmm.frames`), ``face_mesh`` (Marker
-TRIANGLE_LIST per face, at most ``mesh_rate`` per second), ``overlay`` (debug image, while
+``<frame_prefix>gaze_<id>``; see :mod:`face_tracking_3dmm.frames`), ``face_mesh`` (per face a
+Marker TRIANGLE_LIST of the decimated face region, or of the whole head with ``full_mesh``, and its
+eyeballs with gaze arrows; at most ``mesh_rate`` per second), ``overlay`` (debug image, while
 subscribed) and /diagnostics (rates, latency, drops, errors).
 
 No face in view: ``faces`` is an empty array; nothing is published on face_params, TF or face_mesh.
@@ -295,18 +296,26 @@ class TrackerNode(Node):
         self.tf.send([transform for face in tracked for transform in conversions.face_transforms(face, header, prefix)])
 
         mesh_rate = self.options["mesh_rate"]
-        send_mesh = bool(tracked) and mesh_rate > 0 and now - self.last_mesh_s >= 1.0 / mesh_rate
-        send_overlay = self.options["publish_overlay"] and self.overlay_publisher.get_subscription_count() > 0
-        meshes = {face.face_id: self.tracker.face_mesh(face) for face in tracked} if send_mesh or send_overlay else {}
-        if send_mesh:
+        if tracked and mesh_rate > 0 and now - self.last_mesh_s >= 1.0 / mesh_rate:
             self.last_mesh_s = now
-            lifetime_s = max(1.0, 2.0 / mesh_rate)
-            for face_id, mesh in meshes.items():
-                self.mesh_publisher.publish(conversions.mesh_marker(mesh, header, face_id, lifetime_s))
-        if send_overlay:
-            mesh_pixels = {face_id: project_np(mesh.vertices.numpy(), camera) for face_id, mesh in meshes.items()}
+            self._publish_meshes(tracked, header, lifetime_s=max(1.0, 2.0 / mesh_rate))
+        if self.options["publish_overlay"] and self.overlay_publisher.get_subscription_count() > 0:
+            mesh_pixels = {face.face_id: project_np(self.tracker.face_mesh(face).vertices.numpy(), camera)
+                           for face in tracked}
             picture = overlay.overlay_image(rgb, result, mesh_pixels)
             self.overlay_publisher.publish(conversions.rgb_to_image(picture, header))
+
+    def _publish_meshes(self, tracked, header: Header, lifetime_s: float) -> None:
+        """Each face's mesh marker (the live face region, or the whole head with full_mesh) and its
+        eyes with their gaze."""
+        from face_tracking_3dmm.tracking.display import LIVE_REGION   # loaded with the tracker already
+
+        region = "full" if self.options["full_mesh"] else LIVE_REGION
+        for face in tracked:
+            self.mesh_publisher.publish(conversions.mesh_marker(self.tracker.face_mesh(face, region), header,
+                                                                face.face_id, lifetime_s))
+            for marker in conversions.eye_markers(face, header, lifetime_s):
+                self.mesh_publisher.publish(marker)
 
     # ------------------------------------------------------------------ diagnostics (executor thread)
     def _publish_diagnostics(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from face_tracking_3dmm.rendering.shading import vertex_normals
@@ -45,3 +46,28 @@ class Mesh:
     def vertex_normals(self) -> torch.Tensor:
         """(B?, V, 3) the given normals, else the area-weighted ones of the geometry."""
         return self.normals if self.normals is not None else vertex_normals(self.vertices, self.triangles)
+
+
+def decimate(vertices: np.ndarray, triangles: np.ndarray, max_triangles: int) -> tuple[np.ndarray, np.ndarray]:
+    """Vertex clustering: the vertices in one cell of a grid become one (its first vertex), and the
+    cell grows until at most ``max_triangles`` distinct, non-degenerate triangles are left.
+
+    Why: a live mesh marker must stay within a message-size budget; computed once on the mean face,
+    the result only indexes each frame's fitted vertices. Returns the kept vertex ids (into
+    ``vertices``) and the triangles on them (indices into the kept ids, orientation kept).
+    """
+    vertices, triangles = np.asarray(vertices, dtype=np.float64), np.asarray(triangles, dtype=np.int64)
+    low = vertices.min(axis=0)
+    cell = float(np.ptp(vertices, axis=0).max()) / 256.0
+    while True:
+        _, cluster = np.unique(np.floor((vertices - low) / cell).astype(np.int64), axis=0, return_inverse=True)
+        merged = cluster.reshape(-1)[triangles]
+        merged = merged[(merged[:, 0] != merged[:, 1]) & (merged[:, 1] != merged[:, 2]) & (merged[:, 0] != merged[:, 2])]
+        merged = merged[np.sort(np.unique(np.sort(merged, axis=1), axis=0, return_index=True)[1])]
+        if len(merged) <= max_triangles:
+            break
+        cell *= 1.05
+    first_of_cluster = np.full(cluster.max() + 1, -1)
+    first_of_cluster[cluster.reshape(-1)[::-1]] = np.arange(len(vertices))[::-1]
+    used = np.unique(merged)
+    return first_of_cluster[used], np.searchsorted(used, merged)

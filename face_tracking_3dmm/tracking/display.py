@@ -7,8 +7,13 @@ import torch
 from face_tracking_3dmm.geometry import CameraIntrinsics, intrinsics_tensor, model_to_camera, project
 from face_tracking_3dmm.fitting.landmark_solver import DTYPE, FaceParameters, PointBases
 from face_tracking_3dmm.model import ICTFaceModel
-from face_tracking_3dmm.rendering.mesh import Mesh
+from face_tracking_3dmm.rendering.mesh import Mesh, decimate
 from face_tracking_3dmm.results import FaceResult
+
+#: The live mesh: the face region only (no back of the head, mouth, teeth or eyeballs), decimated.
+LIVE_REGION = "face_live"
+#: 24 bytes a triangle corner in a Marker: 2000 triangles keep a marker under 150 KB.
+LIVE_MESH_TRIANGLES = 2000
 
 
 class FaceGeometry:
@@ -21,20 +26,31 @@ class FaceGeometry:
 
     def __init__(self, model: ICTFaceModel, bases: PointBases):
         self.model, self.bases = model, bases
-        self._region_models: dict[str, ICTFaceModel] = {}   #: sub-models by region, made at first use
+        #: (sub-model, its triangles) by region, made at first use
+        self._region_models: dict[str, tuple[ICTFaceModel, torch.Tensor]] = {}
 
     def face_mesh(self, face: FaceResult, region: str = "face") -> Mesh:
-        """A tracked face's ``region`` ("face" by default; "full" for the whole head) in the camera
-        frame (metres, float64), for display."""
+        """A tracked face's ``region`` in the camera frame (metres, float64), for display: a region
+        of the model ("face" by default), "full" for the whole head, or :data:`LIVE_REGION`."""
         if region not in self._region_models:
-            self._region_models[region] = (self.model if region == "full"
-                                           else self.model.subset(self.model.region(region)))
-        model = self._region_models[region]
+            self._region_models[region] = self._region_model(region)
+        model, triangles = self._region_models[region]
         vertices = model.vertices(torch.as_tensor(face.identity, dtype=torch.float32),
                                   torch.as_tensor(face.mesh_weights, dtype=torch.float32)).to(DTYPE)
         camera = model_to_camera(vertices, torch.as_tensor(face.rotation, dtype=DTYPE),
                                  torch.as_tensor(face.translation, dtype=DTYPE))
-        return Mesh(camera, model.triangles)
+        return Mesh(camera, triangles)
+
+    def _region_model(self, region: str) -> tuple[ICTFaceModel, torch.Tensor]:
+        if region == "full":
+            return self.model, self.model.triangles
+        if region != LIVE_REGION:
+            model = self.model.subset(self.model.region(region))
+            return model, model.triangles
+        face_ids = self.model.region("face")
+        face = self.model.subset(face_ids)
+        kept, triangles = decimate(face.vertices().numpy(), face.triangles.numpy(), LIVE_MESH_TRIANGLES)
+        return self.model.subset(face_ids[kept]), torch.as_tensor(triangles)
 
     def project_points(self, face: FaceResult, intrinsics: CameraIntrinsics) -> np.ndarray:
         """(M, 2) pixels of the fitted model at the corresponded MediaPipe points, e.g. to compare
