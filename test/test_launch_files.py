@@ -183,3 +183,28 @@ def test_rviz_config_shows_the_overlay_mesh_and_tf():
         assert topic.lstrip("/") in published, f"the tracker node publishes no {topic}"
     camera = yaml.safe_load((REPO / "config" / "tracker.yaml").read_text())["camera"]["ros__parameters"]
     assert config["Visualization Manager"]["Global Options"]["Fixed Frame"] == camera["frame_id"]
+
+
+def test_rviz_config_declares_the_mesh_face_and_gaze_frame_displays():
+    """Issue 12: the mesh marker with its eyes and gaze arrows, and axes on the first face's face and
+    gaze frames (names as the tracker sends them, without a frame_prefix)."""
+    pytest.importorskip("rclpy")
+    import numpy as np
+    from std_msgs.msg import Header
+
+    from face_tracking_3dmm.nodes import conversions
+    from face_tracking_3dmm.results import FaceResult
+
+    config = yaml.safe_load((REPO / "config" / "face_tracking.rviz").read_text())
+    displays = {d["Name"]: d for d in config["Visualization Manager"]["Displays"]}
+    mesh = displays["Face mesh"]
+    assert mesh["Class"] == "rviz_default_plugins/Marker" and mesh["Enabled"]
+    assert mesh["Namespaces"] == {"face_mesh": True, "eyes": True, "gaze": True}
+    face = FaceResult(face_id=0, tracking_state=2, confidence=1.0, identity=np.zeros(100), expression=np.zeros(53),
+                      rotation=np.diag([1.0, -1.0, -1.0]), translation=np.array([0.0, 0.0, 0.6]),
+                      landmarks68=np.zeros((68, 2)), fit_error_px=0.0, iterations=1)
+    markers = conversions.eye_markers(face, Header(frame_id="camera_optical_frame"))
+    assert {marker.ns for marker in markers} | {"face_mesh"} == set(mesh["Namespaces"])
+    for name, frame in (("Face frame", conversions.face_frame(0)), ("Gaze frame", conversions.gaze_frame(0))):
+        assert displays[name]["Class"] == "rviz_default_plugins/Axes" and displays[name]["Enabled"]
+        assert displays[name]["Reference Frame"] == frame
