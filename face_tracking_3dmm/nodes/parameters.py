@@ -59,8 +59,8 @@ TRACKER_NODE_PARAMETERS = (
                                            "someone subscribes)"),
     ParameterSpec("mesh_rate", 100.0, "Most face_mesh markers per second (the default: every tracked image "
                                       "of a camera up to 100 fps; 0 = none)", 0.0, 100.0),
-    ParameterSpec("full_mesh", False, "face_mesh shows the whole head (~1.3 MB a message) instead of the "
-                                      "decimated face region (~130 KB)"),
+    ParameterSpec("full_mesh", False, "face_mesh shows the whole head (~3.8 MB a message) instead of the "
+                                      "decimated face region (~134 KB)"),
     ParameterSpec("frame_prefix", "", "Prefix of the TF frame names (face_<id>, gaze_<id>, eyes), e.g. "
                                       "\"left_camera/\": two tracker nodes need different ones", read_only=True),
     ParameterSpec("lost_rate", 1.0, "FaceParams per second for a face that is lost (tracking_state LOST) "
