@@ -177,7 +177,8 @@ def test_face_transforms_chain_camera_face_eyes_and_gaze():
     assert [(t.header.frame_id, t.child_frame_id) for t in transforms] == [
         ("camera_optical_frame", "face_3"), ("face_3", "face_3_eye_left"), ("face_3", "face_3_eye_right"),
         ("face_3", "gaze_3")]
-    assert transforms[0].transform.translation.z == pytest.approx(frames.face_pose(face.rotation, face.translation)[1][2])
+    face_position = frames.face_pose(face.rotation, face.translation)[1]
+    assert transforms[0].transform.translation.z == pytest.approx(face_position[2])
     left_eye = transforms[1].transform.translation
     assert left_eye.y == pytest.approx(0.03), "the face's left eye is on the face frame's +y"
     gaze = transforms[3].transform.translation
@@ -305,7 +306,8 @@ def test_lost_face_bookkeeping_forgets_faces_the_tracker_forgot():
     from face_tracking_3dmm.nodes.tracker_node import TrackerNode
 
     published, arrays = [], []
-    node = SimpleNamespace(options={"lost_rate": 1000.0, "mesh_rate": 0.0, "publish_overlay": False, "frame_prefix": ""},
+    options = {"lost_rate": 1000.0, "mesh_rate": 0.0, "publish_overlay": False, "frame_prefix": ""}
+    node = SimpleNamespace(options=options,
                            counters=SimpleNamespace(faces=0), lost_sent_s={},
                            params_publisher=SimpleNamespace(publish=published.append),
                            faces_publisher=SimpleNamespace(publish=arrays.append),

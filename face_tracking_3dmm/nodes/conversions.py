@@ -224,7 +224,8 @@ def eye_markers(face: FaceResult, header: Header, lifetime_s: float = 1.0) -> li
     for index, (centre, gaze) in enumerate(zip(centres, face.gaze_directions)):
         marker_id = 2 * int(face.face_id) + index
         eyeball = Marker(header=header, ns="eyes", id=marker_id, type=Marker.SPHERE, action=Marker.ADD,
-                         lifetime=lifetime, pose=pose(np.eye(3), centre), color=ColorRGBA(r=0.95, g=0.95, b=0.95, a=1.0))
+                         lifetime=lifetime, pose=pose(np.eye(3), centre),
+                         color=ColorRGBA(r=0.95, g=0.95, b=0.95, a=1.0))
         eyeball.scale.x = eyeball.scale.y = eyeball.scale.z = EYEBALL_DIAMETER_M
         tip = centre + GAZE_ARROW_M * np.asarray(gaze, np.float64)
         arrow = Marker(header=header, ns="gaze", id=marker_id, type=Marker.ARROW, action=Marker.ADD, lifetime=lifetime,

@@ -62,7 +62,7 @@ def decimate(vertices: np.ndarray, triangles: np.ndarray, max_triangles: int) ->
     while True:
         _, cluster = np.unique(np.floor((vertices - low) / cell).astype(np.int64), axis=0, return_inverse=True)
         merged = cluster.reshape(-1)[triangles]
-        merged = merged[(merged[:, 0] != merged[:, 1]) & (merged[:, 1] != merged[:, 2]) & (merged[:, 0] != merged[:, 2])]
+        merged = merged[(merged != np.roll(merged, 1, axis=1)).all(axis=1)]   # no two corners merged
         merged = merged[np.sort(np.unique(np.sort(merged, axis=1), axis=0, return_index=True)[1])]
         if len(merged) <= max_triangles:
             break
