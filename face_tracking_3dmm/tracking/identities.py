@@ -78,13 +78,20 @@ class IdentityStore:
 
     def keep(self, estimator: IdentityEstimator, frames_used: int) -> None:
         """Store a just-frozen identity: at ``identity_path`` unless there is no path or a file
-        already; in ``identity_dir`` as a new person unless it was a stored person's."""
+        already; in ``identity_dir`` as a new person (with its colours; not a face never seen whole
+        in the picture) unless it was a stored person's."""
         if estimator.known_as is not None:
             return
         identity = estimator.identity.numpy()
         if self.path and not Path(self.path).exists():
             save_identity(self.path, identity, frames_used)
         if self.folder and estimator.appearance is not None and estimator.appearance.any():
-            path = next(path for n in itertools.count() if not (path := Path(self.folder) / PERSON_FILE.format(n)).exists())
+            path = self._new_person_path()
             save_identity(path, identity, frames_used, estimator.appearance)
             self.people.append(read_stored_identity(path, len(identity)))
+
+    def _new_person_path(self) -> Path:
+        """The first :data:`PERSON_FILE` name not taken in ``identity_dir``."""
+        taken = {path.name for path in Path(self.folder).glob("*.npz")}
+        names = map(PERSON_FILE.format, itertools.count())
+        return Path(self.folder) / next(name for name in names if name not in taken)
