@@ -36,8 +36,15 @@ class TrackerConfig:
                                       "fewer than max_faces faces are seen (0 = never)", 0, 100000)
     identity_frames: int = _param(15, "Frames showing the face used to fit identity at start-up "
                                       "(0 = keep the mean face)", 0, 300)
-    identity_path: str = _param("", "Identity file (.npz): loaded if it exists (skips the start-up "
+    identity_path: str = _param("", "Identity file (.npz) of the one person expected: loaded if it "
+                                    "exists (the first face takes it, whoever it is; no start-up "
                                     "fit), else written once the fit is done; empty = neither")
+    identity_dir: str = _param("", "Folder of known people, a .npz each (identity, colour "
+                                   "histogram, time written): a new face that looks like one and "
+                                   "whose first 3 frames its identity fits not much worse than the "
+                                   "mean face takes it (no start-up fit); any other face fits its "
+                                   "identity, stored there as a new person (both need "
+                                   "identity_frames > 0); empty = none")
     max_iterations: int = _param(4, "Gauss-Newton iterations per frame for the landmark fit", 1, 100)
     max_time_ms: float = _param(20.0, "Time budget per frame for the fit; the solver stops "
                                       "early when spent (0 = no limit)", 0.0, 10000.0)

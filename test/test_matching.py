@@ -30,7 +30,7 @@ def _seen(pairs, timestamp_s):
     return [face.face_id for face, _ in pairs]
 
 
-def _new_face(face_id):
+def _new_face(face_id, histogram=None):
     return TrackedFace(face_id, _Identity(), filter=None)
 
 

@@ -187,8 +187,8 @@ def test_compressed_input_is_tracked(running):
 def test_settings_that_do_not_load_are_refused_and_the_node_keeps_tracking(running, tmp_path):
     """Issue 11 item 1, through rclpy's SetParameters service as `ros2 param set` uses it: a landmarker
     model that is not there is refused with the reason (the tracker keeps its landmarker), identity_path
-    is read-only at run time (no peer may make the node write a file where it points), and the node
-    still answers images."""
+    and identity_dir are read-only at run time (no peer may make the node write a file where it
+    points), and the node still answers images."""
     tracker, camera, frames, context = running
     other = rclpy.create_node("parameter_setter_2", context=context)
     spinner = Spinner(context, other)
@@ -199,8 +199,9 @@ def test_settings_that_do_not_load_are_refused_and_the_node_keeps_tracking(runni
         typo = set_parameter(client, "landmarker_model_path", str(tmp_path / "typo.task"))
         assert not typo.successful and "typo.task" in typo.reason, typo.reason
         assert tracker.tracker.config.landmarker_model_path == "" and tracker.tracker.landmarker is landmarker
-        written = set_parameter(client, "identity_path", str(tmp_path / "anywhere.npz"))
-        assert not written.successful and "read-only" in written.reason, written.reason
+        for name, target in (("identity_path", "anywhere.npz"), ("identity_dir", "anywhere")):
+            written = set_parameter(client, name, str(tmp_path / target))
+            assert not written.successful and "read-only" in written.reason, written.reason
     finally:
         spinner.stop()
         other.destroy_node()

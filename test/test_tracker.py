@@ -18,6 +18,7 @@ from face_tracking_3dmm.tracking import appearance
 #: Decodes the talking clip and tracks it frame by frame: ~25 s in all.
 pytestmark = pytest.mark.slow
 CLIP = "d0.mp4"   # 78 frames, 512x512, one talking face
+OTHER_PERSON = "d3.mp4"   # another talking face, colours far from d0's (histogram distance 0.94)
 
 
 def _eval_file(*parts):
@@ -109,6 +110,30 @@ def test_identity_fitted_at_start_up_then_frozen_and_saved(clip_run, tracker_fac
     face = again.process(frames[0][1], 0.0).faces[0]
     assert face.tracking_state == TrackingState.TRACKING
     assert np.allclose(face.identity, identities[0])
+
+
+def test_known_people_are_matched_before_their_identity_is_used(tracker_factory, frames, tmp_path):
+    """identity_dir: person A's fitted identity is stored; person B (another clip, other colours)
+    does not get it and fits and stores its own; A again (later frames) takes A's file, no fit."""
+    from face_tracking_3dmm.fitting.identity import RECOGNITION_FRAMES, read_stored_identity
+
+    folder = tmp_path / "people"
+
+    def run(clip):
+        tracker = tracker_factory(identity_frames=10, identity_dir=str(folder))
+        results = [tracker.process(image, stamp) for stamp, image in clip]
+        next(iter(tracker._faces)).identity.wait()
+        return [r.faces[0] for r in results if r.faces]
+
+    run(frames[:30])
+    person_a = read_stored_identity(folder / "person_000.npz", 100)
+    person_b = run(_clip(OTHER_PERSON)[:30])
+    assert sorted(p.name for p in folder.iterdir()) == ["person_000.npz", "person_001.npz"]
+    assert not np.allclose(person_b[-1].identity, person_a.identity)
+    again = run(frames[40:60])
+    assert sorted(p.name for p in folder.iterdir()) == ["person_000.npz", "person_001.npz"]
+    assert [f.tracking_state for f in again[RECOGNITION_FRAMES:]] == [TrackingState.TRACKING] * (20 - RECOGNITION_FRAMES)
+    assert np.allclose(again[-1].identity, person_a.identity)
 
 
 def test_face_mesh_for_display(clip_run, frames):

@@ -29,9 +29,10 @@ class ParameterSpec:
 
 #: Tracker settings read-only at run time, so setting them is refused instead of silently ignored:
 #: those FaceTracker.update_config cannot change (the model and the renderer are built once), and
-#: identity_path, where the node writes a fitted identity: any DDS peer may call set_parameters, and
-#: none may have the node write a file wherever it points (the launch file or params file decides).
-STARTUP_ONLY_SETTINGS = frozenset({"model_path", "renderer_backend", "identity_path"})
+#: identity_path and identity_dir, where the node writes fitted identities: any DDS peer may call
+#: set_parameters, and none may have the node write a file wherever it points (the launch file or
+#: params file decides).
+STARTUP_ONLY_SETTINGS = frozenset({"model_path", "renderer_backend", "identity_path", "identity_dir"})
 
 CAMERA_PARAMETERS = (
     ParameterSpec("source", "", "Video file, folder of images, image file, rosbag2, or V4L2 device "

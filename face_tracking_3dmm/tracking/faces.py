@@ -22,7 +22,7 @@ from face_tracking_3dmm.fitting.contour import Landmarks68
 from face_tracking_3dmm.fitting.divergence import divergence_limit_px, plausible
 from face_tracking_3dmm.fitting.gaze import (SIDES, EyeballGeometry, eye_rotation_matrices, eyeball_geometry,
                                              gaze_from_iris, look_weights, yaw_pitch)
-from face_tracking_3dmm.fitting.identity import IdentityEstimator, IdentityStore
+from face_tracking_3dmm.fitting.identity import IdentityEstimator
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases,
                                                         SolveResult, SolverWeights, solve_frame)
 from face_tracking_3dmm.geometry import (CM_TO_M, MODEL_TO_OPTICAL, CameraIntrinsics, nearest_rotation,
@@ -31,6 +31,7 @@ from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.results import FaceResult, TrackingState
 from face_tracking_3dmm.tracking.calibration import RestingExpression
 from face_tracking_3dmm.tracking.filters import POSE_UNITS, OneEuroFilter, PoseExpressionFilter
+from face_tracking_3dmm.tracking.identities import IdentityStore
 from face_tracking_3dmm.tracking.landmarks import LandmarkObservation
 from face_tracking_3dmm.tracking.refinement import PhotometricStep
 from face_tracking_3dmm.tracking.stats import TrackerStats
@@ -196,7 +197,7 @@ class FaceFitter:
                  else face.identity.poll())
         if froze:
             self.stats.identity_fits += 1
-            self.identities.keep(face.identity.identity.numpy(), config.identity_frames)
+            self.identities.keep(face.identity, config.identity_frames)
             params = self._settle_on_identity(face, obs, params, weights)
         return params, solved, obs
 

@@ -35,10 +35,10 @@ class FaceRoster:
         return iter(self.faces.values())
 
     def assign(self, observations: list[LandmarkObservation], timestamp_s: float,
-               new_face: Callable[[int], TrackedFace], histograms: Sequence[np.ndarray] | None = None
+               new_face: Callable[[int, np.ndarray], TrackedFace], histograms: Sequence[np.ndarray] | None = None
                ) -> list[tuple[TrackedFace, LandmarkObservation]]:
-        """Pair each detection with a tracked face; ``new_face(face_id)`` makes the face for one
-        that continues none. Every face is marked unseen in this frame until its fit.
+        """Pair each detection with a tracked face; ``new_face(face_id, histogram)`` makes the face
+        for one that continues none. Every face is marked unseen in this frame until its fit.
 
         ``histograms``: each detection's :func:`appearance.face_histogram` (None: boxes alone). A
         face that looks like the detection is preferred to one that overlaps it more; a detection
@@ -63,7 +63,7 @@ class FaceRoster:
                         and self._may_continue(spare[0].face_id, self._looks_same(spare[0].face_id, histograms[n])):
                     matched[n] = spare.pop()
                 else:
-                    matched[n] = self._add(new_face(self._next_id))
+                    matched[n] = self._add(new_face(self._next_id, histograms[n]))
         for face in self:
             face.seen_last_frame = False
         for n, face in matched.items():

@@ -22,7 +22,6 @@ from face_tracking_3dmm import config as config_module
 from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.correspondence import load_correspondence
 from face_tracking_3dmm.geometry import CameraIntrinsics, intrinsics_tensor
-from face_tracking_3dmm.fitting.identity import IdentityStore
 from face_tracking_3dmm.fitting.landmark_solver import DTYPE, PointBases
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.rendering.mesh import Mesh
@@ -32,6 +31,7 @@ from face_tracking_3dmm.tracking.detection import Detections, FaceDetector, Regi
 from face_tracking_3dmm.tracking.display import FaceGeometry
 from face_tracking_3dmm.tracking.faces import FaceFitter, FitFrame, TrackedFace, identity_solver_weights
 from face_tracking_3dmm.tracking.filters import PoseExpressionFilter
+from face_tracking_3dmm.tracking.identities import IdentityStore
 from face_tracking_3dmm.tracking.landmarks import check_image
 from face_tracking_3dmm.tracking.matching import FaceRoster
 from face_tracking_3dmm.tracking.stats import TrackerStats
@@ -69,7 +69,7 @@ class FaceTracker:
         self.stats = TrackerStats()
         self._detector = FaceDetector(self.config, self.stats, landmarker)
         self._identities = IdentityStore(self.bases)
-        self._identities.load(self.config.identity_path)
+        self._identities.load(self.config)
         self._fitter = FaceFitter(self.model, self.correspondence, self.bases, self.point_weights,
                                   self._identities, self.stats)
         self._geometry = FaceGeometry(self.model, self.bases)
@@ -88,13 +88,13 @@ class FaceTracker:
             torch.set_num_threads(self.config.num_threads)
 
     def _start_stream(self, stream: int) -> None:
-        """The fit stage's side of a new stream: every face forgotten, a stored identity re-read."""
+        """The fit stage's side of a new stream: every face forgotten, the stored identities re-read."""
         self._faces.clear()
-        self._identities.load(self.config.identity_path)
+        self._identities.load(self.config)
         self._stream = stream
 
     def reset(self) -> None:
-        """Forget every tracked face (ids restart at 0); a stored identity file is re-read; timestamps
+        """Forget every tracked face (ids restart at 0); the stored identities are re-read; timestamps
         may restart (a new stream)."""
         self._detector.restart()
         self._start_stream(self._detector.stream)
@@ -114,19 +114,21 @@ class FaceTracker:
     def update_config(self, **changes) -> TrackerConfig:
         """Apply validated setting changes at run time (raises ValueError naming bad values).
 
-        Landmarker settings rebuild the landmarker; ``identity_path`` is re-read; the rest take
-        effect from the next frame (``identity_frames`` for faces found after the change). Not
-        while a stage runs on another thread. Atomic: what cannot be loaded (a landmarker model, an
-        identity file) raises before anything changed.
+        Landmarker settings rebuild the landmarker; ``identity_path`` and ``identity_dir`` are
+        re-read; the rest take effect from the next frame (``identity_frames`` for faces found after
+        the change). Not while a stage runs on another thread. Atomic: what cannot be loaded (a
+        landmarker model, an identity file) raises before anything changed.
         """
         new = config_module.replace(self.config, **changes)
-        if self.config.identity_path != new.identity_path:
-            self._identities.check(new.identity_path)
+        identities_changed = (self.config.identity_path, self.config.identity_dir) != (new.identity_path,
+                                                                                       new.identity_dir)
+        if identities_changed:
+            self._identities.check(new)
         self._detector.configure(new)
         old, self.config = self.config, new
         self._apply_threads()
-        if old.identity_path != new.identity_path:
-            self._identities.load(new.identity_path)
+        if identities_changed:
+            self._identities.load(new)
         for face in self._faces:
             if (old.smoothing_min_cutoff, old.smoothing_beta) != (new.smoothing_min_cutoff, new.smoothing_beta):
                 face.filter = PoseExpressionFilter(new.smoothing_min_cutoff, new.smoothing_beta)
@@ -179,12 +181,15 @@ class FaceTracker:
         self.stats.frames_with_face += bool(detections.observations)
         observations = detections.observations[: self.config.max_faces]
         assigned = self._faces.assign(observations, timestamp_s,
-                                      lambda face_id: self._new_face(face_id, detections.single_view),
+                                      lambda face_id, histogram: self._new_face(face_id, detections.single_view,
+                                                                                histogram),
                                       [appearance.face_histogram(image_rgb, obs.points) for obs in observations])
         frame = FitFrame(image_rgb, camera, intrinsics_tensor(camera), timestamp_s, timings)
         results = []
         for index, (face, observation) in enumerate(assigned):
             face.on_region = face.on_region or index >= detections.whole_frame
+            if not face.identity.frozen:   # the colours stored with the identity once it is fitted
+                face.identity.appearance = self._faces.appearances.get(face.face_id)
             results += self._fit_or_drop(face, observation, frame)
         results += [lost for lost in (face.lost_result() for face in self._faces) if lost is not None]
         results.sort(key=lambda r: r.face_id)
@@ -237,9 +242,10 @@ class FaceTracker:
         check_image(image_rgb)
         self._apply_threads()
 
-    def _new_face(self, face_id: int, single_view: bool) -> TrackedFace:
+    def _new_face(self, face_id: int, single_view: bool, histogram: np.ndarray) -> TrackedFace:
         estimator = self._identities.estimator(self.config.identity_frames, identity_solver_weights(self.config),
-                                               first_face=not self._faces.faces, single_view=single_view)
+                                               first_face=not self._faces.faces, single_view=single_view,
+                                               histogram=histogram)
         self.stats.faces_acquired += 1
         return TrackedFace(face_id, estimator,
                            PoseExpressionFilter(self.config.smoothing_min_cutoff, self.config.smoothing_beta))
