@@ -20,6 +20,7 @@ tensors: torch's per-call dispatch on such tiny tensors cost several times the a
 """
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -253,9 +254,10 @@ class _Energy:
         prior = weights.expression_prior
         self.expression_prior = prior.to(DTYPE).numpy() if isinstance(prior, torch.Tensor) else prior
         num_exp = len(self.mediapipe_expression)
-        #: The priors' Hessian is diagonal and constant: (6 + K_exp,).
-        self.prior_diag = np.zeros(6 + num_exp)
-        self.prior_diag[6:] += self.expression_prior
+        #: The priors' Hessian is diagonal and constant: (6 + K_exp [+ K_id],), 0 for identity (the
+        #: identity prior is the joint fit's).
+        self.prior_diag = np.zeros(6 + num_exp + (arrays.identity.shape[2] if identity_columns else 0))
+        self.prior_diag[6:6 + num_exp] += self.expression_prior
         self.previous: _Pose | None = None
         if temporal and obs.previous is not None and weights.temporal > 0:
             self.previous = _Pose.of(obs.previous)
@@ -263,14 +265,14 @@ class _Energy:
                      else weights.temporal_expression.to(DTYPE).numpy())
             self.temporal_units = weights.temporal * np.concatenate(
                 (np.full(3, ROTATION_UNITS), np.full(3, TRANSLATION_UNITS), np.broadcast_to(units, num_exp)))
-            self.prior_diag += self.temporal_units
+            self.prior_diag[:6 + num_exp] += self.temporal_units
 
     def priors(self, pose: _Pose) -> tuple[np.ndarray, float]:
-        """Gradient (6 + K_exp,) and cost of the priors at ``pose``."""
+        """Gradient (as :attr:`prior_diag`) and cost of the priors at ``pose``."""
         grad = np.zeros(len(self.prior_diag))
         diff = pose.expression - self.mediapipe_expression
-        grad[6:] = self.expression_prior * diff
-        cost = float(grad[6:] @ diff)
+        grad[6:6 + len(diff)] = self.expression_prior * diff
+        cost = float(grad[6:6 + len(diff)] @ diff)
         if self.previous is not None:
             prev = self.previous
             # Between frames the rotation changes little: its axis-angle is the skew part of the
@@ -280,7 +282,7 @@ class _Energy:
                                                   delta[1, 0] - delta[0, 1])),
                                   pose.translation - prev.translation, pose.expression - prev.expression))
             temporal_grad = self.temporal_units * err
-            grad += temporal_grad
+            grad[:len(err)] += temporal_grad
             cost += float(temporal_grad @ err)
         return grad, cost
 
@@ -302,6 +304,15 @@ class _Linearisation:
         self.prior_diag = energy.prior_diag
         self.cost = float(self.residual @ self.residual) + prior_cost
         self.rms_px = math.sqrt(float(np.einsum("mi,mi,m->", self.error_px, self.error_px, energy.point_weights)))
+
+    @functools.cached_property
+    def normal_equations(self) -> tuple[np.ndarray, np.ndarray]:
+        """Gauss-Newton Hessian ``J^T J + P`` and gradient ``J^T r + g``: kept, so that a rejected
+        step only re-damps them."""
+        jac = self.jacobian
+        hessian = jac.T @ jac
+        np.einsum("ii->i", hessian)[:] += self.prior_diag
+        return hessian, jac.T @ self.residual + self.prior_gradient
 
     @property
     def jacobian(self) -> np.ndarray:
@@ -336,20 +347,17 @@ class _Linearisation:
         return out.reshape(-1, columns)
 
 
-def _damped_hessian(jac: np.ndarray, prior_diag: np.ndarray, damping: float) -> np.ndarray:
-    """J^T J + P, its diagonal raised by ``damping`` times itself (Levenberg-Marquardt)."""
-    hessian = jac.T @ jac
-    diagonal = np.einsum("ii->i", hessian)
-    diagonal += prior_diag
+def _damped(hessian: np.ndarray, damping: float) -> np.ndarray:
+    """A copy of ``hessian`` with its diagonal raised by ``damping`` times itself (Levenberg-Marquardt)."""
+    damped = hessian.copy()
+    diagonal = np.einsum("ii->i", damped)
     diagonal += damping * np.maximum(diagonal, 1e-9)
-    return hessian
+    return damped
 
 
-def _lm_step(jac: np.ndarray, residual: np.ndarray, prior_diag: np.ndarray, prior_grad: np.ndarray,
-             damping: float) -> np.ndarray:
-    """Solve (J^T J + P + damping * diag) step = -(J^T r + g) by Cholesky (least squares if singular)."""
-    damped = _damped_hessian(jac, prior_diag, damping)
-    gradient = jac.T @ residual + prior_grad
+def _lm_step(hessian: np.ndarray, gradient: np.ndarray, damping: float) -> np.ndarray:
+    """Solve (H + damping * diag(H)) step = -gradient by Cholesky (least squares if singular)."""
+    damped = _damped(hessian, damping)
     try:
         factor = np.linalg.cholesky(damped)
     except np.linalg.LinAlgError:
@@ -385,7 +393,7 @@ def solve_frame(bases: PointBases, obs: Observation, start: FaceParameters, iden
         if max_time_ms > 0 and iterations > 0 and elapsed + last_ms > max_time_ms:
             break
         step_began = time.perf_counter()
-        step = _lm_step(current.jacobian, current.residual, current.prior_diag, current.prior_gradient, damping)
+        step = _lm_step(*current.normal_equations, damping)
         candidate = pose.stepped(step)
         trial = _Linearisation(energy, candidate, shape, arrays.jacobian_work)
         iterations += 1
@@ -435,16 +443,14 @@ def solve_identity(bases: PointBases, observations: list[Observation], starts: l
         rhs = -weights.identity_prior * identity
         blocks = []
         for lin in lins:
-            j_local, j_id = lin.jacobian[:, :local], lin.jacobian[:, local:]
-            h_ll = _damped_hessian(j_local, lin.prior_diag, damping)
-            h_li = j_local.T @ j_id
-            g_l = j_local.T @ lin.residual + lin.prior_gradient
-            h_ll_inv_rhs = np.linalg.solve(h_ll, np.column_stack((h_li, g_l)))
-            schur += j_id.T @ j_id - h_li.T @ h_ll_inv_rhs[:, :num_id]
-            rhs += -(j_id.T @ lin.residual) + h_li.T @ h_ll_inv_rhs[:, num_id]
+            hessian, gradient = lin.normal_equations
+            h_li = hessian[:local, local:]
+            h_ll_inv_rhs = np.linalg.solve(_damped(hessian[:local, :local], damping),
+                                           np.column_stack((h_li, gradient[:local])))
+            schur += hessian[local:, local:] - h_li.T @ h_ll_inv_rhs[:, :num_id]
+            rhs += -gradient[local:] + h_li.T @ h_ll_inv_rhs[:, num_id]
             blocks.append(h_ll_inv_rhs)
-        np.einsum("ii->i", schur)[:] += damping * np.maximum(schur.diagonal(), 1e-9)
-        d_identity = np.linalg.solve(schur, rhs)
+        d_identity = np.linalg.solve(_damped(schur, damping), rhs)
         # Per frame: d_local = -H_ll^-1 (g_l + H_li d_id).
         candidates = [pose.stepped(-(block[:, num_id] + block[:, :num_id] @ d_identity))
                       for pose, block in zip(frames, blocks)]
