@@ -137,6 +137,12 @@ def projection_jacobian(points_cam: torch.Tensor, intrinsics: torch.Tensor) -> t
     return torch.stack((row_u, row_v), -2)
 
 
+def project_array(points_cam: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+    """:func:`project` in numpy: (*, 3) camera points (z > 0) and (4,) (fx, fy, cx, cy) -> (*, 2)
+    pixels, for the per-frame fit (no checks, no NaN for points behind the camera)."""
+    return points_cam[..., :2] / points_cam[..., 2:3] * intrinsics[:2] + intrinsics[2:]
+
+
 def project_np(points_cam: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
     """(N, 3) camera points (m) -> (N, 2) pixels; points behind (or on) the camera plane -> NaN."""
     points = np.asarray(points_cam, dtype=np.float64)

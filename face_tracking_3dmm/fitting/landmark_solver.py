@@ -31,7 +31,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from face_tracking_3dmm.geometry import CM_TO_M, axis_angle_to_matrix, axis_angle_to_matrix_np
+from face_tracking_3dmm.geometry import CM_TO_M, axis_angle_to_matrix, axis_angle_to_matrix_np, project_array
 from face_tracking_3dmm.model import ICTFaceModel
 
 #: Temporal prior per degree of rotation, relative to one unit of expression weight.
@@ -248,8 +248,8 @@ class _Energy:
         self.observed = obs.points_px.numpy()
         self.point_weights = obs.weights.numpy()
         self.sqrt_weights = np.sqrt(self.point_weights) / obs.scale_px
-        intrinsics = obs.intrinsics.numpy()
-        self.focal, self.centre = intrinsics[:2], intrinsics[2:]
+        self.intrinsics = obs.intrinsics.numpy()
+        self.focal = self.intrinsics[:2]
         self.mediapipe_expression = obs.expression_prior.numpy()
         prior = weights.expression_prior
         self.expression_prior = prior.to(DTYPE).numpy() if isinstance(prior, torch.Tensor) else prior
@@ -297,7 +297,7 @@ class _Linearisation:
         points_cm = energy.arrays.points(shape, pose.expression)
         self._rotated = points_cm @ (pose.rotation.T * CM_TO_M)
         self._cam = self._rotated + pose.translation
-        self.error_px = self._cam[:, :2] / self._cam[:, 2:3] * energy.focal + energy.centre - energy.observed
+        self.error_px = project_array(self._cam, energy.intrinsics) - energy.observed
         self.residual = (self.error_px * energy.sqrt_weights[:, None]).reshape(-1)
         self.valid = bool((self._cam[:, 2] > 1e-3).all())
         self.prior_gradient, prior_cost = energy.priors(pose)
