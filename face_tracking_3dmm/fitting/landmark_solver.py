@@ -162,12 +162,13 @@ class Observation:
         if self.weights.shape != self.points_px.shape[:1]:
             raise ValueError(f"weights must be ({self.points_px.shape[0]},), got {tuple(self.weights.shape)}")
         self.points_px = self.points_px.to(DTYPE)
-        self.weights = self.weights.to(DTYPE) / self.weights.sum().clamp_min(1e-12)
         self.intrinsics = self.intrinsics.to(DTYPE)
         self.expression_prior = self.expression_prior.to(DTYPE)
-        used = self.points_px[self.weights > 0]
-        extent = (used.max(0).values - used.min(0).values) if len(used) > 1 else torch.ones(2, dtype=DTYPE)
-        self.scale_px = max(float(extent.prod().sqrt()) * 0.01, 0.05)
+        points, weights = self.points_px.detach().numpy(), self.weights.detach().to(DTYPE).numpy()
+        self.weights = torch.from_numpy(weights / max(float(weights.sum()), 1e-12))
+        used = points[weights > 0]
+        extent = np.ptp(used, axis=0) if len(used) > 1 else np.ones(2)
+        self.scale_px = max(math.sqrt(float(extent.prod())) * 0.01, 0.05)
 
 
 @dataclass
