@@ -31,7 +31,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from face_tracking_3dmm.geometry import CM_TO_M, axis_angle_to_matrix, axis_angle_to_matrix_np, project_array
+from face_tracking_3dmm.geometry import CM_TO_M, axis_angle_to_matrix_np, project_array
 from face_tracking_3dmm.model import ICTFaceModel
 
 #: Temporal prior per degree of rotation, relative to one unit of expression weight.
@@ -125,11 +125,6 @@ class FaceParameters:
 
     def copy(self) -> "FaceParameters":
         return FaceParameters(self.rotation.clone(), self.translation.clone(), self.expression.clone())
-
-    def stepped(self, step: torch.Tensor) -> "FaceParameters":
-        """Apply a (6 + K_exp,) step: rotation increment on the left, expression clamped to [0, 1]."""
-        return FaceParameters(axis_angle_to_matrix(step[:3]) @ self.rotation, self.translation + step[3:6],
-                              (self.expression + step[6:]).clamp(0.0, 1.0))
 
     @property
     def finite(self) -> bool:
