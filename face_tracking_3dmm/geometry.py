@@ -16,6 +16,7 @@ conversions and the reports use only the numpy half and should not load torch (~
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -30,6 +31,8 @@ CM_TO_M = 0.01
 MODEL_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])
 #: Below this squared angle, trigonometric ratios are replaced by their Taylor series.
 _SMALL_ANGLE2 = 1e-6
+#: Below this cosine (~150 degrees) a rotation's log is taken through its quaternion, not its skew part.
+_SKEW_LOG_MIN_COS = -0.85
 #: Points nearer the camera plane than this (m) do not project (numpy projection: NaN).
 _MIN_DEPTH_M = 1e-6
 
@@ -132,6 +135,12 @@ def projection_jacobian(points_cam: torch.Tensor, intrinsics: torch.Tensor) -> t
     row_u = torch.stack((fx / z, zero, -fx * x / z ** 2), -1)
     row_v = torch.stack((zero, fy / z, -fy * y / z ** 2), -1)
     return torch.stack((row_u, row_v), -2)
+
+
+def project_array(points_cam: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+    """:func:`project` in numpy: (*, 3) camera points (z > 0) and (4,) (fx, fy, cx, cy) -> (*, 2)
+    pixels, for the per-frame fit (no checks, no NaN for points behind the camera)."""
+    return points_cam[..., :2] / points_cam[..., 2:3] * intrinsics[:2] + intrinsics[2:]
 
 
 def project_np(points_cam: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
@@ -304,17 +313,45 @@ def matrix_from_euler_yxz_np(yaw: float, pitch: float, roll: float) -> np.ndarra
 
 
 def axis_angle_to_matrix_np(rotvec: np.ndarray) -> np.ndarray:
-    """(..., 3) axis-angle (radians) -> (..., 3, 3) rotation matrices."""
+    """(..., 3) axis-angle (radians) -> (..., 3, 3) rotation matrices.
+
+    One vector (every frame's solver step and filter) takes Rodrigues' formula in plain floats, a
+    tenth of scipy's per-call cost; stacks go through scipy.
+    """
     from scipy.spatial.transform import Rotation
 
-    return Rotation.from_rotvec(np.asarray(rotvec, dtype=np.float64)).as_matrix()
+    rotvec = np.asarray(rotvec, dtype=np.float64)
+    if rotvec.shape != (3,):
+        return Rotation.from_rotvec(rotvec).as_matrix()
+    theta2 = float(rotvec @ rotvec)
+    if theta2 < _SMALL_ANGLE2:   # sin(t)/t and (1 - cos(t))/t^2 by their series
+        a, b = 1 - theta2 / 6 + theta2 * theta2 / 120, 0.5 - theta2 / 24 + theta2 * theta2 / 720
+    else:
+        theta = math.sqrt(theta2)
+        a, b = math.sin(theta) / theta, (1 - math.cos(theta)) / theta2
+    x, y, z = rotvec
+    k = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+    return np.eye(3) + a * k + b * (k @ k)
 
 
 def matrix_to_axis_angle_np(matrix: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) rotation matrices -> (..., 3) axis-angle with angle in [0, pi]."""
+    """(..., 3, 3) rotation matrices -> (..., 3) axis-angle with angle in [0, pi].
+
+    One matrix turned by less than ~150 degrees (the filter's step between frames) takes the log
+    from its skew part in plain floats; near 180 degrees the skew part no longer fixes the axis, and
+    those, like stacks, go through scipy's quaternions.
+    """
     from scipy.spatial.transform import Rotation
 
-    return Rotation.from_matrix(np.asarray(matrix, dtype=np.float64)).as_rotvec()
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.shape == (3, 3):
+        sin_axis = 0.5 * np.array((matrix[2, 1] - matrix[1, 2], matrix[0, 2] - matrix[2, 0],
+                                   matrix[1, 0] - matrix[0, 1]))
+        cos = 0.5 * (matrix[0, 0] + matrix[1, 1] + matrix[2, 2] - 1.0)
+        if cos > _SKEW_LOG_MIN_COS:
+            sin = math.sqrt(float(sin_axis @ sin_axis))
+            return sin_axis * (math.atan2(sin, cos) / sin if sin > 1e-12 else 1.0)
+    return Rotation.from_matrix(matrix).as_rotvec()
 
 
 def matrix_to_quaternion_np(matrix: np.ndarray) -> np.ndarray:

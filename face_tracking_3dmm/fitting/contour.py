@@ -15,7 +15,7 @@ import torch
 
 from face_tracking_3dmm.correspondence import ibug68_vertex_ids
 from face_tracking_3dmm.fitting.landmark_solver import DTYPE, FaceParameters, PointBases
-from face_tracking_3dmm.geometry import model_to_camera, project
+from face_tracking_3dmm.geometry import CM_TO_M, project_array
 from face_tracking_3dmm.model import ICTFaceModel
 
 JAWLINE = np.arange(17)
@@ -66,29 +66,27 @@ class Landmarks68:
         self.candidates = jawline_candidates(model)
         all_ids = np.concatenate([fixed] + self.candidates)
         self.bases = PointBases.from_model(model, all_ids[:, None], np.ones((len(all_ids), 1)))
-        #: Per jawline point, the rows of its candidates in ``bases``.
+        #: Per jawline point (the chin left out), its side (+1 / -1 along the head's x) and the
+        #: rows of its candidates in ``bases``.
         offsets = np.cumsum([68] + [len(c) for c in self.candidates])
-        self._groups = [torch.arange(int(offsets[i]), int(offsets[i + 1])) for i in range(len(self.candidates))]
-        self._sides = torch.tensor(np.sign(model.neutral[fixed[JAWLINE], 0].numpy()), dtype=DTYPE)
-        self._sides[CHIN] = 0.0
+        sides = np.sign(model.neutral[fixed[JAWLINE], 0].numpy())
+        self._groups = [(int(point), float(sides[point]), int(offsets[point]), int(offsets[point + 1]))
+                        for point in JAWLINE if point != CHIN and sides[point] != 0]
 
     def project(self, identity: torch.Tensor | None, params: FaceParameters, intrinsics: torch.Tensor,
                 contour: bool = True) -> np.ndarray:
         """(68, 2) pixels; ``contour=False`` gives the fixed vertices (for comparison)."""
-        points = self.bases.points(self.bases.shape(identity), params.expression.to(DTYPE))
-        rotation, translation = params.rotation.to(DTYPE), params.translation.to(DTYPE)
-        pixels = project(model_to_camera(points, rotation, translation), intrinsics.to(DTYPE))
-        out = pixels[:68].clone()
+        arrays = self.bases.arrays()
+        rotation, translation = params.rotation.to(DTYPE).numpy(), params.translation.to(DTYPE).numpy()
+        intrinsics = intrinsics.to(DTYPE).numpy()
+        points = arrays.points(arrays.shape(identity), params.expression.to(DTYPE).numpy())
+        pixels = project_array(points @ (rotation.T * CM_TO_M) + translation, intrinsics)
+        out = pixels[:68].copy()
         if contour:
-            # Image direction of the head's +x axis: "outwards" is +side along it.
-            origin = project(model_to_camera(torch.zeros(1, 3, dtype=DTYPE), rotation, translation), intrinsics)
-            tip = project(model_to_camera(torch.tensor([[1.0, 0.0, 0.0]], dtype=DTYPE), rotation, translation),
-                          intrinsics)
-            axis = (tip - origin)[0]
-            axis = axis / axis.norm().clamp_min(1e-9)
-            for point, group in zip(JAWLINE, self._groups):
-                if self._sides[point] == 0:
-                    continue
-                outward = (pixels[group] @ axis) * self._sides[point]
-                out[point] = pixels[group][int(outward.argmax())]
-        return out.numpy()
+            # Image direction of the head's +x axis (1 cm): "outwards" is +side along it.
+            origin, tip = project_array(np.stack((translation, rotation[:, 0] * CM_TO_M + translation)), intrinsics)
+            axis = (tip - origin) / max(float(np.linalg.norm(tip - origin)), 1e-9)
+            along = pixels @ axis
+            for point, side, begin, end in self._groups:
+                out[point] = pixels[begin + int(np.argmax(along[begin:end] * side))]
+        return out

@@ -13,17 +13,25 @@ Energy (all terms divided by nothing else than written here):
   + identity_prior |identity|^2                   (only when identity is solved)
 Expression is kept in [0, 1] by clamping after each step (a projected LM step).
 Unknown order: rotation increment (3, left-multiplied), translation (3, metres), expression (K_exp).
+
+The problem is small (a 59x59 solve), so the solver works in numpy on views of the caller's float64
+tensors: torch's per-call dispatch on such tiny tensors cost several times the arithmetic
+(scripts/bench_face_fit.py). The API keeps torch tensors; they share memory with the arrays.
 """
 from __future__ import annotations
 
 import functools
+import math
+import threading
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
+import scipy.linalg
 import torch
 
-from face_tracking_3dmm.geometry import CM_TO_M, axis_angle_to_matrix, project, projection_jacobian, skew
+from face_tracking_3dmm.geometry import CM_TO_M, axis_angle_to_matrix_np, project_array
 from face_tracking_3dmm.model import ICTFaceModel
 
 #: Temporal prior per degree of rotation, relative to one unit of expression weight.
@@ -45,6 +53,7 @@ class PointBases:
     identity: torch.Tensor
     expression: torch.Tensor
     _shape_cache: tuple = field(default=(None, None), repr=False, compare=False)
+    _per_thread: threading.local = field(default_factory=threading.local, repr=False, compare=False)
 
     @classmethod
     def from_model(cls, model: ICTFaceModel, vertex_ids: np.ndarray, barycentric: np.ndarray) -> "PointBases":
@@ -84,6 +93,14 @@ class PointBases:
         """(M, 3) points of an identity ``shape`` (M, 3) with ``expression`` (K_exp,), cm."""
         return shape + self.expression @ expression.to(DTYPE)
 
+    def arrays(self) -> "PointArrays":
+        """The numpy views and work arrays of the per-frame solve, one per thread (the start-up
+        identity fit runs on a worker thread beside the tracking)."""
+        arrays = getattr(self._per_thread, "arrays", None)
+        if arrays is None:
+            arrays = self._per_thread.arrays = PointArrays(self)
+        return arrays
+
 
 @dataclass
 class SolverWeights:
@@ -108,11 +125,6 @@ class FaceParameters:
 
     def copy(self) -> "FaceParameters":
         return FaceParameters(self.rotation.clone(), self.translation.clone(), self.expression.clone())
-
-    def stepped(self, step: torch.Tensor) -> "FaceParameters":
-        """Apply a (6 + K_exp,) step: rotation increment on the left, expression clamped to [0, 1]."""
-        return FaceParameters(axis_angle_to_matrix(step[:3]) @ self.rotation, self.translation + step[3:6],
-                              (self.expression + step[6:]).clamp(0.0, 1.0))
 
     @property
     def finite(self) -> bool:
@@ -145,12 +157,13 @@ class Observation:
         if self.weights.shape != self.points_px.shape[:1]:
             raise ValueError(f"weights must be ({self.points_px.shape[0]},), got {tuple(self.weights.shape)}")
         self.points_px = self.points_px.to(DTYPE)
-        self.weights = self.weights.to(DTYPE) / self.weights.sum().clamp_min(1e-12)
         self.intrinsics = self.intrinsics.to(DTYPE)
         self.expression_prior = self.expression_prior.to(DTYPE)
-        used = self.points_px[self.weights > 0]
-        extent = (used.max(0).values - used.min(0).values) if len(used) > 1 else torch.ones(2, dtype=DTYPE)
-        self.scale_px = max(float(extent.prod().sqrt()) * 0.01, 0.05)
+        points, weights = self.points_px.detach().numpy(), self.weights.detach().to(DTYPE).numpy()
+        self.weights = torch.from_numpy(weights / max(float(weights.sum()), 1e-12))
+        used = points[weights > 0]
+        extent = np.ptp(used, axis=0) if len(used) > 1 else np.ones(2)
+        self.scale_px = max(math.sqrt(float(extent.prod())) * 0.01, 0.05)
 
 
 @dataclass
@@ -163,77 +176,189 @@ class SolveResult:
     time_ms: float
 
 
-class _Linearisation:
-    """Residuals of one frame at given parameters; the Jacobian (identity columns on request) is
-    computed on first use, so a trial step that is rejected, or the last one, costs no Jacobian."""
+class PointArrays:
+    """A :class:`PointBases` as numpy views for the per-frame solve, with the shape of the last
+    identity kept (one per thread: see :meth:`PointBases.arrays`)."""
 
-    def __init__(self, bases: PointBases, shape: torch.Tensor, obs: Observation, params: FaceParameters,
-                 weights: SolverWeights, with_identity: bool, identity: torch.Tensor | None):
-        self._bases, self._obs, self._params, self._with_identity = bases, obs, params, with_identity
-        points_cm = bases.points(shape, params.expression)
-        self._rotated = (points_cm * CM_TO_M) @ params.rotation.T
-        self._cam = self._rotated + params.translation
-        self._sqrt_w = (obs.weights.sqrt() / obs.scale_px)[:, None]
-        self.error_px = project(self._cam, obs.intrinsics) - obs.points_px
-        self.residual = (self.error_px * self._sqrt_w).reshape(-1)
+    def __init__(self, bases: PointBases):
+        self.mean = bases.mean.numpy()
+        self.identity = bases.identity.numpy()                  # (M, 3, K_id)
+        self.expression = bases.expression.numpy()              # (M, 3, K_exp)
+        self._identity_flat = self.identity.reshape(-1, self.identity.shape[2])
+        self._expression_flat = self.expression.reshape(-1, self.expression.shape[2])
+        self._shape_of: torch.Tensor | None = None
+        self._shape = self.mean
+        #: Work array of the per-frame Jacobian, (M, 2, 6 + K_exp), reused by every frame's solve.
+        self.jacobian_work = np.empty((len(self.mean), 2, 6 + self.expression.shape[2]))
+
+    def shape_of(self, identity: np.ndarray | None) -> np.ndarray:
+        """(M, 3) points with ``identity`` (K_id,) and no expression, cm."""
+        return self.mean if identity is None else self.mean + (self._identity_flat @ identity).reshape(-1, 3)
+
+    def shape(self, identity: torch.Tensor | None) -> np.ndarray:
+        """:meth:`shape_of` a (never modified in place) identity tensor, cached by tensor object:
+        a frozen identity costs nothing per frame."""
+        if identity is None:
+            return self.mean
+        if self._shape_of is not identity:
+            self._shape_of, self._shape = identity, self.shape_of(identity.to(DTYPE).numpy())
+        return self._shape
+
+    def points(self, shape: np.ndarray, expression: np.ndarray) -> np.ndarray:
+        """(M, 3) points of an identity ``shape`` (M, 3) with ``expression`` (K_exp,), cm."""
+        return shape + (self._expression_flat @ expression).reshape(-1, 3)
+
+
+class _Pose(NamedTuple):
+    """The per-frame unknowns as numpy arrays (see :class:`FaceParameters`)."""
+
+    rotation: np.ndarray
+    translation: np.ndarray
+    expression: np.ndarray
+
+    @classmethod
+    def of(cls, params: FaceParameters) -> "_Pose":
+        return cls(params.rotation.to(DTYPE).numpy(), params.translation.to(DTYPE).numpy(),
+                   params.expression.to(DTYPE).numpy())
+
+    def parameters(self) -> FaceParameters:
+        return FaceParameters(torch.from_numpy(self.rotation), torch.from_numpy(self.translation),
+                              torch.from_numpy(self.expression))
+
+    def stepped(self, step: np.ndarray) -> "_Pose":
+        """Apply a (6 + K_exp,) step: rotation increment on the left, expression clamped to [0, 1]."""
+        return _Pose(axis_angle_to_matrix_np(step[:3]) @ self.rotation, self.translation + step[3:6],
+                     np.clip(self.expression + step[6:], 0.0, 1.0))
+
+
+class _Energy:
+    """One observation's energy (module docstring) in numpy, to be linearised at any parameters.
+
+    ``temporal`` False leaves the temporal prior out (the joint identity fit's frames need not be
+    consecutive); ``identity_columns`` adds d/d(identity) to the Jacobian.
+    """
+
+    def __init__(self, arrays: PointArrays, obs: Observation, weights: SolverWeights, temporal: bool = True,
+                 identity_columns: bool = False):
+        self.arrays, self.identity_columns = arrays, identity_columns
+        self.observed = obs.points_px.numpy()
+        self.point_weights = obs.weights.numpy()
+        self.sqrt_weights = np.sqrt(self.point_weights) / obs.scale_px
+        self.intrinsics = obs.intrinsics.numpy()
+        self.focal = self.intrinsics[:2]
+        self.mediapipe_expression = obs.expression_prior.numpy()
+        prior = weights.expression_prior
+        self.expression_prior = prior.to(DTYPE).numpy() if isinstance(prior, torch.Tensor) else prior
+        num_exp = len(self.mediapipe_expression)
+        #: The priors' Hessian is diagonal and constant: (6 + K_exp [+ K_id],), 0 for identity (the
+        #: identity prior is the joint fit's).
+        self.prior_diag = np.zeros(6 + num_exp + (arrays.identity.shape[2] if identity_columns else 0))
+        self.prior_diag[6:6 + num_exp] += self.expression_prior
+        self.previous: _Pose | None = None
+        if temporal and obs.previous is not None and weights.temporal > 0:
+            self.previous = _Pose.of(obs.previous)
+            units = (1.0 if weights.temporal_expression is None
+                     else weights.temporal_expression.to(DTYPE).numpy())
+            self.temporal_units = weights.temporal * np.concatenate(
+                (np.full(3, ROTATION_UNITS), np.full(3, TRANSLATION_UNITS), np.broadcast_to(units, num_exp)))
+            self.prior_diag[:6 + num_exp] += self.temporal_units
+
+    def priors(self, pose: _Pose) -> tuple[np.ndarray, float]:
+        """Gradient (as :attr:`prior_diag`) and cost of the priors at ``pose``."""
+        grad = np.zeros(len(self.prior_diag))
+        diff = pose.expression - self.mediapipe_expression
+        grad[6:6 + len(diff)] = self.expression_prior * diff
+        cost = float(grad[6:6 + len(diff)] @ diff)
+        if self.previous is not None:
+            prev = self.previous
+            # Between frames the rotation changes little: its axis-angle is the skew part of the
+            # relative matrix (sin(angle) * axis) to within angle^2 / 6, at a tenth of the exact log's cost.
+            delta = pose.rotation @ prev.rotation.T
+            err = np.concatenate((0.5 * np.array((delta[2, 1] - delta[1, 2], delta[0, 2] - delta[2, 0],
+                                                  delta[1, 0] - delta[0, 1])),
+                                  pose.translation - prev.translation, pose.expression - prev.expression))
+            temporal_grad = self.temporal_units * err
+            grad[:len(err)] += temporal_grad
+            cost += float(temporal_grad @ err)
+        return grad, cost
+
+
+class _Linearisation:
+    """Residuals of one frame at given parameters; the Jacobian is computed on first use, so a
+    trial step that is rejected, or the last one, costs no Jacobian."""
+
+    def __init__(self, energy: _Energy, pose: _Pose, shape: np.ndarray, jacobian_out: np.ndarray | None = None):
+        self._energy, self._pose, self._jacobian_out = energy, pose, jacobian_out
+        self._jacobian: np.ndarray | None = None
+        points_cm = energy.arrays.points(shape, pose.expression)
+        self._rotated = points_cm @ (pose.rotation.T * CM_TO_M)
+        self._cam = self._rotated + pose.translation
+        self.error_px = project_array(self._cam, energy.intrinsics) - energy.observed
+        self.residual = (self.error_px * energy.sqrt_weights[:, None]).reshape(-1)
         self.valid = bool((self._cam[:, 2] > 1e-3).all())
-        self.prior_diag, self.prior_gradient, prior_cost = _priors(obs, params, weights)
-        if with_identity:
-            prior_cost += weights.identity_prior * float(identity @ identity)
+        self.prior_gradient, prior_cost = energy.priors(pose)
+        self.prior_diag = energy.prior_diag
         self.cost = float(self.residual @ self.residual) + prior_cost
-        self.rms_px = float(((self.error_px ** 2).sum(1) * obs.weights).sum().sqrt())
+        self.rms_px = math.sqrt(float(np.einsum("mi,mi,m->", self.error_px, self.error_px, energy.point_weights)))
 
     @functools.cached_property
-    def jacobian(self) -> torch.Tensor:
+    def normal_equations(self) -> tuple[np.ndarray, np.ndarray]:
+        """Gauss-Newton Hessian ``J^T J + P`` and gradient ``J^T r + g``: kept, so that a rejected
+        step only re-damps them."""
+        jac = self.jacobian
+        hessian = jac.T @ jac
+        np.einsum("ii->i", hessian)[:] += self.prior_diag
+        return hessian, jac.T @ self.residual + self.prior_gradient
+
+    @property
+    def jacobian(self) -> np.ndarray:
         """(2M, 6 + K_exp [+ K_id]) d(weighted residual)/d(rotation increment, translation, expression [, identity])."""
-        bases, rotation = self._bases, self._params.rotation * CM_TO_M
-        dproj = projection_jacobian(self._cam, self._obs.intrinsics) * self._sqrt_w[:, :, None]   # (M, 2, 3)
-        columns = [-skew(self._rotated), torch.eye(3, dtype=DTYPE).expand(len(bases), 3, 3),
-                   torch.einsum("ij,mjk->mik", rotation, bases.expression)]
-        if self._with_identity:
-            columns.append(torch.einsum("ij,mjk->mik", rotation, bases.identity))
-        return (dproj @ torch.cat(columns, dim=2)).reshape(2 * len(bases), -1)
+        if self._jacobian is None:
+            self._jacobian = self._compute_jacobian()
+        return self._jacobian
+
+    def _compute_jacobian(self) -> np.ndarray:
+        energy, arrays = self._energy, self._energy.arrays
+        num_exp = arrays.expression.shape[2]
+        columns = 6 + num_exp + (arrays.identity.shape[2] if energy.identity_columns else 0)
+        out = self._jacobian_out if self._jacobian_out is not None else np.empty((len(self._cam), 2, columns))
+        # d(weighted pixel)/d(camera point): rows (a, 0, b) and (0, c, d) per point.
+        x, y, z = self._cam.T
+        a = energy.sqrt_weights * energy.focal[0] / z
+        c = energy.sqrt_weights * energy.focal[1] / z
+        b, d = -a * x / z, -c * y / z
+        px, py, pz = self._rotated.T
+        # Rotation increment: d(camera point) = -[rotated]x; translation: the identity.
+        out[:, 0, 0], out[:, 0, 1], out[:, 0, 2] = b * py, a * pz - b * px, -a * py
+        out[:, 1, 0], out[:, 1, 1], out[:, 1, 2] = d * py - c * pz, -d * px, c * px
+        out[:, 0, 3], out[:, 0, 4], out[:, 0, 5] = a, 0.0, b
+        out[:, 1, 3], out[:, 1, 4], out[:, 1, 5] = 0.0, c, d
+        # Model coefficients: d(pixel)/d(camera point) @ rotation (cm -> m) @ basis at each point.
+        rotation = self._pose.rotation * CM_TO_M
+        rows = np.stack((a[:, None] * rotation[0] + b[:, None] * rotation[2],
+                         c[:, None] * rotation[1] + d[:, None] * rotation[2]), axis=1)   # (M, 2, 3)
+        np.matmul(rows, arrays.expression, out=out[:, :, 6:6 + num_exp])
+        if energy.identity_columns:
+            np.matmul(rows, arrays.identity, out=out[:, :, 6 + num_exp:])
+        return out.reshape(-1, columns)
 
 
-def _priors(obs: Observation, params: FaceParameters, weights: SolverWeights):
-    """Diagonal Hessian, gradient (both (6 + K_exp,)) and cost of the priors at ``params``."""
-    num_exp = params.expression.shape[0]
-    diag = torch.zeros(6 + num_exp, dtype=DTYPE)
-    grad = torch.zeros(6 + num_exp, dtype=DTYPE)
-    diff = params.expression - obs.expression_prior
-    prior = weights.expression_prior
-    prior = prior.to(DTYPE) if isinstance(prior, torch.Tensor) else prior
-    diag[6:] += prior
-    grad[6:] += prior * diff
-    cost = float((prior * diff) @ diff)
-    if obs.previous is not None and weights.temporal > 0:
-        prev = obs.previous
-        # Between frames the rotation changes little: its axis-angle is the skew part of the
-        # relative matrix (sin(angle) * axis) to within angle^2 / 6, at a tenth of the exact log's
-        # cost (the log was ~3 ms of a frame's solve, measured with cProfile).
-        delta = params.rotation @ prev.rotation.T
-        rot_err = 0.5 * torch.stack((delta[2, 1] - delta[1, 2], delta[0, 2] - delta[2, 0], delta[1, 0] - delta[0, 1]))
-        trans_err = params.translation - prev.translation
-        exp_err = params.expression - prev.expression
-        exp_units = 1.0 if weights.temporal_expression is None else weights.temporal_expression.to(DTYPE)
-        for sl, err, units in ((slice(0, 3), rot_err, ROTATION_UNITS), (slice(3, 6), trans_err, TRANSLATION_UNITS),
-                               (slice(6, None), exp_err, exp_units)):
-            diag[sl] += weights.temporal * units
-            grad[sl] += weights.temporal * units * err
-            cost += weights.temporal * float((units * err) @ err)
-    return diag, grad, cost
+def _damped(hessian: np.ndarray, damping: float) -> np.ndarray:
+    """A copy of ``hessian`` with its diagonal raised by ``damping`` times itself (Levenberg-Marquardt)."""
+    damped = hessian.copy()
+    diagonal = np.einsum("ii->i", damped)
+    diagonal += damping * np.maximum(diagonal, 1e-9)
+    return damped
 
 
-def _lm_step(jac: torch.Tensor, residual: torch.Tensor, prior_diag: torch.Tensor, prior_grad: torch.Tensor,
-             damping: float) -> torch.Tensor:
-    """Solve (J^T J + P + damping * diag) step = -(J^T r + g) by Cholesky (least squares if singular)."""
-    hessian = jac.T @ jac + torch.diag(prior_diag)
-    gradient = jac.T @ residual + prior_grad
-    damped = hessian + torch.diag(damping * hessian.diagonal().clamp_min(1e-9))
-    factor, info = torch.linalg.cholesky_ex(damped)
-    if int(info) == 0:
-        return -torch.cholesky_solve(gradient[:, None], factor)[:, 0]
-    return -torch.linalg.lstsq(damped, gradient[:, None]).solution[:, 0]
+def _lm_step(hessian: np.ndarray, gradient: np.ndarray, damping: float) -> np.ndarray:
+    """Solve (H + damping * diag(H)) step = -gradient by Cholesky (least squares if singular)."""
+    damped = _damped(hessian, damping)
+    try:
+        factor = np.linalg.cholesky(damped)
+    except np.linalg.LinAlgError:
+        return -np.linalg.lstsq(damped, gradient, rcond=None)[0]
+    return -scipy.linalg.cho_solve((factor, True), gradient, check_finite=False)
 
 
 def solve_frame(bases: PointBases, obs: Observation, start: FaceParameters, identity: torch.Tensor | None = None,
@@ -248,12 +373,14 @@ def solve_frame(bases: PointBases, obs: Observation, start: FaceParameters, iden
     """
     began = time.perf_counter()
     weights = weights or SolverWeights()
-    shape = bases.shape(identity)
-    params = FaceParameters(start.rotation.to(DTYPE), start.translation.to(DTYPE), start.expression.to(DTYPE))
-    current = _Linearisation(bases, shape, obs, params, weights, False, None)
-    if not (np.isfinite(current.cost) and bool(torch.isfinite(current.jacobian).all())):
+    arrays = bases.arrays()
+    energy = _Energy(arrays, obs, weights)
+    shape = arrays.shape(identity)
+    pose = _Pose.of(start)
+    current = _Linearisation(energy, pose, shape, arrays.jacobian_work)
+    if not (np.isfinite(current.cost) and np.isfinite(current.jacobian).all()):
         # A corrupted start (NaN/inf): nothing to linearise; the caller's divergence guard acts.
-        return SolveResult(params, 0, float("nan"), (time.perf_counter() - began) * 1000.0)
+        return SolveResult(pose.parameters(), 0, float("nan"), (time.perf_counter() - began) * 1000.0)
     damping = weights.damping
     iterations = 0
     last_ms = 0.0
@@ -262,20 +389,20 @@ def solve_frame(bases: PointBases, obs: Observation, start: FaceParameters, iden
         if max_time_ms > 0 and iterations > 0 and elapsed + last_ms > max_time_ms:
             break
         step_began = time.perf_counter()
-        step = _lm_step(current.jacobian, current.residual, current.prior_diag, current.prior_gradient, damping)
-        candidate = params.stepped(step)
-        trial = _Linearisation(bases, shape, obs, candidate, weights, False, None)
+        step = _lm_step(*current.normal_equations, damping)
+        candidate = pose.stepped(step)
+        trial = _Linearisation(energy, candidate, shape, arrays.jacobian_work)
         iterations += 1
         last_ms = (time.perf_counter() - step_began) * 1000.0
         if trial.valid and np.isfinite(trial.cost) and trial.cost < current.cost:
             converged = current.cost - trial.cost < 1e-6 * current.cost
-            params, current = candidate, trial
+            pose, current = candidate, trial
             damping = max(damping / 3.0, 1e-7)
             if converged:
                 break
         else:
             damping *= 8.0
-    return SolveResult(params, iterations, current.rms_px, (time.perf_counter() - began) * 1000.0)
+    return SolveResult(pose.parameters(), iterations, current.rms_px, (time.perf_counter() - began) * 1000.0)
 
 
 def solve_identity(bases: PointBases, observations: list[Observation], starts: list[FaceParameters],
@@ -293,53 +420,42 @@ def solve_identity(bases: PointBases, observations: list[Observation], starts: l
     if len(observations) != len(starts) or not observations:
         raise ValueError("need one start per observation, and at least one")
     weights = weights or SolverWeights()
-    num_id = bases.identity.shape[2]
-    identity = torch.zeros(num_id, dtype=DTYPE) if identity is None else identity.to(DTYPE).clone()
-    frames = [FaceParameters(s.rotation.to(DTYPE), s.translation.to(DTYPE), s.expression.to(DTYPE)) for s in starts]
-    obs_no_prev = [Observation(o.points_px, o.weights, o.intrinsics, o.expression_prior) for o in observations]
+    arrays = bases.arrays()
+    num_id = arrays.identity.shape[2]
+    identity = np.zeros(num_id) if identity is None else identity.to(DTYPE).numpy().copy()
+    frames = [_Pose.of(start) for start in starts]
+    energies = [_Energy(arrays, obs, weights, temporal=False, identity_columns=True) for obs in observations]
 
-    def linearise(ident, params_list):
-        shape = bases.shape(ident)
-        return [_Linearisation(bases, shape, o, p, weights, True, ident) for o, p in zip(obs_no_prev, params_list)]
+    def linearise(ident, poses):
+        shape = arrays.shape_of(ident)
+        lins = [_Linearisation(energy, pose, shape) for energy, pose in zip(energies, poses)]
+        return lins, sum(lin.cost for lin in lins) + weights.identity_prior * float(ident @ ident)
 
-    def total_cost(lins, ident):
-        # Each frame's cost counts the identity prior once; keep it once overall.
-        prior = weights.identity_prior * float(ident @ ident)
-        return sum(lin.cost - prior for lin in lins) + prior
-
-    lins = linearise(identity, frames)
-    cost = total_cost(lins, identity)
+    lins, cost = linearise(identity, frames)
     damping = weights.damping
+    local = 6 + arrays.expression.shape[2]
     for _ in range(iterations):
-        local = 6 + bases.expression.shape[2]
-        schur = torch.diag(weights.identity_prior * torch.ones(num_id, dtype=DTYPE))
+        schur = np.diag(np.full(num_id, weights.identity_prior))
         rhs = -weights.identity_prior * identity
         blocks = []
         for lin in lins:
-            j_local, j_id = lin.jacobian[:, :local], lin.jacobian[:, local:]
-            h_ll = j_local.T @ j_local + torch.diag(lin.prior_diag)
-            h_ll = h_ll + torch.diag(damping * h_ll.diagonal().clamp_min(1e-9))
-            h_li = j_local.T @ j_id
-            g_l = j_local.T @ lin.residual + lin.prior_gradient
-            g_i = j_id.T @ lin.residual
-            h_ll_inv_rhs = torch.linalg.solve(h_ll, torch.cat((h_li, g_l[:, None]), dim=1))
-            schur += j_id.T @ j_id - h_li.T @ h_ll_inv_rhs[:, :num_id]
-            rhs += -g_i + h_li.T @ h_ll_inv_rhs[:, num_id]
+            hessian, gradient = lin.normal_equations
+            h_li = hessian[:local, local:]
+            h_ll_inv_rhs = np.linalg.solve(_damped(hessian[:local, :local], damping),
+                                           np.column_stack((h_li, gradient[:local])))
+            schur += hessian[local:, local:] - h_li.T @ h_ll_inv_rhs[:, :num_id]
+            rhs += -gradient[local:] + h_li.T @ h_ll_inv_rhs[:, num_id]
             blocks.append(h_ll_inv_rhs)
-        schur = schur + torch.diag(damping * schur.diagonal().clamp_min(1e-9))
-        d_identity = torch.linalg.solve(schur, rhs)
-        candidates = []
-        for params, block in zip(frames, blocks):
-            # d_local = -H_ll^-1 (g_l + H_li d_id)
-            d_local = -(block[:, num_id] + block[:, :num_id] @ d_identity)
-            candidates.append(params.stepped(d_local))
+        d_identity = np.linalg.solve(_damped(schur, damping), rhs)
+        # Per frame: d_local = -H_ll^-1 (g_l + H_li d_id).
+        candidates = [pose.stepped(-(block[:, num_id] + block[:, :num_id] @ d_identity))
+                      for pose, block in zip(frames, blocks)]
         new_identity = identity + d_identity
-        new_lins = linearise(new_identity, candidates)
-        new_cost = total_cost(new_lins, new_identity)
+        new_lins, new_cost = linearise(new_identity, candidates)
         if all(lin.valid for lin in new_lins) and np.isfinite(new_cost) and new_cost < cost:
             identity, frames, lins, cost = new_identity, candidates, new_lins, new_cost
             damping = max(damping / 3.0, 1e-7)
         else:
             damping *= 8.0
     rms = float(np.sqrt(np.mean([lin.rms_px ** 2 for lin in lins])))
-    return identity, frames, rms
+    return torch.from_numpy(identity), [pose.parameters() for pose in frames], rms

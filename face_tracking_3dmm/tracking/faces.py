@@ -9,6 +9,7 @@ settled on the new shape) -> the photometric step -> the One-Euro filter -> the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -58,12 +59,18 @@ SHUT_EYE = 0.5
 def mediapipe_to_ict_expression(names: tuple[str, ...], scores: dict[str, float]) -> np.ndarray:
     """MediaPipe's ARKit blendshape scores (e.g. "eyeBlinkLeft") in ICT's order ("eyeBlink_L");
     ICT's browInnerUp_L/_R and cheekPuff_L/_R both take MediaPipe's single score."""
-    out = np.zeros(len(names))
-    for index, name in enumerate(names):
-        base, _, side = name.partition("_")
-        key = base + {"L": "Left", "R": "Right"}.get(side, "")
-        out[index] = scores.get(key, scores.get(base, 0.0))
+    out = np.array([scores.get(key, scores.get(base, 0.0)) for key, base in _mediapipe_keys(names)], dtype=np.float64)
     return np.clip(out, 0.0, 1.0)
+
+
+@functools.lru_cache(maxsize=4)
+def _mediapipe_keys(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Per ICT channel, MediaPipe's name for it and the one-sided fallback (e.g. "cheekPuff")."""
+    keys = []
+    for name in names:
+        base, _, side = name.partition("_")
+        keys.append((base + {"L": "Left", "R": "Right"}.get(side, ""), base))
+    return tuple(keys)
 
 
 def solver_weights(config: TrackerConfig, expression_names: tuple[str, ...]) -> SolverWeights:
@@ -154,6 +161,7 @@ class FaceFitter:
         self.point_weights, self.identities, self.stats = point_weights, identities, stats
         self.landmarks68 = Landmarks68(model)
         self.photometric = PhotometricStep(model, correspondence, point_weights)
+        self._weights: tuple[tuple, SolverWeights | None] = ((), None)
 
     def fit(self, face: TrackedFace, observation: LandmarkObservation, frame: FitFrame,
             config: TrackerConfig) -> FaceResult:
@@ -180,7 +188,7 @@ class FaceFitter:
                       config: TrackerConfig) -> tuple[FaceParameters, SolveResult, Observation]:
         """The guarded landmark fit; the face's identity collects it, and a just-frozen identity is
         kept and settled on. Returns the parameters to continue with, the solve and its observation."""
-        weights = solver_weights(config, self.model.expression_names)
+        weights = self._solver_weights(config)
         prior = torch.as_tensor(mediapipe_to_ict_expression(self.model.expression_names, observation.blendshapes),
                                 dtype=DTYPE)
         start, acquiring = self._start(face, observation, prior, frame.camera, frame.timestamp_s)
@@ -200,6 +208,13 @@ class FaceFitter:
             self.identities.keep(face.identity, config.identity_frames)
             params = self._settle_on_identity(face, obs, params, weights)
         return params, solved, obs
+
+    def _solver_weights(self, config: TrackerConfig) -> SolverWeights:
+        """:func:`solver_weights` of ``config``, made again only when its weights change."""
+        key = (config.expression_prior_weight, config.temporal_weight)
+        if self._weights[0] != key:
+            self._weights = (key, solver_weights(config, self.model.expression_names))
+        return self._weights[1]
 
     def _start(self, face: TrackedFace, observation: LandmarkObservation, prior: torch.Tensor,
                camera: CameraIntrinsics, timestamp_s: float) -> tuple[FaceParameters, bool]:
