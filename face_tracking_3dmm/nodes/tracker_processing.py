@@ -1,4 +1,5 @@
-"""``face_tracker`` node: fits the ICT face model to the latest camera image and publishes the result.
+"""What the ``face_tracker`` node does, plain (:mod:`.tracker_node`) or managed
+(:mod:`.tracker_lifecycle_node`): fit the ICT face model to the latest camera image, publish the result.
 
 Subscribes (relative names, sensor-data QoS): ``image`` (sensor_msgs/Image: rgb8, bgr8, mono8,
 rgba8, bgra8, yuv422, yuv422_yuy2), or with ``input:=compressed`` ``image/compressed``
@@ -34,7 +35,6 @@ from collections import deque
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
@@ -44,7 +44,6 @@ from face_tracking_3dmm.geometry import project_np
 from face_tracking_3dmm.io import image_encodings, overlay
 from face_tracking_3dmm.msg import FaceParams, FaceParamsArray
 from face_tracking_3dmm.nodes import conversions, parameters
-from face_tracking_3dmm.nodes.spin import run_node
 from face_tracking_3dmm.nodes.tf import TransformBroadcaster
 from face_tracking_3dmm.results import TrackingState
 
@@ -53,6 +52,8 @@ DIAGNOSTICS_PERIOD_S = 1.0
 STALE_INPUT_S = 5.0           #: no image for this long -> diagnostics WARN
 DROP_WARN_RATIO = 0.5         #: more than this share of images dropped in a period -> WARN
 DEFAULT_FRAME_ID = "camera_optical_frame"
+#: The node's own parameters (the others are the tracker's settings).
+NODE_OPTIONS = frozenset(spec.name for spec in parameters.TRACKER_NODE_PARAMETERS)
 
 
 class LatestSlot:
@@ -61,7 +62,6 @@ class LatestSlot:
     def __init__(self):
         self._condition = threading.Condition()
         self._item = None
-        self._closed = False
         self.dropped = 0
 
     def put(self, item) -> None:
@@ -72,16 +72,11 @@ class LatestSlot:
             self._condition.notify()
 
     def take(self, timeout_s: float):
-        """The latest item (emptying the slot), or None after ``timeout_s`` or once closed."""
+        """The latest item (emptying the slot), or None after ``timeout_s``."""
         with self._condition:
-            self._condition.wait_for(lambda: self._item is not None or self._closed, timeout_s)
+            self._condition.wait_for(lambda: self._item is not None, timeout_s)
             item, self._item = self._item, None
             return item
-
-    def close(self) -> None:
-        with self._condition:
-            self._closed = True
-            self._condition.notify_all()
 
 
 class Counters:
@@ -98,37 +93,25 @@ class Counters:
         self.reported_at = time.monotonic()
 
 
-class TrackerNode(Node):
-    def __init__(self, **kwargs):
-        super().__init__("face_tracker", **kwargs)
+class TrackerProcessing:
+    """What the face_tracker does, shared by the plain node (:mod:`.tracker_node`) and the managed
+    one (:mod:`.tracker_lifecycle_node`): a mixin of an rclpy Node or LifecycleNode whose steps
+    follow the lifecycle: :meth:`_init_processing` (construction), :meth:`_load` (configure: model,
+    landmarker, publishers), :meth:`_start` (activate: subscriptions, diagnostics, the two stage
+    threads), :meth:`_stop` (deactivate: no input, no thread left), :meth:`_release` (clean-up)."""
+
+    def _init_processing(self) -> None:
+        """State without the tracker, and the run-time checks of the (declared) parameters."""
         # Each pipeline stage holds its lock while it works; a run-time setting change takes both.
         self._detect_lock, self._fit_lock = threading.Lock(), threading.Lock()
         # Held while a frame is published, and while the stream changes (stamps went back).
         self._publish_lock = threading.Lock()
         self.stream = 0
         self.specs = parameters.tracker_specs()
-        values = parameters.declare(self, self.specs)
         self._refuse_invalid = parameters.refuse_invalid(self.specs)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.options = {spec.name: values[spec.name] for spec in parameters.TRACKER_NODE_PARAMETERS}
-        from face_tracking_3dmm.tracking.tracker import FaceTracker  # torch + MediaPipe: slow import
-
-        self.tracker = FaceTracker(parameters.tracker_config(values))
-        self.expression_names = list(self.tracker.model.expression_names)
-
-        self.faces_publisher = self.create_publisher(FaceParamsArray, "faces", 10)
-        self.params_publisher = self.create_publisher(FaceParams, "face_params", 10)
-        self.mesh_publisher = self.create_publisher(Marker, "face_mesh", 10)
-        self.overlay_publisher = self.create_publisher(Image, "overlay", qos_profile_sensor_data)
-        self.diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.tf = TransformBroadcaster(self)
-        if self.options["input"] == "compressed":
-            self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, qos_profile_sensor_data)
-        else:
-            self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
-        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos_profile_sensor_data)
-        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
-
+        self.options: dict = {}   # the node's own parameters, read when configured
+        self.tracker = None
         self.camera_info: CameraInfo | None = None
         self.counters = Counters()
         self.slot = LatestSlot()       # images for the landmark stage
@@ -139,8 +122,41 @@ class TrackerNode(Node):
         self.regions = None
         self.last_mesh_s = -np.inf
         self.lost_sent_s: dict[int, float] = {}
-        self.done = threading.Event()   # never set: the tracker runs until a signal
+        self.done = threading.Event()   # set when the node has nothing left to do: the process ends
         self._closing = threading.Event()
+        self._workers: list[threading.Thread] = []
+        self._subscriptions = []   # while processing
+        self._diagnostics_timer = None
+
+    def _new_publisher(self, message_type, topic: str, qos):
+        """A publisher of the tracker's output (the managed node makes managed ones)."""
+        return self.create_publisher(message_type, topic, qos)
+
+    def _load(self, values: dict) -> None:
+        """Load the model and the landmarker (seconds); create the publishers."""
+        from face_tracking_3dmm.tracking.tracker import FaceTracker  # torch + MediaPipe: slow import
+
+        self.options = {spec.name: values[spec.name] for spec in parameters.TRACKER_NODE_PARAMETERS}
+        self.tracker = FaceTracker(parameters.tracker_config(values))
+        self.expression_names = list(self.tracker.model.expression_names)
+        self.faces_publisher = self._new_publisher(FaceParamsArray, "faces", 10)
+        self.params_publisher = self._new_publisher(FaceParams, "face_params", 10)
+        self.mesh_publisher = self._new_publisher(Marker, "face_mesh", 10)
+        self.overlay_publisher = self._new_publisher(Image, "overlay", qos_profile_sensor_data)
+        self.diagnostics_publisher = self._new_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.tf = TransformBroadcaster(self, self._new_publisher)
+
+    def _start(self) -> None:
+        """Subscribe to the images and camera_info, start the diagnostics and the two stage threads."""
+        if self.options["input"] == "compressed":
+            image = self.create_subscription(CompressedImage, "image/compressed", self._on_compressed,
+                                             qos_profile_sensor_data)
+        else:
+            image = self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
+        self._subscriptions = [image, self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
+                                                               qos_profile_sensor_data)]
+        self._diagnostics_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self._closing.clear()
         self._workers = [threading.Thread(target=self._work, args=(slot, stage), name=f"face_tracker_{name}",
                                           daemon=True)
                          for name, slot, stage in (("landmarks", self.slot, self._detect_stage),
@@ -180,8 +196,8 @@ class TrackerNode(Node):
         reason and the tracker keeps its old settings (the switch is atomic); no exception reaches
         the executor."""
         result = self._refuse_invalid(changed)
-        tracker_changes = {p.name: p.value for p in changed if p.name not in self.options}
-        if result.successful and tracker_changes:
+        tracker_changes = {p.name: p.value for p in changed if p.name not in NODE_OPTIONS}
+        if result.successful and tracker_changes and self.tracker is not None:   # else read when configured
             try:
                 with self._detect_lock, self._fit_lock:
                     self.tracker.update_config(**tracker_changes)
@@ -192,7 +208,7 @@ class TrackerNode(Node):
         if not result.successful:
             self.get_logger().warning(f"settings refused: {result.reason}")
             return result
-        self.options.update({p.name: p.value for p in changed if p.name in self.options})
+        self.options.update({p.name: p.value for p in changed if p.name in NODE_OPTIONS})
         return result
 
     # ------------------------------------------------------------------ tracking (worker threads)
@@ -364,22 +380,33 @@ class TrackerNode(Node):
             return DiagnosticStatus.WARN, "no images received" + (f" for {idle_s:.0f} s" if idle_s else "")
         return DiagnosticStatus.OK, "tracking"
 
-    def close(self) -> None:
-        """Finish the frame in progress, stop the worker, release the tracker; log the totals."""
+    def _stop(self) -> None:
+        """Unsubscribe, finish the frame in progress and end the stage threads: no CPU is used
+        until :meth:`_start`. Images still waiting are dropped (a later start tracks fresh ones)."""
+        for subscription in self._subscriptions:
+            self.destroy_subscription(subscription)
+        self._subscriptions = []
+        if self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+            self._diagnostics_timer = None
         self._closing.set()
-        self.slot.close()
-        self.detected.close()
         for worker in self._workers:
             worker.join(timeout=10.0)
+        self._workers = []
+        self.slot.take(timeout_s=0.0)
+        self.detected.take(timeout_s=0.0)
+
+    def _release(self) -> None:
+        """Release the tracker (the landmarker's resources); log the totals."""
+        if self.tracker is None:
+            return
         self.tracker.close()
+        self.tracker = None
         c, dropped = self.counters, self.slot.dropped + self.detected.dropped
         self.get_logger().info(f"tracked {c.processed} of {c.received} images ({dropped} dropped while "
                                f"busy, {c.bad_images} refused, {c.errors} tracking errors)")
 
-
-def main(args: list[str] | None = None) -> int:
-    return run_node(TrackerNode, args, "face_tracker")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    def close(self) -> None:
+        """Finish the frame in progress, stop the workers, release the tracker; log the totals."""
+        self._stop()
+        self._release()
