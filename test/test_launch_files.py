@@ -175,7 +175,8 @@ def test_tracker_launch_starts_the_managed_tracker_when_asked(launch_stand_in):
     plain = next(n for n in trackers if not isinstance(n, LifecycleNode))
     managed = next(n for n in trackers if isinstance(n, LifecycleNode))
     assert len(trackers) == 2 and managed.kwargs["executable"] == "tracker_lifecycle_node"
-    assert isinstance(plain.kwargs["condition"], UnlessCondition) and isinstance(managed.kwargs["condition"], IfCondition)
+    assert isinstance(plain.kwargs["condition"], UnlessCondition)
+    assert isinstance(managed.kwargs["condition"], IfCondition)
     assert plain.kwargs["condition"].args[0].name == managed.kwargs["condition"].args[0].name == "managed"
     assert check_package_node(managed, arguments) == check_package_node(plain, arguments)
     alike = ("package", "name", "namespace", "parameters", "remappings", "output")

@@ -92,6 +92,47 @@ class Counters:
         self.reported: dict[str, int] = {}
         self.reported_at = time.monotonic()
 
+    def report(self, stats, slots_dropped: int, workers_alive: bool) -> tuple[bytes, str, dict]:
+        """Level, message and values of /diagnostics; the next report counts from now.
+        ``stats``: the tracker's; ``slots_dropped``: images the pipeline's slots replaced."""
+        now = time.monotonic()
+        period = max(now - self.reported_at, 1e-6)
+        totals = {"received": self.received, "processed": self.processed,
+                  "bad_images": self.bad_images, "errors": self.errors,
+                  "dropped": slots_dropped + self.stale,
+                  "repeated_stamps": self.repeated_stamps, "faces_dropped": stats.faces_dropped}
+        delta = {key: totals[key] - self.reported.get(key, 0) for key in totals}
+        self.reported, self.reported_at = totals, now
+        latencies = np.asarray(self.latencies_ms) if self.latencies_ms else np.zeros(1)
+        level, message = self._health(delta, now, stats, workers_alive)
+        values = {
+            "input_rate_hz": delta["received"] / period, "tracked_rate_hz": delta["processed"] / period,
+            "images_received": totals["received"], "images_tracked": totals["processed"],
+            "images_dropped": totals["dropped"], "bad_images": totals["bad_images"],
+            "stamps_repeated": totals["repeated_stamps"], "tracking_errors": totals["errors"],
+            "faces_tracked": self.faces, "faces_dropped": totals["faces_dropped"],
+            "latency_p50_ms": float(np.percentile(latencies, 50)),
+            "latency_p95_ms": float(np.percentile(latencies, 95)),
+            "last_problem": self.last_problem}
+        return level, message, values
+
+    def _health(self, delta: dict[str, int], now: float, stats, workers_alive: bool) -> tuple[bytes, str]:
+        """Level and message of /diagnostics from what happened in the last period."""
+        idle_s = None if self.last_received_s is None else now - self.last_received_s
+        if delta["errors"] or not workers_alive:
+            return DiagnosticStatus.ERROR, self.last_problem or "tracking worker stopped"
+        if delta["faces_dropped"]:
+            self.last_problem = stats.last_dropped
+            return DiagnosticStatus.WARN, self.last_problem
+        if delta["bad_images"] or delta["repeated_stamps"]:
+            return DiagnosticStatus.WARN, self.last_problem
+        if delta["received"] and delta["dropped"] > DROP_WARN_RATIO * delta["received"]:
+            return DiagnosticStatus.WARN, (f"overloaded: {delta['dropped']} of {delta['received']} "
+                                           "images dropped (the latest is always tracked)")
+        if idle_s is None or idle_s > STALE_INPUT_S:
+            return DiagnosticStatus.WARN, "no images received" + (f" for {idle_s:.0f} s" if idle_s else "")
+        return DiagnosticStatus.OK, "tracking"
+
 
 class TrackerProcessing:
     """What the face_tracker does, shared by the plain node (:mod:`.tracker_node`) and the managed
@@ -335,50 +376,14 @@ class TrackerProcessing:
 
     # ------------------------------------------------------------------ diagnostics (executor thread)
     def _publish_diagnostics(self) -> None:
-        counters, stats = self.counters, self.tracker.stats
-        now = time.monotonic()
-        period = max(now - counters.reported_at, 1e-6)
-        totals = {"received": counters.received, "processed": counters.processed,
-                  "bad_images": counters.bad_images, "errors": counters.errors,
-                  "dropped": self.slot.dropped + self.detected.dropped + counters.stale,
-                  "repeated_stamps": counters.repeated_stamps, "faces_dropped": stats.faces_dropped}
-        delta = {key: totals[key] - counters.reported.get(key, 0) for key in totals}
-        counters.reported, counters.reported_at = totals, now
-        latencies = np.asarray(counters.latencies_ms) if counters.latencies_ms else np.zeros(1)
-        level, message = self._health(delta, now)
-        values = {
-            "input_rate_hz": delta["received"] / period, "tracked_rate_hz": delta["processed"] / period,
-            "images_received": totals["received"], "images_tracked": totals["processed"],
-            "images_dropped": totals["dropped"], "bad_images": totals["bad_images"],
-            "stamps_repeated": totals["repeated_stamps"], "tracking_errors": totals["errors"],
-            "faces_tracked": counters.faces, "faces_dropped": totals["faces_dropped"],
-            "latency_p50_ms": float(np.percentile(latencies, 50)),
-            "latency_p95_ms": float(np.percentile(latencies, 95)),
-            "last_problem": counters.last_problem}
+        level, message, values = self.counters.report(self.tracker.stats, self.slot.dropped + self.detected.dropped,
+                                                      all(worker.is_alive() for worker in self._workers))
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: face tracking", message=message,
                                   hardware_id=self.get_fully_qualified_name(),
                                   values=[KeyValue(key=k, value=f"{v:.2f}" if isinstance(v, float) else str(v))
                                           for k, v in values.items()])
         self.diagnostics_publisher.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
                                                            status=[status]))
-
-    def _health(self, delta: dict[str, int], now: float) -> tuple[bytes, str]:
-        """Level and message of /diagnostics from what happened in the last period."""
-        counters = self.counters
-        idle_s = None if counters.last_received_s is None else now - counters.last_received_s
-        if delta["errors"] or not all(worker.is_alive() for worker in self._workers):
-            return DiagnosticStatus.ERROR, counters.last_problem or "tracking worker stopped"
-        if delta["faces_dropped"]:
-            counters.last_problem = self.tracker.stats.last_dropped
-            return DiagnosticStatus.WARN, counters.last_problem
-        if delta["bad_images"] or delta["repeated_stamps"]:
-            return DiagnosticStatus.WARN, counters.last_problem
-        if delta["received"] and delta["dropped"] > DROP_WARN_RATIO * delta["received"]:
-            return DiagnosticStatus.WARN, (f"overloaded: {delta['dropped']} of {delta['received']} "
-                                           "images dropped (the latest is always tracked)")
-        if idle_s is None or idle_s > STALE_INPUT_S:
-            return DiagnosticStatus.WARN, "no images received" + (f" for {idle_s:.0f} s" if idle_s else "")
-        return DiagnosticStatus.OK, "tracking"
 
     def _stop(self) -> None:
         """Unsubscribe, finish the frame in progress and end the stage threads: no CPU is used
