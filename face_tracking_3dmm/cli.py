@@ -19,7 +19,8 @@ COMMAND_MODULES = (
     "face_tracking_3dmm.evaluation.commands",     # video-to-bag, evaluate, report, bench
 )
 
-NODES = {"camera": "face_tracking_3dmm.nodes.camera_node", "tracker": "face_tracking_3dmm.nodes.tracker_node"}
+NODES = {"camera": "face_tracking_3dmm.nodes.camera_node", "tracker": "face_tracking_3dmm.nodes.tracker_node",
+         "tracker_lifecycle": "face_tracking_3dmm.nodes.tracker_lifecycle_node"}
 
 
 def default_ros_environment(log_dir: Path) -> None:
@@ -95,7 +96,8 @@ def register(subparsers) -> None:
 
     parser = subparsers.add_parser(
         "node", help="start one ROS node, as `ros2 run face_tracking_3dmm <name>_node` would",
-        description="Start the camera or tracker node; arguments after the name go to ROS "
+        description="Start the camera, tracker or managed tracker (tracker_lifecycle) node; arguments after "
+                    "the name go to ROS "
                     "(--ros-args -p name:=value --params-file FILE -r from:=to).")
     parser.add_argument("name", choices=sorted(NODES))
     parser.add_argument("ros_args", nargs=argparse.REMAINDER, help="--ros-args ...")

@@ -10,6 +10,8 @@ import pytest
 from face_tracking_3dmm import paths
 from face_tracking_3dmm.apps import graph
 
+ANSWER_S = 60.0   # the first frame: MediaPipe's warm-up on a loaded two-core machine
+
 
 def talking_clip() -> Path:
     """A clip of a real person talking (shared eval data); skips the test when absent."""
@@ -88,7 +90,46 @@ def set_parameter(client, name: str, value):
     return future.result().results[0]
 
 
+class ArrayCamera:
+    """Sends images to the tracker in namespace /<name> (optical frame <name>_camera_optical_frame)
+    and keeps every FaceParamsArray it publishes."""
+
+    def __init__(self, node, name: str):
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import Image
+
+        from face_tracking_3dmm.msg import FaceParamsArray
+
+        self.frame_id = f"{name}_camera_optical_frame"
+        self.publisher = node.create_publisher(Image, f"/{name}/image", qos_profile_sensor_data)
+        self.arrays: list[FaceParamsArray] = []
+        node.create_subscription(FaceParamsArray, f"/{name}/faces", self.arrays.append, 100)
+
+    def stamps(self) -> list[int]:
+        from face_tracking_3dmm.nodes import conversions
+
+        return [conversions.stamp_nanoseconds(array.header.stamp) for array in self.arrays]
+
+    def send(self, rgb, stamp_ns: int) -> None:
+        from builtin_interfaces.msg import Time
+        from std_msgs.msg import Header
+
+        from face_tracking_3dmm.nodes import conversions
+
+        header = Header(stamp=Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id=self.frame_id)
+        self.publisher.publish(conversions.rgb_to_image(rgb, header, "bgr8"))
+
+    def send_until_answered(self, rgb, stamp_ns: int):
+        """Send the image (again, with the same stamp, if best-effort transport lost it: the node
+        skips a repeated stamp) until its array arrives; that FaceParamsArray."""
+        for _ in range(int(ANSWER_S / 5)):
+            self.send(rgb, stamp_ns)
+            if poll(lambda: stamp_ns in self.stamps(), 5.0):
+                return self.arrays[self.stamps().index(stamp_ns)]
+        pytest.fail(f"no FaceParamsArray for the image stamped {stamp_ns} on {self.frame_id}")
+
 
 def start_node(name: str, env: dict[str, str], log: Path, **command) -> graph.NodeProcess:
-    """Node ``name`` ('camera' or 'tracker') as a robot runs it; ``command``: see :func:`graph.node_command`."""
+    """Node ``name`` ('camera', 'tracker' or 'tracker_lifecycle') as a robot runs it; ``command``: see
+    :func:`graph.node_command`."""
     return graph.NodeProcess(name, graph.node_command(name, **command), log, env)

@@ -3,7 +3,9 @@
 TEST DOUBLE: ROS 2's `launch` and `launch_ros` packages are not on PyPI and cannot be installed
 here, so `ros2 launch` cannot run. These tests put a small stand-in for the few classes the launch
 files use (LaunchDescription, DeclareLaunchArgument, LaunchConfiguration, IfCondition,
-launch_ros.actions.Node) into sys.modules; it only records what the launch file declares. Then the
+UnlessCondition, launch_ros.actions.Node and LifecycleNode) into sys.modules; it only records what the
+launch file declares (conditions are not evaluated, lifecycle transitions not run: the managed
+tracker's transitions are tested on a real node process in test_nodes_lifecycle.py). Then the
 real files are executed (``generate_launch_description()``) and what they declare is checked against
 the real package: the executables are declared in CMakeLists.txt and installed by `make setup` into
 lib/face_tracking_3dmm, their Python modules exist, the params files exist and parse, and the
@@ -58,7 +60,15 @@ class IfCondition(Recorded):
     pass
 
 
+class UnlessCondition(Recorded):
+    pass
+
+
 class Node(Recorded):
+    pass
+
+
+class LifecycleNode(Node):
     pass
 
 
@@ -67,10 +77,10 @@ def stand_in_modules() -> dict[str, types.ModuleType]:
     for name, attributes in {
         "launch": {"LaunchDescription": LaunchDescription},
         "launch.actions": {"DeclareLaunchArgument": DeclareLaunchArgument},
-        "launch.conditions": {"IfCondition": IfCondition},
+        "launch.conditions": {"IfCondition": IfCondition, "UnlessCondition": UnlessCondition},
         "launch.substitutions": {"LaunchConfiguration": LaunchConfiguration},
         "launch_ros": {},
-        "launch_ros.actions": {"Node": Node},
+        "launch_ros.actions": {"Node": Node, "LifecycleNode": LifecycleNode},
     }.items():
         module = types.ModuleType(name)
         module.__dict__.update(attributes)
@@ -114,7 +124,7 @@ def string_literals(path: Path) -> set[str]:
     return set(re.findall(r"""["']([\w/]+)["']""", path.read_text()))
 
 
-TRACKER_SOURCE = REPO / PACKAGE / "nodes" / "tracker_node.py"
+TRACKER_SOURCE = REPO / PACKAGE / "nodes" / "tracker_processing.py"   # the topics of both tracker nodes
 
 
 def check_package_node(node: Node, arguments) -> dict:
@@ -137,7 +147,7 @@ def check_package_node(node: Node, arguments) -> dict:
 def test_tracker_launch_declares_camera_tracker_and_rviz(launch_stand_in):
     arguments, nodes = describe("tracker.launch.py")
     assert {"source", "params_file", "rviz", "namespace", "camera_frame"} <= set(arguments)
-    by_name = {n.kwargs["name"]: n for n in nodes}
+    by_name = {n.kwargs["name"]: n for n in nodes if not isinstance(n, LifecycleNode)}   # the default: managed:=false
     assert set(by_name) == {"camera", "face_tracker", "rviz2"}
 
     camera_remaps = check_package_node(by_name["camera"], arguments)
@@ -154,6 +164,29 @@ def test_tracker_launch_declares_camera_tracker_and_rviz(launch_stand_in):
     assert resolve(rviz.kwargs["condition"].args[0], arguments) == "false"
     rviz_file = Path(rviz.kwargs["arguments"][rviz.kwargs["arguments"].index("-d") + 1])
     assert rviz_file.is_file() and rviz_file.read_text() == (REPO / "config" / "face_tracking.rviz").read_text()
+
+
+def test_tracker_launch_starts_the_managed_tracker_when_asked(launch_stand_in):
+    """managed:=true: tracker_lifecycle_node as a launch_ros LifecycleNode instead of tracker_node,
+    with the same name, namespace, parameters and topics; managed:=false (the default) the plain one."""
+    arguments, nodes = describe("tracker.launch.py")
+    assert resolve(LaunchConfiguration("managed"), arguments) == "false"
+    trackers = [n for n in nodes if n.kwargs["name"] == "face_tracker"]
+    plain = next(n for n in trackers if not isinstance(n, LifecycleNode))
+    managed = next(n for n in trackers if isinstance(n, LifecycleNode))
+    assert len(trackers) == 2 and managed.kwargs["executable"] == "tracker_lifecycle_node"
+    assert isinstance(plain.kwargs["condition"], UnlessCondition)
+    assert isinstance(managed.kwargs["condition"], IfCondition)
+    assert plain.kwargs["condition"].args[0].name == managed.kwargs["condition"].args[0].name == "managed"
+    assert check_package_node(managed, arguments) == check_package_node(plain, arguments)
+    alike = ("package", "name", "namespace", "parameters", "remappings", "output")
+    assert {k: managed.kwargs[k] for k in alike} == {k: plain.kwargs[k] for k in alike}
+    pytest.importorskip("rclpy")
+    from rclpy.lifecycle import LifecycleNode as RclpyLifecycleNode
+
+    from face_tracking_3dmm.nodes.tracker_lifecycle_node import TrackerLifecycleNode
+
+    assert issubclass(TrackerLifecycleNode, RclpyLifecycleNode), "launch_ros drives it through the lifecycle services"
 
 
 def test_replay_launch_runs_the_tracker_on_sim_time(launch_stand_in):

@@ -9,48 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ros_helpers import Spinner, clip_frames, poll, start_node, wait_for
+from ros_helpers import ArrayCamera, Spinner, clip_frames, poll, start_node, wait_for
 
 pytest.importorskip("rclpy")
 import rclpy  # noqa: E402
-from builtin_interfaces.msg import Time  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-from std_msgs.msg import Header  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 
-from face_tracking_3dmm.msg import FaceParamsArray  # noqa: E402
-from face_tracking_3dmm.nodes import conversions  # noqa: E402
 from face_tracking_3dmm.nodes.tf import TF_QOS  # noqa: E402
 
 pytestmark = pytest.mark.slow
 STARTUP_S = 180.0   # two processes load MediaPipe and the model at once on a shared two-core machine
-ANSWER_S = 60.0     # the first frame: MediaPipe's warm-up
 CAMERAS = ("left", "right")
-
-
-class Camera:
-    """Sends images to the tracker in namespace /<name> (optical frame <name>_camera_optical_frame)
-    and keeps every FaceParamsArray it publishes."""
-
-    def __init__(self, node, name: str):
-        self.frame_id = f"{name}_camera_optical_frame"
-        self.publisher = node.create_publisher(Image, f"/{name}/image", qos_profile_sensor_data)
-        self.arrays: list[FaceParamsArray] = []
-        node.create_subscription(FaceParamsArray, f"/{name}/faces", self.arrays.append, 100)
-
-    def stamps(self) -> list[int]:
-        return [conversions.stamp_nanoseconds(array.header.stamp) for array in self.arrays]
-
-    def send_until_answered(self, rgb: np.ndarray, stamp_ns: int) -> FaceParamsArray:
-        """Send the image (again, with the same stamp, if best-effort transport lost it: the node
-        skips a repeated stamp) until its array arrives."""
-        header = Header(stamp=Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id=self.frame_id)
-        for _ in range(int(ANSWER_S / 5)):
-            self.publisher.publish(conversions.rgb_to_image(rgb, header, "bgr8"))
-            if poll(lambda: stamp_ns in self.stamps(), 5.0):
-                return self.arrays[self.stamps().index(stamp_ns)]
-        pytest.fail(f"no FaceParamsArray for the image stamped {stamp_ns} on {self.frame_id}")
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +32,7 @@ def graph_of_two(ros_environment, tmp_path_factory):
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=int(ros_environment["ROS_DOMAIN_ID"]))
     node = rclpy.create_node("two_camera_robot", context=context)
-    cameras = {name: Camera(node, name) for name in CAMERAS}
+    cameras = {name: ArrayCamera(node, name) for name in CAMERAS}
     transforms = []
     node.create_subscription(TFMessage, "/tf", lambda msg: transforms.extend(msg.transforms), TF_QOS)
     spinner = Spinner(context, node)

@@ -108,9 +108,17 @@ def declare(node, specs: tuple[ParameterSpec, ...]) -> dict[str, Any]:
 
     Raises ValueError naming every start-up value that is out of range or not one of the choices.
     """
-    values = {}
-    for spec in specs:
-        values[spec.name] = node.declare_parameter(spec.name, spec.default, descriptor(spec)).value
+    return checked(specs, declare_unchecked(node, specs))
+
+
+def declare_unchecked(node, specs: tuple[ParameterSpec, ...]) -> dict[str, Any]:
+    """Declare ``specs`` on ``node`` and return the values as given; a managed node checks them
+    when configured (a bad value then fails the transition instead of the process)."""
+    return {spec.name: node.declare_parameter(spec.name, spec.default, descriptor(spec)).value for spec in specs}
+
+
+def checked(specs: tuple[ParameterSpec, ...], values: dict[str, Any]) -> dict[str, Any]:
+    """``values``; ValueError naming every one that is out of range or not one of the choices."""
     errors = [error for spec in specs if (error := check(spec, values[spec.name]))]
     if errors:
         raise ValueError("; ".join(errors))

@@ -15,10 +15,10 @@ TF_STATIC_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
 
 
 class TransformBroadcaster:
-    """Sends transforms on /tf."""
+    """Sends transforms on /tf; ``create_publisher`` (default the node's) may make a managed publisher."""
 
-    def __init__(self, node):
-        self.publisher = node.create_publisher(TFMessage, "/tf", TF_QOS)
+    def __init__(self, node, create_publisher=None):
+        self.publisher = (create_publisher or node.create_publisher)(TFMessage, "/tf", TF_QOS)
 
     def send(self, transforms: list[TransformStamped]) -> None:
         if transforms:

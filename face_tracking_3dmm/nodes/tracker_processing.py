@@ -1,0 +1,417 @@
+"""What the ``face_tracker`` node does, plain (:mod:`.tracker_node`) or managed
+(:mod:`.tracker_lifecycle_node`): fit the ICT face model to the latest camera image, publish the result.
+
+Subscribes (relative names, sensor-data QoS): ``image`` (sensor_msgs/Image: rgb8, bgr8, mono8,
+rgba8, bgra8, yuv422, yuv422_yuy2), or with ``input:=compressed`` ``image/compressed``
+(sensor_msgs/CompressedImage, jpeg/png), and ``camera_info``.
+Publishes: ``faces`` (FaceParamsArray, the primary output: one per processed image, all its faces,
+empty when none; stamp and frame of the source image), ``face_params`` (FaceParams per face, kept
+for existing consumers), /tf (optical frame -> ``<frame_prefix>face_<id>`` -> its eyes and
+``<frame_prefix>gaze_<id>``; see :mod:`face_tracking_3dmm.frames`), ``face_mesh`` (per face a
+Marker TRIANGLE_LIST of the decimated face region, or of the whole head with ``full_mesh``, and its
+eyeballs with gaze arrows; at most ``mesh_rate`` per second), ``overlay`` (debug image, while
+subscribed) and /diagnostics (rates, latency, drops, errors).
+
+No face in view: ``faces`` is an empty array; nothing is published on face_params, TF or face_mesh.
+A face that was tracked and is lost is listed in ``faces`` with tracking_state LOST (its last
+values, confidence 0) for as long as the tracker keeps it (a few seconds), and sent on face_params
+at ``lost_rate`` per second, so subscribers see it go.
+
+Latest-frame policy: the subscription callback only checks the image header and puts the message
+in a one-slot buffer. Two worker threads form a pipeline: one decodes the latest image and finds
+its landmarks (MediaPipe), the other fits the model and publishes; while the second fits frame t,
+the first already works on frame t + 1, so on two cores the node keeps up with about twice the
+frame rate that one thread would, at the same latency. Each stage hands over through a one-slot
+buffer: a frame replaced before the next stage took it is dropped and counted, so a slow tracker
+never builds a queue and latency stays one frame's processing time. Bad input is refused with a
+throttled warning naming the problem; the node keeps running.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
+from visualization_msgs.msg import Marker
+
+from face_tracking_3dmm.geometry import project_np
+from face_tracking_3dmm.io import image_encodings, overlay
+from face_tracking_3dmm.msg import FaceParams, FaceParamsArray
+from face_tracking_3dmm.nodes import conversions, parameters
+from face_tracking_3dmm.nodes.tf import TransformBroadcaster
+from face_tracking_3dmm.results import TrackingState
+
+WARN_PERIOD_S = 5.0           #: throttle of repeated warnings
+DIAGNOSTICS_PERIOD_S = 1.0
+STALE_INPUT_S = 5.0           #: no image for this long -> diagnostics WARN
+DROP_WARN_RATIO = 0.5         #: more than this share of images dropped in a period -> WARN
+DEFAULT_FRAME_ID = "camera_optical_frame"
+#: The node's own parameters (the others are the tracker's settings).
+NODE_OPTIONS = frozenset(spec.name for spec in parameters.TRACKER_NODE_PARAMETERS)
+
+
+class LatestSlot:
+    """A one-item buffer: :meth:`put` replaces what is there (counted as a drop), :meth:`take` waits."""
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._item = None
+        self.dropped = 0
+
+    def put(self, item) -> None:
+        with self._condition:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self._condition.notify()
+
+    def take(self, timeout_s: float):
+        """The latest item (emptying the slot), or None after ``timeout_s``."""
+        with self._condition:
+            self._condition.wait_for(lambda: self._item is not None, timeout_s)
+            item, self._item = self._item, None
+            return item
+
+
+class Counters:
+    """What /diagnostics reports; totals plus what happened since the last report."""
+
+    def __init__(self):
+        self.received = self.processed = self.bad_images = self.errors = self.faces = 0
+        self.repeated_stamps = 0   # images skipped: same stamp as the previous image
+        self.stale = 0             # frames of a stream that restarted (stamps went back) while in the pipeline
+        self.latencies_ms: deque[float] = deque(maxlen=500)   # image received -> results published
+        self.last_received_s: float | None = None
+        self.last_problem = ""
+        self.reported: dict[str, int] = {}
+        self.reported_at = time.monotonic()
+
+    def report(self, stats, slots_dropped: int, workers_alive: bool) -> tuple[bytes, str, dict]:
+        """Level, message and values of /diagnostics; the next report counts from now.
+        ``stats``: the tracker's; ``slots_dropped``: images the pipeline's slots replaced."""
+        now = time.monotonic()
+        period = max(now - self.reported_at, 1e-6)
+        totals = {"received": self.received, "processed": self.processed,
+                  "bad_images": self.bad_images, "errors": self.errors,
+                  "dropped": slots_dropped + self.stale,
+                  "repeated_stamps": self.repeated_stamps, "faces_dropped": stats.faces_dropped}
+        delta = {key: totals[key] - self.reported.get(key, 0) for key in totals}
+        self.reported, self.reported_at = totals, now
+        latencies = np.asarray(self.latencies_ms) if self.latencies_ms else np.zeros(1)
+        level, message = self._health(delta, now, stats, workers_alive)
+        values = {
+            "input_rate_hz": delta["received"] / period, "tracked_rate_hz": delta["processed"] / period,
+            "images_received": totals["received"], "images_tracked": totals["processed"],
+            "images_dropped": totals["dropped"], "bad_images": totals["bad_images"],
+            "stamps_repeated": totals["repeated_stamps"], "tracking_errors": totals["errors"],
+            "faces_tracked": self.faces, "faces_dropped": totals["faces_dropped"],
+            "latency_p50_ms": float(np.percentile(latencies, 50)),
+            "latency_p95_ms": float(np.percentile(latencies, 95)),
+            "last_problem": self.last_problem}
+        return level, message, values
+
+    def _health(self, delta: dict[str, int], now: float, stats, workers_alive: bool) -> tuple[bytes, str]:
+        """Level and message of /diagnostics from what happened in the last period."""
+        idle_s = None if self.last_received_s is None else now - self.last_received_s
+        if delta["errors"] or not workers_alive:
+            return DiagnosticStatus.ERROR, self.last_problem or "tracking worker stopped"
+        if delta["faces_dropped"]:
+            self.last_problem = stats.last_dropped
+            return DiagnosticStatus.WARN, self.last_problem
+        if delta["bad_images"] or delta["repeated_stamps"]:
+            return DiagnosticStatus.WARN, self.last_problem
+        if delta["received"] and delta["dropped"] > DROP_WARN_RATIO * delta["received"]:
+            return DiagnosticStatus.WARN, (f"overloaded: {delta['dropped']} of {delta['received']} "
+                                           "images dropped (the latest is always tracked)")
+        if idle_s is None or idle_s > STALE_INPUT_S:
+            return DiagnosticStatus.WARN, "no images received" + (f" for {idle_s:.0f} s" if idle_s else "")
+        return DiagnosticStatus.OK, "tracking"
+
+
+class TrackerProcessing:
+    """What the face_tracker does, shared by the plain node (:mod:`.tracker_node`) and the managed
+    one (:mod:`.tracker_lifecycle_node`): a mixin of an rclpy Node or LifecycleNode whose steps
+    follow the lifecycle: :meth:`_init_processing` (construction), :meth:`_load` (configure: model,
+    landmarker, publishers), :meth:`_start` (activate: subscriptions, diagnostics, the two stage
+    threads), :meth:`_stop` (deactivate: no input, no thread left), :meth:`_release` (clean-up)."""
+
+    def _init_processing(self) -> None:
+        """State without the tracker, and the run-time checks of the (declared) parameters."""
+        # Each pipeline stage holds its lock while it works; a run-time setting change takes both.
+        self._detect_lock, self._fit_lock = threading.Lock(), threading.Lock()
+        # Held while a frame is published, and while the stream changes (stamps went back).
+        self._publish_lock = threading.Lock()
+        self.stream = 0
+        self.specs = parameters.tracker_specs()
+        self._refuse_invalid = parameters.refuse_invalid(self.specs)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.options: dict = {}   # the node's own parameters, read when configured
+        self.tracker = None
+        self.camera_info: CameraInfo | None = None
+        self.counters = Counters()
+        self.slot = LatestSlot()       # images for the landmark stage
+        self.detected = LatestSlot()   # landmarks for the fit stage
+        self.last_stamp_ns: int | None = None
+        # The faces the landmark stage follows on regions: the last fit's, replaced whole by the fit
+        # stage (the stages share no tracker state; the landmark stage may see them a frame late).
+        self.regions = None
+        self.last_mesh_s = -np.inf
+        self.lost_sent_s: dict[int, float] = {}
+        self.done = threading.Event()   # set when the node has nothing left to do: the process ends
+        self._closing = threading.Event()
+        self._workers: list[threading.Thread] = []
+        self._subscriptions = []   # while processing
+        self._diagnostics_timer = None
+
+    def _new_publisher(self, message_type, topic: str, qos):
+        """A publisher of the tracker's output (the managed node makes managed ones)."""
+        return self.create_publisher(message_type, topic, qos)
+
+    def _load(self, values: dict) -> None:
+        """Load the model and the landmarker (seconds); create the publishers."""
+        from face_tracking_3dmm.tracking.tracker import FaceTracker  # torch + MediaPipe: slow import
+
+        self.options = {spec.name: values[spec.name] for spec in parameters.TRACKER_NODE_PARAMETERS}
+        self.tracker = FaceTracker(parameters.tracker_config(values))
+        self.expression_names = list(self.tracker.model.expression_names)
+        self.faces_publisher = self._new_publisher(FaceParamsArray, "faces", 10)
+        self.params_publisher = self._new_publisher(FaceParams, "face_params", 10)
+        self.mesh_publisher = self._new_publisher(Marker, "face_mesh", 10)
+        self.overlay_publisher = self._new_publisher(Image, "overlay", qos_profile_sensor_data)
+        self.diagnostics_publisher = self._new_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.tf = TransformBroadcaster(self, self._new_publisher)
+
+    def _start(self) -> None:
+        """Subscribe to the images and camera_info, start the diagnostics and the two stage threads."""
+        if self.options["input"] == "compressed":
+            image = self.create_subscription(CompressedImage, "image/compressed", self._on_compressed,
+                                             qos_profile_sensor_data)
+        else:
+            image = self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
+        self._subscriptions = [image, self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
+                                                               qos_profile_sensor_data)]
+        self._diagnostics_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self._closing.clear()
+        self._workers = [threading.Thread(target=self._work, args=(slot, stage), name=f"face_tracker_{name}",
+                                          daemon=True)
+                         for name, slot, stage in (("landmarks", self.slot, self._detect_stage),
+                                                   ("fit", self.detected, self._fit_stage))]
+        for worker in self._workers:
+            worker.start()
+        self.get_logger().info(f"tracking the latest image on {self.resolve_topic_name('image')}")
+
+    # ------------------------------------------------------------------ input (executor thread)
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self.camera_info = msg
+
+    def _on_image(self, msg: Image) -> None:
+        self.counters.received += 1
+        self.counters.last_received_s = time.monotonic()
+        try:
+            image_encodings.check_layout(msg.encoding, msg.width, msg.height, msg.step, len(msg.data))
+        except ValueError as error:
+            self._bad_image(error)
+            return
+        self.slot.put((msg, time.monotonic()))
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self.counters.received += 1
+        self.counters.last_received_s = time.monotonic()
+        self.slot.put((msg, time.monotonic()))   # checked when decoded: the header says nothing of the size
+
+    def _bad_image(self, error: Exception) -> None:
+        self.counters.bad_images += 1
+        self.counters.last_problem = f"bad image: {error}"
+        self.get_logger().warning(f"image refused: {error} ({self.counters.bad_images} so far)",
+                                  throttle_duration_sec=WARN_PERIOD_S)
+
+    def _on_set_parameters(self, changed) -> SetParametersResult:
+        """Check run-time changes, then apply them before they count as set: a change the tracker
+        cannot take (a landmarker model or identity file that does not load) is refused with the
+        reason and the tracker keeps its old settings (the switch is atomic); no exception reaches
+        the executor."""
+        result = self._refuse_invalid(changed)
+        tracker_changes = {p.name: p.value for p in changed if p.name not in NODE_OPTIONS}
+        if result.successful and tracker_changes and self.tracker is not None:   # else read when configured
+            try:
+                with self._detect_lock, self._fit_lock:
+                    self.tracker.update_config(**tracker_changes)
+            except Exception as error:  # anything the tracker cannot load is a refusal, not a crash
+                result = SetParametersResult(successful=False, reason=f"{type(error).__name__}: {error}")
+            else:
+                self.get_logger().info(f"settings changed: {tracker_changes}")
+        if not result.successful:
+            self.get_logger().warning(f"settings refused: {result.reason}")
+            return result
+        self.options.update({p.name: p.value for p in changed if p.name in NODE_OPTIONS})
+        return result
+
+    # ------------------------------------------------------------------ tracking (worker threads)
+    def _work(self, slot: LatestSlot, stage) -> None:
+        """One pipeline stage: run ``stage`` on each item taken from ``slot`` until closing."""
+        while not self._closing.is_set():
+            item = slot.take(timeout_s=0.2)
+            if item is None:
+                continue
+            try:
+                stage(*item)
+            except Exception as error:  # a tracker failure must not stop the node; it is counted and reported
+                self.counters.errors += 1
+                self.counters.last_problem = f"tracking failed: {type(error).__name__}: {error}"
+                self.get_logger().error(f"tracking failed on the image stamped "
+                                        f"{conversions.stamp_seconds(item[0].header.stamp):.3f}: "
+                                        f"{type(error).__name__}: {error}", throttle_duration_sec=WARN_PERIOD_S)
+
+    def _detect_stage(self, msg: Image | CompressedImage, received_s: float) -> None:
+        """Decode, check the stamp, find the landmarks; hand over to the fit stage."""
+        try:
+            rgb = (conversions.compressed_to_rgb(msg) if isinstance(msg, CompressedImage)
+                   else image_encodings.message_to_rgb(msg))
+        except ValueError as error:
+            self._bad_image(error)
+            return
+        height, width = rgb.shape[:2]
+        camera, note = conversions.camera_info_to_intrinsics(self.camera_info, width, height)
+        if note:
+            self.get_logger().warning(note, throttle_duration_sec=WARN_PERIOD_S)
+        stamp_ns = conversions.stamp_nanoseconds(msg.header.stamp)
+        with self._detect_lock:
+            if stamp_ns == self.last_stamp_ns:
+                self._skip_repeated_stamp(stamp_ns)
+                return
+            went_back = self.last_stamp_ns is not None and stamp_ns < self.last_stamp_ns
+            if went_back:
+                self._start_over(stamp_ns)
+            self.last_stamp_ns = stamp_ns
+            detections = self.tracker.detect(rgb, stamp_ns * 1e-9, self.regions, new_stream=went_back)
+            stream = self.stream
+        header = Header(stamp=msg.header.stamp, frame_id=msg.header.frame_id)
+        if not header.frame_id:
+            self.get_logger().warning(f"image without frame_id: results use {DEFAULT_FRAME_ID}",
+                                      throttle_duration_sec=WARN_PERIOD_S)
+            header.frame_id = DEFAULT_FRAME_ID
+        self.detected.put((msg, received_s, detections, header, camera, stream))
+
+    def _skip_repeated_stamp(self, stamp_ns: int) -> None:
+        """An image with the previous image's stamp is not tracked: outputs carry the image's stamp
+        (subscribers pair them with images by it), and the tracker's time (MediaPipe's video mode,
+        the filters) must move on. Counted, and reported by /diagnostics with a WARN, not silently."""
+        self.counters.repeated_stamps += 1
+        self.counters.last_problem = (f"image skipped: its stamp ({stamp_ns} ns) repeats the previous image's "
+                                      "(an unstamped driver, or use_sim_time without /clock?)")
+        self.get_logger().warning(self.counters.last_problem, throttle_duration_sec=WARN_PERIOD_S)
+
+    def _start_over(self, stamp_ns: int) -> None:
+        """Stamps went back (a replay restarted): a new stream. Frames of the old one still in the
+        fit stage are not published from now on (the fit stage checks the stream under this lock)."""
+        self.get_logger().warning(f"image stamps went back in time ({self.last_stamp_ns} -> {stamp_ns} ns, "
+                                  "a replay restarted?): tracking starts over", throttle_duration_sec=WARN_PERIOD_S)
+        with self._publish_lock:
+            self.stream += 1
+        if self.detected.take(timeout_s=0.0) is not None:   # a detection of the old stream is not fitted
+            self.counters.stale += 1
+
+    def _fit_stage(self, msg, received_s: float, detections, header: Header, camera, stream: int) -> None:
+        """Fit the model to one frame's landmarks and publish the results (unless the stream
+        restarted meanwhile: then the frame is stale and dropped)."""
+        with self._fit_lock:
+            fitted = self.tracker.fit(detections, camera)
+            self.regions = fitted.regions
+            with self._publish_lock:
+                if stream != self.stream:
+                    self.counters.stale += 1
+                    return
+                self._publish(fitted.result, header, detections.image_rgb, camera)
+        self.counters.processed += 1
+        self.counters.latencies_ms.append(1000.0 * (time.monotonic() - received_s))
+
+    def _publish(self, result, header: Header, rgb: np.ndarray, camera) -> None:
+        now = time.monotonic()
+        tracked = [face for face in result.faces if face.tracking_state != TrackingState.LOST]
+        self.counters.faces = len(tracked)
+        kept = {face.face_id for face in result.faces}   # forget the faces the tracker forgot
+        self.lost_sent_s = {face_id: sent for face_id, sent in self.lost_sent_s.items() if face_id in kept}
+        messages = [conversions.face_params_message(face, header, self.expression_names, result.timings_ms)
+                    for face in result.faces]
+        self.faces_publisher.publish(conversions.face_params_array_message(messages, header))
+        for face, message in zip(result.faces, messages):
+            if face.tracking_state == TrackingState.LOST:
+                rate = self.options["lost_rate"]
+                if rate <= 0 or now - self.lost_sent_s.get(face.face_id, -np.inf) < 1.0 / rate:
+                    continue
+                self.lost_sent_s[face.face_id] = now
+            else:
+                self.lost_sent_s.pop(face.face_id, None)
+            self.params_publisher.publish(message)
+        prefix = self.options["frame_prefix"]
+        self.tf.send([transform for face in tracked for transform in conversions.face_transforms(face, header, prefix)])
+
+        mesh_rate = self.options["mesh_rate"]
+        if tracked and mesh_rate > 0 and now - self.last_mesh_s >= 1.0 / mesh_rate:
+            self.last_mesh_s = now
+            self._publish_meshes(tracked, header, lifetime_s=max(1.0, 2.0 / mesh_rate))
+        if self.options["publish_overlay"] and self.overlay_publisher.get_subscription_count() > 0:
+            mesh_pixels = {face.face_id: project_np(self.tracker.face_mesh(face).vertices.numpy(), camera)
+                           for face in tracked}
+            picture = overlay.overlay_image(rgb, result, mesh_pixels)
+            self.overlay_publisher.publish(conversions.rgb_to_image(picture, header))
+
+    def _publish_meshes(self, tracked, header: Header, lifetime_s: float) -> None:
+        """Each face's mesh marker (the live face region, or the whole head with full_mesh) and its
+        eyes with their gaze."""
+        from face_tracking_3dmm.tracking.display import LIVE_REGION   # loaded with the tracker already
+
+        region = "full" if self.options["full_mesh"] else LIVE_REGION
+        for face in tracked:
+            self.mesh_publisher.publish(conversions.mesh_marker(self.tracker.face_mesh(face, region), header,
+                                                                face.face_id, lifetime_s))
+            for marker in conversions.eye_markers(face, header, lifetime_s):
+                self.mesh_publisher.publish(marker)
+
+    # ------------------------------------------------------------------ diagnostics (executor thread)
+    def _publish_diagnostics(self) -> None:
+        level, message, values = self.counters.report(self.tracker.stats, self.slot.dropped + self.detected.dropped,
+                                                      all(worker.is_alive() for worker in self._workers))
+        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: face tracking", message=message,
+                                  hardware_id=self.get_fully_qualified_name(),
+                                  values=[KeyValue(key=k, value=f"{v:.2f}" if isinstance(v, float) else str(v))
+                                          for k, v in values.items()])
+        self.diagnostics_publisher.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
+                                                           status=[status]))
+
+    def _stop(self) -> None:
+        """Unsubscribe, finish the frame in progress and end the stage threads: no CPU is used
+        until :meth:`_start`. Images still waiting are dropped (a later start tracks fresh ones)."""
+        for subscription in self._subscriptions:
+            self.destroy_subscription(subscription)
+        self._subscriptions = []
+        if self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+            self._diagnostics_timer = None
+        self._closing.set()
+        for worker in self._workers:
+            worker.join(timeout=10.0)
+        self._workers = []
+        self.slot.take(timeout_s=0.0)
+        self.detected.take(timeout_s=0.0)
+
+    def _release(self) -> None:
+        """Release the tracker (the landmarker's resources); log the totals."""
+        if self.tracker is None:
+            return
+        self.tracker.close()
+        self.tracker = None
+        c, dropped = self.counters, self.slot.dropped + self.detected.dropped
+        self.get_logger().info(f"tracked {c.processed} of {c.received} images ({dropped} dropped while "
+                               f"busy, {c.bad_images} refused, {c.errors} tracking errors)")
+
+    def close(self) -> None:
+        """Finish the frame in progress, stop the workers, release the tracker; log the totals."""
+        self._stop()
+        self._release()
