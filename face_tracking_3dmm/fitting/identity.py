@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from face_tracking_3dmm.fitting.blas_threads import one_blas_thread
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases,
                                                         SolverWeights, solve_frame, solve_identity)
 
@@ -179,7 +180,9 @@ class IdentityEstimator:
 
     def _solve(self):
         began = time.perf_counter()
-        result = solve_identity(self.bases, self._observations, self._fits, None, self.weights, JOINT_ITERATIONS)
+        with one_blas_thread():   # BLAS threads of this solve would fight the per-frame path for the cores
+            result = solve_identity(self.bases, self._observations, self._fits, None, self.weights,
+                                    JOINT_ITERATIONS)
         self.solve_ms = (time.perf_counter() - began) * 1000.0
         return result
 
