@@ -190,3 +190,38 @@ def test_video_mode_tracks_a_talking_clip():
     assert np.abs(np.diff(centres, axis=0)).max() < 0.1 * width
     with pytest.raises(RuntimeError, match="closed"):
         landmarker.detect(frames[0], timestamp_ms=10_000)
+
+
+def _public_api_observations(landmarker, frames):
+    """What MediaPipe's own ``detect_for_video`` gives, converted as the observations are."""
+    import mediapipe as mp
+
+    observations = []
+    for index, frame in enumerate(frames):
+        result = landmarker.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=frame), 40 * index)
+        height, width = frame.shape[:2]
+        faces = []
+        for landmarks, categories, transform in zip(result.face_landmarks, result.face_blendshapes,
+                                                    result.facial_transformation_matrixes):
+            normalised = np.array([(p.x, p.y, p.z) for p in landmarks], dtype=np.float64)
+            points = np.stack([normalised[:, 0] * width - 0.5, normalised[:, 1] * height - 0.5,
+                               normalised[:, 2] * width], axis=1)
+            faces.append((points.astype(np.float32), {c.category_name: c.score for c in categories}, transform))
+        observations.append(faces)
+    return observations
+
+
+@pytest.mark.slow
+def test_results_read_from_mediapipes_structs_equal_its_public_api():
+    """The landmarker reads MediaPipe's C result into numpy itself (mediapipe is pinned): the same
+    points, blendshapes and transforms as MediaPipe's own reader, bit for bit."""
+    frames = _clip_frames(12)
+    with FaceLandmarker() as ours, FaceLandmarker() as public:
+        expected = _public_api_observations(public._landmarker, frames)
+        got = [ours.detect(frame, timestamp_ms=40 * index) for index, frame in enumerate(frames)]
+    assert all(len(faces) == 1 for faces in expected) and [len(f) for f in got] == [len(f) for f in expected]
+    for faces, expected_faces in zip(got, expected):
+        for face, (points, blendshapes, transform) in zip(faces, expected_faces):
+            assert face.points.dtype == np.float32 and np.array_equal(face.points, points)
+            assert face.blendshapes == blendshapes and list(face.blendshapes) == list(blendshapes)
+            assert face.transform.dtype == np.float64 and np.array_equal(face.transform, transform)

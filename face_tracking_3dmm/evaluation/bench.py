@@ -12,6 +12,7 @@ import os
 import platform
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from face_tracking_3dmm import paths
 from face_tracking_3dmm.evaluation import metrics
 from face_tracking_3dmm.geometry import CameraIntrinsics
 from face_tracking_3dmm.io import sources
+from face_tracking_3dmm.results import TrackingState
 
 PROFILES = ("landmarks_only", "online", "offline")
 #: Frames of the offline profile by default: its refinement starts ~frame 36 (identity fit, then
@@ -46,6 +48,29 @@ def _stage_summary(samples: dict[str, list[float]]) -> dict[str, dict[str, float
             for stage, values in sorted(samples.items())}
 
 
+class _FrameTimes:
+    """Wall and CPU milliseconds of each timed call; CPU is the process's, all threads (MediaPipe's,
+    BLAS's and the identity worker's included), what the call takes from other programs."""
+
+    def __init__(self):
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    @contextmanager
+    def timed(self):
+        wall, cpu = time.perf_counter(), time.process_time()
+        yield
+        self.wall.append(1000.0 * (time.perf_counter() - wall))
+        self.cpu.append(1000.0 * (time.process_time() - cpu))
+
+    def summary(self, skip: int = 0) -> dict[str, float]:
+        """p50 / p95 of wall and CPU ms per frame (and CPU mean), of the frames after the first ``skip``."""
+        wall = metrics.latency_summary(self.wall[skip:] if len(self.wall) > skip else self.wall)
+        cpu = metrics.latency_summary(self.cpu[skip:] if len(self.cpu) > skip else self.cpu)
+        return {"ms_per_frame_p50": wall["p50"], "ms_per_frame_p95": wall["p95"], "cpu_ms_per_frame_p50": cpu["p50"],
+                "cpu_ms_per_frame_p95": cpu["p95"], "cpu_ms_per_frame_mean": cpu["mean"]}
+
+
 def bench_mediapipe(frames: list[tuple[float, np.ndarray]], config: config_module.TrackerConfig,
                     progress: bool = True) -> dict[str, Any]:
     """FaceLandmarker alone (VIDEO mode), as the tracker calls it."""
@@ -53,20 +78,19 @@ def bench_mediapipe(frames: list[tuple[float, np.ndarray]], config: config_modul
 
     from face_tracking_3dmm.tracking.landmarks import FaceLandmarker
 
-    times, found = [], 0
+    times, found = _FrameTimes(), 0
     landmarker = FaceLandmarker(config)
     try:
         for seconds, rgb in tqdm(frames, desc="mediapipe", unit="frame", disable=not progress):
-            start = time.perf_counter()
-            observations = landmarker.detect(rgb, int(round(seconds * 1000)))
-            times.append(1000.0 * (time.perf_counter() - start))
+            with times.timed():
+                observations = landmarker.detect(rgb, int(round(seconds * 1000)))
             found += bool(observations)
     finally:
         landmarker.close()
-    summary = metrics.latency_summary(times)
-    return {"ms_per_frame_p50": summary["p50"], "ms_per_frame_p95": summary["p95"],
-            "faces_found_fraction": found / len(frames), "frames": len(frames), "landmark_error": None,
-            "photometric_error": None, "stages": {"landmarks": {"p50": summary["p50"], "p95": summary["p95"]}}}
+    summary = times.summary()
+    return {**summary, "faces_found_fraction": found / len(frames), "frames": len(frames), "landmark_error": None,
+            "photometric_error": None,
+            "stages": {"landmarks": {"p50": summary["ms_per_frame_p50"], "p95": summary["ms_per_frame_p95"]}}}
 
 
 class _AccuracyProbe:
@@ -119,6 +143,30 @@ class _AccuracyProbe:
                 "photometric_error_unit": "mean |rendered - image| colour, 0..255, face region at 1/4 scale"}
 
 
+class _IdentityClock:
+    """From the first frame with a face to the first frame whose face has a frozen identity: frames,
+    and wall ms (the bench's own work between frames, accuracy probes included, left out: frames
+    come as fast as the tracker takes them, so this is the least a live stream waits)."""
+
+    def __init__(self):
+        self.first: int | None = None
+        self.frozen: int | None = None
+        self.wall_ms = 0.0
+
+    def frame(self, index: int, faces, wall_ms: float) -> None:
+        if self.frozen is not None or (self.first is None and not faces):
+            return
+        self.first = index if self.first is None else self.first
+        self.wall_ms += wall_ms
+        if any(face.tracking_state == TrackingState.TRACKING for face in faces):
+            self.frozen = index
+
+    def summary(self) -> dict[str, Any]:
+        frozen = self.frozen is not None
+        return {"first_face_frame": self.first, "frozen_frame": self.frozen,
+                "frames": self.frozen - self.first + 1 if frozen else None, "wall_ms": self.wall_ms if frozen else None}
+
+
 def bench_profile(name: str, config: config_module.TrackerConfig, frames: list[tuple[float, np.ndarray]],
                   camera: CameraIntrinsics, progress: bool = True, held_out_ids=None) -> dict[str, Any]:
     """Run the tracker over ``frames`` with ``config``: wall ms per frame, per-stage ms, accuracy."""
@@ -128,28 +176,26 @@ def bench_profile(name: str, config: config_module.TrackerConfig, frames: list[t
 
     tracker = FaceTracker(config)
     probe = _AccuracyProbe(held_out_ids)
-    wall, stages, found = [], defaultdict(list), 0
+    times, stages, found, identity = _FrameTimes(), defaultdict(list), 0, _IdentityClock()
     try:
         for index, (seconds, rgb) in enumerate(tqdm(frames, desc=name, unit="frame", disable=not progress)):
-            start = time.perf_counter()
-            result = tracker.process(rgb, seconds, camera)
-            wall.append(1000.0 * (time.perf_counter() - start))
+            with times.timed():
+                result = tracker.process(rgb, seconds, camera)
             for stage, value in result.timings_ms.items():
                 stages[stage].append(float(value))
-            faces = [f for f in result.faces if f.tracking_state != 0]
+            faces = [f for f in result.faces if f.tracking_state != TrackingState.LOST]
             found += bool(faces)
+            identity.frame(index, faces, times.wall[-1])
             if faces:
                 probe.add(index, rgb, faces[0], camera)
     finally:
         tracker.close()
-    summary = metrics.latency_summary(wall)
-    skip = int(config.identity_frames)
-    steady = metrics.latency_summary(wall[skip:]) if len(wall) > skip else summary
-    return {"ms_per_frame_p50": summary["p50"], "ms_per_frame_p95": summary["p95"],
-            "after_identity_fit": {"ms_per_frame_p50": steady["p50"], "ms_per_frame_p95": steady["p95"]},
+    return {**times.summary(),
+            "after_identity_fit": times.summary(skip=int(config.identity_frames)),
+            "identity": {**identity.summary(), "solve_ms": tracker.stats.last_identity_solve_ms},
             "faces_found_fraction": found / len(frames), **probe.summary(),
             "stages": _stage_summary(stages),
-            "per_frame": {"ms": [round(v, 3) for v in wall],
+            "per_frame": {"ms": [round(v, 3) for v in times.wall], "cpu_ms": [round(v, 3) for v in times.cpu],
                           "photometric_ms": [round(v, 3) for v in stages["photometric"]],
                           "landmark_error": {str(k): round(v, 4) for k, v in probe.landmark.items()},
                           "photometric_error": {str(k): round(v, 4) for k, v in probe.photometric.items()}},
@@ -227,10 +273,11 @@ def format_table(result: dict[str, Any]) -> str:
         return "-" if value is None else fmt.format(value)
 
     stage_names = sorted({s for p in result["profiles"].values() for s in p.get("stages", {})} - {"total"})
-    header = ["profile", "p50 ms", "p95 ms", "found", "lmk err", "photo err"] + [f"{s} p50" for s in stage_names]
+    header = ["profile", "p50 ms", "p95 ms", "cpu p50", "found", "lmk err", "photo err"] + [f"{s} p50" for s in stage_names]
     rows = [header]
     for name, profile in result["profiles"].items():
         rows.append([name, cell(profile["ms_per_frame_p50"]), cell(profile["ms_per_frame_p95"]),
+                     cell(profile.get("cpu_ms_per_frame_p50")),
                      cell(profile.get("faces_found_fraction"), "{:.0%}"), cell(profile.get("landmark_error"), "{:.2f}"),
                      cell(profile.get("photometric_error"), "{:.4f}")]
                     + [cell(profile.get("stages", {}).get(s, {}).get("p50")) for s in stage_names])
@@ -238,7 +285,7 @@ def format_table(result: dict[str, Any]) -> str:
     lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     title = f"{result['source']}: {result['frames']} frames {result['width']}x{result['height']}"
-    tail = []
+    tail = _ratio_lines(result["profiles"])
     if "online_vs_offline" in result:
         c = result["online_vs_offline"]
         tail.append(f"same frames {c['frames'][0]}-{c['frames'][1] - 1} (after the identity fit): online "
@@ -250,5 +297,22 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join([title] + lines + tail)
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def _ratio_lines(profiles: dict[str, Any]) -> list[str]:
+    """Each profile against MediaPipe alone (wall p50 and p95, CPU p50) and its start-up identity fit."""
+    floor = profiles.get("mediapipe_only")
+    lines = []
+    for name, profile in profiles.items():
+        if name == "mediapipe_only" or floor is None:
+            continue
+        ratios = ", ".join(f"{label} {profile[key] / floor[key]:.2f}x" for label, key in (
+            ("p50", "ms_per_frame_p50"), ("p95", "ms_per_frame_p95"), ("cpu p50", "cpu_ms_per_frame_p50")))
+        identity = profile.get("identity", {})
+        frozen = (f"identity frozen {identity['frames']} frames, {identity['wall_ms']:.0f} ms after the first face "
+                  f"(joint solve {_fmt(identity['solve_ms'], '{:.0f}')} ms)" if identity.get("frames")
+                  else "identity not frozen")
+        lines.append(f"{name} / mediapipe_only: {ratios}; {frozen}")
+    return lines
+
+
+def _fmt(value: float | None, fmt: str = "{:.2f}") -> str:
+    return "-" if value is None else fmt.format(value)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from face_tracking_3dmm.fitting.blas_threads import one_blas_thread
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases,
                                                         SolverWeights, solve_frame, solve_identity)
 
@@ -113,6 +114,7 @@ class IdentityEstimator:
         self.identity = torch.zeros(bases.identity.shape[2], dtype=DTYPE)
         self.frozen = self.frames_wanted == 0
         self.rms_px: float | None = None
+        self.solve_ms: float | None = None   #: wall ms of the joint solve, once it ran
         self.candidates = list(candidates)
         self.known_as: StoredIdentity | None = None   #: the stored person taken, if one was
         #: The person's colour histogram, kept up to date by the tracker, stored with a fitted identity.
@@ -177,7 +179,12 @@ class IdentityEstimator:
         return True
 
     def _solve(self):
-        return solve_identity(self.bases, self._observations, self._fits, None, self.weights, JOINT_ITERATIONS)
+        began = time.perf_counter()
+        with one_blas_thread():   # BLAS threads of this solve would fight the per-frame path for the cores
+            result = solve_identity(self.bases, self._observations, self._fits, None, self.weights,
+                                    JOINT_ITERATIONS)
+        self.solve_ms = (time.perf_counter() - began) * 1000.0
+        return result
 
     def _finish(self, result) -> None:
         identity, _, rms = result

@@ -205,6 +205,7 @@ class FaceFitter:
                  else face.identity.poll())
         if froze:
             self.stats.identity_fits += 1
+            self.stats.last_identity_solve_ms = face.identity.solve_ms
             self.identities.keep(face.identity, config.identity_frames)
             params = self._settle_on_identity(face, obs, params, weights)
         return params, solved, obs

@@ -19,11 +19,13 @@ Two ways of finding faces:
 """
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import math
 import threading
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -116,24 +118,66 @@ def check_image(image: np.ndarray) -> None:
         raise ValueError(f"image is empty: shape {image.shape}")
 
 
-def _observations(result, width: int, height: int, scale: float = 1.0,
-                  offset: tuple[float, float] = (0.0, 0.0)) -> list[LandmarkObservation]:
-    """MediaPipe's result for an image of ``width`` x ``height`` -> observations in the frame
-    where that image sits at ``offset`` with ``scale`` times its pixels."""
+@dataclass
+class _RawFace:
+    """One face of MediaPipe's result as read from its C structs."""
+
+    normalised: np.ndarray              #: (478, 3) float32 x, y, z in MediaPipe's normalised coordinates
+    blendshapes: dict[str, float]
+    transform: np.ndarray               #: (4, 4) float64, or empty when MediaPipe gave none
+
+
+@lru_cache(maxsize=None)
+def _record_dtype(struct: type, fields: tuple[tuple[str, int], ...]) -> np.dtype:
+    """numpy's view of an array of ctypes ``struct``: the named float32 fields (name, count)."""
+    return np.dtype({"names": [name for name, _ in fields],
+                     "formats": [(np.float32, (count,)) if count > 1 else np.float32 for _, count in fields],
+                     "offsets": [getattr(struct, name).offset for name, _ in fields],
+                     "itemsize": ctypes.sizeof(struct)})
+
+
+def _records(pointer, count: int, fields: tuple[tuple[str, int], ...]) -> np.ndarray:
+    """``count`` C structs at ``pointer`` copied into a numpy record array of ``fields``."""
+    struct = pointer._type_
+    return np.frombuffer(ctypes.string_at(pointer, count * ctypes.sizeof(struct)),
+                         _record_dtype(struct, fields))
+
+
+def _raw_faces(result_c) -> list[_RawFace]:
+    """MediaPipe's C result (``MpFaceLandmarkerResultC``) as numpy arrays; MediaPipe's own reader
+    builds a Python object per point and category (~0.45 ms a frame for one face)."""
     faces = []
-    for index, landmarks in enumerate(result.face_landmarks):
-        normalised = np.array([(p.x, p.y, p.z) for p in landmarks], dtype=np.float64)
+    for index in range(result_c.face_landmarks_count):
+        landmarks = result_c.face_landmarks[index]
+        # x, y, z are the struct's first three floats.
+        normalised = _records(landmarks.landmarks, landmarks.landmarks_count, (("x", 3),))["x"]
+        blendshapes = {}
+        if result_c.face_blendshapes_count:
+            categories = result_c.face_blendshapes[index]
+            scores = _records(categories.categories, categories.categories_count, (("score", 1),))["score"]
+            names = (categories.categories[j].category_name.decode() for j in range(categories.categories_count))
+            blendshapes = dict(zip(names, scores.tolist()))
+        transform = (np.asarray(result_c.facial_transformation_matrixes[index].to_numpy(), dtype=np.float64)
+                     if result_c.facial_transformation_matrixes_count else np.eye(4))
+        faces.append(_RawFace(normalised, blendshapes, transform))
+    return faces
+
+
+def _observations(faces: list[_RawFace], width: int, height: int, scale: float = 1.0,
+                  offset: tuple[float, float] = (0.0, 0.0)) -> list[LandmarkObservation]:
+    """MediaPipe's faces in an image of ``width`` x ``height`` -> observations in the frame
+    where that image sits at ``offset`` with ``scale`` times its pixels."""
+    observations = []
+    for face in faces:
+        normalised = face.normalised.astype(np.float64)
         points = np.empty_like(normalised)
         # MediaPipe's x = 0 is the left edge of the image; we put pixel centres at integers.
         points[:, 0] = normalised[:, 0] * width / scale - 0.5 + offset[0]
         points[:, 1] = normalised[:, 1] * height / scale - 0.5 + offset[1]
         points[:, 2] = normalised[:, 2] * width / scale
-        blendshapes = ({c.category_name: float(c.score) for c in result.face_blendshapes[index]}
-                       if result.face_blendshapes else {})
-        transform = (np.asarray(result.facial_transformation_matrixes[index], dtype=np.float64)
-                     if result.facial_transformation_matrixes else np.eye(4))
-        faces.append(LandmarkObservation(points.astype(np.float32), blendshapes, transform, box_of_points(points)))
-    return faces
+        observations.append(LandmarkObservation(points.astype(np.float32), face.blendshapes, face.transform,
+                                                box_of_points(points)))
+    return observations
 
 
 def region_around(bbox: tuple[float, float, float, float], image_shape: tuple[int, ...],
@@ -233,10 +277,25 @@ class FaceLandmarker:
         return _MPFaceLandmarker.create_from_options(options)
 
     @staticmethod
-    def _mp_image(image: np.ndarray):
+    def _run(landmarker, image: np.ndarray, timestamp_ms: int | None = None) -> list[_RawFace]:
+        """MediaPipe's ``landmarker`` on an RGB image (``timestamp_ms`` None: IMAGE mode), its result
+        read from MediaPipe's C structs (:func:`_raw_faces`) by calling the C functions that its
+        ``detect`` and ``detect_for_video`` call (mediapipe 1.2.3, pinned)."""
         import mediapipe as mp
+        from mediapipe.tasks.python.vision.face_landmarker import MpFaceLandmarkerResultC
 
-        return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
+        mp_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
+        result_c = MpFaceLandmarkerResultC()
+        if timestamp_ms is None:
+            landmarker._lib.MpFaceLandmarkerDetectImage(landmarker._handle, mp_image._image_ptr, None,
+                                                       ctypes.byref(result_c))
+        else:
+            landmarker._lib.MpFaceLandmarkerDetectForVideo(landmarker._handle, mp_image._image_ptr, None,
+                                                          timestamp_ms, ctypes.byref(result_c))
+        try:
+            return _raw_faces(result_c)
+        finally:
+            landmarker._lib.MpFaceLandmarkerCloseResult(ctypes.byref(result_c))
 
     def detect(self, image: np.ndarray, timestamp_ms: int | None = None,
                region: tuple[float, float, float, float] | None = None,
@@ -263,16 +322,15 @@ class FaceLandmarker:
         if region is not None:
             image, scale, offset = _crop(image, region, region_size)
         height, width = image.shape[:2]
-        mp_image = self._mp_image(image)
         if self.mode == "image":
-            result = self._landmarker.detect(mp_image)
+            faces = self._run(self._landmarker, image)
         else:
             stamp = int(timestamp_ms) if timestamp_ms is not None else time.monotonic_ns() // 1_000_000
             if self._last_timestamp_ms is not None and stamp <= self._last_timestamp_ms:
                 stamp = self._last_timestamp_ms + 1
             self._last_timestamp_ms = stamp
-            result = self._landmarker.detect_for_video(mp_image, stamp)
-        return _observations(result, width, height, scale, offset)
+            faces = self._run(self._landmarker, image, stamp)
+        return _observations(faces, width, height, scale, offset)
 
     def detect_tiled(self, image: np.ndarray, levels: tuple[int, ...] = (1, 2, 3),
                      overlap: float = 1.3, upscale: float = 2.0, iou_threshold: float = 0.3,
@@ -318,8 +376,7 @@ class FaceLandmarker:
                                          int(round(crop.shape[0] * scale))),
                                   interpolation=cv2.INTER_LINEAR)
             scale_x, scale_y = crop.shape[1] / (x1 - x0), crop.shape[0] / (y1 - y0)
-            result = self._tile_landmarker.detect(self._mp_image(crop))
-            for face in _observations(result, crop.shape[1], crop.shape[0],
+            for face in _observations(self._run(self._tile_landmarker, crop), crop.shape[1], crop.shape[0],
                                       scale=(scale_x + scale_y) / 2, offset=(x0, y0)):
                 fx0, fy0, fx1, fy1 = face.bbox
                 margin = 0.02 * face.size

@@ -15,6 +15,8 @@ class TrackerStats:
     divergences: int = 0
     searches: int = 0          #: background tiled searches started for small or new faces
     identity_fits: int = 0
+    #: wall ms of the last start-up joint identity solve (None: none ran; a stored identity needs none)
+    last_identity_solve_ms: float | None = None
     fit_iterations: int = 0
     #: faces dropped because their fit failed or was not finite (one face's failure must not abort
     #: the frame for the others, nor publish garbage); the latest reason in ``last_dropped``
