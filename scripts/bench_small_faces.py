@@ -220,10 +220,11 @@ def plot(table: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", type=int, default=[120, 80, 60, 45, 30, 22])
-    parser.add_argument("--dlib-faces", type=int, default=8, help="widest dlib faces used")
-    parser.add_argument("--aflw-faces", type=int, default=8)
-    parser.add_argument("--clips", nargs="*", default=["d0", "d3", "d6", "d9", "d12", "d18"])
-    parser.add_argument("--still-every", type=int, default=3, help="process_still on every n-th face")
+    parser.add_argument("--dlib-faces", type=int, default=43, help="widest dlib faces used (43: all)")
+    parser.add_argument("--aflw-faces", type=int, default=16)
+    parser.add_argument("--clips", nargs="*", default=["d0", "d3", "d6", "d9", "d10", "d11", "d12", "d13", "d14",
+                                                       "d18", "d19", "d20"])
+    parser.add_argument("--still-every", type=int, default=1, help="process_still on every n-th face")
     parser.add_argument("--out", type=Path, default=paths.SOURCE_ROOT / "build" / "bench_small_faces")
     args = parser.parse_args()
     data = paths.eval_data_dir()
