@@ -226,15 +226,6 @@ def tile_grid(width: int, height: int, levels: tuple[int, ...] = (1, 2, 3),
     return tiles
 
 
-def _equalise(rgb: np.ndarray) -> np.ndarray:
-    """A tile with its local contrast normalised (CLAHE on the lightness): small faces in grey
-    or low-contrast photos are found more often (scripts/bench_small_faces.py, 30 px faces: grey
-    11 -> 25 %, contrast x0.4 38 -> 63 %, colour 63 -> 66 %)."""
-    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
-    lab[:, :, 0] = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(lab[:, :, 0])
-    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
-
-
 class FaceLandmarker:
     """MediaPipe FaceLandmarker with blendshapes and transforms on.
 
@@ -349,7 +340,7 @@ class FaceLandmarker:
         MediaPipe's detector is short-range: it sees the image at a fixed low resolution and misses
         faces narrower than ~60 px in a 500 px image. Each tile of :func:`tile_grid` (the whole
         image at its size, the finer tiles upscaled by ``upscale``, at most ``max_tile_side``
-        pixels a side, its contrast normalised by :func:`_equalise`) is searched on its own; detections of one face from several tiles are
+        pixels a side) is searched on its own; detections of one face from several tiles are
         merged by box IoU, keeping the one seen whole (not cut by its tile's border) at the
         highest resolution. Points are mapped back to ``image``'s pixels.
 
@@ -384,8 +375,6 @@ class FaceLandmarker:
                 crop = cv2.resize(crop, (int(round(crop.shape[1] * scale)),
                                          int(round(crop.shape[0] * scale))),
                                   interpolation=cv2.INTER_LINEAR)
-            if not whole:
-                crop = _equalise(crop)
             scale_x, scale_y = crop.shape[1] / (x1 - x0), crop.shape[0] / (y1 - y0)
             for face in _observations(self._run(self._tile_landmarker, crop), crop.shape[1], crop.shape[0],
                                       scale=(scale_x + scale_y) / 2, offset=(x0, y0)):
