@@ -148,8 +148,8 @@ def project_np(points_cam: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
     points = np.asarray(points_cam, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f"expected (N, 3) points, got {points.shape}")
-    z = np.where(points[:, 2] > _MIN_DEPTH_M, points[:, 2], np.nan)
-    return np.column_stack([camera.fx * points[:, 0] / z + camera.cx, camera.fy * points[:, 1] / z + camera.cy])
+    visible = np.where(points[:, 2:] > _MIN_DEPTH_M, points, np.nan)
+    return project_array(visible, np.array([camera.fx, camera.fy, camera.cx, camera.cy]))
 
 
 def pose_from_points(observed_px: np.ndarray, camera: CameraIntrinsics, face_width_m: float = 0.15) -> np.ndarray:
