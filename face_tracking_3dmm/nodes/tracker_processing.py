@@ -9,8 +9,10 @@ empty when none; stamp and frame of the source image), ``face_params`` (FacePara
 for existing consumers), /tf (optical frame -> ``<frame_prefix>face_<id>`` -> its eyes and
 ``<frame_prefix>gaze_<id>``; see :mod:`face_tracking_3dmm.frames`), ``face_mesh`` (per face a
 Marker TRIANGLE_LIST of the decimated face region, or of the whole head with ``full_mesh``, and its
-eyeballs with gaze arrows; at most ``mesh_rate`` per second), ``overlay`` (debug image, while
-subscribed) and /diagnostics (rates, latency, drops, errors).
+eyeballs with gaze arrows; at most ``mesh_rate`` per second), ``overlay`` (debug image: the fitted
+face rendered shaded and blended over the image, with landmarks and gaze; drawn on a thread of its
+own and only while subscribed, see :class:`OverlayWorker`) and /diagnostics (rates, latency, drops,
+errors).
 
 No face in view: ``faces`` is an empty array; nothing is published on face_params, TF or face_mesh.
 A face that was tracked and is lost is listed in ``faces`` with tracking_state LOST (its last
@@ -40,7 +42,6 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
-from face_tracking_3dmm.geometry import project_np
 from face_tracking_3dmm.io import image_encodings, overlay
 from face_tracking_3dmm.msg import FaceParams, FaceParamsArray
 from face_tracking_3dmm.nodes import conversions, parameters
@@ -77,6 +78,65 @@ class LatestSlot:
             self._condition.wait_for(lambda: self._item is not None, timeout_s)
             item, self._item = self._item, None
             return item
+
+
+class OverlayWorker:
+    """The debug overlay, drawn off the fit thread: the fit stage only hands over (:meth:`offer`) the
+    result, the header and a reference to the image, and only while the overlay is on and someone
+    subscribes; a thread of its own renders the shaded meshes, draws and publishes. A frame not taken
+    yet when the next one comes is replaced (counted in ``slot.dropped``): a slow overlay drops
+    frames, never queues them, and never delays the fit or the other outputs."""
+
+    #: The model region drawn: the face (no back of the head, eyeballs or mouth's inside), at full
+    #: resolution (the decimated live mesh's clustered vertices show holes when shaded).
+    REGION = "face"
+
+    def __init__(self, node, publisher):
+        self.node, self.publisher = node, publisher
+        self.slot = LatestSlot()
+        self.published = 0
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def wanted(self) -> bool:
+        return bool(self.node.options["publish_overlay"]) and self.publisher.get_subscription_count() > 0
+
+    def offer(self, result, header: Header, rgb: np.ndarray, camera) -> None:
+        """(Fit thread) Hand over one frame when the overlay is wanted; nothing is copied or drawn here."""
+        if self.wanted():
+            self.slot.put((result, header, rgb, camera))
+
+    def start(self) -> None:
+        self._closing.clear()
+        self._thread = threading.Thread(target=self._run, name="face_tracker_overlay", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """End the thread after the overlay in progress; a frame still waiting is dropped."""
+        self._closing.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+            self._thread = None
+        self.slot.take(timeout_s=0.0)
+
+    def _run(self) -> None:
+        while not self._closing.is_set():
+            item = self.slot.take(timeout_s=0.2)
+            if item is None:
+                continue
+            try:
+                self._draw_and_publish(*item)
+            except Exception as error:  # a drawing failure must not end the thread; the tracking goes on
+                self.node.get_logger().error(f"overlay failed: {type(error).__name__}: {error}",
+                                             throttle_duration_sec=WARN_PERIOD_S)
+
+    def _draw_and_publish(self, result, header: Header, rgb: np.ndarray, camera) -> None:
+        tracker = self.node.tracker
+        meshes = {face.face_id: tracker.face_mesh(face, self.REGION) for face in result.faces
+                  if face.tracking_state != TrackingState.LOST}
+        picture = overlay.overlay_image(rgb, result, camera, meshes)
+        self.publisher.publish(conversions.rgb_to_image(picture, header))
+        self.published += 1
 
 
 class Counters:
@@ -166,6 +226,7 @@ class TrackerProcessing:
         self.done = threading.Event()   # set when the node has nothing left to do: the process ends
         self._closing = threading.Event()
         self._workers: list[threading.Thread] = []
+        self.overlay: OverlayWorker | None = None   # made with the publishers
         self._subscriptions = []   # while processing
         self._diagnostics_timer = None
 
@@ -183,7 +244,7 @@ class TrackerProcessing:
         self.faces_publisher = self._new_publisher(FaceParamsArray, "faces", 10)
         self.params_publisher = self._new_publisher(FaceParams, "face_params", 10)
         self.mesh_publisher = self._new_publisher(Marker, "face_mesh", 10)
-        self.overlay_publisher = self._new_publisher(Image, "overlay", qos_profile_sensor_data)
+        self.overlay = OverlayWorker(self, self._new_publisher(Image, "overlay", qos_profile_sensor_data))
         self.diagnostics_publisher = self._new_publisher(DiagnosticArray, "/diagnostics", 10)
         self.tf = TransformBroadcaster(self, self._new_publisher)
 
@@ -204,6 +265,7 @@ class TrackerProcessing:
                                                    ("fit", self.detected, self._fit_stage))]
         for worker in self._workers:
             worker.start()
+        self.overlay.start()
         self.get_logger().info(f"tracking the latest image on {self.resolve_topic_name('image')}")
 
     # ------------------------------------------------------------------ input (executor thread)
@@ -356,11 +418,7 @@ class TrackerProcessing:
         if tracked and mesh_rate > 0 and now - self.last_mesh_s >= 1.0 / mesh_rate:
             self.last_mesh_s = now
             self._publish_meshes(tracked, header, lifetime_s=max(1.0, 2.0 / mesh_rate))
-        if self.options["publish_overlay"] and self.overlay_publisher.get_subscription_count() > 0:
-            mesh_pixels = {face.face_id: project_np(self.tracker.face_mesh(face).vertices.numpy(), camera)
-                           for face in tracked}
-            picture = overlay.overlay_image(rgb, result, mesh_pixels)
-            self.overlay_publisher.publish(conversions.rgb_to_image(picture, header))
+        self.overlay.offer(result, header, rgb, camera)
 
     def _publish_meshes(self, tracked, header: Header, lifetime_s: float) -> None:
         """Each face's mesh marker (the live face region, or the whole head with full_mesh) and its
@@ -398,6 +456,8 @@ class TrackerProcessing:
         for worker in self._workers:
             worker.join(timeout=10.0)
         self._workers = []
+        if self.overlay is not None:
+            self.overlay.stop()
         self.slot.take(timeout_s=0.0)
         self.detected.take(timeout_s=0.0)
 
