@@ -25,7 +25,7 @@ from face_tracking_3dmm import paths  # noqa: E402
 from face_tracking_3dmm.config import TrackerConfig  # noqa: E402
 from face_tracking_3dmm.geometry import CameraIntrinsics  # noqa: E402
 from face_tracking_3dmm.io import sources  # noqa: E402
-from face_tracking_3dmm.io.overlay import overlay_image  # noqa: E402
+from face_tracking_3dmm.io.overlay import MESH_REGION, overlay_image  # noqa: E402
 from face_tracking_3dmm.tracking.tracker import FaceTracker  # noqa: E402
 
 HEIGHT = 360   # both panels are scaled to this height
@@ -33,7 +33,7 @@ HEIGHT = 360   # both panels are scaled to this height
 
 def drawn(tracker: FaceTracker, rgb: np.ndarray, result) -> np.ndarray:
     camera = CameraIntrinsics.default_for(rgb.shape[1], rgb.shape[0])
-    meshes = {face.face_id: tracker.face_mesh(face) for face in result.faces}
+    meshes = {face.face_id: tracker.face_mesh(face, MESH_REGION) for face in result.faces}
     image = overlay_image(rgb, result, camera, meshes)
     return cv2.resize(image, (round(image.shape[1] * HEIGHT / image.shape[0]), HEIGHT),
                       interpolation=cv2.INTER_AREA)

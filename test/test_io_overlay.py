@@ -45,7 +45,7 @@ def tracked(model):
             if frame.index + 1 == FRAMES:
                 break
         assert result.faces and result.faces[0].tracking_state != TrackingState.LOST
-        return frame.rgb, camera, result, tracker.face_mesh(result.faces[0], "face")
+        return frame.rgb, camera, result, tracker.face_mesh(result.faces[0], overlay.MESH_REGION)
 
 
 def landmark_hull(face: FaceResult, shape) -> np.ndarray:

@@ -23,6 +23,9 @@ LANDMARK_COLOUR = (255, 40, 40)
 GAZE_COLOUR = (0, 255, 255)
 BOX_COLOUR = (255, 210, 0)
 TEXT_COLOUR = (255, 255, 255)
+#: The model region drawn: the face (no back of the head, eyeballs or mouth's inside) at full
+#: resolution (the decimated live mesh's clustered vertices show holes when shaded).
+MESH_REGION = "face"
 #: The rendered surface: a light grey (RGB, 0..1), lit from above left of the camera.
 MESH_ALBEDO = (0.80, 0.80, 0.84)
 #: Share of the shaded mesh in a covered pixel by default (the rest is the image).
@@ -114,8 +117,9 @@ def blend_meshes(image: np.ndarray, meshes: list[Mesh], camera: CameraIntrinsics
             continue
         (x0, y0), colour, coverage = rendered
         region = image[y0:y0 + coverage.shape[0], x0:x0 + coverage.shape[1]]
-        weight = alpha * coverage[..., None]
-        region[:] = np.rint((1.0 - weight) * region + weight * (255.0 * colour)).astype(np.uint8)
+        weight = np.float32(alpha) * coverage[..., None]
+        mixed = region + weight * (np.float32(255.0) * colour - region)
+        region[:] = np.rint(mixed).astype(np.uint8)
 
 
 def draw_gaze(image: np.ndarray, face: FaceResult, camera: CameraIntrinsics, length_m: float = GAZE_LENGTH_M) -> None:
@@ -164,7 +168,7 @@ def overlay_image(rgb: np.ndarray, result: FrameResult, camera: CameraIntrinsics
         result: the tracker's result for this image.
         camera: the image's intrinsics (width W, height H), as the faces were fitted with.
         meshes: face id -> its fitted mesh in the camera frame ((V, 3) vertices, metres), e.g. the
-            face region of :meth:`FaceTracker.face_mesh`; None or a missing id: no mesh drawn.
+            :data:`MESH_REGION` of :meth:`FaceTracker.face_mesh`; None or a missing id: no mesh drawn.
         alpha: share of the mesh in the pixels it covers, 0 (invisible) .. 1 (opaque).
     """
     _check_inputs(rgb, camera, meshes)

@@ -30,6 +30,7 @@ throttled warning naming the problem; the node keeps running.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -53,6 +54,9 @@ DIAGNOSTICS_PERIOD_S = 1.0
 STALE_INPUT_S = 5.0           #: no image for this long -> diagnostics WARN
 DROP_WARN_RATIO = 0.5         #: more than this share of images dropped in a period -> WARN
 DEFAULT_FRAME_ID = "camera_optical_frame"
+#: Niceness of the overlay thread (Linux sets it per thread): on a busy machine the CPU goes to the
+#: landmark and fit threads first, the debug picture gets what is left.
+OVERLAY_NICENESS = 10
 #: The node's own parameters (the others are the tracker's settings).
 NODE_OPTIONS = frozenset(spec.name for spec in parameters.TRACKER_NODE_PARAMETERS)
 
@@ -87,10 +91,6 @@ class OverlayWorker:
     yet when the next one comes is replaced (counted in ``slot.dropped``): a slow overlay drops
     frames, never queues them, and never delays the fit or the other outputs."""
 
-    #: The model region drawn: the face (no back of the head, eyeballs or mouth's inside), at full
-    #: resolution (the decimated live mesh's clustered vertices show holes when shaded).
-    REGION = "face"
-
     def __init__(self, node, publisher):
         self.node, self.publisher = node, publisher
         self.slot = LatestSlot()
@@ -120,6 +120,10 @@ class OverlayWorker:
         self.slot.take(timeout_s=0.0)
 
     def _run(self) -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), OVERLAY_NICENESS)
+        except (AttributeError, OSError):   # not Linux: the thread keeps the process's priority
+            pass
         while not self._closing.is_set():
             item = self.slot.take(timeout_s=0.2)
             if item is None:
@@ -132,7 +136,7 @@ class OverlayWorker:
 
     def _draw_and_publish(self, result, header: Header, rgb: np.ndarray, camera) -> None:
         tracker = self.node.tracker
-        meshes = {face.face_id: tracker.face_mesh(face, self.REGION) for face in result.faces
+        meshes = {face.face_id: tracker.face_mesh(face, overlay.MESH_REGION) for face in result.faces
                   if face.tracking_state != TrackingState.LOST}
         picture = overlay.overlay_image(rgb, result, camera, meshes)
         self.publisher.publish(conversions.rgb_to_image(picture, header))
