@@ -94,7 +94,7 @@ class OverlayWorker:
     def __init__(self, node, publisher):
         self.node, self.publisher = node, publisher
         self.slot = LatestSlot()
-        self.published = 0
+        self.offered = self.published = 0   # frames handed over; overlays published
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -104,6 +104,7 @@ class OverlayWorker:
     def offer(self, result, header: Header, rgb: np.ndarray, camera) -> None:
         """(Fit thread) Hand over one frame when the overlay is wanted; nothing is copied or drawn here."""
         if self.wanted():
+            self.offered += 1
             self.slot.put((result, header, rgb, camera))
 
     def start(self) -> None:
