@@ -33,6 +33,8 @@ DEFAULT_ALPHA = 0.5
 #: A face is rendered with its longer side at most this many pixels, then scaled up to its size in
 #: the image: the rasteriser's time grows with the covered pixels, and a debug picture needs no more.
 RENDER_MAX_SIDE_PX = 200
+#: Faces narrower than this (pixels) get 1-pixel landmarks, so that the dots leave the face visible.
+SMALL_FACE_PX = 100
 #: Length of the drawn gaze rays, metres.
 GAZE_LENGTH_M = 0.1
 
@@ -178,9 +180,11 @@ def overlay_image(rgb: np.ndarray, result: FrameResult, camera: CameraIntrinsics
     for face in shown:
         if face.landmarks_mediapipe is not None:
             _paint_points(image, np.asarray(face.landmarks_mediapipe, dtype=np.float64)[:, :2], MEDIAPIPE_COLOUR)
-        for x, y in np.asarray(face.landmarks68, dtype=np.float64):
+        landmarks = np.asarray(face.landmarks68, dtype=np.float64)
+        radius = 2 if np.nanmax(landmarks[:, 0]) - np.nanmin(landmarks[:, 0]) > SMALL_FACE_PX else 1
+        for x, y in landmarks:
             if np.isfinite(x) and np.isfinite(y):
-                cv2.circle(image, (int(round(x)), int(round(y))), 2, LANDMARK_COLOUR, -1, cv2.LINE_AA)
+                cv2.circle(image, (int(round(x)), int(round(y))), radius, LANDMARK_COLOUR, -1, cv2.LINE_AA)
         draw_gaze(image, face, camera)
         label = f"face_{face.face_id} {TRACKING_NAMES.get(face.tracking_state, '?')} {face.fit_error_px:.1f}px"
         if face.bbox is not None and np.isfinite(face.bbox).all():
