@@ -115,6 +115,7 @@ def test_face_params_tf_and_mesh_follow_the_images(running):
     assert len(marker.points) > 1000 and len(marker.points) % 3 == 0
     assert conversions.stamp_nanoseconds(marker.header.stamp) in sent
 
+    wait_for(lambda: camera.received["overlay"], 10, "an overlay (drawn on its own thread, after the answer)")
     overlay = camera.received["overlay"][-1]
     source = frames[sent.index(conversions.stamp_nanoseconds(overlay.header.stamp))]
     drawn = image_encodings.message_to_rgb(overlay) != source
