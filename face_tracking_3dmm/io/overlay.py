@@ -32,7 +32,7 @@ MESH_ALBEDO = (0.80, 0.80, 0.84)
 DEFAULT_ALPHA = 0.5
 #: A face is rendered with its longer side at most this many pixels, then scaled up to its size in
 #: the image: the rasteriser's time grows with the covered pixels, and a debug picture needs no more.
-RENDER_MAX_SIDE_PX = 200
+RENDER_MAX_SIDE_PX = 160
 #: Faces narrower than this (pixels) get 1-pixel landmarks, so that the dots leave the face visible.
 SMALL_FACE_PX = 100
 #: Length of the drawn gaze rays, metres.
@@ -104,6 +104,12 @@ def render_shaded(mesh: Mesh, camera: CameraIntrinsics, max_side_px: int = RENDE
     if (small_w, small_h) != (width, height):
         colour = cv2.resize(colour, (width, height), interpolation=cv2.INTER_LINEAR)
         coverage = cv2.resize(coverage, (width, height), interpolation=cv2.INTER_LINEAR)
+        # The colour is 0 off the mesh, so at the silhouette it was mixed with black: divide that out.
+        colour = np.clip(colour / np.maximum(coverage, 1e-3)[..., None], 0.0, 1.0)
+        # Scaled up, the silhouette's pixel steps would show as stairs: soften them to about a
+        # rendered pixel's width.
+        coverage = cv2.GaussianBlur(coverage, (0, 0), sigmaX=0.5 / scale)
+        coverage[coverage < 0.02] = 0.0   # the blur's far tail: the mesh's edge stays within ~2 sigma
     return (int(x0), int(y0)), colour, coverage
 
 
