@@ -72,7 +72,7 @@ def render_shaded(mesh: Mesh, camera: CameraIntrinsics, max_side_px: int = RENDE
         region's top-left pixel, (h, w, 3) float32 shaded colour in 0..1 and (h, w) float32 coverage
         in 0..1 (soft at the silhouette when scaled up).
     """
-    vertices = mesh.vertices.detach()
+    vertices, triangles = mesh.vertices.detach().cpu(), mesh.triangles.cpu()
     if vertices.ndim != 2:
         raise ValueError(f"expected one mesh, (V, 3) vertices, got {tuple(vertices.shape)}")
     if max_side_px < 1:
@@ -95,11 +95,11 @@ def render_shaded(mesh: Mesh, camera: CameraIntrinsics, max_side_px: int = RENDE
                            [0.0, camera.fy * sy, sy * (camera.cy - y0 + 0.5) - 0.5], [0.0, 0.0, 1.0]])
     with torch.no_grad():
         vertices = vertices.to(torch.float32)
-        normals = Mesh(vertices, mesh.triangles).vertex_normals()
+        normals = Mesh(vertices, triangles).vertex_normals()
         albedo = torch.tensor(MESH_ALBEDO).expand_as(normals)
         shade = sh_shading(albedo, normals, _SH_LIGHT).clamp(0.0, 1.0)   # per vertex (Gouraud)
-        fragments = _RENDERER.visibility(Mesh(vertices, mesh.triangles), matrix, (small_h, small_w))
-        colour = _RENDERER.interpolate(shade, mesh.triangles, fragments).numpy()
+        fragments = _RENDERER.visibility(Mesh(vertices, triangles), matrix, (small_h, small_w))
+        colour = _RENDERER.interpolate(shade, triangles, fragments).numpy()
         coverage = (fragments.pix_to_face >= 0).numpy().astype(np.float32)
     if (small_w, small_h) != (width, height):
         colour = cv2.resize(colour, (width, height), interpolation=cv2.INTER_LINEAR)
@@ -116,7 +116,9 @@ def render_shaded(mesh: Mesh, camera: CameraIntrinsics, max_side_px: int = RENDE
 def blend_meshes(image: np.ndarray, meshes: list[Mesh], camera: CameraIntrinsics, alpha: float = DEFAULT_ALPHA,
                  max_side_px: int = RENDER_MAX_SIDE_PX) -> None:
     """Blend the shaded ``meshes`` over ``image`` (H, W, 3) uint8, in place: covered pixels become
-    ``(1 - alpha) image + alpha shade``; others are left unchanged. Farther meshes are drawn first."""
+    ``(1 - alpha) image + alpha shade``; others are left unchanged. Farther meshes are drawn first.
+    ``meshes``: (V, 3) camera-frame vertices each; ``camera``: the image's (W x H) intrinsics."""
+    _check_inputs(image, camera, dict(enumerate(meshes)))
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     for mesh in sorted(meshes, key=lambda m: -float(m.vertices[..., 2].mean())):
