@@ -107,6 +107,8 @@ def test_the_overlay_is_drawn_only_while_subscribed_and_shows_the_blended_mesh(r
     assert changed[hull].mean() > 0.95, "the shaded mesh is blended over the whole face"
     assert changed[~hull].mean() < 0.5 and not changed[-20:, -20:].any(), "the background is left"
 
+    assert tracker.overlay.published >= len(camera.overlays) > 0
+
     camera.node.destroy_subscription(subscription)
     wait_for(lambda: tracker.overlay.publisher.get_subscription_count() == 0, DISCOVERY_S, "the subscriber to leave")
     settled(tracker, camera)

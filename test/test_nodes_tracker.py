@@ -128,6 +128,7 @@ def test_face_params_tf_and_mesh_follow_the_images(running):
              "/diagnostics counting every frame")
     status, values = next((s, v) for s, v in diagnostics() if int(v["images_tracked"]) == FRAMES)
     assert int(values["bad_images"]) == 0 and int(values["images_dropped"]) == 0
+    assert int(values["overlays_published"]) >= 0 and int(values["overlays_dropped"]) >= 0
     assert float(values["latency_p95_ms"]) >= float(values["latency_p50_ms"]) > 0
     assert status.level in (DiagnosticStatus.OK, DiagnosticStatus.WARN)
 

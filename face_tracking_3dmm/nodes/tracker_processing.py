@@ -441,6 +441,8 @@ class TrackerProcessing:
     def _publish_diagnostics(self) -> None:
         level, message, values = self.counters.report(self.tracker.stats, self.slot.dropped + self.detected.dropped,
                                                       all(worker.is_alive() for worker in self._workers))
+        # The overlay's own totals: whether it keeps up is no concern of the tracking's health.
+        values.update(overlays_published=self.overlay.published, overlays_dropped=self.overlay.slot.dropped)
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: face tracking", message=message,
                                   hardware_id=self.get_fully_qualified_name(),
                                   values=[KeyValue(key=k, value=f"{v:.2f}" if isinstance(v, float) else str(v))
