@@ -64,6 +64,12 @@ TRACKER_NODE_PARAMETERS = (
                                       "decimated face region (~134 KB)"),
     ParameterSpec("frame_prefix", "", "Prefix of the TF frame names (face_<id>, gaze_<id>, eyes), e.g. "
                                       "\"left_camera/\": two tracker nodes need different ones", read_only=True),
+    ParameterSpec("rep155", True, "Publish REP-155 (ROS4HRI) faces: <rep155_root>/tracked, per face roi, "
+                                  "landmarks, facs, cropped and aligned; TF frames face_<id>/gaze_<id> then use "
+                                  "the REP-155 id", read_only=True),
+    ParameterSpec("rep155_root", "/humans/faces", "Topic root of the REP-155 output: one tracker per root "
+                                                  "(two trackers: rep155 false on one, or each its own root)",
+                  read_only=True),
     ParameterSpec("lost_rate", 1.0, "FaceParams per second for a face that is lost (tracking_state LOST) "
                                     "until it is found again; 0 = none", 0.0, 100.0),
 )
