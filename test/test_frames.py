@@ -34,8 +34,9 @@ def test_model_pose_undoes_face_pose():
 
 
 def test_eye_and_gaze_frames_look_along_the_gaze():
-    """Eyes turned 20 degrees to the face's left: each eye frame's and the gaze frame's x is that
-    direction in the face frame, the gaze frame sits between the eyeballs with z towards the face's up."""
+    """Eyes turned 20 degrees to the face's left: each eye frame's x and the gaze frame's z (REP-155:
+    a camera's axes) is that direction in the face frame, the gaze frame sits between the eyeballs
+    with y towards the face's down and x to its right."""
     turn = Rotation.from_euler("y", 20, degrees=True).as_matrix()   # model +z (forward) towards +x (left)
     centres = frames.FACE_ORIGIN_IN_MODEL_M + np.array([[0.03, 0.0, 0.0], [-0.03, 0.0, 0.0]])
     rotations, positions = frames.eye_poses(np.stack([turn, turn]), centres)
@@ -43,8 +44,9 @@ def test_eye_and_gaze_frames_look_along_the_gaze():
     np.testing.assert_allclose(rotations[:, :, 0], [expected, expected], atol=1e-12)
     np.testing.assert_allclose(positions, [[0, 0.03, 0], [0, -0.03, 0]], atol=1e-12)
     gaze_rotation, gaze_position = frames.gaze_pose(np.stack([turn, turn]), centres)
-    np.testing.assert_allclose(gaze_rotation[:, 0], expected, atol=1e-12)
-    np.testing.assert_allclose(gaze_rotation[:, 2], [0, 0, 1], atol=1e-12)
+    np.testing.assert_allclose(gaze_rotation[:, 2], expected, atol=1e-12)
+    np.testing.assert_allclose(gaze_rotation[:, 1], [0, 0, -1], atol=1e-12)
+    np.testing.assert_allclose(gaze_rotation[:, 0], [np.sin(np.radians(20)), -np.cos(np.radians(20)), 0], atol=1e-12)
     np.testing.assert_allclose(gaze_position, 0.0, atol=1e-12)
     assert np.linalg.det(gaze_rotation) == pytest.approx(1.0)
 
@@ -52,6 +54,6 @@ def test_eye_and_gaze_frames_look_along_the_gaze():
 def test_gaze_frame_straight_up_is_still_a_rotation():
     up = Rotation.from_euler("x", -90, degrees=True).as_matrix()   # model +z turned to +y
     rotation, _ = frames.gaze_pose(np.stack([up, up]), np.zeros((2, 3)))
-    np.testing.assert_allclose(rotation[:, 0], [0, 0, 1], atol=1e-12)
+    np.testing.assert_allclose(rotation[:, 2], [0, 0, 1], atol=1e-12)
     np.testing.assert_allclose(rotation.T @ rotation, np.eye(3), atol=1e-12)
     assert np.linalg.det(rotation) == pytest.approx(1.0)
