@@ -312,7 +312,7 @@ def test_lost_face_bookkeeping_forgets_faces_the_tracker_forgot():
                            params_publisher=SimpleNamespace(publish=published.append),
                            faces_publisher=SimpleNamespace(publish=arrays.append),
                            tf=SimpleNamespace(send=lambda transforms: None), expression_names=[],
-                           rep155=None, _rep155_ids=lambda faces: {})   # REP-155 output off
+                           rep155=None)   # REP-155 output off
     header = Header(frame_id="camera")
     for face_id in range(200):   # one face after another is lost, then forgotten by the tracker
         lost = dataclasses.replace(face_result(face_id), tracking_state=TrackingState.LOST)

@@ -148,3 +148,20 @@ def test_aligned_face_levels_the_eyes_at_fixed_places():
         assert aligned[int(round(y)), int(round(x))].max() > 100, "an eye lands where it should"
     with pytest.raises(ValueError, match="same place"):
         rep155.aligned_face(rgb, np.zeros((70, 2)))
+
+
+def test_a_new_stream_gives_every_face_a_new_id():
+    """The node's stream restarts (stamps went back): the tracker's ids start over, the REP-155 ids
+    of the old stream are not given to the new stream's faces."""
+    pytest.importorskip("hri_msgs.msg")
+    from types import SimpleNamespace
+
+    from face_tracking_3dmm.nodes.rep155 import Rep155Output
+
+    output = Rep155Output(SimpleNamespace(destroy_publisher=lambda publisher: None), lambda *args: None,
+                          "/humans/faces/", rep155.FaceIds("abcde"))
+    assert output.tracked_topic == "/humans/faces/tracked"
+    faces = [face_with_eyes()]
+    first = output.ids_of(faces, stream=0)
+    assert output.ids_of(faces, stream=0) == first == {0: "abcde1"}
+    assert output.ids_of(faces, stream=1) == {0: "abcde2"}

@@ -68,9 +68,14 @@ class Rep155Output:
         self.tracked_topic = f"{self.root}/tracked"
         self.tracked_publisher = create_publisher(IdsList, self.tracked_topic, QOS_DEPTH)
         self.faces: dict[str, dict[str, object]] = {}   # id -> topic name -> publisher
+        self.stream = 0   # the node's stream (image sequence) whose faces the ids name
 
-    def ids_of(self, faces: list[FaceResult]) -> dict[int, str]:
-        """REP-155 id per tracker id of the faces the tracker remembers (LOST ones included)."""
+    def ids_of(self, faces: list[FaceResult], stream: int = 0) -> dict[int, str]:
+        """REP-155 id per tracker id of the faces the tracker remembers (LOST ones included) in the
+        node's ``stream``; a new stream (the tracker's ids start over) gives every face a new one."""
+        if stream != self.stream:
+            self.stream = stream
+            self.forget_all()
         return self.ids.update(face.face_id for face in faces)
 
     def publish(self, seen: list[FaceResult], ids: dict[int, str], header: Header, rgb: np.ndarray,

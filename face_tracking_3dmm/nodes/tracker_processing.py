@@ -172,7 +172,6 @@ class TrackerProcessing:
         self._subscriptions = []   # while processing
         self._diagnostics_timer = None
         self.rep155: Rep155Output | None = None
-        self.rep155_stream = 0   # the stream whose faces the REP-155 ids name
 
     def _new_publisher(self, message_type, topic: str, qos):
         """A publisher of the tracker's output (the managed node makes managed ones)."""
@@ -344,7 +343,7 @@ class TrackerProcessing:
         self.counters.faces = len(tracked)
         kept = {face.face_id for face in result.faces}   # forget the faces the tracker forgot
         self.lost_sent_s = {face_id: sent for face_id, sent in self.lost_sent_s.items() if face_id in kept}
-        ids = self._rep155_ids(result.faces)
+        ids = {} if self.rep155 is None else self.rep155.ids_of(result.faces, self.stream)
         messages = [conversions.face_params_message(face, header, self.expression_names, result.timings_ms,
                                                     ids.get(face.face_id, "")) for face in result.faces]
         self.faces_publisher.publish(conversions.face_params_array_message(messages, header))
@@ -372,16 +371,6 @@ class TrackerProcessing:
                            for face in tracked}
             picture = overlay.overlay_image(rgb, result, mesh_pixels)
             self.overlay_publisher.publish(conversions.rgb_to_image(picture, header))
-
-    def _rep155_ids(self, faces) -> dict[int, str]:
-        """REP-155 id per tracker id (empty with REP-155 output off); a new stream (the tracker's ids
-        start over) gives every face a new one."""
-        if self.rep155 is None:
-            return {}
-        if self.rep155_stream != self.stream:
-            self.rep155_stream = self.stream
-            self.rep155.forget_all()
-        return self.rep155.ids_of(faces)
 
     def _publish_meshes(self, tracked, header: Header, lifetime_s: float) -> None:
         """Each face's mesh marker (the live face region, or the whole head with full_mesh) and its
