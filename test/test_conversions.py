@@ -259,6 +259,9 @@ def test_refusal_gives_the_reason():
     result = refuse([Parameter("mesh_rate", value=500.0)])
     assert not result.successful and "above its maximum" in result.reason
     assert refuse([Parameter("max_iterations", value=8)]).successful
+    specs = {spec.name: spec for spec in parameters.tracker_specs()}
+    assert "absolute topic name" in parameters.check(specs["rep155_root"], "humans faces")
+    assert parameters.check(specs["rep155_root"], "/right/humans/faces") is None
 
 
 @pytest.mark.parametrize("extension, format_name", [(".jpg", "jpeg"), (".png", "png"), (".jpg", "bgr8; jpeg compressed bgr8")])
