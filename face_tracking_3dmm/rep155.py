@@ -18,7 +18,10 @@ Plain data for :mod:`face_tracking_3dmm.nodes.rep155`, which turns them into hri
   correspondence Apple's ARKit documentation gives for each blendshape (its descriptions name the
   muscle action: browInnerUp = inner brow raiser, AU1, ...) and that FACS-based avatar pipelines
   use: each AU takes the largest of its blendshapes (the two sides of a bilateral AU: the AU is
-  present when either side shows it). AUs with no blendshape keep confidence 0 (not estimated).
+  present when either side shows it). The eye-turn AUs 61-64 (:data:`GAZE_UNITS`) take the mean over
+  the two eyes of "towards minus away" instead: both eyes turn inwards to look at a near camera,
+  which must not read as eyes turning left and right at once. AUs with no blendshape keep
+  confidence 0 (not estimated).
 * Categorical expression: not published. Emotion categories from AUs (EMFACS prototypes such as
   AU6 + AU12 for happiness) need AU estimates this project has not validated: on synthetic truth
   the expression weights reach a mean Pearson of 0.29 and several channels (cheekPuff, noseSneer,
@@ -66,10 +69,14 @@ ACTION_UNITS: dict[int, tuple[str, ...]] = {
     30: ("jawLeft", "jawRight"),                  # jaw sideways
     34: ("cheekPuff_L", "cheekPuff_R"),           # cheek puff
     43: ("eyeBlink_L", "eyeBlink_R"),             # eyes closed
-    61: ("eyeLookOut_L", "eyeLookIn_R"),          # eyes turn left (the person's left)
-    62: ("eyeLookIn_L", "eyeLookOut_R"),          # eyes turn right
-    63: ("eyeLookUp_L", "eyeLookUp_R"),           # eyes up
-    64: ("eyeLookDown_L", "eyeLookDown_R"),       # eyes down
+}
+#: The eye-turn AUs: per eye (left, right), the blendshape towards the direction and the one away
+#: from it (left and right are the person's).
+GAZE_UNITS: dict[int, tuple[tuple[str, str], tuple[str, str]]] = {
+    61: (("eyeLookOut_L", "eyeLookIn_L"), ("eyeLookIn_R", "eyeLookOut_R")),     # eyes turn left
+    62: (("eyeLookIn_L", "eyeLookOut_L"), ("eyeLookOut_R", "eyeLookIn_R")),     # eyes turn right
+    63: (("eyeLookUp_L", "eyeLookDown_L"), ("eyeLookUp_R", "eyeLookDown_R")),   # eyes up
+    64: (("eyeLookDown_L", "eyeLookUp_L"), ("eyeLookDown_R", "eyeLookUp_R")),   # eyes down
 }
 #: FacialLandmarks indices of the pupils (the person's right, left), after the 68 iBUG points.
 RIGHT_PUPIL, LEFT_PUPIL = 68, 69
@@ -120,8 +127,11 @@ def action_units(weights: np.ndarray, names: list[str], confidence: float) -> tu
     for unit, shapes in ACTION_UNITS.items():
         present = [by_name[shape] for shape in shapes if shape in by_name]
         if present:
-            intensity[unit] = np.clip(max(present), 0.0, 1.0)
-            trust[unit] = confidence
+            intensity[unit], trust[unit] = np.clip(max(present), 0.0, 1.0), confidence
+    for unit, eyes in GAZE_UNITS.items():
+        if all(shape in by_name for eye in eyes for shape in eye):
+            turn = np.mean([by_name[towards] - by_name[away] for towards, away in eyes])
+            intensity[unit], trust[unit] = np.clip(turn, 0.0, 1.0), confidence
     return intensity, trust
 
 

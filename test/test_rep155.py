@@ -66,7 +66,24 @@ def test_an_id_token_must_be_letters():
 def test_every_action_unit_blendshape_is_a_model_expression():
     names = set(ict_expression_names())
     assert {shape for shapes in rep155.ACTION_UNITS.values() for shape in shapes} <= names
-    assert all(0 < unit < rep155.ACTION_UNIT_SLOTS for unit in rep155.ACTION_UNITS)
+    assert {shape for eyes in rep155.GAZE_UNITS.values() for eye in eyes for shape in eye} <= names
+    assert all(0 < unit < rep155.ACTION_UNIT_SLOTS for unit in [*rep155.ACTION_UNITS, *rep155.GAZE_UNITS])
+
+
+def test_eyes_turned_inwards_are_no_eye_turn_and_a_look_left_is():
+    names = ict_expression_names()
+
+    def units(**weights):
+        values = np.zeros(len(names))
+        for name, value in weights.items():
+            values[names.index(name)] = value
+        return rep155.action_units(values, names, 1.0)[0]
+
+    converging = units(eyeLookIn_L=0.4, eyeLookIn_R=0.4)   # looking at a camera 0.6 m away
+    assert converging[[61, 62, 63, 64]].tolist() == [0.0, 0.0, 0.0, 0.0]
+    left = units(eyeLookOut_L=0.6, eyeLookIn_R=0.5)
+    assert left[61] == pytest.approx(0.55) and left[62] == 0.0
+    assert units(eyeLookDown_L=0.3, eyeLookDown_R=0.5)[64] == pytest.approx(0.4)
 
 
 def test_action_units_take_the_larger_side_and_mark_the_rest_unknown():
@@ -86,7 +103,8 @@ def test_action_units_take_the_larger_side_and_mark_the_rest_unknown():
 
 def test_action_units_of_each_mapped_blendshape_alone():
     names = ict_expression_names()
-    for unit, shapes in rep155.ACTION_UNITS.items():
+    gaze = {unit: tuple(towards for towards, _ in eyes) for unit, eyes in rep155.GAZE_UNITS.items()}
+    for unit, shapes in [*rep155.ACTION_UNITS.items(), *gaze.items()]:
         for shape in shapes:
             weights = np.zeros(len(names))
             weights[names.index(shape)] = 0.6
