@@ -38,7 +38,7 @@ setup-pytorch3d:
 
 # ROS 2 Jazzy from apt has numpy 1.26: a second venv in the user cache with requirements-jazzy-apt.txt
 # (the ros-jazzy-* wheels standing in for apt's ROS), messages built against numpy 1.26, and the
-# message, tracker, node and replay tests run in it (~3.5 min the first time, ~1.2 min after).
+# message, tracker, node and replay tests run in it (~3.5 min the first time, ~1.5 min after).
 # `make test` runs it; it says SKIPPED only when no package index answers.
 check-jazzy-apt:
 	mkdir -p build/ros_log

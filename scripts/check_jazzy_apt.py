@@ -36,7 +36,7 @@ SKIP_ENV = "FACE_TRACKING_3DMM_SKIP_JAZZY_APT"
 #: The numpy of Ubuntu 24.04's python3-numpy, which apt's ROS 2 Jazzy is built against.
 APT_NUMPY = "1.26.4"
 #: Messages (FaceParams/FaceParamsArray through rclpy's CDR), the tracker library on real frames,
-#: the tracker node over DDS, bags, and a replay of a bag through the node: ~2 min on 2 cores.
+#: the tracker node over DDS, bags, and a replay of a bag through the node: ~1.5 min on 2 cores.
 TESTS = ["test/test_conversions.py", "test/test_requirements.py", "test/test_tracker.py",
          "test/test_nodes_tracker.py", "test/test_io_bags.py", "test/test_evaluation_replay.py"]
 #: A small wheel that is on PyPI only: downloading it tells "no index reachable" from a broken build.

@@ -52,7 +52,8 @@ def test_apt_pins_leave_ros_to_apt_and_name_everything_else():
                                             (REPO / "requirements-jazzy-apt.txt").read_text())
     from_apt = {check_jazzy_apt.requirement_name(line) for line in stand_in.splitlines()}
     # What apt's ROS packages bring: the ros-* wheels' own Python dependencies (python3-empy, python3-lark).
-    assert {name for name in from_apt if not name.startswith("ros-")} == {"empy", "lark-parser"}
+    not_ros = {name for name in from_apt if not name.startswith("ros-")}
+    assert not_ros == {"empy", "lark-parser"}, "pins of requirements.txt missing from requirements-jazzy-apt.txt"
     assert from_apt | set(apt) == set(default)
 
 
