@@ -6,8 +6,9 @@ system ``python3`` can start it before the venv exists. Each step keeps a stamp 
 skipped when its inputs did not change, so a second run takes about a second.
 
 Steps (see ../shared/notes/ros2-from-pypi.md for why each is needed):
-1. create the venv; pip install requirements.txt, requirements-ros-build.txt (the undeclared wheels
-   rosidl needs to build messages) and requirements-nodeps.txt (with --no-deps);
+1. create the venv; pip install requirements.txt (or the files given with --requirements),
+   requirements-ros-build.txt (the undeclared wheels rosidl needs to build messages) and
+   requirements-nodeps.txt (with --no-deps);
 2. rewrite the include dirs that the ROS wheels' cmake files hard-code from the machine that built
    them to this venv's Python and numpy include dirs;
 3. build tf2_msgs (TFMessage only) and hri_msgs (the six REP-155 types the tracker publishes, pinned
@@ -355,8 +356,12 @@ def digest(*parts: bytes | str) -> str:
 
 
 def files_digest(paths: list[Path]) -> str:
-    return digest(SCRIPT_VERSION, sys.version, *(p.relative_to(REPO).as_posix() + "\n" + p.read_text()
-                                               for p in sorted(paths)))
+    return digest(SCRIPT_VERSION, sys.version, *(display_path(p) + "\n" + p.read_text() for p in sorted(paths)))
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the checkout when inside it (so that stamps do not depend on where it lies)."""
+    return path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else path.as_posix()
 
 
 class Stamps:
@@ -388,14 +393,16 @@ def ensure_venv(venv: Path) -> Path:
     return python
 
 
-def install_requirements(venv: Path, stamps: Stamps) -> None:
-    files = [REPO / "requirements.txt", REPO / "requirements-ros-build.txt", REPO / "requirements-nodeps.txt"]
-    key = files_digest(files)
+def install_requirements(venv: Path, stamps: Stamps, requirements: list[Path]) -> None:
+    """pip install ``requirements`` with the message-build wheels, then requirements-nodeps.txt."""
+    nodeps = REPO / "requirements-nodeps.txt"
+    files = [*requirements, REPO / "requirements-ros-build.txt"]
+    key = files_digest([*files, nodeps])
     if stamps.is_current("pip", key):
         return
     pip = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check"]
-    run(pip + ["-r", files[0], "-r", files[1]])
-    run(pip + ["--no-deps", "-r", files[2]])
+    run(pip + [arg for path in files for arg in ("-r", path)])
+    run(pip + ["--no-deps", "-r", nodeps])
     stamps.mark("pip", key)
 
 
@@ -548,6 +555,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venv", type=Path, default=REPO / ".venv")
     parser.add_argument("--build-dir", type=Path, default=REPO / "build" / "ros")
+    parser.add_argument("--requirements", type=Path, action="append",
+                        help="requirements file(s) to install instead of requirements.txt (repeatable)")
     parser.add_argument("--skip-data", action="store_true", help="do not fetch the model and the demo clip")
     args = parser.parse_args()
     venv = args.venv.absolute()
@@ -557,7 +566,7 @@ def main() -> int:
             # Continue inside the venv: its sysconfig, numpy and pip are the ones to use.
             os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
         stamps = Stamps(venv)
-        install_requirements(venv, stamps)
+        install_requirements(venv, stamps, [p.absolute() for p in args.requirements or [REPO / "requirements.txt"]])
         fix_cmake_include_dirs(venv)
         args.build_dir.mkdir(parents=True, exist_ok=True)
         build_interface_package("tf2_msgs", TF2_MSGS_FILES, venv, args.build_dir, stamps)
