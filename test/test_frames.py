@@ -1,4 +1,4 @@
-"""The face and gaze frames of the ROS outputs (REP 103 axes, origin between the eyes) and the way
+"""The face and gaze frames of the ROS outputs (REP 103 axes, origin at the sellion) and the way
 back to the model's pose that results.jsonl keeps."""
 from __future__ import annotations
 
@@ -18,11 +18,20 @@ def test_face_frame_has_rep103_axes():
     assert np.linalg.det(rotation) == pytest.approx(1.0)
 
 
-def test_face_origin_is_the_midpoint_of_the_mean_face_eyeball_centres(model):
+def test_face_origin_is_the_mean_face_sellion(model):
+    """REP-155's face frame origin: the deepest point of the nose bridge in profile, i.e. the midline
+    vertex furthest back (least model z) between the nose tip's height and the brows', in front of
+    the eyeballs' centres and level with the upper lids."""
     from face_tracking_3dmm.fitting.gaze import eyeball_geometry
 
-    midpoint_m = eyeball_geometry(model).centres_cm.mean(axis=0) * CM_TO_M
-    np.testing.assert_allclose(frames.FACE_ORIGIN_IN_MODEL_M, midpoint_m, atol=5e-6)
+    neutral_cm = model.neutral.numpy().astype(np.float64)
+    bridge = np.flatnonzero((np.abs(neutral_cm[:, 0]) < 1e-6) & (neutral_cm[:, 1] > 3.0)
+                            & (neutral_cm[:, 1] < 6.0) & (neutral_cm[:, 2] > 9.0))
+    sellion_cm = neutral_cm[bridge[np.argmin(neutral_cm[bridge, 2])]]
+    np.testing.assert_allclose(frames.FACE_ORIGIN_IN_MODEL_M, sellion_cm * CM_TO_M, atol=5e-6)
+    eyes_m = eyeball_geometry(model).centres_cm.mean(axis=0) * CM_TO_M
+    assert 0.015 < frames.FACE_ORIGIN_IN_MODEL_M[2] - eyes_m[2] < 0.035
+    assert abs(frames.FACE_ORIGIN_IN_MODEL_M[1] - eyes_m[1]) < 0.01
 
 
 def test_model_pose_undoes_face_pose():
