@@ -132,11 +132,15 @@ class OverlayWorker:
             item = self.slot.take(timeout_s=0.2)
             if item is None:
                 continue
+            started_s = time.monotonic()
             try:
                 self._draw_and_publish(*item)
             except Exception as error:  # a drawing failure must not end the thread; the tracking goes on
                 self.node.get_logger().error(f"overlay failed: {type(error).__name__}: {error}",
                                              throttle_duration_sec=WARN_PERIOD_S)
+            # At most overlay_rate drawings a second, so a subscribed overlay takes a bounded share of
+            # the CPU from tracking; frames offered meanwhile replace each other in the slot.
+            self._closing.wait(max(0.0, 1.0 / self.node.options["overlay_rate"] - (time.monotonic() - started_s)))
 
     def _draw_and_publish(self, result, header: Header, rgb: np.ndarray, camera) -> None:
         tracker = self.node.tracker
