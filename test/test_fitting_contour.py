@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from face_tracking_3dmm.fitting.contour import CHIN, Landmarks68, jawline_candidates
+from face_tracking_3dmm.fitting.contour import (BROW_DROP_CM, CHIN, EYEBROWS, Landmarks68, ibug68_fixed_vertices,
+                                                jawline_candidates)
 from face_tracking_3dmm.fitting.landmark_solver import DTYPE, FaceParameters
 from face_tracking_3dmm.geometry import MODEL_TO_OPTICAL, CameraIntrinsics, intrinsics_tensor, model_to_camera
 from face_tracking_3dmm.rendering import vertex_normals
@@ -64,3 +65,16 @@ def test_turned_face_jaw_is_on_the_silhouette(model, landmarks):
         assert facing(vertex) <= facing(model.extras["landmarks_ibug68"][point]) + 1e-9
     assert np.median(chosen) < 0.3
     assert np.abs(contour[10:17] - fixed[10:17]).max() > 5.0
+
+
+def test_eyebrow_points_sit_lower_than_icts_landmarks_and_the_rest_are_icts(model):
+    """dlib's annotators put the eyebrow points ~1 cm below ICT's eyebrow landmark vertices (the
+    measurement is in contour.BROW_DROP_CM); every other point keeps ICT's vertex."""
+    ict = model.extras["landmarks_ibug68"]
+    fixed = ibug68_fixed_vertices(model)
+    others = np.setdiff1d(np.arange(68), EYEBROWS)
+    assert np.array_equal(fixed[others], ict[others])
+    neutral = model.neutral.numpy()
+    drop = neutral[ict[EYEBROWS], 1] - neutral[fixed[EYEBROWS], 1]
+    assert np.all(np.abs(drop - BROW_DROP_CM) < 0.3), drop
+    assert np.all(np.abs(neutral[fixed[EYEBROWS], 0] - neutral[ict[EYEBROWS], 0]) < 0.3)

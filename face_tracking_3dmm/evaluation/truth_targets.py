@@ -59,7 +59,7 @@ class StillScene:
         """One frame: ``expression`` channels by name (the rest 0), the eyes at ``gaze_deg`` (yaw,
         pitch; the lids follow through eyeLook*; a look weight given alone turns its own eye
         instead), the head turned by ``yaw_deg`` about its vertical axis and then by ``pitch_deg``
-        about its left-right axis (positive: chin up, as :func:`accuracy.head_angles_deg`), the
+        about its left-right axis (the sign of :func:`accuracy.head_angles_deg`'s pitch), the
         face centre on the optical axis."""
         weights = np.zeros((1, len(self.names)))
         for name, value in (expression or {}).items():
