@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from face_tracking_3dmm.fitting.point_pose import rotation_from_points3d, rotation_towards
-from face_tracking_3dmm.geometry import CameraIntrinsics, matrix_from_euler_yxz_np
+from face_tracking_3dmm.fitting.point_pose import AXES_OFFSET_DEG, rotation_from_points3d, rotation_towards
+from face_tracking_3dmm.geometry import CameraIntrinsics, axis_angle_to_matrix_np, matrix_from_euler_yxz_np
 
 CAMERA = CameraIntrinsics.default_for(640, 480)
 
@@ -20,12 +20,14 @@ def test_rotation_towards_takes_the_optical_axis_onto_the_direction():
 @pytest.mark.parametrize("centre_px", [(320.0, 240.0), (520.0, 120.0)])
 def test_rotation_is_recovered_from_an_orthographic_view_along_the_ray(centre_px):
     """Points seen orthographically along the ray through their centre (scaled, with depth), as a
-    weak-perspective detector reports them: the head rotation in the camera frame comes back."""
+    weak-perspective detector reports them (with the estimate's measured tilt against ICT's axes):
+    the head rotation in the camera frame comes back."""
     rng = np.random.default_rng(3)
     head = rng.normal(0.0, 4.0, (60, 3))
     rotation = matrix_from_euler_yxz_np(0.4, -0.3, 0.1)
     ray = np.array([(centre_px[0] - CAMERA.cx) / CAMERA.fx, (centre_px[1] - CAMERA.cy) / CAMERA.fy, 1.0])
-    view = rotation_towards(ray).T @ rotation                   # the rotation the ray's viewer sees
+    tilt = axis_angle_to_matrix_np(np.radians(AXES_OFFSET_DEG))
+    view = rotation_towards(ray).T @ rotation @ tilt            # the rotation the ray's viewer sees
     weights = np.r_[np.ones(40), np.zeros(20)]
     observed = 9.0 * (head - head[:40].mean(0)) @ view.T + [centre_px[0], centre_px[1], 50.0]
     observed[40:] += rng.normal(0.0, 50.0, (20, 3))            # points of weight 0 do not count
