@@ -140,6 +140,10 @@ def test_gaze_angle_and_head_pose_errors():
     assert plain["geodesic_mean"] == pytest.approx(8.0)
     fitted = accuracy.pose_scores(rotations, tilted, fit_offset=True)
     assert fitted["geodesic_mean"] < 1e-6 and fitted["offset_deg"] == pytest.approx(8.0)
+    assert fitted["yaw_gain"] == pytest.approx(1.0) and fitted["pitch_gain"] == pytest.approx(1.0)
+    under_read = np.stack([MODEL_TO_OPTICAL @ matrix_from_euler_yxz_np(*np.radians(a)) for a in
+                           [(30, 8, -5), (-60, -16, 15), (5, 20, 0), (0, 0, 0)]])     # pitch read at 0.8
+    assert accuracy.pose_scores(rotations, under_read, False)["pitch_gain"] == pytest.approx(0.8)
     missing = np.full_like(rotations, np.nan)
     assert accuracy.pose_scores(rotations, missing, False) == {"frames": 0}
 

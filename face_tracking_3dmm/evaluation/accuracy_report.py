@@ -49,6 +49,9 @@ def _summary_rows(methods: dict) -> list[tuple[str, list[str]]]:
         ("  yaw / pitch / roll MAE deg", [" / ".join(_cell(s.get("pose_same_frames", {}).get(k), "{:.1f}")
                                                     for k in ("yaw_mae", "pitch_mae", "roll_mae"))
                                           for s in methods.values()]),
+        ("  yaw / pitch / roll gain (1 = exact)", [" / ".join(_cell(s.get("pose_same_frames", {}).get(k), "{:.2f}")
+                                                              for k in ("yaw_gain", "pitch_gain", "roll_gain"))
+                                                    for s in methods.values()]),
         ("face vertex error mm (aligned)", each(lambda s: s["vertex_error_mm"]["mean"])),
         ("identity error mm (neutral, aligned)", each(identity)),
         ("face found", each(lambda s: s["found_fraction"], "{:.0%}")),
