@@ -11,6 +11,7 @@ Energy (all terms divided by nothing else than written here):
   + sum_k p_k (e_k - e_mediapipe_k)^2
   + temporal (sum_k c_k (e_k - e_prev_k)^2 + ROTATION_UNITS |log(R R_prev^T)|^2 + TRANSLATION_UNITS |t - t_prev|^2)
   + identity_prior |identity|^2                   (only when identity is solved)
+  + mediapipe_rotation ROTATION_UNITS |log(R R_prior^T)|^2   (when the observation has a rotation prior)
 Expression is kept in [0, 1] by clamping after each step (a projected LM step).
 Unknown order: rotation increment (3, left-multiplied), translation (3, metres), expression (K_exp).
 
@@ -113,6 +114,9 @@ class SolverWeights:
     damping: float = 1e-3        #: initial LM damping, relative to the diagonal
     #: (K_exp,) per-channel factors c_k of the temporal prior on expression (None: all 1).
     temporal_expression: torch.Tensor | None = None
+    #: Pull of the rotation towards a rotation the detector's output implies
+    #: (``Observation.rotation_prior``), in the temporal prior's units per degree.
+    mediapipe_rotation: float = 0.0
 
 
 @dataclass
@@ -142,6 +146,8 @@ class Observation:
         intrinsics: (4,) fx, fy, cx, cy.
         expression_prior: (K_exp,) expression seeded from the detector's blendshape scores.
         previous: last frame's parameters for the temporal prior (None: no temporal term).
+        rotation_prior: (3, 3) a head-to-camera rotation from the detector, e.g. from its 3D points
+            (None: no such term).
     """
 
     points_px: torch.Tensor
@@ -149,6 +155,7 @@ class Observation:
     intrinsics: torch.Tensor
     expression_prior: torch.Tensor
     previous: FaceParameters | None = None
+    rotation_prior: torch.Tensor | None = None
     scale_px: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -262,6 +269,11 @@ class _Energy:
             self.temporal_units = weights.temporal * np.concatenate(
                 (np.full(3, ROTATION_UNITS), np.full(3, TRANSLATION_UNITS), np.broadcast_to(units, num_exp)))
             self.prior_diag[:6 + num_exp] += self.temporal_units
+        self.rotation_prior: np.ndarray | None = None
+        if weights.mediapipe_rotation > 0 and obs.rotation_prior is not None:
+            self.rotation_prior = obs.rotation_prior.to(DTYPE).numpy()
+            self.rotation_prior_units = weights.mediapipe_rotation * ROTATION_UNITS
+            self.prior_diag[:3] += self.rotation_prior_units
 
     def priors(self, pose: _Pose) -> tuple[np.ndarray, float]:
         """Gradient (as :attr:`prior_diag`) and cost of the priors at ``pose``."""
@@ -271,16 +283,23 @@ class _Energy:
         cost = float(grad[6:6 + len(diff)] @ diff)
         if self.previous is not None:
             prev = self.previous
-            # Between frames the rotation changes little: its axis-angle is the skew part of the
-            # relative matrix (sin(angle) * axis) to within angle^2 / 6, at a tenth of the exact log's cost.
-            delta = pose.rotation @ prev.rotation.T
-            err = np.concatenate((0.5 * np.array((delta[2, 1] - delta[1, 2], delta[0, 2] - delta[2, 0],
-                                                  delta[1, 0] - delta[0, 1])),
+            err = np.concatenate((_rotation_difference(pose.rotation, prev.rotation),
                                   pose.translation - prev.translation, pose.expression - prev.expression))
             temporal_grad = self.temporal_units * err
             grad[:len(err)] += temporal_grad
             cost += float(temporal_grad @ err)
+        if self.rotation_prior is not None:
+            err = _rotation_difference(pose.rotation, self.rotation_prior)
+            grad[:3] += self.rotation_prior_units * err
+            cost += self.rotation_prior_units * float(err @ err)
         return grad, cost
+
+
+def _rotation_difference(rotation: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(3,) axis-angle of ``rotation @ reference.T`` for small angles: the skew part of the relative
+    matrix (sin(angle) * axis), within angle^2 / 6 of the exact log at a tenth of its cost."""
+    delta = rotation @ reference.T
+    return 0.5 * np.array((delta[2, 1] - delta[1, 2], delta[0, 2] - delta[2, 0], delta[1, 0] - delta[0, 1]))
 
 
 class _Linearisation:
