@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
@@ -28,17 +27,6 @@ IRIS_HALF_ANGLE_DEG = 32.0
 #: Eyeball rotation (deg) at which an eyeLook* weight reaches 1 (ARKit's weights saturate there).
 EYE_YAW_DEG, EYE_PITCH_DEG = 30.0, 25.0
 SIDES = ("L", "R")
-#: MediaPipe's eye-opening contour (corners and both lids) around each iris centre of
-#: :data:`~face_tracking_3dmm.correspondence.IRIS_CENTRES` (468: the person's right eye, 473: left).
-EYE_OPENINGS = {468: (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246),
-                473: (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)}
-#: The refined iris centre is measured within this many iris radii of MediaPipe's.
-IRIS_SEARCH_RADII = 1.6
-#: Irises smaller than this (pixels of radius: faces beyond ~1 m at 640 px and 60 deg) keep
-#: MediaPipe's centre: too few pixels to measure (on the benchmark's distance sweep it did not help).
-MIN_IRIS_RADIUS_PX = 3.0
-#: Sub-pixel steps per pixel of the iris crop (the eye opening is rasterised at this resolution).
-IRIS_UPSAMPLE = 2
 
 
 @dataclass(frozen=True)
@@ -98,64 +86,6 @@ def gaze_from_iris(iris_px: np.ndarray, centres_cam: np.ndarray, iris_depth: flo
     distance = along - np.sqrt(np.clip(discriminant, 0.0, None))
     gaze = rays * distance[:, None] - centres_cam
     return gaze / np.linalg.norm(gaze, axis=1, keepdims=True)
-
-
-def refine_iris_centres(image: np.ndarray, points_px: np.ndarray) -> np.ndarray:
-    """Iris centres measured in the image: the darkness-weighted centroid of the pixels inside the
-    eye opening near MediaPipe's iris centre.
-
-    On the accuracy benchmark's renders MediaPipe's iris centre follows only 83% (horizontal) and
-    74% (vertical) of the iris' motion in the image; this centroid follows 95% and 81% (less than
-    all vertically: the lids cover the top and bottom of the iris, so the visible part's centroid
-    stays nearer the opening's middle). A disc of the iris' radius matched to the visible pixels
-    was tried and measured worse (MediaPipe's iris radius is too rough at ~5 px).
-
-    Args:
-        image: (H, W, 3) RGB or (H, W) grey uint8 image (only the crops around the eyes are read).
-        points_px: (478, 2) MediaPipe's points in pixels (iris rings 468-477 included).
-
-    Returns:
-        (2, 2) pixels of the iris centres in the order of ``IRIS_CENTRES`` (468, 473); MediaPipe's
-        own centre where the opening is too small to measure (a shut eye), the iris too small (a
-        far face) or the eye off the image.
-    """
-    points_px = np.asarray(points_px, np.float64)
-    if image.ndim not in (2, 3) or points_px.ndim != 2 or points_px.shape[0] < 478 or points_px.shape[1] != 2:
-        raise ValueError(f"need an (H, W[, 3]) image and (478, 2) points, got {image.shape}, {points_px.shape}")
-    return np.stack([_refined_iris(image, points_px, centre, np.asarray(opening))
-                     for centre, opening in EYE_OPENINGS.items()])
-
-
-def _refined_iris(image: np.ndarray, points_px: np.ndarray, centre_id: int, opening: np.ndarray) -> np.ndarray:
-    """(2,) one eye's iris centre (see :func:`refine_iris_centres`)."""
-    centre = points_px[centre_id]
-    radius = float(np.linalg.norm(points_px[centre_id + 1:centre_id + 5] - centre, axis=1).mean())
-    half = int(np.ceil(IRIS_SEARCH_RADII * radius)) + 2
-    left, top = int(round(centre[0])) - half, int(round(centre[1])) - half
-    if not radius >= MIN_IRIS_RADIUS_PX or left < 0 or top < 0 or left + 2 * half >= image.shape[1] \
-            or top + 2 * half >= image.shape[0]:
-        return centre
-    crop = image[top:top + 2 * half + 1, left:left + 2 * half + 1]
-    crop = (cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) if crop.ndim == 3 else crop).astype(np.float32)
-    up = IRIS_UPSAMPLE
-    fine = cv2.resize(crop, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR)
-    offset = (up - 1) / 2              # fine pixel k sits at coarse (k - offset) / up
-    inside = np.zeros(fine.shape, np.uint8)
-    polygon = (points_px[opening] - [left, top]) * up + offset
-    cv2.fillPoly(inside, [np.round(polygon * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
-    rows, cols = np.nonzero(inside)
-    if len(rows) < up * up * radius:          # less than about a pixel-wide slit
-        return centre
-    xs, ys = (cols - offset) / up + left, (rows - offset) / up + top
-    near = (xs - centre[0]) ** 2 + (ys - centre[1]) ** 2 < (IRIS_SEARCH_RADII * radius) ** 2
-    if not near.any():
-        return centre
-    values = fine[rows[near], cols[near]]
-    # Darker than the bright sclera counts, squared: the iris and pupil outweigh the lid shadows.
-    weights = np.clip(np.percentile(values, 90) - values, 0.0, None) ** 2
-    if weights.sum() <= 0.0:
-        return centre
-    return np.array([weights @ xs[near], weights @ ys[near]]) / weights.sum()
 
 
 def yaw_pitch(gaze_head: np.ndarray) -> np.ndarray:

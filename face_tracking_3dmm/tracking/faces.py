@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from face_tracking_3dmm.config import TrackerConfig
-from face_tracking_3dmm.correspondence import LandmarkCorrespondence
+from face_tracking_3dmm.correspondence import IRIS_CENTRES, LandmarkCorrespondence
 from face_tracking_3dmm.fitting.contour import Landmarks68
 from face_tracking_3dmm.fitting.divergence import divergence_limit_px, plausible
 from face_tracking_3dmm.fitting.gaze import (SIDES, EyeballGeometry, eye_rotation_matrices, eyeball_geometry,
-                                             gaze_from_iris, look_weights, refine_iris_centres, yaw_pitch)
+                                             gaze_from_iris, look_weights, yaw_pitch)
 from face_tracking_3dmm.fitting.identity import IdentityEstimator
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases,
                                                         SolveResult, SolverWeights, solve_frame)
@@ -259,9 +259,8 @@ class FaceFitter:
         eyeballs = self._eyeballs(face)
         if face.gaze is None:
             face.gaze = GazeTrack(names, config.smoothing_min_cutoff, config.smoothing_beta)
-        eye_rotations = face.gaze.update(refine_iris_centres(frame.image_rgb, observation.points[:, :2]), eyeballs,
-                                         face.params, params.rotation.numpy(), expression, frame.camera,
-                                         frame.timestamp_s)
+        eye_rotations = face.gaze.update(observation.points[:, :2], eyeballs, face.params, params.rotation.numpy(),
+                                         expression, frame.camera, frame.timestamp_s)
         mesh_expression = expression.copy()
         if face.resting is None:
             face.resting = RestingExpression(names, config.resting_rise_s)
@@ -307,14 +306,14 @@ class GazeTrack:
         self._filter = OneEuroFilter(min_cutoff, beta, POSE_UNITS["rotation"])
         self.angles: np.ndarray | None = None     #: (2, 2) yaw, pitch (rad) in the head frame
 
-    def update(self, irises: np.ndarray, eyeballs: EyeballGeometry, fitted: FaceParameters,
+    def update(self, points_px: np.ndarray, eyeballs: EyeballGeometry, fitted: FaceParameters,
                rotation: np.ndarray, expression: np.ndarray, camera: CameraIntrinsics,
                timestamp_s: float) -> np.ndarray:
         """(2, 3, 3) eye rotations in the head frame whose rotation is ``rotation`` (the filtered
-        pose), so that the published gaze is the one seen from the (unfiltered) ``fitted`` pose.
-        ``irises``: (2, 2) iris centres in pixels, in the order of ``IRIS_CENTRES``."""
+        pose), so that the published gaze is the one seen from the (unfiltered) ``fitted`` pose."""
         fitted_rotation, fitted_translation = fitted.rotation.numpy(), fitted.translation.numpy()
         centres = (eyeballs.centres_cm * CM_TO_M) @ fitted_rotation.T + fitted_translation
+        irises = points_px[list(IRIS_CENTRES)]
         seen = project_np(centres, camera)
         if np.nansum(np.linalg.norm(seen - irises[::-1], axis=1)) < np.nansum(np.linalg.norm(seen - irises, axis=1)):
             irises = irises[::-1]
