@@ -63,9 +63,9 @@ def test_jacobian_matches_autograd(model, bases):
     identity = torch.randn(model.num_identity, dtype=DTYPE) * 0.5
     obs = _observe(bases, truth, identity)
     arrays = bases.arrays()
-    energy = _Energy(arrays, obs, SolverWeights(), identity_columns=True)
-    lin = _Linearisation(energy, _Pose.of(truth), arrays.shape(identity))
-    jacobian, lin_residual = torch.from_numpy(lin.jacobian), torch.from_numpy(lin.residual)
+    energy = _Energy(arrays, [obs], SolverWeights(), identity_columns=True)
+    lin = _Linearisation(energy, _Pose.of([truth]), arrays.shape(identity))
+    jacobian, lin_residual = torch.from_numpy(lin.jacobian(np.arange(1))[0]), torch.from_numpy(lin.residual[0])
     sqrt_w = (obs.weights.sqrt() / obs.scale_px)[:, None]
 
     def residual(delta):
@@ -171,14 +171,14 @@ def test_frame_jacobian_matches_finite_differences(model, bases):
     truth = _truth(model, [0.1, 0.3, -0.05], [0.02, 0.01, 0.55], jawOpen=0.3, mouthSmile_L=0.4)
     obs = _observe(bases, truth)
     arrays = bases.arrays()
-    energy = _Energy(arrays, obs, SolverWeights())
-    pose = _Pose.of(FaceParameters(truth.rotation, truth.translation, torch.full_like(truth.expression, 0.5)))
+    energy = _Energy(arrays, [obs], SolverWeights())
+    pose = _Pose.of([FaceParameters(truth.rotation, truth.translation, torch.full_like(truth.expression, 0.5))])
     shape = arrays.shape(None)
-    analytic = _Linearisation(energy, pose, shape, arrays.jacobian_work).jacobian.copy()
+    analytic = _Linearisation(energy, pose, shape).jacobian(np.arange(1))[0].copy()
     numeric = np.empty_like(analytic)
     for column, step in enumerate(np.eye(analytic.shape[1]) * 1e-6):
-        plus = _Linearisation(energy, pose.stepped(step), shape).residual
-        minus = _Linearisation(energy, pose.stepped(-step), shape).residual
+        plus = _Linearisation(energy, pose.stepped(step[None]), shape).residual[0]
+        minus = _Linearisation(energy, pose.stepped(-step[None]), shape).residual[0]
         numeric[:, column] = (plus - minus) / 2e-6
     np.testing.assert_allclose(analytic, numeric, atol=1e-6 * np.abs(analytic).max())
 
@@ -200,22 +200,23 @@ def test_frame_solve_reaches_the_generic_solvers_minimum(model, bases):
     ours = solve_frame(bases, obs, obs.previous, None, weights, max_iterations=50)
 
     arrays = bases.arrays()
-    energy, shape, start = _Energy(arrays, obs, weights), arrays.shape(None), _Pose.of(obs.previous)
+    energy, shape, start = _Energy(arrays, [obs], weights), arrays.shape(None), _Pose.of([obs.previous])
 
     def cost(pose):
-        return _Linearisation(energy, pose, shape).cost
+        return float(_Linearisation(energy, pose, shape).cost[0])
 
     def residuals(step):   # pixel residuals, then the priors' energy as one more square
-        lin = _Linearisation(energy, start.stepped(step), shape)
-        return np.append(lin.residual, math.sqrt(max(lin.cost - float(lin.residual @ lin.residual), 0.0)))
+        lin = _Linearisation(energy, start.stepped(step[None]), shape)
+        residual = lin.residual[0]
+        return np.append(residual, math.sqrt(max(float(lin.cost[0]) - float(residual @ residual), 0.0)))
 
     num = 6 + model.num_expression
-    lower = np.concatenate((np.full(6, -np.inf), -start.expression))
-    upper = np.concatenate((np.full(6, np.inf), 1.0 - start.expression))
+    lower = np.concatenate((np.full(6, -np.inf), -start.expression[0]))
+    upper = np.concatenate((np.full(6, np.inf), 1.0 - start.expression[0]))
     generic = scipy.optimize.least_squares(residuals, np.zeros(num), jac="2-point", bounds=(lower, upper),
                                            x_scale="jac", xtol=1e-12, ftol=1e-12, gtol=1e-12)
-    theirs = start.stepped(generic.x)
-    assert cost(_Pose.of(ours.parameters)) <= cost(theirs) * (1 + 1e-6)
-    assert math.degrees(float(rotation_angle(ours.parameters.rotation, torch.from_numpy(theirs.rotation)))) < 0.01
-    np.testing.assert_allclose(ours.parameters.translation.numpy(), theirs.translation, atol=1e-5)
-    np.testing.assert_allclose(ours.parameters.expression.numpy(), theirs.expression, atol=2e-3)
+    theirs = start.stepped(generic.x[None])
+    assert cost(_Pose.of([ours.parameters])) <= cost(theirs) * (1 + 1e-6)
+    assert math.degrees(float(rotation_angle(ours.parameters.rotation, torch.from_numpy(theirs.rotation[0])))) < 0.01
+    np.testing.assert_allclose(ours.parameters.translation.numpy(), theirs.translation[0], atol=1e-5)
+    np.testing.assert_allclose(ours.parameters.expression.numpy(), theirs.expression[0], atol=2e-3)
