@@ -220,6 +220,12 @@ class PointArrays:
         return work
 
 
+def _selection(indices: np.ndarray, count: int) -> np.ndarray | slice:
+    """Sorted ``indices`` into ``count`` items as an index: a slice when they are all of them (the
+    usual case: numpy then gives views, not copies)."""
+    return slice(None) if len(indices) == count else indices
+
+
 class _Pose(NamedTuple):
     """The per-frame unknowns of N faces as numpy arrays (see :class:`FaceParameters`): rotation
     (N, 3, 3), translation (N, 3), expression (N, K_exp)."""
@@ -238,12 +244,12 @@ class _Pose(NamedTuple):
         return [FaceParameters(torch.from_numpy(self.rotation[n]), torch.from_numpy(self.translation[n]),
                                torch.from_numpy(self.expression[n])) for n in range(len(self.rotation))]
 
-    def take(self, faces: np.ndarray) -> "_Pose":
-        """The faces at indices ``faces``."""
+    def take(self, faces: np.ndarray | slice) -> "_Pose":
+        """The faces at ``faces`` (sorted indices or a slice)."""
         return _Pose(self.rotation[faces], self.translation[faces], self.expression[faces])
 
-    def put(self, faces: np.ndarray, other: "_Pose") -> None:
-        """Overwrite the faces at indices ``faces`` with ``other``'s (in place)."""
+    def put(self, faces: np.ndarray | slice, other: "_Pose") -> None:
+        """Overwrite the faces at ``faces`` with ``other``'s (in place)."""
         self.rotation[faces], self.translation[faces], self.expression[faces] = other
 
     def stepped(self, step: np.ndarray) -> "_Pose":
@@ -339,7 +345,7 @@ class _Linearisation:
         self._energy, self.pose = energy, pose
         self.faces = np.arange(len(energy)) if faces is None else faces
         # All faces (the usual case) are read through views, not copies.
-        select = slice(None) if len(self.faces) == len(energy) else self.faces
+        select = _selection(self.faces, len(energy))
         points_cm = energy.arrays.points(shapes, pose.expression)
         self._rotated = points_cm @ (pose.rotation.transpose(0, 2, 1) * CM_TO_M)          # (F, M, 3)
         self._cam = self._rotated + pose.translation[:, None]
@@ -360,22 +366,24 @@ class _Linearisation:
         faces at ``rows`` of this linearisation (None: all). ``J^T J`` is taken in float32: it only
         shapes the step (the gradient, which decides where the solve ends, stays float64), and
         halves the largest product of the solve."""
-        rows = np.arange(len(self.faces)) if rows is None else rows
+        rows = _selection(np.arange(len(self.faces)) if rows is None else rows, len(self.faces))
         jac = self.jacobian(rows)
-        jac32 = jac.astype(np.float32)
-        hessian = np.matmul(jac32.transpose(0, 2, 1), jac32).astype(np.float64)
+        hessian = np.empty((len(jac), jac.shape[2], jac.shape[2]))
+        for face, face_jacobian in enumerate(jac.astype(np.float32)):
+            hessian[face] = face_jacobian.T @ face_jacobian   # one matrix: numpy takes BLAS's syrk
         np.einsum("nii->ni", hessian)[:] += self._energy.prior_diag[self.faces[rows]]
         gradient = np.matmul(self.residual[rows, None, :], jac)[:, 0] + self.prior_gradient[rows]
         return hessian, gradient
 
-    def jacobian(self, rows: np.ndarray) -> np.ndarray:
+    def jacobian(self, rows: np.ndarray | slice) -> np.ndarray:
         """(R, 2M, 6 + K_exp [+ K_id]) d(weighted residual)/d(rotation increment, translation,
-        expression [, identity]) of the faces at ``rows``, in a work array that the next call reuses."""
+        expression [, identity]) of the faces at ``rows`` (indices or a slice), in a work array that
+        the next call reuses."""
         energy, arrays = self._energy, self._energy.arrays
         num_exp = arrays.expression.shape[2]
-        out = arrays.jacobian_work(len(rows), energy.columns)
-        # d(weighted pixel)/d(camera point): rows (a, 0, b) and (0, c, d) per point.
         cam, rotated = self._cam[rows], self._rotated[rows]
+        out = arrays.jacobian_work(len(cam), energy.columns)
+        # d(weighted pixel)/d(camera point): rows (a, 0, b) and (0, c, d) per point.
         x, y, z = cam[..., 0], cam[..., 1], cam[..., 2]
         scaled = self._sqrt_weights[rows] / z
         a, c = scaled * self._focal[rows, :, 0], scaled * self._focal[rows, :, 1]
@@ -394,7 +402,7 @@ class _Linearisation:
         np.matmul(pixel_rows, arrays.expression, out=out[..., 6:6 + num_exp])
         if energy.identity_columns:
             np.matmul(pixel_rows, arrays.identity, out=out[..., 6 + num_exp:])
-        return out.reshape(len(rows), -1, energy.columns)
+        return out.reshape(len(cam), -1, energy.columns)
 
 
 def _damped(hessian: np.ndarray, damping: float) -> np.ndarray:
@@ -442,48 +450,58 @@ def solve_frames(bases: PointBases, observations: list[Observation], starts: lis
     if len(starts) != count or not observations:
         raise ValueError("need one start per observation, and at least one")
     identities = [None] * count if identities is None else identities
-    limits = np.broadcast_to(np.asarray(max_iterations), (count,))
+    limits = [max_iterations] * count if isinstance(max_iterations, int) else list(max_iterations)
     weights = weights or SolverWeights()
     arrays = bases.arrays()
     energy = _Energy(arrays, observations, weights)
     shapes = np.stack([arrays.shape(identity) for identity in identities])
     pose = _Pose.of(starts)
     current = _Linearisation(energy, pose, shapes)
-    cost, rms = current.cost.copy(), current.rms_px.copy()
-    finite = np.isfinite(cost) & np.isfinite(pose.rotation).all(axis=(1, 2)) & np.isfinite(pose.translation).all(1)
+    finite = (np.isfinite(current.cost) & np.isfinite(pose.rotation).all(axis=(1, 2))
+              & np.isfinite(pose.translation).all(1)).tolist()
     # A corrupted start (NaN/inf) has nothing to linearise: 0 iterations, NaN error (the guard acts).
-    rms[~finite] = np.nan
+    cost = current.cost.tolist()
+    rms = [value if ok else math.nan for value, ok in zip(current.rms_px.tolist(), finite)]
     pending = _Pending(current, np.flatnonzero(finite), energy.columns)
-    damping = np.full(count, weights.damping)
-    iterations = np.zeros(count, dtype=int)
-    active = finite & (limits > 0)
+    # The per-face bookkeeping is a handful of scalars: Python lists cost less than numpy's tiny arrays.
+    damping = [weights.damping] * count
+    iterations = [0] * count
+    active = [ok and limit > 0 for ok, limit in zip(finite, limits)]
     last_ms = 0.0
-    while active.any():
+    while any(active):
         elapsed = (time.perf_counter() - began) * 1000.0
-        if max_time_ms > 0 and iterations.any() and elapsed + last_ms > max_time_ms:
+        if max_time_ms > 0 and any(iterations) and elapsed + last_ms > max_time_ms:
             break
         step_began = time.perf_counter()
         pending.resolve()
-        faces = np.flatnonzero(active)
+        faces = [n for n in range(count) if active[n]]
         steps = np.stack([_lm_step(pending.hessian[n], pending.gradient[n], damping[n]) for n in faces])
-        candidate = pose.take(faces).stepped(steps)
-        trial = _Linearisation(energy, candidate, shapes[faces], faces)
-        iterations[faces] += 1
-        better = trial.valid & np.isfinite(trial.cost) & (trial.cost < cost[faces])
-        accepted = faces[better]
-        converged = cost[accepted] - trial.cost[better] < 1e-6 * cost[accepted]
-        pose.put(accepted, candidate.take(better))
-        cost[accepted], rms[accepted] = trial.cost[better], trial.rms_px[better]
-        damping[accepted] = np.maximum(damping[accepted] / 3.0, 1e-7)
-        damping[faces[~better]] *= 8.0
-        active[accepted[converged]] = False
-        active &= iterations < limits
+        select = _selection(np.array(faces), count)
+        candidate = pose.take(select).stepped(steps)
+        trial = _Linearisation(energy, candidate, shapes[select], np.array(faces))
+        accepted, again = [], []   # rows of the trial: steps taken, and of those the faces that step again
+        for row, (n, trial_cost, valid, trial_rms) in enumerate(zip(faces, trial.cost.tolist(), trial.valid.tolist(),
+                                                                    trial.rms_px.tolist())):
+            iterations[n] += 1
+            if valid and math.isfinite(trial_cost) and trial_cost < cost[n]:
+                converged = cost[n] - trial_cost < 1e-6 * cost[n]
+                cost[n], rms[n] = trial_cost, trial_rms
+                damping[n] = max(damping[n] / 3.0, 1e-7)
+                accepted.append(row)
+                active[n] = not converged and iterations[n] < limits[n]
+                if active[n]:
+                    again.append(row)
+            else:
+                damping[n] *= 8.0
+                active[n] = iterations[n] < limits[n]
+        if accepted:
+            pose.put(_selection(np.array([faces[row] for row in accepted]), count),
+                     candidate.take(_selection(np.array(accepted), len(faces))))
         # The accepted faces that step again linearise at their new parameters (on demand).
-        pending.add(trial, np.flatnonzero(better & active[faces]))
+        pending.add(trial, np.array(again, dtype=int))
         last_ms = (time.perf_counter() - step_began) * 1000.0
     time_ms = (time.perf_counter() - began) * 1000.0
-    return [SolveResult(params, int(iterations[n]), float(rms[n]), time_ms)
-            for n, params in enumerate(pose.parameters())]
+    return [SolveResult(params, iterations[n], rms[n], time_ms) for n, params in enumerate(pose.parameters())]
 
 
 class _Pending:
@@ -539,9 +557,9 @@ def solve_identity(bases: PointBases, observations: list[Observation], starts: l
     for _ in range(iterations):
         schur = np.diag(np.full(num_id, weights.identity_prior))
         rhs = -weights.identity_prior * identity
-        hessians, gradients = lin.normal_equations()
         blocks = []
-        for hessian, gradient in zip(hessians, gradients):
+        for frame in range(len(observations)):   # one frame's Jacobian at a time stays in the cache
+            (hessian,), (gradient,) = lin.normal_equations(np.array([frame]))
             h_li = hessian[:local, local:]
             h_ll_inv_rhs = np.linalg.solve(_damped(hessian[:local, :local], damping),
                                            np.column_stack((h_li, gradient[:local])))
