@@ -14,7 +14,8 @@ import torch
 
 from face_tracking_3dmm.correspondence import load_correspondence
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, SolverWeights,
-                                                        _Energy, _Linearisation, _Pose, solve_frame, solve_identity)
+                                                        _Energy, _Linearisation, _Pose, solve_frame, solve_frames,
+                                                        solve_identity)
 from face_tracking_3dmm.geometry import (MODEL_TO_OPTICAL, CameraIntrinsics, axis_angle_to_matrix, intrinsics_tensor,
                                          model_to_camera, project, rotation_angle)
 
@@ -217,6 +218,71 @@ def test_frame_solve_reaches_the_generic_solvers_minimum(model, bases):
                                            x_scale="jac", xtol=1e-12, ftol=1e-12, gtol=1e-12)
     theirs = start.stepped(generic.x[None])
     assert cost(_Pose.of([ours.parameters])) <= cost(theirs) * (1 + 1e-6)
+    # The same face in a batch with another face (solve_frames) ends at the same minimum.
+    other = _observe(bases, _truth(model, [-0.2, -0.3, 0.1], [0.05, 0.0, 0.7], jawOpen=0.4), seed=4)
+    batched = solve_frames(bases, [other, obs], [_frontal_start(model, 0.7), obs.previous], None, weights, 50)[1]
+    assert cost(_Pose.of([batched.parameters])) <= cost(theirs) * (1 + 1e-6)
     assert math.degrees(float(rotation_angle(ours.parameters.rotation, torch.from_numpy(theirs.rotation[0])))) < 0.01
     np.testing.assert_allclose(ours.parameters.translation.numpy(), theirs.translation[0], atol=1e-5)
     np.testing.assert_allclose(ours.parameters.expression.numpy(), theirs.expression[0], atol=2e-3)
+
+
+def _batch_problem(model, bases):
+    """Three faces of one frame: different poses, expressions, identities and previous frames."""
+    poses = (([0.1, 0.3, -0.05], [0.02, 0.01, 0.55], dict(jawOpen=0.3)),
+             ([-0.2, -0.4, 0.1], [-0.1, 0.05, 0.8], dict(mouthSmile_L=0.5)),
+             ([0.05, 0.1, 0.0], [0.15, -0.05, 1.2], dict(eyeBlink_L=0.6)))
+    gen = torch.Generator().manual_seed(3)
+    identities = [None, torch.randn(model.num_identity, generator=gen, dtype=DTYPE) * 0.5,
+                  torch.randn(model.num_identity, generator=gen, dtype=DTYPE) * 0.5]
+    observations, starts = [], []
+    for (rotvec, translation, weights), identity, seed in zip(poses, identities, range(3)):
+        truth = _truth(model, rotvec, translation, **weights)
+        obs = _observe(bases, truth, identity, seed=seed)
+        obs.previous = FaceParameters(_truth(model, np.add(rotvec, 0.03), [0, 0, 0]).rotation,
+                                      truth.translation + 0.005, (truth.expression + 0.05).clamp(0, 1))
+        observations.append(obs)
+        starts.append(obs.previous)
+    return observations, starts, identities
+
+
+def test_batched_jacobian_matches_finite_differences(model, bases):
+    """The Jacobian of a batch of faces (all, and a subset of its rows) against central differences
+    of each face's residuals."""
+    observations, starts, identities = _batch_problem(model, bases)
+    arrays = bases.arrays()
+    energy = _Energy(arrays, observations, SolverWeights())
+    pose = _Pose.of(starts)
+    shapes = np.stack([arrays.shape(identity) for identity in identities])
+    lin = _Linearisation(energy, pose, shapes)
+    analytic = lin.jacobian(np.arange(3)).copy()
+    np.testing.assert_array_equal(lin.jacobian(np.array([2]))[0], analytic[2])
+    for column, step in enumerate(np.eye(analytic.shape[2]) * 1e-6):
+        steps = np.repeat(step[None], 3, axis=0)
+        plus = _Linearisation(energy, pose.stepped(steps), shapes).residual
+        minus = _Linearisation(energy, pose.stepped(-steps), shapes).residual
+        np.testing.assert_allclose(analytic[:, :, column], (plus - minus) / 2e-6, atol=1e-6 * np.abs(analytic).max())
+
+
+def test_batched_solve_gives_each_face_its_own_solution(model, bases):
+    """Faces solved in one batch (own identities, previous frames and iteration limits, one with a
+    corrupted start) end where each ends when solved alone: the problem is block-diagonal."""
+    observations, starts, identities = _batch_problem(model, bases)
+    broken = starts[1].copy()
+    broken.translation[0] = math.nan
+    starts = starts + [broken]
+    observations = observations + [observations[1]]
+    identities = identities + [identities[1]]
+    limits = [4, 20, 2, 4]
+    weights = SolverWeights(expression_prior=0.1, temporal=1.0)
+    together = solve_frames(bases, observations, starts, identities, weights, limits)
+    for obs, start, identity, limit, batched in zip(observations, starts, identities, limits, together):
+        alone = solve_frame(bases, obs, start, identity, weights, limit)
+        assert batched.iterations == alone.iterations
+        if math.isnan(alone.rms_px):
+            assert math.isnan(batched.rms_px) and batched.iterations == 0
+            continue
+        assert batched.rms_px == pytest.approx(alone.rms_px, rel=1e-9)
+        for name in ("rotation", "translation", "expression"):
+            np.testing.assert_allclose(getattr(batched.parameters, name).numpy(),
+                                       getattr(alone.parameters, name).numpy(), atol=1e-9)
