@@ -102,7 +102,9 @@ def test_face_params_tf_and_mesh_follow_the_images(running):
     assert len(last.expression_weights) == len(last.expression_names) == 53 and len(last.identity) == 100
     assert dict(zip(last.stage_names, last.stage_times_ms))["total"] > 0
 
-    wait_for(lambda: camera.received["tf"] and camera.received["face_mesh"], 10, "TF and the mesh marker")
+    # Mesh markers and the overlay come from the node's display thread, after `faces` and TF.
+    wait_for(lambda: camera.received["tf"] and camera.received["face_mesh"] and camera.received["overlay"], 10,
+             "TF, the mesh marker and the overlay")
     transforms = {(t.header.frame_id, t.child_frame_id): t for m in camera.received["tf"] for t in m.transforms}
     assert {("camera_optical_frame", "face_0"), ("face_0", "face_0_eye_left"), ("face_0", "face_0_eye_right")} <= set(transforms)
     face_tf = transforms[("camera_optical_frame", "face_0")]

@@ -23,7 +23,9 @@ its landmarks (MediaPipe), the other fits the model and publishes; while the sec
 the first already works on frame t + 1, so on two cores the node keeps up with about twice the
 frame rate that one thread would, at the same latency. Each stage hands over through a one-slot
 buffer: a frame replaced before the next stage took it is dropped and counted, so a slow tracker
-never builds a queue and latency stays one frame's processing time. Bad input is refused with a
+never builds a queue and latency stays one frame's processing time. A third thread builds the mesh
+markers and draws the overlay of the latest fitted frame (best effort, the newest only), so that
+they never hold up `faces`, face_params and TF, which the fit stage publishes. Bad input is refused with a
 throttled warning naming the problem; the node keeps running.
 """
 from __future__ import annotations
@@ -138,7 +140,7 @@ class TrackerProcessing:
     """What the face_tracker does, shared by the plain node (:mod:`.tracker_node`) and the managed
     one (:mod:`.tracker_lifecycle_node`): a mixin of an rclpy Node or LifecycleNode whose steps
     follow the lifecycle: :meth:`_init_processing` (construction), :meth:`_load` (configure: model,
-    landmarker, publishers), :meth:`_start` (activate: subscriptions, diagnostics, the two stage
+    landmarker, publishers), :meth:`_start` (activate: subscriptions, diagnostics, the stage
     threads), :meth:`_stop` (deactivate: no input, no thread left), :meth:`_release` (clean-up)."""
 
     def _init_processing(self) -> None:
@@ -157,6 +159,7 @@ class TrackerProcessing:
         self.counters = Counters()
         self.slot = LatestSlot()       # images for the landmark stage
         self.detected = LatestSlot()   # landmarks for the fit stage
+        self.displayed = LatestSlot()  # fitted frames for the display stage (mesh markers, overlay)
         self.last_stamp_ns: int | None = None
         # The faces the landmark stage follows on regions: the last fit's, replaced whole by the fit
         # stage (the stages share no tracker state; the landmark stage may see them a frame late).
@@ -188,7 +191,7 @@ class TrackerProcessing:
         self.tf = TransformBroadcaster(self, self._new_publisher)
 
     def _start(self) -> None:
-        """Subscribe to the images and camera_info, start the diagnostics and the two stage threads."""
+        """Subscribe to the images and camera_info, start the diagnostics and the stage threads."""
         if self.options["input"] == "compressed":
             image = self.create_subscription(CompressedImage, "image/compressed", self._on_compressed,
                                              qos_profile_sensor_data)
@@ -201,7 +204,8 @@ class TrackerProcessing:
         self._workers = [threading.Thread(target=self._work, args=(slot, stage), name=f"face_tracker_{name}",
                                           daemon=True)
                          for name, slot, stage in (("landmarks", self.slot, self._detect_stage),
-                                                   ("fit", self.detected, self._fit_stage))]
+                                                   ("fit", self.detected, self._fit_stage),
+                                                   ("display", self.displayed, self._display_stage))]
         for worker in self._workers:
             worker.start()
         self.get_logger().info(f"tracking the latest image on {self.resolve_topic_name('image')}")
@@ -353,10 +357,22 @@ class TrackerProcessing:
         self.tf.send([transform for face in tracked for transform in conversions.face_transforms(face, header, prefix)])
 
         mesh_rate = self.options["mesh_rate"]
-        if tracked and mesh_rate > 0 and now - self.last_mesh_s >= 1.0 / mesh_rate:
+        meshes = bool(tracked) and mesh_rate > 0 and now - self.last_mesh_s >= 1.0 / mesh_rate
+        if meshes:
             self.last_mesh_s = now
+        drawn = self.options["publish_overlay"] and self.overlay_publisher.get_subscription_count() > 0
+        if meshes or drawn:
+            self.displayed.put((result, tracked, header, rgb, camera, meshes, drawn))
+
+    def _display_stage(self, result, tracked, header: Header, rgb: np.ndarray, camera, meshes: bool,
+                       drawn: bool) -> None:
+        """Mesh markers and the overlay of the latest fitted frame, on their own thread: their ~15 ms
+        a frame (building meshes, drawing) stay off the fit stage, which publishes `faces` and TF and
+        takes the next frame meanwhile; a frame fitted before the last one was drawn is skipped."""
+        mesh_rate = self.options["mesh_rate"]
+        if meshes and mesh_rate > 0:
             self._publish_meshes(tracked, header, lifetime_s=max(1.0, 2.0 / mesh_rate))
-        if self.options["publish_overlay"] and self.overlay_publisher.get_subscription_count() > 0:
+        if drawn:
             mesh_pixels = {face.face_id: project_np(self.tracker.face_mesh(face).vertices.numpy(), camera)
                            for face in tracked}
             picture = overlay.overlay_image(rgb, result, mesh_pixels)
@@ -400,6 +416,7 @@ class TrackerProcessing:
         self._workers = []
         self.slot.take(timeout_s=0.0)
         self.detected.take(timeout_s=0.0)
+        self.displayed.take(timeout_s=0.0)
 
     def _release(self) -> None:
         """Release the tracker (the landmarker's resources); log the totals."""
