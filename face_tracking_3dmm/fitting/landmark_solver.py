@@ -127,8 +127,8 @@ class FaceParameters:
 
     @property
     def finite(self) -> bool:
-        return bool(torch.isfinite(self.rotation).all() and torch.isfinite(self.translation).all()
-                    and torch.isfinite(self.expression).all())
+        return all(math.isfinite(value) for part in (self.rotation, self.translation, self.expression)
+                   for value in part.reshape(-1).tolist())
 
 
 @dataclass
