@@ -22,6 +22,7 @@ from face_tracking_3dmm import config as config_module
 from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.correspondence import load_correspondence
 from face_tracking_3dmm.geometry import CameraIntrinsics, intrinsics_tensor
+from face_tracking_3dmm.fitting.blas_threads import set_blas_threads
 from face_tracking_3dmm.fitting.landmark_solver import DTYPE, PointBases
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.rendering.mesh import Mesh
@@ -58,6 +59,7 @@ class FaceTracker:
 
     def __init__(self, config: TrackerConfig | None = None, model: ICTFaceModel | None = None, landmarker=None):
         self.config = config or TrackerConfig()
+        self._blas_threads = 0   # numpy's BLAS threads as last set here (0: not set)
         self._apply_threads()
         self.model = model or ICTFaceModel.load(self.config.model_path or None)
         self.correspondence = load_correspondence().fitted()
@@ -84,8 +86,12 @@ class FaceTracker:
 
     # ------------------------------------------------------------------------------ lifecycle
     def _apply_threads(self) -> None:
+        """torch's and numpy's BLAS threads as ``num_threads`` says (0: left as they are)."""
         if self.config.num_threads > 0 and torch.get_num_threads() != self.config.num_threads:
             torch.set_num_threads(self.config.num_threads)
+        if self.config.num_threads > 0 and self._blas_threads != self.config.num_threads:
+            set_blas_threads(self.config.num_threads)
+            self._blas_threads = self.config.num_threads
 
     def _start_stream(self, stream: int) -> None:
         """The fit stage's side of a new stream: every face forgotten, the stored identities re-read."""
