@@ -121,7 +121,8 @@ class ConfigError(ValueError):
 TRACKER_NODE_NAME = "face_tracker"
 #: Settings of the tracker node that are not the library's (``nodes.parameters.TRACKER_NODE_PARAMETERS``):
 #: accepted in a params file, not used by :class:`TrackerConfig`.
-NODE_ONLY_SETTINGS = frozenset({"input", "publish_overlay", "mesh_rate", "full_mesh", "frame_prefix", "lost_rate"})
+NODE_ONLY_SETTINGS = frozenset({"input", "publish_overlay", "mesh_rate", "full_mesh", "frame_prefix", "lost_rate",
+                                "rep155", "rep155_root"})
 
 
 def load_yaml(path: str | Path, base: TrackerConfig | None = None) -> TrackerConfig:

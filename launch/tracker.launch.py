@@ -2,7 +2,8 @@
 
 Arguments: source (video file, image folder or V4L2 device), params_file, namespace, camera_frame,
 rviz (true/false), managed (true: the tracker is the lifecycle node tracker_lifecycle_node, started
-unconfigured for the robot's lifecycle manager or `ros2 lifecycle set`).
+unconfigured for the robot's lifecycle manager or `ros2 lifecycle set`), rep155 (false: no REP-155
+/humans/faces output, TF frames named by the integer face ids).
 """
 import os
 
@@ -31,6 +32,7 @@ def generate_launch_description():
     namespace = LaunchConfiguration("namespace")
     camera_frame = LaunchConfiguration("camera_frame")
     managed = LaunchConfiguration("managed")
+    tracker_parameters = [params_file, {"rep155": LaunchConfiguration("rep155")}]
     return LaunchDescription([
         DeclareLaunchArgument("source", default_value="0",
                               description="Video file, folder of images, image, or V4L2 device (0, /dev/video0)"),
@@ -40,14 +42,16 @@ def generate_launch_description():
         DeclareLaunchArgument("camera_frame", default_value="camera_optical_frame",
                               description="Optical frame of the camera (header.frame_id of images)"),
         DeclareLaunchArgument("rviz", default_value="false", description="Also start RViz"),
+        DeclareLaunchArgument("rep155", default_value="true",
+                              description="Publish the faces as REP-155 describes them (/humans/faces/...)"),
         DeclareLaunchArgument("managed", default_value="false",
                               description="true: the tracker as a lifecycle node, unconfigured until "
                                           "configured and activated"),
         camera_topics_node("camera_node", "camera", namespace,
                            [params_file, {"source": source, "frame_id": camera_frame}]),
-        camera_topics_node("tracker_node", "face_tracker", namespace, [params_file],
+        camera_topics_node("tracker_node", "face_tracker", namespace, tracker_parameters,
                            condition=UnlessCondition(managed)),
-        camera_topics_node("tracker_lifecycle_node", "face_tracker", namespace, [params_file],
+        camera_topics_node("tracker_lifecycle_node", "face_tracker", namespace, tracker_parameters,
                            node_class=LifecycleNode, condition=IfCondition(managed)),
         Node(
             package="rviz2",

@@ -6,11 +6,13 @@ system ``python3`` can start it before the venv exists. Each step keeps a stamp 
 skipped when its inputs did not change, so a second run takes about a second.
 
 Steps (see ../shared/notes/ros2-from-pypi.md for why each is needed):
-1. create the venv; pip install requirements.txt, requirements-ros-build.txt (the undeclared wheels
-   rosidl needs to build messages) and requirements-nodeps.txt (with --no-deps);
+1. create the venv; pip install requirements.txt (or the files given with --requirements),
+   requirements-ros-build.txt (the undeclared wheels rosidl needs to build messages) and
+   requirements-nodeps.txt (with --no-deps);
 2. rewrite the include dirs that the ROS wheels' cmake files hard-code from the machine that built
    them to this venv's Python and numpy include dirs;
-3. build tf2_msgs (TFMessage only) when no real tf2_msgs is importable;
+3. build tf2_msgs (TFMessage only) and hri_msgs (the six REP-155 types the tracker publishes, pinned
+   to the hri_msgs 2.3.2 release) when no real one is importable;
 4. build msg/ with plain cmake into the venv prefix: libraries land in .venv/lib, which the ROS
    wheels' bootstrapper already puts on LD_LIBRARY_PATH, so nothing needs to be sourced;
 5. make the source tree importable in place (a .pth file; face_tracking_3dmm/__init__.py extends its
@@ -69,6 +71,267 @@ ament_package()
 }
 
 
+#: The REP-155 (ROS4HRI) messages the tracker publishes, built only where no real hri_msgs imports.
+#: Pinned to hri_msgs 2.3.2, the release ROS 2 Jazzy ships (ros4hri/hri_msgs, Apache-2.0; its 0.x
+#: ROS 1 releases were BSD): the field lists below are that release's, unchanged since its 2.0.0,
+#: so the RIHS01 type hashes match a Jazzy install's (test/test_package_setup.py checks them); the
+#: comments are ours. Only the six types the tracker uses are built.
+HRI_MSGS_RELEASE = "2.3.2"
+HRI_MSGS_TYPES = ("IdsList", "NormalizedPointOfInterest2D", "NormalizedRegionOfInterest2D", "FacialLandmarks",
+                  "FacialActionUnits", "Expression")
+HRI_MSGS_FILES = {
+    "package.xml": f"""<?xml version="1.0"?>
+<package format="3">
+  <name>hri_msgs</name>
+  <version>{HRI_MSGS_RELEASE}</version>
+  <description>Six REP-155 (ROS4HRI) message types (IdsList, NormalizedPointOfInterest2D,
+    NormalizedRegionOfInterest2D, FacialLandmarks, FacialActionUnits, Expression), built by
+    face_tracking_3dmm's set-up where no ROS 2 install provides hri_msgs. The field definitions are
+    those of the hri_msgs {HRI_MSGS_RELEASE} release (ros4hri/hri_msgs, Apache-2.0), hence the same
+    type hashes; the comments are face_tracking_3dmm's.</description>
+  <maintainer email="face-tracking-3dmm@example.com">face_tracking_3dmm maintainers</maintainer>
+  <license>Apache-2.0</license>
+  <buildtool_depend>ament_cmake</buildtool_depend>
+  <buildtool_depend>rosidl_default_generators</buildtool_depend>
+  <depend>std_msgs</depend>
+  <exec_depend>rosidl_default_runtime</exec_depend>
+  <member_of_group>rosidl_interface_packages</member_of_group>
+  <export><build_type>ament_cmake</build_type></export>
+</package>
+""",
+    "CMakeLists.txt": """cmake_minimum_required(VERSION 3.16)
+project(hri_msgs)
+find_package(ament_cmake REQUIRED)
+find_package(rosidl_default_generators REQUIRED)
+find_package(std_msgs REQUIRED)
+rosidl_generate_interfaces(${PROJECT_NAME} """ + " ".join(f'"msg/{name}.msg"' for name in HRI_MSGS_TYPES) + """
+  DEPENDENCIES std_msgs)
+ament_export_dependencies(rosidl_default_runtime)
+ament_package()
+""",
+    "msg/IdsList.msg": """# The ids of what is tracked now (faces, bodies, voices or persons), e.g. on /humans/faces/tracked.
+std_msgs/Header header
+string[] ids
+""",
+    "msg/NormalizedPointOfInterest2D.msg": """# A point in an image, each coordinate divided by the image's size (0..1), with a confidence c (0..1).
+float32 x
+float32 y
+float32 c
+""",
+    "msg/NormalizedRegionOfInterest2D.msg": """# A box in an image: top-left (xmin, ymin) and bottom-right (xmax, ymax) corners, each coordinate
+# divided by the image's size (0..1), with a confidence c (0..1). Stamp: the image's.
+std_msgs/Header header
+float32 xmin
+float32 ymin
+float32 xmax
+float32 ymax
+float32 c
+""",
+    "msg/FacialLandmarks.msg": """# 70 points of a face in normalised image coordinates (0..1 from the top-left corner), indexed as
+# dlib's / OpenPose's 68-point face layout plus the two pupils (68 right, 69 left; the person's sides).
+std_msgs/Header header
+
+uint8 RIGHT_EAR=0
+uint8 RIGHT_PROFILE_1=1
+uint8 RIGHT_PROFILE_2=2
+uint8 RIGHT_PROFILE_3=3
+uint8 RIGHT_PROFILE_4=4
+uint8 RIGHT_PROFILE_5=5
+uint8 RIGHT_PROFILE_6=6
+uint8 RIGHT_PROFILE_7=7
+uint8 MENTON=8
+uint8 LEFT_PROFILE_7=9
+uint8 LEFT_PROFILE_6=10
+uint8 LEFT_PROFILE_5=11
+uint8 LEFT_PROFILE_4=12
+uint8 LEFT_PROFILE_3=13
+uint8 LEFT_PROFILE_2=14
+uint8 LEFT_PROFILE_1=15
+uint8 LEFT_EAR=16
+uint8 RIGHT_EYEBROW_OUTSIDE=17
+uint8 RIGHT_EYEBROW_1=18
+uint8 RIGHT_EYEBROW_2=19
+uint8 RIGHT_EYEBROW_3=20
+uint8 RIGHT_EYEBROW_INSIDE=21
+uint8 LEFT_EYEBROW_INSIDE=22
+uint8 LEFT_EYEBROW_3=23
+uint8 LEFT_EYEBROW_2=24
+uint8 LEFT_EYEBROW_1=25
+uint8 LEFT_EYEBROW_OUTSIDE=26
+uint8 SELLION=27
+uint8 NOSE_1=28
+uint8 NOSE_2=29
+uint8 NOSE=30
+uint8 NOSTRIL_1=31
+uint8 NOSTRIL_2=32
+uint8 NOSTRIL_3=33
+uint8 NOSTRIL_4=34
+uint8 NOSTRIL_5=35
+uint8 RIGHT_EYE_OUTSIDE=36
+uint8 RIGHT_EYE_TOP_1=37
+uint8 RIGHT_EYE_TOP_2=38
+uint8 RIGHT_EYE_INSIDE=39
+uint8 RIGHT_EYE_BOTTOM_2=40
+uint8 RIGHT_EYE_BOTTOM_1=41
+uint8 LEFT_EYE_INSIDE=42
+uint8 LEFT_EYE_TOP_2=43
+uint8 LEFT_EYE_TOP_1=44
+uint8 LEFT_EYE_OUTSIDE=45
+uint8 LEFT_EYE_BOTTOM_1=46
+uint8 LEFT_EYE_BOTTOM_2=47
+uint8 MOUTH_OUTER_RIGHT=48
+uint8 MOUTH_OUTER_TOP_1=49
+uint8 MOUTH_OUTER_TOP_2=50
+uint8 MOUTH_OUTER_TOP_3=51
+uint8 MOUTH_OUTER_TOP_4=52
+uint8 MOUTH_OUTER_TOP_5=53
+uint8 MOUTH_OUTER_LEFT=54
+uint8 MOUTH_OUTER_BOTTOM_5=55
+uint8 MOUTH_OUTER_BOTTOM_4=56
+uint8 MOUTH_OUTER_BOTTOM_3=57
+uint8 MOUTH_OUTER_BOTTOM_2=58
+uint8 MOUTH_OUTER_BOTTOM_1=59
+uint8 MOUTH_INNER_RIGHT=60
+uint8 MOUTH_INNER_TOP_1=61
+uint8 MOUTH_INNER_TOP_2=62
+uint8 MOUTH_INNER_TOP_3=63
+uint8 MOUTH_INNER_LEFT=64
+uint8 MOUTH_INNER_BOTTOM_3=65
+uint8 MOUTH_INNER_BOTTOM_2=66
+uint8 MOUTH_INNER_BOTTOM_1=67
+uint8 RIGHT_PUPIL=68
+uint8 LEFT_PUPIL=69
+
+# One point per index above, in that order.
+NormalizedPointOfInterest2D[70] landmarks
+
+# The image's size in pixels (rows, columns), to turn the points back into pixels.
+uint32 height
+uint32 width
+""",
+    "msg/FacialActionUnits.msg": """# The intensity (0..1) and its confidence (0..1) of each FACS action unit (Ekman and Friesen's
+# Facial Action Coding System) of one face; index = AU number (0 = neutral face), 99 slots.
+std_msgs/Header header
+
+uint8 NEUTRAL_FACE=0
+uint8 INNER_BROW_RAISER=1
+uint8 OUTER_BROW_RAISER=2
+uint8 BROW_LOWERER=4
+uint8 UPPER_LID_RAISER=5
+uint8 CHEEK_RAISER=6
+uint8 LID_TIGHTENER=7
+uint8 LIPS_TOWARD_EACH_OTHER=8
+uint8 NOSE_WRINKLER=9
+uint8 UPPER_LIP_RAISER=10
+uint8 NASOLABIAL_DEEPENER=11
+uint8 LIP_CORNER_PULLER=12
+uint8 SHARP_LIP_PULLER=13
+uint8 DIMPLER=14
+uint8 LIP_CORNER_DEPRESSOR=15
+uint8 LOWER_LIP_DEPRESSOR=16
+uint8 CHIN_RAISER=17
+uint8 LIP_PUCKER=18
+uint8 TONGUE_SHOW=19
+uint8 LIP_STRETCHER=20
+uint8 NECK_TIGHTENER=21
+uint8 LIP_FUNNELER=22
+uint8 LIP_TIGHTENER=23
+uint8 LIP_PRESSOR=24
+uint8 LIPS_PART=25
+uint8 JAW_DROP=26
+uint8 MOUTH_STRETCH=27
+uint8 LIP_SUCK=28
+uint8 JAW_THRUST=29
+uint8 JAW_SIDEWAYS=30
+uint8 JAW_CLENCHER=31
+uint8 LIP_BITE=32
+uint8 CHEEK_BLOW=33
+uint8 CHEEK_PUFF=34
+uint8 CHEEK_SUCK=35
+uint8 TONGUE_BULGE=36
+uint8 LIP_WIPE=37
+uint8 NOSTRIL_DILATOR=38
+uint8 NOSTRIL_COMPRESSOR=39
+uint8 SNIFF=40
+uint8 LID_DROOP=41
+uint8 SLIT=42
+uint8 EYES_CLOSED=43
+uint8 SQUINT=44
+uint8 BLINK=45
+uint8 WINK=46
+uint8 SPEECH=50
+uint8 HEAD_TURN_LEFT=51
+uint8 HEAD_TURN_RIGHT=52
+uint8 HEAD_UP=53
+uint8 HEAD_DOWN=54
+uint8 HEAD_TILT_LEFT=55
+uint8 HEAD_TILT_RIGHT=56
+uint8 HEAD_FORWARD=57
+uint8 HEAD_BACK=58
+uint8 EYES_TURN_LEFT=61
+uint8 EYES_TURN_RIGHT=62
+uint8 EYES_UP=63
+uint8 EYES_DOWN=64
+uint8 WALLEYE=65
+uint8 CROSS_EYE=66
+uint8 EYES_POSITIONED_TO_LOOK_AT_OTHER_PERSON=69
+uint8 BROWS_AND_FOREHEAD_NOT_VISIBLE=70
+uint8 EYES_NOT_VISIBLE=71
+uint8 LOWER_FACE_NOT_VISIBLE=72
+uint8 ENTIRE_FACE_NOT_VISIBLE=73
+uint8 UNSOCIABLE=74
+uint8 SWALLOW=80
+uint8 CHEWING=81
+uint8 SHOULDER_SHRUG=82
+uint8 HEAD_SHAKE_BACK_AND_FORTH=84
+uint8 HEAD_NOD_UP_AND_DOWN=85
+uint8 FLASH=91
+uint8 PARTIAL_FLASH=92
+uint8 SHIVER_TREMBLE=97
+uint8 FAST_UP_DOWN_LOOK=98
+
+# Indexed by the AU numbers above; a slot with confidence 0 is not estimated.
+float32[99] intensity
+float32[99] confidence
+""",
+    "msg/Expression.msg": """# A facial expression: a category (one of the names below) and/or valence and arousal (-1..1),
+# with a confidence (0..1). Publishers use the categories they can tell apart.
+std_msgs/Header header
+
+string NEUTRAL="neutral"
+string ANGRY="angry"
+string SAD="sad"
+string HAPPY="happy"
+string SURPRISED="surprised"
+string DISGUSTED="disgusted"
+string SCARED="scared"
+string PLEADING="pleading"
+string VULNERABLE="vulnerable"
+string DESPAIRED="despaired"
+string GUILTY="guilty"
+string DISAPPOINTED="disappointed"
+string EMBARRASSED="embarrassed"
+string HORRIFIED="horrified"
+string SKEPTICAL="skeptical"
+string ANNOYED="annoyed"
+string FURIOUS="furious"
+string SUSPICIOUS="suspicious"
+string REJECTED="rejected"
+string BORED="bored"
+string TIRED="tired"
+string ASLEEP="asleep"
+string CONFUSED="confused"
+string AMAZED="amazed"
+string EXCITED="excited"
+
+string expression
+float32 valence
+float32 arousal
+float32 confidence
+""",
+}
+
+
 class SetupError(RuntimeError):
     """A step failed for a reason the user can fix; the message says how."""
 
@@ -93,8 +356,12 @@ def digest(*parts: bytes | str) -> str:
 
 
 def files_digest(paths: list[Path]) -> str:
-    return digest(SCRIPT_VERSION, sys.version, *(p.relative_to(REPO).as_posix() + "\n" + p.read_text()
-                                               for p in sorted(paths)))
+    return digest(SCRIPT_VERSION, sys.version, *(display_path(p) + "\n" + p.read_text() for p in sorted(paths)))
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the checkout when inside it (so that stamps do not depend on where it lies)."""
+    return path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else path.as_posix()
 
 
 class Stamps:
@@ -126,14 +393,16 @@ def ensure_venv(venv: Path) -> Path:
     return python
 
 
-def install_requirements(venv: Path, stamps: Stamps) -> None:
-    files = [REPO / "requirements.txt", REPO / "requirements-ros-build.txt", REPO / "requirements-nodeps.txt"]
-    key = files_digest(files)
+def install_requirements(venv: Path, stamps: Stamps, requirements: list[Path]) -> None:
+    """pip install ``requirements`` with the message-build wheels, then requirements-nodeps.txt."""
+    nodeps = REPO / "requirements-nodeps.txt"
+    files = [*requirements, REPO / "requirements-ros-build.txt"]
+    key = files_digest([*files, nodeps])
     if stamps.is_current("pip", key):
         return
     pip = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check"]
-    run(pip + ["-r", files[0], "-r", files[1]])
-    run(pip + ["--no-deps", "-r", files[2]])
+    run(pip + [arg for path in files for arg in ("-r", path)])
+    run(pip + ["--no-deps", "-r", nodeps])
     stamps.mark("pip", key)
 
 
@@ -206,20 +475,25 @@ def importable(module: str, venv: Path) -> bool:
     return result.returncode == 0
 
 
-def build_tf2_msgs(venv: Path, build_root: Path, stamps: Stamps) -> None:
-    key = digest(SCRIPT_VERSION, sys.version, *TF2_MSGS_FILES.values())
-    if stamps.is_current("tf2_msgs", key) or (not stamps.folder.joinpath("tf2_msgs").exists()
-                                              and importable("tf2_msgs.msg", venv)):
+def build_interface_package(name: str, files: dict[str, str], venv: Path, build_root: Path,
+                            stamps: Stamps) -> None:
+    """Build the message package ``name`` from ``files`` into the venv, unless a real one imports
+    (a ROS 2 install's: it is used as it is) or the build is current (stamped)."""
+    key = digest(SCRIPT_VERSION, sys.version, *files.values())
+    if stamps.is_current(name, key) or (not stamps.folder.joinpath(name).exists()
+                                        and importable(f"{name}.msg", venv)):
         return
-    source = build_root / "tf2_msgs_src"
-    for name, text in TF2_MSGS_FILES.items():
-        (source / name).parent.mkdir(parents=True, exist_ok=True)
-        (source / name).write_text(text)
-    log("no tf2_msgs found: building TFMessage")
-    cmake_build(source, build_root / "tf2_msgs", venv, [])
-    if not importable("tf2_msgs.msg", venv):
-        raise SetupError("tf2_msgs was built but does not import")
-    stamps.mark("tf2_msgs", key)
+    source = build_root / f"{name}_src"
+    if source.exists():
+        shutil.rmtree(source)
+    for path, text in files.items():
+        (source / path).parent.mkdir(parents=True, exist_ok=True)
+        (source / path).write_text(text)
+    log(f"no {name} found: building it")
+    cmake_build(source, build_root / name, venv, [])
+    if not importable(f"{name}.msg", venv):
+        raise SetupError(f"{name} was built but does not import")
+    stamps.mark(name, key)
 
 
 def site_packages() -> Path:
@@ -260,7 +534,7 @@ def install_source_tree(venv: Path) -> None:
 
 
 def check_imports(venv: Path) -> None:
-    check = f"import rclpy, tf2_msgs.msg, {PACKAGE}.msg; {PACKAGE}.msg.FaceParams()"
+    check = f"import rclpy, tf2_msgs.msg, hri_msgs.msg, {PACKAGE}.msg; {PACKAGE}.msg.FaceParams()"
     result = subprocess.run([str(venv / "bin" / "python"), "-c", check], cwd=tempfile.gettempdir(),
                             capture_output=True, text=True)
     if result.returncode != 0:
@@ -281,6 +555,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venv", type=Path, default=REPO / ".venv")
     parser.add_argument("--build-dir", type=Path, default=REPO / "build" / "ros")
+    parser.add_argument("--requirements", type=Path, action="append",
+                        help="requirements file(s) to install instead of requirements.txt (repeatable)")
     parser.add_argument("--skip-data", action="store_true", help="do not fetch the model and the demo clip")
     args = parser.parse_args()
     venv = args.venv.absolute()
@@ -290,10 +566,11 @@ def main() -> int:
             # Continue inside the venv: its sysconfig, numpy and pip are the ones to use.
             os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
         stamps = Stamps(venv)
-        install_requirements(venv, stamps)
+        install_requirements(venv, stamps, [p.absolute() for p in args.requirements or [REPO / "requirements.txt"]])
         fix_cmake_include_dirs(venv)
         args.build_dir.mkdir(parents=True, exist_ok=True)
-        build_tf2_msgs(venv, args.build_dir, stamps)
+        build_interface_package("tf2_msgs", TF2_MSGS_FILES, venv, args.build_dir, stamps)
+        build_interface_package("hri_msgs", HRI_MSGS_FILES, venv, args.build_dir, stamps)
         build_messages(venv, args.build_dir, stamps)
         install_source_tree(venv)
         check_imports(venv)

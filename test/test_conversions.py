@@ -8,13 +8,14 @@ import torch
 
 pytest.importorskip("rclpy")
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.serialization import deserialize_message  # noqa: E402
+from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
 from scipy.spatial.transform import Rotation  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
 from face_tracking_3dmm import config, frames  # noqa: E402
+from face_tracking_3dmm.msg import FaceParamsArray  # noqa: E402
 from face_tracking_3dmm.geometry import CameraIntrinsics, project_np  # noqa: E402
 from face_tracking_3dmm.io import image_encodings, overlay, results  # noqa: E402
 from face_tracking_3dmm.nodes import conversions, parameters  # noqa: E402
@@ -202,6 +203,25 @@ def test_face_params_array_lists_the_faces_of_one_image_in_id_order():
     assert [face["id"] for face in conversions.faces_json(array)] == [2, 5], "a LOST face is no result line"
 
 
+def test_face_params_array_round_trips_through_cdr():
+    """Serialising runs the generated C type support, which converts the float32 arrays with numpy's
+    C API: under apt's numpy 1.26 too (scripts/check_jazzy_apt.py runs this file there)."""
+    names = [f"e{i}" for i in range(53)]
+    faces = [conversions.face_params_message(face_result(face_id), HEADER, names, {"total": 9.0}) for face_id in (1, 4)]
+    array = conversions.face_params_array_message(faces, HEADER)
+    def round_trip(message):
+        return deserialize_message(serialize_message(message), FaceParamsArray)
+
+    back = round_trip(array)
+    assert round_trip(back) == back, "float32 fields are rounded once, then stable"
+    assert [face.face_id for face in back.faces] == [1, 4] and back.header == HEADER
+    for sent, received in zip(array.faces, back.faces):
+        np.testing.assert_array_equal(received.landmarks_68, sent.landmarks_68)
+        np.testing.assert_allclose(received.expression_weights, sent.expression_weights, rtol=1e-6)
+        assert received.head_pose == sent.head_pose and list(received.expression_names) == names
+    assert round_trip(FaceParamsArray(header=HEADER)).faces == []
+
+
 def test_link_to_optical_is_the_ros_convention():
     """REP 103/105: the optical z axis is the link's x (forward), optical x is the link's -y (right)."""
     rotation = conversions.LINK_TO_OPTICAL
@@ -259,6 +279,9 @@ def test_refusal_gives_the_reason():
     result = refuse([Parameter("mesh_rate", value=500.0)])
     assert not result.successful and "above its maximum" in result.reason
     assert refuse([Parameter("max_iterations", value=8)]).successful
+    specs = {spec.name: spec for spec in parameters.tracker_specs()}
+    assert "absolute topic name" in parameters.check(specs["rep155_root"], "humans faces")
+    assert parameters.check(specs["rep155_root"], "/right/humans/faces") is None
 
 
 @pytest.mark.parametrize("extension, format_name", [(".jpg", "jpeg"), (".png", "png"), (".jpg", "bgr8; jpeg compressed bgr8")])
@@ -311,7 +334,8 @@ def test_lost_face_bookkeeping_forgets_faces_the_tracker_forgot():
                            counters=SimpleNamespace(faces=0), lost_sent_s={},
                            params_publisher=SimpleNamespace(publish=published.append),
                            faces_publisher=SimpleNamespace(publish=arrays.append),
-                           tf=SimpleNamespace(send=lambda transforms: None), expression_names=[])
+                           tf=SimpleNamespace(send=lambda transforms: None), expression_names=[],
+                           rep155=None)   # REP-155 output off
     header = Header(frame_id="camera")
     for face_id in range(200):   # one face after another is lost, then forgotten by the tracker
         lost = dataclasses.replace(face_result(face_id), tracking_state=TrackingState.LOST)

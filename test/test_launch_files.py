@@ -158,6 +158,8 @@ def test_tracker_launch_declares_camera_tracker_and_rviz(launch_stand_in):
         assert tracker_remaps[topic] == camera_remaps[topic], f"camera and tracker disagree on {topic}"
     camera_parameters = next(p for p in by_name["camera"].kwargs["parameters"] if isinstance(p, dict))
     assert resolve(camera_parameters["source"], arguments) == arguments["source"].kwargs["default_value"]
+    tracker_parameters = next(p for p in by_name["face_tracker"].kwargs["parameters"] if isinstance(p, dict))
+    assert resolve(tracker_parameters["rep155"], arguments) == "true", "REP-155 output on unless rep155:=false"
 
     rviz = by_name["rviz2"]
     assert isinstance(rviz.kwargs["condition"], IfCondition)

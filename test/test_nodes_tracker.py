@@ -106,8 +106,10 @@ def test_face_params_tf_and_mesh_follow_the_images(running):
     wait_for(lambda: camera.received["tf"] and camera.received["face_mesh"] and camera.received["overlay"], 10,
              "TF, the mesh marker and the overlay")
     transforms = {(t.header.frame_id, t.child_frame_id): t for m in camera.received["tf"] for t in m.transforms}
-    assert {("camera_optical_frame", "face_0"), ("face_0", "face_0_eye_left"), ("face_0", "face_0_eye_right")} <= set(transforms)
-    face_tf = transforms[("camera_optical_frame", "face_0")]
+    face = f"face_{last.rep155_id}"   # REP-155 output is on by default: frames carry the REP-155 id
+    assert last.rep155_id and last.face_id == 0
+    assert {("camera_optical_frame", face), (face, f"{face}_eye_left"), (face, f"{face}_eye_right")} <= set(transforms)
+    face_tf = transforms[("camera_optical_frame", face)]
     assert conversions.stamp_nanoseconds(face_tf.header.stamp) in sent
     assert face_tf.transform.translation.z == pytest.approx(
         next(m for m in params if m.header.stamp == face_tf.header.stamp).head_pose.position.z)

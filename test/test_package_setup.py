@@ -37,7 +37,7 @@ def clean_environment() -> dict[str, str]:
 
 
 def test_messages_import_with_nothing_sourced(tmp_path):
-    code = ("import rclpy, tf2_msgs.msg, face_tracking_3dmm.msg as m, face_tracking_3dmm.config; "
+    code = ("import rclpy, tf2_msgs.msg, hri_msgs.msg, face_tracking_3dmm.msg as m, face_tracking_3dmm.config; "
             "msg = m.FaceParams(); print(type(msg).__name__, len(msg.landmarks_68))")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=clean_environment(),
                             capture_output=True, text=True, timeout=120)
@@ -122,6 +122,22 @@ def test_setup_stamps_skip_unchanged_steps(tmp_path):
     assert not stamps.is_current("messages", "abc")
     stamps.mark("messages", "abc")
     assert stamps.is_current("messages", "abc") and not stamps.is_current("messages", "abd")
+
+
+def test_a_current_message_package_is_not_built_again(tmp_path):
+    """`make setup` stays quick: a message package whose stamp matches its files is left alone."""
+    setup_env = load_setup_script()
+    stamps = setup_env.Stamps(tmp_path)
+    built = []
+    setup_env.cmake_build = lambda source, build, venv, args: built.append(source)
+    setup_env.importable = lambda module, venv: bool(built)   # none before the first build
+    setup_env.build_interface_package("hri_msgs", setup_env.HRI_MSGS_FILES, tmp_path, tmp_path / "build", stamps)
+    assert len(built) == 1, "no stamp yet (a first set-up that built it before): built"
+    setup_env.build_interface_package("hri_msgs", setup_env.HRI_MSGS_FILES, tmp_path, tmp_path / "build", stamps)
+    assert len(built) == 1, "stamped with the same files: skipped"
+    changed = dict(setup_env.HRI_MSGS_FILES, **{"msg/IdsList.msg": "std_msgs/Header header\nstring[] ids\n"})
+    setup_env.build_interface_package("hri_msgs", changed, tmp_path, tmp_path / "build", stamps)
+    assert len(built) == 2, "a changed definition: built again"
 
 
 def test_params_file_is_generated_from_the_node_declarations():

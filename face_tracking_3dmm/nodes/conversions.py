@@ -94,20 +94,22 @@ def pose(rotation: np.ndarray, translation: np.ndarray) -> Pose:
     return Pose(position=Point(x=x, y=y, z=z), orientation=quaternion(rotation))
 
 
-def face_frame(face_id: int, prefix: str = "") -> str:
-    """TF name of a face's frame; ``prefix`` (the node's frame_prefix) keeps two trackers' frames apart."""
+def face_frame(face_id: int | str, prefix: str = "") -> str:
+    """TF name of a face's frame: ``face_id`` is its REP-155 id (a string, when that output is on)
+    or the tracker's integer id; ``prefix`` (the node's frame_prefix) keeps two trackers' frames apart."""
     return f"{prefix}face_{face_id}"
 
 
-def gaze_frame(face_id: int, prefix: str = "") -> str:
+def gaze_frame(face_id: int | str, prefix: str = "") -> str:
     return f"{prefix}gaze_{face_id}"
 
 
 def face_params_message(face: FaceResult, header: Header, expression_names: list[str],
-                        timings_ms: dict[str, float]) -> FaceParams:
+                        timings_ms: dict[str, float], rep155_id: str = "") -> FaceParams:
     """FaceParams of one face; ``header`` is the source image's (stamp, optical frame). Poses are
     those of the face frame (:mod:`face_tracking_3dmm.frames`)."""
-    msg = FaceParams(header=header, face_id=int(face.face_id), tracking_state=int(face.tracking_state),
+    msg = FaceParams(header=header, face_id=int(face.face_id), rep155_id=rep155_id,
+                     tracking_state=int(face.tracking_state),
                      confidence=float(face.confidence), jaw_open=float(face.jaw_open),
                      fit_error_px=float(face.fit_error_px), iterations=int(face.iterations))
     msg.identity = np.asarray(face.identity, dtype=np.float32).ravel().tolist()
@@ -159,16 +161,19 @@ def _transform(header: Header, child: str, rotation: np.ndarray, translation: np
                             transform=Transform(translation=Vector3(x=x, y=y, z=z), rotation=quaternion(rotation)))
 
 
-def face_transforms(face: FaceResult, header: Header, prefix: str = "") -> list[TransformStamped]:
+def face_transforms(face: FaceResult, header: Header, prefix: str = "", rep155_id: str = ""
+                    ) -> list[TransformStamped]:
     """TF of one face: header.frame_id (the optical frame) -> face_<id> -> face_<id>_eye_left/right
-    and gaze_<id> (names after ``prefix``; axes and origins: :mod:`face_tracking_3dmm.frames`)."""
-    name = face_frame(face.face_id, prefix)
+    and gaze_<id> (names after ``prefix``; axes and origins: :mod:`face_tracking_3dmm.frames`); the id
+    is ``rep155_id`` when given, else the tracker's integer id."""
+    key = rep155_id or face.face_id
+    name = face_frame(key, prefix)
     transforms = [_transform(header, name, *frames.face_pose(face.rotation, face.translation))]
     face_header = Header(stamp=header.stamp, frame_id=name)
     eye_rotations, eye_positions = frames.eye_poses(face.eye_rotations, face.eye_centers)
     for index, suffix in enumerate(EYE_SUFFIXES):
         transforms.append(_transform(face_header, f"{name}_{suffix}", eye_rotations[index], eye_positions[index]))
-    transforms.append(_transform(face_header, gaze_frame(face.face_id, prefix),
+    transforms.append(_transform(face_header, gaze_frame(key, prefix),
                                  *frames.gaze_pose(face.eye_rotations, face.eye_centers)))
     return transforms
 

@@ -8,6 +8,7 @@ with the same rules (:func:`face_tracking_3dmm.config.validate`) and refused wit
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,8 @@ class ParameterSpec:
     high: float | None = None
     choices: tuple[str, ...] | None = None
     read_only: bool = False   #: only read at start-up: refused at run time
+    pattern: str | None = None   #: a string value must match it whole (re.fullmatch)
+    pattern_meaning: str = ""    #: what the pattern asks for, in words, for the refusal
 
 
 #: Tracker settings read-only at run time, so setting them is refused instead of silently ignored:
@@ -64,6 +67,13 @@ TRACKER_NODE_PARAMETERS = (
                                       "decimated face region (~134 KB)"),
     ParameterSpec("frame_prefix", "", "Prefix of the TF frame names (face_<id>, gaze_<id>, eyes), e.g. "
                                       "\"left_camera/\": two tracker nodes need different ones", read_only=True),
+    ParameterSpec("rep155", True, "Publish REP-155 (ROS4HRI) faces: <rep155_root>/tracked, per face roi, "
+                                  "landmarks, facs, cropped and aligned; TF frames face_<id>/gaze_<id> then use "
+                                  "the REP-155 id", read_only=True),
+    ParameterSpec("rep155_root", "/humans/faces", "Topic root of the REP-155 output: one tracker per root "
+                                                  "(two trackers: rep155 false on one, or each its own root)",
+                  read_only=True, pattern=r"(/[A-Za-z][A-Za-z0-9_]*)+",
+                  pattern_meaning="an absolute topic name such as /humans/faces"),
     ParameterSpec("lost_rate", 1.0, "FaceParams per second for a face that is lost (tracking_state LOST) "
                                     "until it is found again; 0 = none", 0.0, 100.0),
 )
@@ -131,6 +141,8 @@ def check(spec: ParameterSpec, value: Any) -> str | None:
         return config.validate(spec.name, value)
     if spec.choices and value not in spec.choices:
         return f"{spec.name}={value!r} is not one of {list(spec.choices)}"
+    if spec.pattern and not re.fullmatch(spec.pattern, value):
+        return f"{spec.name}={value!r} is not {spec.pattern_meaning}"
     if spec.low is not None and value < spec.low:
         return f"{spec.name}={value} is below its minimum {spec.low}"
     if spec.high is not None and value > spec.high:

@@ -10,7 +10,8 @@ for existing consumers), /tf (optical frame -> ``<frame_prefix>face_<id>`` -> it
 ``<frame_prefix>gaze_<id>``; see :mod:`face_tracking_3dmm.frames`), ``face_mesh`` (per face a
 Marker TRIANGLE_LIST of the decimated face region, or of the whole head with ``full_mesh``, and its
 eyeballs with gaze arrows; at most ``mesh_rate`` per second), ``overlay`` (debug image, while
-subscribed) and /diagnostics (rates, latency, drops, errors).
+subscribed), /diagnostics (rates, latency, drops, errors) and, with ``rep155`` (the default), the
+REP-155 faces under /humans/faces (:mod:`.rep155`; the TF frames then use the REP-155 ids).
 
 No face in view: ``faces`` is an empty array; nothing is published on face_params, TF or face_mesh.
 A face that was tracked and is lost is listed in ``faces`` with tracking_state LOST (its last
@@ -42,10 +43,12 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
+from face_tracking_3dmm import rep155
 from face_tracking_3dmm.geometry import project_np
 from face_tracking_3dmm.io import image_encodings, overlay
 from face_tracking_3dmm.msg import FaceParams, FaceParamsArray
 from face_tracking_3dmm.nodes import conversions, parameters
+from face_tracking_3dmm.nodes.rep155 import Rep155Output
 from face_tracking_3dmm.nodes.tf import TransformBroadcaster
 from face_tracking_3dmm.results import TrackingState
 
@@ -171,6 +174,7 @@ class TrackerProcessing:
         self._workers: list[threading.Thread] = []
         self._subscriptions = []   # while processing
         self._diagnostics_timer = None
+        self.rep155: Rep155Output | None = None
 
     def _new_publisher(self, message_type, topic: str, qos):
         """A publisher of the tracker's output (the managed node makes managed ones)."""
@@ -189,6 +193,8 @@ class TrackerProcessing:
         self.overlay_publisher = self._new_publisher(Image, "overlay", qos_profile_sensor_data)
         self.diagnostics_publisher = self._new_publisher(DiagnosticArray, "/diagnostics", 10)
         self.tf = TransformBroadcaster(self, self._new_publisher)
+        if self.options["rep155"]:
+            self.rep155 = Rep155Output(self, self._new_publisher, self.options["rep155_root"], rep155.FaceIds())
 
     def _start(self) -> None:
         """Subscribe to the images and camera_info, start the diagnostics and the stage threads."""
@@ -341,8 +347,9 @@ class TrackerProcessing:
         self.counters.faces = len(tracked)
         kept = {face.face_id for face in result.faces}   # forget the faces the tracker forgot
         self.lost_sent_s = {face_id: sent for face_id, sent in self.lost_sent_s.items() if face_id in kept}
-        messages = [conversions.face_params_message(face, header, self.expression_names, result.timings_ms)
-                    for face in result.faces]
+        ids = {} if self.rep155 is None else self.rep155.ids_of(result.faces, self.stream)
+        messages = [conversions.face_params_message(face, header, self.expression_names, result.timings_ms,
+                                                    ids.get(face.face_id, "")) for face in result.faces]
         self.faces_publisher.publish(conversions.face_params_array_message(messages, header))
         for face, message in zip(result.faces, messages):
             if face.tracking_state == TrackingState.LOST:
@@ -354,7 +361,10 @@ class TrackerProcessing:
                 self.lost_sent_s.pop(face.face_id, None)
             self.params_publisher.publish(message)
         prefix = self.options["frame_prefix"]
-        self.tf.send([transform for face in tracked for transform in conversions.face_transforms(face, header, prefix)])
+        self.tf.send([transform for face in tracked
+                      for transform in conversions.face_transforms(face, header, prefix, ids.get(face.face_id, ""))])
+        if self.rep155 is not None:
+            self.rep155.publish(tracked, ids, header, rgb, self.expression_names)
 
         mesh_rate = self.options["mesh_rate"]
         meshes = bool(tracked) and mesh_rate > 0 and now - self.last_mesh_s >= 1.0 / mesh_rate
@@ -400,6 +410,8 @@ class TrackerProcessing:
                                           for k, v in values.items()])
         self.diagnostics_publisher.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
                                                            status=[status]))
+        if self.rep155 is not None:
+            self.rep155.check_shared_list()
 
     def _stop(self) -> None:
         """Unsubscribe, finish the frame in progress and end the stage threads: no CPU is used
@@ -417,6 +429,8 @@ class TrackerProcessing:
         self.slot.take(timeout_s=0.0)
         self.detected.take(timeout_s=0.0)
         self.displayed.take(timeout_s=0.0)
+        if self.rep155 is not None:   # the faces' topics go with the processing; ``tracked`` stays
+            self.rep155.forget_all()
 
     def _release(self) -> None:
         """Release the tracker (the landmarker's resources); log the totals."""
@@ -424,6 +438,7 @@ class TrackerProcessing:
             return
         self.tracker.close()
         self.tracker = None
+        self.rep155 = None
         c, dropped = self.counters, self.slot.dropped + self.detected.dropped
         self.get_logger().info(f"tracked {c.processed} of {c.received} images ({dropped} dropped while "
                                f"busy, {c.bad_images} refused, {c.errors} tracking errors)")
