@@ -43,7 +43,8 @@ def _run(args: argparse.Namespace) -> int:
     graph.use_large_image_transport()  # camera and tracker are processes on this machine
     try:
         summary = run.run(args.source, output, params_file=args.params, max_frames=args.max_frames,
-                                   record_images=args.record_images, rate=args.rate, loop=args.loop)
+                                   record_images=args.record_images, record_overlay=args.record_overlay,
+                                   rate=args.rate, loop=args.loop)
     except run.PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -90,8 +91,10 @@ def register(subparsers) -> None:
                         help="frames per second to publish at (default 0: the source's own rate)")
     parser.add_argument("--loop", action="store_true",
                         help="replay a video or folder from its start when it ends (with --max-frames)")
-    parser.add_argument("--record-images", action="store_true",
-                        help="also record the camera images (large) besides the overlay and everything else")
+    parser.add_argument("--record-images", action="store_true", help="also record the camera images (large)")
+    parser.add_argument("--record-overlay", action="store_true",
+                        help="also record the tracker's debug overlay (large; the tracker renders it only while "
+                             "it is recorded or someone else subscribes)")
     parser.set_defaults(func=_run)
 
     parser = subparsers.add_parser(

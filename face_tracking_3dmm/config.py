@@ -53,6 +53,9 @@ class TrackerConfig:
     expression_prior_weight: float = _param(3.0, "Prior pulling expression towards MediaPipe's "
                                                  "blendshape scores (eyelids and eyeLook* at most 0.1: "
                                                  "their landmarks are read instead)", 0.0, 1000.0)
+    mediapipe_pose_weight: float = _param(1.0, "Prior pulling the head rotation towards the rotation of "
+                                               "MediaPipe's 3D points (their depth steadies pitch), in "
+                                               "temporal_weight's units (0 = none)", 0.0, 1000.0)
     smoothing_min_cutoff: float = _param(8.0, "One-Euro filter minimum cut-off (Hz) on pose and "
                                               "expression; 0 disables the filter", 0.0, 100.0)
     smoothing_beta: float = _param(0.5, "One-Euro filter speed coefficient", 0.0, 100.0)
@@ -121,7 +124,7 @@ class ConfigError(ValueError):
 TRACKER_NODE_NAME = "face_tracker"
 #: Settings of the tracker node that are not the library's (``nodes.parameters.TRACKER_NODE_PARAMETERS``):
 #: accepted in a params file, not used by :class:`TrackerConfig`.
-NODE_ONLY_SETTINGS = frozenset({"input", "publish_overlay", "mesh_rate", "full_mesh", "frame_prefix", "lost_rate",
+NODE_ONLY_SETTINGS = frozenset({"input", "publish_overlay", "overlay_rate", "mesh_rate", "full_mesh", "frame_prefix", "lost_rate",
                                 "rep155", "rep155_root"})
 
 

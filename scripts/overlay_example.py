@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Regenerate docs/overlay.png, the README's picture: the tracker node's debug overlay (fitted mesh
-in green, MediaPipe's points in blue, the model's 68 landmarks in red) on a talking clip after the
-start-up identity fit, beside a group photo whose small faces the tiled search finds.
+"""Regenerate docs/overlay.png, the README's picture: the tracker node's debug overlay (the fitted
+face region shaded and blended over the image, MediaPipe's points in blue, the model's 68 landmarks
+in red, the gaze in cyan) on a talking clip after the start-up identity fit, beside a group photo
+whose small faces the tiled search finds.
 
     .venv/bin/python scripts/overlay_example.py [--clip VIDEO] [--frame N] [--photo IMAGE]
 
@@ -22,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 
 from face_tracking_3dmm import paths  # noqa: E402
 from face_tracking_3dmm.config import TrackerConfig  # noqa: E402
-from face_tracking_3dmm.geometry import CameraIntrinsics, project_np  # noqa: E402
+from face_tracking_3dmm.geometry import CameraIntrinsics  # noqa: E402
 from face_tracking_3dmm.io import sources  # noqa: E402
-from face_tracking_3dmm.io.overlay import overlay_image  # noqa: E402
+from face_tracking_3dmm.io.overlay import MESH_REGION, overlay_image  # noqa: E402
 from face_tracking_3dmm.tracking.tracker import FaceTracker  # noqa: E402
 
 HEIGHT = 360   # both panels are scaled to this height
@@ -32,8 +33,8 @@ HEIGHT = 360   # both panels are scaled to this height
 
 def drawn(tracker: FaceTracker, rgb: np.ndarray, result) -> np.ndarray:
     camera = CameraIntrinsics.default_for(rgb.shape[1], rgb.shape[0])
-    mesh_pixels = {face.face_id: project_np(tracker.face_mesh(face).vertices.numpy(), camera) for face in result.faces}
-    image = overlay_image(rgb, result, mesh_pixels)
+    meshes = {face.face_id: tracker.face_mesh(face, MESH_REGION) for face in result.faces}
+    image = overlay_image(rgb, result, camera, meshes)
     return cv2.resize(image, (round(image.shape[1] * HEIGHT / image.shape[0]), HEIGHT),
                       interpolation=cv2.INTER_AREA)
 

@@ -140,8 +140,35 @@ def test_gaze_angle_and_head_pose_errors():
     assert plain["geodesic_mean"] == pytest.approx(8.0)
     fitted = accuracy.pose_scores(rotations, tilted, fit_offset=True)
     assert fitted["geodesic_mean"] < 1e-6 and fitted["offset_deg"] == pytest.approx(8.0)
+    assert fitted["yaw_gain"] == pytest.approx(1.0) and fitted["pitch_gain"] == pytest.approx(1.0)
+    under_read = np.stack([MODEL_TO_OPTICAL @ matrix_from_euler_yxz_np(*np.radians(a)) for a in
+                           [(30, 8, -5), (-60, -16, 15), (5, 20, 0), (0, 0, 0)]])     # pitch read at 0.8
+    assert accuracy.pose_scores(rotations, under_read, False)["pitch_gain"] == pytest.approx(0.8)
     missing = np.full_like(rotations, np.nan)
     assert accuracy.pose_scores(rotations, missing, False) == {"frames": 0}
+
+
+def test_pose_of_every_method_is_scored_on_the_same_frames_with_one_offset_each():
+    """A method with a constant head-axes tilt scores 0 once its one offset is removed, and a frame one
+    method missed is left out for all (the other method's bad answer there does not count)."""
+    from types import SimpleNamespace
+
+    from face_tracking_3dmm.evaluation.accuracy_bench import same_frames_pose
+
+    truth = np.stack([MODEL_TO_OPTICAL @ matrix_from_euler_yxz_np(*np.radians(a)) for a in
+                      [(30, 10, -5), (-60, -20, 15), (5, 25, 0), (0, 0, 0), (10, -10, 5)]])
+    clips = [SimpleNamespace(truth=SimpleNamespace(rotation=truth[:3])),
+             SimpleNamespace(truth=SimpleNamespace(rotation=truth[3:]))]
+    tilted = truth @ matrix_from_euler_yxz_np(0.0, np.radians(6.0), 0.0)
+    tilted[4] = np.eye(3)                                            # a wrong answer on the last frame
+    missing = truth.copy()
+    missing[4] = np.nan                                              # ... which the other method missed
+    outputs = {name: [SimpleNamespace(rotation=r[:3]), SimpleNamespace(rotation=r[3:])]
+               for name, r in (("tilted", tilted), ("missing", missing))}
+    scores = same_frames_pose(clips, outputs)
+    assert scores["tilted"]["frames"] == scores["missing"]["frames"] == 4
+    assert scores["tilted"]["geodesic_mean"] < 1e-6 and scores["tilted"]["offset_deg"] == pytest.approx(6.0)
+    assert scores["missing"]["geodesic_mean"] < 1e-6
 
 
 def test_similarity_alignment_removes_scale_rotation_translation():
@@ -166,6 +193,7 @@ def test_quick_benchmark_writes_json_png_and_contact_sheet(model, tmp_path, monk
     for scores in result["methods"].values():
         assert {"channels", "blinks", "blink_summary", "gaze_deg", "pose", "found_fraction", "ms_per_frame"} <= set(scores)
         assert len(scores["channels"]) == 53 and scores["found_fraction"] > 0.9
+    assert all(scores["pose_same_frames"]["frames"] > 0 for scores in result["methods"].values())
     assert "vertex_error_mm" in result["methods"]["tracker"] and "identity_error_mm" in result["methods"]["tracker"]
     assert result["methods"]["mediapipe"]["pose"]["geodesic_mean"] < 10.0
     assert {"truth", "mediapipe", "tracker"} <= set(result["curves"])

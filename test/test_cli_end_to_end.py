@@ -72,6 +72,7 @@ def test_run_records_the_pipeline_to_an_mcap_bag(clip, tmp_path):
     assert {"/tf", "/tf_static", "/camera/camera_info"} <= set(topics)
     assert any(t["type"] == "visualization_msgs/msg/Marker" for t in topics.values())
     assert "/camera/image_raw" not in topics, "camera images are recorded only with --record-images"
+    assert "/overlay" not in topics, "the debug overlay is recorded (so drawn) only with --record-overlay"
 
     def stamps(topic: str) -> set[int]:
         return {ros_messages.header_stamp_ns(m.rawdata) for m in bags.iter_messages(output / "bag", [topic])}

@@ -1,5 +1,5 @@
 """Message conversions of the nodes: images in every supported encoding, refusals with reasons,
-CameraInfo fallbacks, FaceParams / TF / mesh marker / overlay, parameter descriptors."""
+CameraInfo fallbacks, FaceParams / TF / mesh marker, parameter descriptors."""
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +16,8 @@ from visualization_msgs.msg import Marker  # noqa: E402
 
 from face_tracking_3dmm import config, frames  # noqa: E402
 from face_tracking_3dmm.msg import FaceParamsArray  # noqa: E402
-from face_tracking_3dmm.geometry import CameraIntrinsics, project_np  # noqa: E402
-from face_tracking_3dmm.io import image_encodings, overlay, results  # noqa: E402
+from face_tracking_3dmm.geometry import CameraIntrinsics  # noqa: E402
+from face_tracking_3dmm.io import image_encodings, results  # noqa: E402
 from face_tracking_3dmm.nodes import conversions, parameters  # noqa: E402
 from face_tracking_3dmm.rendering import Mesh  # noqa: E402
 from face_tracking_3dmm.results import FaceResult, FrameResult, TrackingState  # noqa: E402
@@ -250,17 +250,6 @@ def test_mesh_marker_lists_every_triangle_corner():
     assert empty.points == [] and empty.ns == "face_mesh"
 
 
-def test_overlay_draws_on_a_copy():
-    rgb = np.zeros((120, 160, 3), np.uint8)
-    face = face_result()
-    camera = CameraIntrinsics.default_for(160, 120)
-    mesh = np.array([[0.0, 0.0, 0.5], [0.01, 0.0, 0.5]])
-    picture = overlay.overlay_image(rgb, FrameResult([face], {"total": 12.0}, (160, 120)),
-                                    {3: project_np(mesh, camera)})
-    assert picture.shape == rgb.shape and rgb.max() == 0 and picture.max() > 0
-    assert tuple(picture[60, 80]) == (60, 220, 60), "the mesh vertex on the optical axis is painted"
-
-
 def test_every_tracker_setting_is_declared_with_its_range():
     specs = {spec.name: spec for spec in parameters.tracker_specs()}
     descriptor = parameters.descriptor(specs["max_iterations"])
@@ -335,7 +324,8 @@ def test_lost_face_bookkeeping_forgets_faces_the_tracker_forgot():
                            params_publisher=SimpleNamespace(publish=published.append),
                            faces_publisher=SimpleNamespace(publish=arrays.append),
                            tf=SimpleNamespace(send=lambda transforms: None), expression_names=[],
-                           rep155=None)   # REP-155 output off
+                           rep155=None,   # REP-155 output off
+                           overlay=SimpleNamespace(offer=lambda *frame: None))
     header = Header(frame_id="camera")
     for face_id in range(200):   # one face after another is lost, then forgotten by the tracker
         lost = dataclasses.replace(face_result(face_id), tracking_state=TrackingState.LOST)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from face_tracking_3dmm.fitting.contour import CHIN, Landmarks68, jawline_candidates
+from face_tracking_3dmm.fitting.contour import CHIN, LOWERED, Landmarks68, ibug68_fixed_vertices, jawline_candidates
 from face_tracking_3dmm.fitting.landmark_solver import DTYPE, FaceParameters
 from face_tracking_3dmm.geometry import MODEL_TO_OPTICAL, CameraIntrinsics, intrinsics_tensor, model_to_camera
 from face_tracking_3dmm.rendering import vertex_normals
@@ -28,7 +28,7 @@ def _pose(model, yaw_deg) -> FaceParameters:
 def test_candidates_are_deterministic_lines_across_the_cheek(model):
     first, second = jawline_candidates(model), jawline_candidates(model)
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
-    fixed = model.extras["landmarks_ibug68"]
+    fixed = ibug68_fixed_vertices(model)
     for point, ids in enumerate(first):
         assert fixed[point] in ids
         assert len(ids) == 1 if point == CHIN else len(ids) > 10
@@ -61,6 +61,22 @@ def test_turned_face_jaw_is_on_the_silhouette(model, landmarks):
         cand_px = (cam[group, :2] / cam[group, 2:]) * K[:2] + K[2:]
         vertex = group[int((cand_px - torch.as_tensor(pixels)).norm(dim=1).argmin())]
         chosen.append(facing(vertex))
-        assert facing(vertex) <= facing(model.extras["landmarks_ibug68"][point]) + 1e-9
+        assert facing(vertex) <= facing(ibug68_fixed_vertices(model)[point]) + 1e-9
     assert np.median(chosen) < 0.3
     assert np.abs(contour[10:17] - fixed[10:17]).max() > 5.0
+
+
+def test_eyebrow_jaw_and_chin_points_sit_lower_than_icts_landmarks_and_the_rest_are_icts(model):
+    """dlib's annotators put the eyebrow, upper jaw and chin points ~1 cm below ICT's landmark
+    vertices (measured: contour.LOWERED); every other point keeps ICT's vertex."""
+    ict = model.extras["landmarks_ibug68"]
+    fixed = ibug68_fixed_vertices(model)
+    lowered = np.concatenate([points for points, _ in LOWERED])
+    others = np.setdiff1d(np.arange(68), lowered)
+    assert np.array_equal(fixed[others], ict[others])
+    neutral = model.neutral.numpy()
+    for points, drop_cm in LOWERED:
+        drop = neutral[ict[points], 1] - neutral[fixed[points], 1]
+        # The chin's go as low as the face region reaches (0.25-0.4 cm).
+        assert np.all((drop > 0.2) & (drop < drop_cm + 0.35)), (points, drop)
+        assert np.all(np.abs(neutral[fixed[points], 0] - neutral[ict[points], 0]) < 0.5)

@@ -5,6 +5,7 @@ and projected with known identity, expression and pose, plus small pixel noise.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -127,6 +128,35 @@ def test_temporal_prior_pulls_towards_previous(model, bases):
     jaw = model.expression_names.index("jawOpen")
     assert abs(float(free.parameters.expression[jaw]) - 0.6) < 0.05
     assert float(held.parameters.expression[jaw]) < float(free.parameters.expression[jaw]) - 0.05
+
+
+def test_mediapipe_rotation_prior_pulls_the_pose_towards_the_detectors(model, bases):
+    """Points of a face at 0.2 rad of yaw and a detector's rotation 5 degrees off it: without the
+    prior (weight 0 or no rotation given) the fit follows the points; a strong prior follows the
+    detector; the prior's gradient matches its cost's finite differences."""
+    truth = _truth(model, [0.0, 0.2, 0.0], [0.0, 0.0, 0.5])
+    detector = axis_angle_to_matrix(torch.tensor([math.radians(5.0), 0.0, 0.0], dtype=DTYPE)) @ truth.rotation
+    errors = {}
+    for weight, given in ((0.0, True), (1e4, False), (1e4, True)):
+        obs = _observe(bases, truth, noise_px=0.0)
+        obs.rotation_prior = detector if given else None
+        solved = solve_frame(bases, obs, _frontal_start(model), max_iterations=20,
+                             weights=SolverWeights(mediapipe_rotation=weight))
+        errors[weight, given] = [float(rotation_angle(solved.parameters.rotation, r)) * 180 / math.pi
+                                 for r in (truth.rotation, detector)]
+    assert errors[0.0, True][0] < 0.05 and errors[1e4, False][0] < 0.05
+    assert errors[1e4, True][1] < 0.5 < errors[1e4, True][0]
+    obs = _observe(bases, truth)
+    obs.rotation_prior = detector
+    energy = _Energy(bases.arrays(), [obs], SolverWeights(mediapipe_rotation=7.0, expression_prior=0.0))
+    pose, faces = _Pose.of([truth]), np.arange(1)
+    gradient = energy.priors(pose, faces)[0][0]
+    for axis in range(3):
+        step = np.zeros((1, 6 + model.num_expression))
+        step[0, axis] = 1e-6
+        numeric = (energy.priors(pose.stepped(step), faces)[1][0] - energy.priors(pose.stepped(-step), faces)[1][0]) / 2e-6
+        # Within the small-angle form's error at 5 degrees (1 - cos 5 deg = 0.4 %).
+        assert numeric == pytest.approx(2 * gradient[axis], rel=1e-2)
 
 
 def test_joint_identity_fit_recovers_the_face(model, bases):
@@ -273,8 +303,10 @@ def test_batched_solve_gives_each_face_its_own_solution(model, bases):
     starts = starts + [broken]
     observations = observations + [observations[1]]
     identities = identities + [identities[1]]
+    # A detector's rotation for the first face only: the other faces get no such term.
+    observations[0] = dataclasses.replace(observations[0], rotation_prior=observations[0].previous.rotation)
     limits = [4, 20, 2, 4]
-    weights = SolverWeights(expression_prior=0.1, temporal=1.0)
+    weights = SolverWeights(expression_prior=0.1, temporal=1.0, mediapipe_rotation=1.0)
     together = solve_frames(bases, observations, starts, identities, weights, limits)
     for obs, start, identity, limit, batched in zip(observations, starts, identities, limits, together):
         alone = solve_frame(bases, obs, start, identity, weights, limit)

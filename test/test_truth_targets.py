@@ -154,3 +154,25 @@ def test_channel_alone_at_0_8_is_fitted_within_0_15(reached, channel):
     from face_tracking_3dmm.evaluation.truth_targets import SWEEP_WEIGHT
 
     assert abs(reached[channel] - SWEEP_WEIGHT) <= CHANNEL_TOLERANCE, reached[channel]
+
+
+#: The fit at -20 deg of pitch (measured, this scene): MediaPipe's points carry ~25% less vertical
+#: parallax than the face (a rigid fit of the TRUE shape to them reads -25 / +25 as -17 / +20.6) and
+#: the start-up identity shifts pitch by person (benchmark clips -3.1..+0.6 deg, 0.5 with the true
+#: identity); this scene's frontal face reads +4.4 (a rigid fit of the true shape to MediaPipe's
+#: points: +2.9, so most of it is MediaPipe's points on this person, not the fit).
+PITCH_NOT_REACHED = pytest.mark.xfail(strict=True, reason="not reached yet: -20 deg of pitch reads -13.3 "
+                                      "(+20 reads +19.8; without the 3D points' rotation prior -13.0 / +20.1)")
+
+
+@pytest.mark.parametrize("pitch_deg", [20.0, pytest.param(-20.0, marks=PITCH_NOT_REACHED)])
+def test_head_pitch_of_20_degrees_within_3_degrees(model, person, pitch_deg):
+    from face_tracking_3dmm.geometry import rotation_angle_np
+
+    truths = [person.truth()] * IDENTITY_FRAMES
+    truths += [person.truth(pitch_deg=pitch_deg * (k + 1) / TURN_FRAMES) for k in range(TURN_FRAMES)]
+    truths += [truths[-1]] * TURN_HOLD_FRAMES
+    faces = _track(model, person, truths)
+    errors = [np.degrees(rotation_angle_np(face.rotation, truth.rotation))
+              for face, truth in zip(faces[-TURN_SCORED_FRAMES:], truths[-TURN_SCORED_FRAMES:])]
+    assert np.mean(errors) <= 3.0, np.round(errors, 2)

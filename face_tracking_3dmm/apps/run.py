@@ -2,7 +2,9 @@
 
 Each node runs in its own process, started exactly as ``face-tracking-3dmm node ...`` (what a robot
 runs), so images cross the middleware as they would on a robot. This process records everything
-the two nodes publish (except raw images unless asked) into ``DIR/bag`` (mcap), shows a live rate and
+the two nodes publish into ``DIR/bag`` (mcap) except the camera images and the tracker's debug
+overlay unless asked (the tracker draws the overlay only while someone subscribes: a recorder that
+does not subscribe costs it nothing), shows a live rate and
 writes ``DIR/results.jsonl`` (one line per camera frame, the faces the tracker reported for it) and
 ``DIR/summary.json``. Frames are counted by their CameraInfo (small, sent with each image, so it
 arrives when a large image may be lost on a busy machine); latency is from that CameraInfo reaching
@@ -25,6 +27,7 @@ from face_tracking_3dmm.io import results, sources
 REMAPPINGS = {"image": "camera/image_raw", "camera_info": "camera/camera_info"}
 IMAGE_TOPIC = "/" + REMAPPINGS["image"]
 CAMERA_INFO_TOPIC = "/" + REMAPPINGS["camera_info"]
+OVERLAY_TOPIC = "/overlay"
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 #: Frames whose latencies and stage times the summary's percentiles cover (the latest), so that a
@@ -151,11 +154,14 @@ def _checked_params_file(source: str, output: Path, params_file: Path | None) ->
 
 
 def run(source: str, output: Path, *, params_file: Path | None = None, max_frames: int | None = None,
-        record_images: bool = False, rate: float = 0.0, loop: bool = False, startup_timeout_s: float = 180.0,
-        answer_timeout_s: float = 3.0, camera_timeout_s: float = 30.0, progress: bool = True) -> dict[str, Any]:
+        record_images: bool = False, record_overlay: bool = False, rate: float = 0.0, loop: bool = False,
+        startup_timeout_s: float = 180.0, answer_timeout_s: float = 3.0, camera_timeout_s: float = 30.0,
+        progress: bool = True) -> dict[str, Any]:
     """Run camera and tracker nodes on ``source`` until it ends (or ``max_frames``); returns the summary.
 
     ``loop`` replays a video or folder from its start when it ends (stop with ``max_frames`` or Ctrl-C).
+    ``record_images`` and ``record_overlay`` add the camera images and the tracker's debug overlay to
+    the bag (large; the overlay also costs the tracker a render per frame while recorded).
     A camera node that is up but publishes nothing for ``camera_timeout_s`` (or three frame periods
     at a slow ``rate``) ends the run with a PipelineError. Ctrl-C, or SIGTERM/SIGHUP through the
     command line, stops the nodes and keeps everything: the bag is closed (readable), results.jsonl
@@ -166,8 +172,9 @@ def run(source: str, output: Path, *, params_file: Path | None = None, max_frame
     pipeline = graph.Graph("pipeline_recorder", output, error=PipelineError)
     writer = results.ResultsWriter(output / results.RESULTS_FILE)
     frames = _Frames(max_frames, writer, Path(source).name, answer_timeout_s)
+    skipped = (() if record_images else (IMAGE_TOPIC,)) + (() if record_overlay else (OVERLAY_TOPIC,))
     recorder = pipeline.record(output / "bag", (graph.CAMERA_NODE, graph.TRACKER_NODE), frames.on_message,
-                               skip_suffixes=() if record_images else (IMAGE_TOPIC,))
+                               skip_suffixes=skipped)
     stall_s = max(camera_timeout_s, 3.0 / rate) if rate > 0 else camera_timeout_s
     error = None
     try:

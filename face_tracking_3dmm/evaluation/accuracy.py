@@ -83,7 +83,8 @@ def head_angles_deg(rotation: np.ndarray) -> np.ndarray:
 
 
 def pose_scores(truth: np.ndarray, predicted: np.ndarray, fit_offset: bool) -> dict:
-    """Head-pose error: geodesic mean/median/p95 and per-axis MAE (deg) over frames with a prediction.
+    """Head-pose error: geodesic mean/median/p95, per-axis MAE (deg) and gain (slope of the read angle
+    against the true one; None where the truth spans under 1 deg) over frames with a prediction.
 
     ``fit_offset``: first estimate ONE constant rotation Q between the method's head axes and the
     truth's over the scored frames (``predicted ~= truth @ Q``; MediaPipe's canonical face is not
@@ -97,11 +98,17 @@ def pose_scores(truth: np.ndarray, predicted: np.ndarray, fit_offset: bool) -> d
     offset = metrics.fit_head_alignment(t, p) if fit_offset else np.eye(3)
     p = p @ offset.T
     geodesic = metrics.geodesic_deg(t, p)
-    axes = np.abs((head_angles_deg(p) - head_angles_deg(t) + 180.0) % 360.0 - 180.0)
+    true_angles = head_angles_deg(t)
+    signed = (head_angles_deg(p) - true_angles + 180.0) % 360.0 - 180.0
+    axes = np.abs(signed)
+    # Gain: slope of the read angle against the true one (1 = neither under- nor over-read).
+    gains = [float(np.polyfit(true_angles[:, k], true_angles[:, k] + signed[:, k], 1)[0])
+             if len(t) > 2 and np.ptp(true_angles[:, k]) > 1.0 else None for k in range(3)]
     return {"frames": int(rows.sum()), "geodesic_mean": float(geodesic.mean()),
             "geodesic_median": float(np.median(geodesic)), "geodesic_p95": float(np.percentile(geodesic, 95)),
             "yaw_mae": float(axes[:, 0].mean()), "pitch_mae": float(axes[:, 1].mean()),
             "roll_mae": float(axes[:, 2].mean()),
+            "yaw_gain": gains[0], "pitch_gain": gains[1], "roll_gain": gains[2],
             "offset_deg": float(metrics.geodesic_deg(np.eye(3), offset)[0]) if fit_offset else None}
 
 

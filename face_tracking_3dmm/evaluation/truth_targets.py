@@ -55,18 +55,19 @@ class StillScene:
         self._images: dict[bytes, np.ndarray] = {}
 
     def truth(self, expression: dict[str, float] | None = None, gaze_deg=(0.0, 0.0),
-              yaw_deg: float = 0.0) -> FrameTruth:
+              yaw_deg: float = 0.0, pitch_deg: float = 0.0) -> FrameTruth:
         """One frame: ``expression`` channels by name (the rest 0), the eyes at ``gaze_deg`` (yaw,
         pitch; the lids follow through eyeLook*; a look weight given alone turns its own eye
-        instead), the head turned by ``yaw_deg`` about its vertical axis, the face centre on the
-        optical axis."""
+        instead), the head turned by ``yaw_deg`` about its vertical axis and then by ``pitch_deg``
+        about its left-right axis (the sign of :func:`accuracy.head_angles_deg`'s pitch), the
+        face centre on the optical axis."""
         weights = np.zeros((1, len(self.names)))
         for name, value in (expression or {}).items():
             weights[0, self.names.index(name)] = value
         looks = any(name.startswith("eyeLook") for name in (expression or {}))
         angles = look_angles_deg(weights[0], self.names)[None] if looks else np.asarray(gaze_deg, np.float64)[None]
         eyes = eyes_looking(angles, weights, self.names)[0]
-        rotation = MODEL_TO_OPTICAL @ matrix_from_euler_yxz_np(np.radians(yaw_deg), 0.0, 0.0)
+        rotation = MODEL_TO_OPTICAL @ matrix_from_euler_yxz_np(np.radians(yaw_deg), np.radians(pitch_deg), 0.0)
         translation = np.array([0.0, 0.0, self.distance_m]) - rotation @ self._face_centre_cm * 0.01
         return FrameTruth(self.identity, weights[0], eyes, rotation, translation)
 

@@ -11,6 +11,7 @@ Energy (all terms divided by nothing else than written here):
   + sum_k p_k (e_k - e_mediapipe_k)^2
   + temporal (sum_k c_k (e_k - e_prev_k)^2 + ROTATION_UNITS |log(R R_prev^T)|^2 + TRANSLATION_UNITS |t - t_prev|^2)
   + identity_prior |identity|^2                   (only when identity is solved)
+  + mediapipe_rotation ROTATION_UNITS |log(R R_prior^T)|^2   (when the observation has a rotation prior)
 Expression is kept in [0, 1] by clamping after each step (a projected LM step).
 Unknown order: rotation increment (3, left-multiplied), translation (3, metres), expression (K_exp).
 
@@ -112,6 +113,9 @@ class SolverWeights:
     damping: float = 1e-3        #: initial LM damping, relative to the diagonal
     #: (K_exp,) per-channel factors c_k of the temporal prior on expression (None: all 1).
     temporal_expression: torch.Tensor | None = None
+    #: Pull of the rotation towards a rotation the detector's output implies
+    #: (``Observation.rotation_prior``), in the temporal prior's units per degree.
+    mediapipe_rotation: float = 0.0
 
 
 @dataclass
@@ -141,6 +145,8 @@ class Observation:
         intrinsics: (4,) fx, fy, cx, cy.
         expression_prior: (K_exp,) expression seeded from the detector's blendshape scores.
         previous: last frame's parameters for the temporal prior (None: no temporal term).
+        rotation_prior: (3, 3) a head-to-camera rotation from the detector, e.g. from its 3D points
+            (None: no such term).
     """
 
     points_px: torch.Tensor
@@ -148,6 +154,7 @@ class Observation:
     intrinsics: torch.Tensor
     expression_prior: torch.Tensor
     previous: FaceParameters | None = None
+    rotation_prior: torch.Tensor | None = None
     scale_px: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -301,6 +308,16 @@ class _Energy:
                                   torch.zeros(num_exp, dtype=DTYPE))
             self.previous = _Pose.of([p if p is not None else rest for p in previous])
             self.prior_diag[:, :6 + num_exp] += self.temporal_units
+        #: Per face, the rotation prior's weight (0 for a face without one) and its rotation; None
+        #: when no face has one.
+        self.rotation_prior_units: np.ndarray | None = None
+        self.rotation_prior: np.ndarray | None = None
+        priors = [obs.rotation_prior if weights.mediapipe_rotation > 0 else None for obs in observations]
+        if any(p is not None for p in priors):
+            self.rotation_prior_units = np.array([weights.mediapipe_rotation * ROTATION_UNITS if p is not None
+                                                  else 0.0 for p in priors])
+            self.rotation_prior = np.stack([p.to(DTYPE).numpy() if p is not None else np.eye(3) for p in priors])
+            self.prior_diag[:, :3] += self.rotation_prior_units[:, None]
 
     def __len__(self) -> int:
         return len(self.observed)
@@ -315,21 +332,31 @@ class _Energy:
         cost = np.einsum("nk,nk->n", grad[:, 6:6 + num_exp], diff)
         if self.previous is not None:
             prev = self.previous.take(faces)
-            # Between frames the rotation changes little: its axis-angle is the skew part of the
-            # relative matrix (sin(angle) * axis) to within angle^2 / 6, at a tenth of the exact log's cost.
-            delta = pose.rotation @ prev.rotation.transpose(0, 2, 1)
             err = np.empty((count, 6 + num_exp))
-            err[:, :3] = 0.5 * (delta[:, _SKEW_ROWS, _SKEW_COLUMNS] - delta[:, _SKEW_COLUMNS, _SKEW_ROWS])
+            err[:, :3] = _rotation_difference(pose.rotation, prev.rotation)
             np.subtract(pose.translation, prev.translation, out=err[:, 3:6])
             np.subtract(pose.expression, prev.expression, out=err[:, 6:])
             temporal_grad = self.temporal_units[faces] * err
             grad[:, :6 + num_exp] += temporal_grad
             cost += np.einsum("ni,ni->n", temporal_grad, err)
+        if self.rotation_prior is not None:
+            err = _rotation_difference(pose.rotation, self.rotation_prior[faces])
+            units = self.rotation_prior_units[faces]
+            grad[:, :3] += units[:, None] * err
+            cost += units * np.einsum("ni,ni->n", err, err)
         return grad, cost
 
 
 #: The skew part of a (3, 3) matrix D as a vector: D[rows, columns] - D[columns, rows].
 _SKEW_ROWS, _SKEW_COLUMNS = np.array([2, 0, 1]), np.array([1, 2, 0])
+
+
+def _rotation_difference(rotation: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(N, 3) axis-angles of ``rotation @ reference.T`` ((N, 3, 3) each) for small angles: the skew
+    part of the relative matrix (sin(angle) * axis), within angle^2 / 6 of the exact log at a tenth
+    of its cost."""
+    delta = rotation @ reference.transpose(0, 2, 1)
+    return 0.5 * (delta[:, _SKEW_ROWS, _SKEW_COLUMNS] - delta[:, _SKEW_COLUMNS, _SKEW_ROWS])
 
 
 class _Linearisation:

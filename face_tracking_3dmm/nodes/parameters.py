@@ -61,6 +61,9 @@ TRACKER_NODE_PARAMETERS = (
                   choices=("raw", "compressed"), read_only=True),
     ParameterSpec("publish_overlay", True, "Publish the debug overlay image on `overlay` (only while "
                                            "someone subscribes)"),
+    ParameterSpec("overlay_rate", 10.0, "Most overlay images drawn per second (each renders the shaded "
+                                        "mesh: ~15-25 ms of CPU a face on 2 cores; frames in between are "
+                                        "skipped)", 0.1, 100.0),
     ParameterSpec("mesh_rate", 100.0, "Most face_mesh markers per second (the default: every tracked image "
                                       "of a camera up to 100 fps; 0 = none)", 0.0, 100.0),
     ParameterSpec("full_mesh", False, "face_mesh shows the whole head (~3.8 MB a message) instead of the "

@@ -9,9 +9,11 @@ empty when none; stamp and frame of the source image), ``face_params`` (FacePara
 for existing consumers), /tf (optical frame -> ``<frame_prefix>face_<id>`` -> its eyes and
 ``<frame_prefix>gaze_<id>``; see :mod:`face_tracking_3dmm.frames`), ``face_mesh`` (per face a
 Marker TRIANGLE_LIST of the decimated face region, or of the whole head with ``full_mesh``, and its
-eyeballs with gaze arrows; at most ``mesh_rate`` per second), ``overlay`` (debug image, while
-subscribed), /diagnostics (rates, latency, drops, errors) and, with ``rep155`` (the default), the
-REP-155 faces under /humans/faces (:mod:`.rep155`; the TF frames then use the REP-155 ids).
+eyeballs with gaze arrows; at most ``mesh_rate`` per second), ``overlay`` (debug image: the fitted
+face rendered shaded and blended over the image, with landmarks and gaze; drawn on a thread of its
+own and only while subscribed, see :class:`OverlayWorker`), /diagnostics (rates, latency, drops,
+errors) and, with ``rep155`` (the default), the REP-155 faces under /humans/faces (:mod:`.rep155`;
+the TF frames then use the REP-155 ids).
 
 No face in view: ``faces`` is an empty array; nothing is published on face_params, TF or face_mesh.
 A face that was tracked and is lost is listed in ``faces`` with tracking_state LOST (its last
@@ -24,13 +26,12 @@ its landmarks (MediaPipe), the other fits the model and publishes; while the sec
 the first already works on frame t + 1, so on two cores the node keeps up with about twice the
 frame rate that one thread would, at the same latency. Each stage hands over through a one-slot
 buffer: a frame replaced before the next stage took it is dropped and counted, so a slow tracker
-never builds a queue and latency stays one frame's processing time. A third thread builds the mesh
-markers and draws the overlay of the latest fitted frame (best effort, the newest only), so that
-they never hold up `faces`, face_params and TF, which the fit stage publishes. Bad input is refused with a
+never builds a queue and latency stays one frame's processing time. Bad input is refused with a
 throttled warning naming the problem; the node keeps running.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -44,7 +45,6 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
 from face_tracking_3dmm import rep155
-from face_tracking_3dmm.geometry import project_np
 from face_tracking_3dmm.io import image_encodings, overlay
 from face_tracking_3dmm.msg import FaceParams, FaceParamsArray
 from face_tracking_3dmm.nodes import conversions, parameters
@@ -57,6 +57,9 @@ DIAGNOSTICS_PERIOD_S = 1.0
 STALE_INPUT_S = 5.0           #: no image for this long -> diagnostics WARN
 DROP_WARN_RATIO = 0.5         #: more than this share of images dropped in a period -> WARN
 DEFAULT_FRAME_ID = "camera_optical_frame"
+#: Niceness of the overlay thread (Linux sets it per thread): on a busy machine the CPU goes to the
+#: landmark and fit threads first, the debug picture gets what is left.
+OVERLAY_NICENESS = 10
 #: The node's own parameters (the others are the tracker's settings).
 NODE_OPTIONS = frozenset(spec.name for spec in parameters.TRACKER_NODE_PARAMETERS)
 
@@ -82,6 +85,70 @@ class LatestSlot:
             self._condition.wait_for(lambda: self._item is not None, timeout_s)
             item, self._item = self._item, None
             return item
+
+
+class OverlayWorker:
+    """The debug overlay, drawn off the fit thread: the fit stage only hands over (:meth:`offer`) the
+    result, the header and a reference to the image, and only while the overlay is on and someone
+    subscribes; a thread of its own renders the shaded meshes, draws and publishes. A frame not taken
+    yet when the next one comes is replaced (counted in ``slot.dropped``): a slow overlay drops
+    frames, never queues them, and never delays the fit or the other outputs."""
+
+    def __init__(self, node, publisher):
+        self.node, self.publisher = node, publisher
+        self.slot = LatestSlot()
+        self.offered = self.published = 0   # frames handed over; overlays published
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def wanted(self) -> bool:
+        return bool(self.node.options["publish_overlay"]) and self.publisher.get_subscription_count() > 0
+
+    def offer(self, result, header: Header, rgb: np.ndarray, camera) -> None:
+        """(Fit thread) Hand over one frame when the overlay is wanted; nothing is copied or drawn here."""
+        if self.wanted():
+            self.offered += 1
+            self.slot.put((result, header, rgb, camera))
+
+    def start(self) -> None:
+        self._closing.clear()
+        self._thread = threading.Thread(target=self._run, name="face_tracker_overlay", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """End the thread after the overlay in progress; a frame still waiting is dropped."""
+        self._closing.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+            self._thread = None
+        self.slot.take(timeout_s=0.0)
+
+    def _run(self) -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), OVERLAY_NICENESS)
+        except (AttributeError, OSError):   # not Linux: the thread keeps the process's priority
+            pass
+        while not self._closing.is_set():
+            item = self.slot.take(timeout_s=0.2)
+            if item is None:
+                continue
+            started_s = time.monotonic()
+            try:
+                self._draw_and_publish(*item)
+            except Exception as error:  # a drawing failure must not end the thread; the tracking goes on
+                self.node.get_logger().error(f"overlay failed: {type(error).__name__}: {error}",
+                                             throttle_duration_sec=WARN_PERIOD_S)
+            # At most overlay_rate drawings a second, so a subscribed overlay takes a bounded share of
+            # the CPU from tracking; frames offered meanwhile replace each other in the slot.
+            self._closing.wait(max(0.0, 1.0 / self.node.options["overlay_rate"] - (time.monotonic() - started_s)))
+
+    def _draw_and_publish(self, result, header: Header, rgb: np.ndarray, camera) -> None:
+        tracker = self.node.tracker
+        meshes = {face.face_id: tracker.face_mesh(face, overlay.MESH_REGION) for face in result.faces
+                  if face.tracking_state != TrackingState.LOST}
+        picture = overlay.overlay_image(rgb, result, camera, meshes)
+        self.publisher.publish(conversions.rgb_to_image(picture, header))
+        self.published += 1
 
 
 class Counters:
@@ -143,7 +210,7 @@ class TrackerProcessing:
     """What the face_tracker does, shared by the plain node (:mod:`.tracker_node`) and the managed
     one (:mod:`.tracker_lifecycle_node`): a mixin of an rclpy Node or LifecycleNode whose steps
     follow the lifecycle: :meth:`_init_processing` (construction), :meth:`_load` (configure: model,
-    landmarker, publishers), :meth:`_start` (activate: subscriptions, diagnostics, the stage
+    landmarker, publishers), :meth:`_start` (activate: subscriptions, diagnostics, the two stage
     threads), :meth:`_stop` (deactivate: no input, no thread left), :meth:`_release` (clean-up)."""
 
     def _init_processing(self) -> None:
@@ -162,7 +229,6 @@ class TrackerProcessing:
         self.counters = Counters()
         self.slot = LatestSlot()       # images for the landmark stage
         self.detected = LatestSlot()   # landmarks for the fit stage
-        self.displayed = LatestSlot()  # fitted frames for the display stage (mesh markers, overlay)
         self.last_stamp_ns: int | None = None
         # The faces the landmark stage follows on regions: the last fit's, replaced whole by the fit
         # stage (the stages share no tracker state; the landmark stage may see them a frame late).
@@ -172,6 +238,7 @@ class TrackerProcessing:
         self.done = threading.Event()   # set when the node has nothing left to do: the process ends
         self._closing = threading.Event()
         self._workers: list[threading.Thread] = []
+        self.overlay: OverlayWorker | None = None   # made with the publishers
         self._subscriptions = []   # while processing
         self._diagnostics_timer = None
         self.rep155: Rep155Output | None = None
@@ -190,14 +257,14 @@ class TrackerProcessing:
         self.faces_publisher = self._new_publisher(FaceParamsArray, "faces", 10)
         self.params_publisher = self._new_publisher(FaceParams, "face_params", 10)
         self.mesh_publisher = self._new_publisher(Marker, "face_mesh", 10)
-        self.overlay_publisher = self._new_publisher(Image, "overlay", qos_profile_sensor_data)
+        self.overlay = OverlayWorker(self, self._new_publisher(Image, "overlay", qos_profile_sensor_data))
         self.diagnostics_publisher = self._new_publisher(DiagnosticArray, "/diagnostics", 10)
         self.tf = TransformBroadcaster(self, self._new_publisher)
         if self.options["rep155"]:
             self.rep155 = Rep155Output(self, self._new_publisher, self.options["rep155_root"], rep155.FaceIds())
 
     def _start(self) -> None:
-        """Subscribe to the images and camera_info, start the diagnostics and the stage threads."""
+        """Subscribe to the images and camera_info, start the diagnostics and the two stage threads."""
         if self.options["input"] == "compressed":
             image = self.create_subscription(CompressedImage, "image/compressed", self._on_compressed,
                                              qos_profile_sensor_data)
@@ -210,10 +277,10 @@ class TrackerProcessing:
         self._workers = [threading.Thread(target=self._work, args=(slot, stage), name=f"face_tracker_{name}",
                                           daemon=True)
                          for name, slot, stage in (("landmarks", self.slot, self._detect_stage),
-                                                   ("fit", self.detected, self._fit_stage),
-                                                   ("display", self.displayed, self._display_stage))]
+                                                   ("fit", self.detected, self._fit_stage))]
         for worker in self._workers:
             worker.start()
+        self.overlay.start()
         self.get_logger().info(f"tracking the latest image on {self.resolve_topic_name('image')}")
 
     # ------------------------------------------------------------------ input (executor thread)
@@ -367,26 +434,10 @@ class TrackerProcessing:
             self.rep155.publish(tracked, ids, header, rgb, self.expression_names)
 
         mesh_rate = self.options["mesh_rate"]
-        meshes = bool(tracked) and mesh_rate > 0 and now - self.last_mesh_s >= 1.0 / mesh_rate
-        if meshes:
+        if tracked and mesh_rate > 0 and now - self.last_mesh_s >= 1.0 / mesh_rate:
             self.last_mesh_s = now
-        drawn = self.options["publish_overlay"] and self.overlay_publisher.get_subscription_count() > 0
-        if meshes or drawn:
-            self.displayed.put((result, tracked, header, rgb, camera, meshes, drawn))
-
-    def _display_stage(self, result, tracked, header: Header, rgb: np.ndarray, camera, meshes: bool,
-                       drawn: bool) -> None:
-        """Mesh markers and the overlay of the latest fitted frame, on their own thread: their ~15 ms
-        a frame (building meshes, drawing) stay off the fit stage, which publishes `faces` and TF and
-        takes the next frame meanwhile; a frame fitted before the last one was drawn is skipped."""
-        mesh_rate = self.options["mesh_rate"]
-        if meshes and mesh_rate > 0:
             self._publish_meshes(tracked, header, lifetime_s=max(1.0, 2.0 / mesh_rate))
-        if drawn:
-            mesh_pixels = {face.face_id: project_np(self.tracker.face_mesh(face).vertices.numpy(), camera)
-                           for face in tracked}
-            picture = overlay.overlay_image(rgb, result, mesh_pixels)
-            self.overlay_publisher.publish(conversions.rgb_to_image(picture, header))
+        self.overlay.offer(result, header, rgb, camera)
 
     def _publish_meshes(self, tracked, header: Header, lifetime_s: float) -> None:
         """Each face's mesh marker (the live face region, or the whole head with full_mesh) and its
@@ -404,6 +455,8 @@ class TrackerProcessing:
     def _publish_diagnostics(self) -> None:
         level, message, values = self.counters.report(self.tracker.stats, self.slot.dropped + self.detected.dropped,
                                                       all(worker.is_alive() for worker in self._workers))
+        # The overlay's own totals: whether it keeps up is no concern of the tracking's health.
+        values.update(overlays_published=self.overlay.published, overlays_dropped=self.overlay.slot.dropped)
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: face tracking", message=message,
                                   hardware_id=self.get_fully_qualified_name(),
                                   values=[KeyValue(key=k, value=f"{v:.2f}" if isinstance(v, float) else str(v))
@@ -426,9 +479,10 @@ class TrackerProcessing:
         for worker in self._workers:
             worker.join(timeout=10.0)
         self._workers = []
+        if self.overlay is not None:
+            self.overlay.stop()
         self.slot.take(timeout_s=0.0)
         self.detected.take(timeout_s=0.0)
-        self.displayed.take(timeout_s=0.0)
         if self.rep155 is not None:   # the faces' topics go with the processing; ``tracked`` stays
             self.rep155.forget_all()
 

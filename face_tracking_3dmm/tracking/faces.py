@@ -26,6 +26,7 @@ from face_tracking_3dmm.fitting.gaze import (SIDES, EyeballGeometry, eye_rotatio
 from face_tracking_3dmm.fitting.identity import IdentityEstimator
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases,
                                                         SolveResult, SolverWeights, solve_frame, solve_frames)
+from face_tracking_3dmm.fitting.point_pose import rotation_from_points3d
 from face_tracking_3dmm.geometry import (CM_TO_M, MODEL_TO_OPTICAL, CameraIntrinsics, nearest_rotation,
                                          pose_from_points, project_np)
 from face_tracking_3dmm.model import ICTFaceModel
@@ -82,7 +83,7 @@ def solver_weights(config: TrackerConfig, expression_names: tuple[str, ...]) -> 
     prior = torch.full((len(expression_names),), config.expression_prior_weight, dtype=DTYPE)
     prior[eyes] = min(config.expression_prior_weight, LID_PRIOR_WEIGHT)
     return SolverWeights(expression_prior=prior, temporal=config.temporal_weight,
-                         temporal_expression=(~lids).to(DTYPE))
+                         temporal_expression=(~lids).to(DTYPE), mediapipe_rotation=config.mediapipe_pose_weight)
 
 
 
@@ -238,7 +239,11 @@ class FaceFitter:
                                 dtype=DTYPE)
         start, acquiring = self._start(face, observation, prior, frame.camera, frame.timestamp_s)
         points = torch.as_tensor(observation.points[self.correspondence.mediapipe_ids, :2], dtype=DTYPE)
-        obs = Observation(points, self.point_weights, frame.intrinsics, prior, None if acquiring else face.params)
+        pose_prior = (torch.as_tensor(rotation_from_points3d(
+            self.bases.arrays().shape(face.identity.identity), observation.points[self.correspondence.mediapipe_ids],
+            self.point_weights.numpy(), frame.camera)) if config.mediapipe_pose_weight > 0 else None)
+        obs = Observation(points, self.point_weights, frame.intrinsics, prior, None if acquiring else face.params,
+                          pose_prior)
         iterations = max(ACQUIRE_ITERATIONS, config.max_iterations) if acquiring else config.max_iterations
         return _FaceFit(face, observation, obs, start, acquiring, iterations)
 
@@ -261,7 +266,7 @@ class FaceFitter:
 
     def _solver_weights(self, config: TrackerConfig) -> SolverWeights:
         """:func:`solver_weights` of ``config``, made again only when its weights change."""
-        key = (config.expression_prior_weight, config.temporal_weight)
+        key = (config.expression_prior_weight, config.temporal_weight, config.mediapipe_pose_weight)
         if self._weights[0] != key:
             self._weights = (key, solver_weights(config, self.model.expression_names))
         return self._weights[1]

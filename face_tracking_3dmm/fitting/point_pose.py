@@ -1,0 +1,62 @@
+"""Head rotation from MediaPipe's 3D points (x, y in pixels, z relative depth in pixel units), for
+the landmark fit's rotation prior.
+
+MediaPipe's own facial transform matrix is computed in its own camera (a fixed field of view), so
+for a face away from the image centre it tilts by a fraction of the face's off-axis angle (measured
+on renders at 0.5 m with the 60 degree camera: 7 deg of yaw for a face 17 deg off-axis, 4-5 deg of
+pitch at 11 deg): on dlib's group photos it pulled the fit off (NME 5.0 -> 6.4 %). Here the same
+kind of estimate is made in the tracker's camera: a similarity fit of the corresponded model points
+to MediaPipe's 3D points is an orthographic view along the ray through the face, which is then
+turned onto that ray. The depth in MediaPipe's points is what the 2D fit lacks: its points alone
+carry ~25 % less vertical parallax than the face (a rigid 2D fit of the true shape reads +-25 deg of
+pitch as -17 / +21), MediaPipe's matrix from its 3D points reads ~0.9 of it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from face_tracking_3dmm.geometry import CameraIntrinsics, axis_angle_to_matrix_np
+
+#: The estimate's constant tilt against ICT's head axes (axis-angle, degrees; mostly +1.8 deg of
+#: pitch), removed from every estimate: measured on 28 truth renders (evaluation/truth_render.py) of 4
+#: people who are not in the benchmark, frontal to 35 deg of yaw and 15 of pitch (mean error 2.8 -> 2.2
+#: deg). Left in, it moved the gaze read from the irises by ~1 deg on the benchmark.
+AXES_OFFSET_DEG = (1.804, 0.055, -0.230)
+
+
+def rotation_towards(direction: np.ndarray) -> np.ndarray:
+    """(3, 3) the smallest rotation taking the optical axis (0, 0, 1) onto ``direction`` (3,)."""
+    d = np.asarray(direction, dtype=np.float64)
+    d = d / np.linalg.norm(d)
+    axis = np.cross([0.0, 0.0, 1.0], d)
+    sin, cos = np.linalg.norm(axis), d[2]
+    if sin < 1e-12:
+        return np.eye(3)
+    k = axis / sin
+    skew = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + sin * skew + (1.0 - cos) * skew @ skew
+
+
+def rotation_from_points3d(model_points: np.ndarray, observed: np.ndarray, weights: np.ndarray,
+                           camera: CameraIntrinsics) -> np.ndarray:
+    """(3, 3) head-to-camera rotation (optical frame) of head-frame points ``model_points`` (M, 3)
+    seen as ``observed`` (M, 3: x, y pixels, z depth in pixel units, larger = further), each with
+    ``weights`` (M,) >= 0: weighted similarity (Umeyama) fit, turned onto the ray through the
+    weighted centre of the observed pixels, less :data:`AXES_OFFSET_DEG`."""
+    model_points, observed = np.asarray(model_points, np.float64), np.asarray(observed, np.float64)
+    weights = np.asarray(weights, np.float64)
+    if model_points.shape != observed.shape or model_points.ndim != 2 or model_points.shape[1] != 3:
+        raise ValueError(f"model_points and observed must both be (M, 3), got {model_points.shape}, {observed.shape}")
+    if weights.shape != (len(model_points),) or not weights.sum() > 0:
+        raise ValueError("weights must be (M,), non-negative, not all 0")
+    w = weights / weights.sum()
+    mu_p, mu_q = w @ model_points, w @ observed
+    covariance = ((observed - mu_q) * w[:, None]).T @ (model_points - mu_p)
+    u, _, vt = np.linalg.svd(covariance)
+    flip = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    orthographic = u @ flip @ vt
+    ray = np.array([(mu_q[0] - camera.cx) / camera.fx, (mu_q[1] - camera.cy) / camera.fy, 1.0])
+    return rotation_towards(ray) @ orthographic @ _AXES_OFFSET.T
+
+
+_AXES_OFFSET = axis_angle_to_matrix_np(np.radians(AXES_OFFSET_DEG))

@@ -1,0 +1,43 @@
+"""Head rotation from MediaPipe-style 3D points (pixels + depth), in the tracker's camera."""
+import numpy as np
+import pytest
+
+from face_tracking_3dmm.fitting.point_pose import AXES_OFFSET_DEG, rotation_from_points3d, rotation_towards
+from face_tracking_3dmm.geometry import CameraIntrinsics, axis_angle_to_matrix_np, matrix_from_euler_yxz_np
+
+CAMERA = CameraIntrinsics.default_for(640, 480)
+
+
+def test_rotation_towards_takes_the_optical_axis_onto_the_direction():
+    np.testing.assert_allclose(rotation_towards([0.0, 0.0, 2.0]), np.eye(3))
+    direction = np.array([0.3, -0.2, 1.0])
+    rotation = rotation_towards(direction)
+    np.testing.assert_allclose(rotation @ [0.0, 0.0, 1.0], direction / np.linalg.norm(direction), atol=1e-12)
+    np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-12)
+    assert np.linalg.det(rotation) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("centre_px", [(320.0, 240.0), (520.0, 120.0)])
+def test_rotation_is_recovered_from_an_orthographic_view_along_the_ray(centre_px):
+    """Points seen orthographically along the ray through their centre (scaled, with depth), as a
+    weak-perspective detector reports them (with the estimate's measured tilt against ICT's axes):
+    the head rotation in the camera frame comes back."""
+    rng = np.random.default_rng(3)
+    head = rng.normal(0.0, 4.0, (60, 3))
+    rotation = matrix_from_euler_yxz_np(0.4, -0.3, 0.1)
+    ray = np.array([(centre_px[0] - CAMERA.cx) / CAMERA.fx, (centre_px[1] - CAMERA.cy) / CAMERA.fy, 1.0])
+    tilt = axis_angle_to_matrix_np(np.radians(AXES_OFFSET_DEG))
+    view = rotation_towards(ray).T @ rotation @ tilt            # the rotation the ray's viewer sees
+    weights = np.r_[np.ones(40), np.zeros(20)]
+    observed = 9.0 * (head - head[:40].mean(0)) @ view.T + [centre_px[0], centre_px[1], 50.0]
+    observed[40:] += rng.normal(0.0, 50.0, (20, 3))            # points of weight 0 do not count
+    found = rotation_from_points3d(head, observed, weights, CAMERA)
+    np.testing.assert_allclose(found, rotation, atol=1e-9)
+
+
+def test_bad_inputs_are_refused():
+    points = np.zeros((5, 3))
+    with pytest.raises(ValueError):
+        rotation_from_points3d(points, np.zeros((5, 2)), np.ones(5), CAMERA)
+    with pytest.raises(ValueError):
+        rotation_from_points3d(points, points, np.zeros(5), CAMERA)
