@@ -75,9 +75,9 @@ class TrackerConfig:
     renderer_backend: str = _param("auto", "Differentiable renderer: auto (pytorch3d on CUDA when "
                                            "installed, else torch), torch or pytorch3d",
                                    choices=("auto", "torch", "pytorch3d"))
-    num_threads: int = _param(1, "torch CPU threads; 1 leaves the other cores to MediaPipe and other "
-                                 "nodes (the landmark fit's small matrices gain nothing from more) "
-                                 "(0 = torch's default: every core)", 0, 64)
+    num_threads: int = _param(1, "torch and numpy BLAS CPU threads; 1 leaves the other cores to MediaPipe "
+                                 "and other nodes (the landmark fit's small matrices gain nothing from "
+                                 "more) (0 = the libraries' defaults: every core)", 0, 64)
 
 
 def describe(name: str) -> dict[str, Any]:

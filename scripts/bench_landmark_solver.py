@@ -9,7 +9,8 @@ expression prior, expression clamped to [0, 1]) from the same start:
   what the tracker sees every frame;
 - cold: a frontal face at 50 cm with neutral expression (acquisition).
 Printed per solver budget: median ms per solve, final RMS px error, rotation error (deg) and
-expression error (mean abs) against the truth.
+expression error (mean abs) against the truth; then 1, 2 and 4 faces of a frame solved one by one
+and in one batch (solve_frames).
 
 Usage: .venv/bin/python scripts/bench_landmark_solver.py [--problems 10]
 """
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from face_tracking_3dmm.correspondence import load_correspondence  # noqa: E402
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases,  # noqa: E402
-                                                        SolverWeights, solve_frame)
+                                                        SolverWeights, solve_frame, solve_frames)
 from face_tracking_3dmm.geometry import (MODEL_TO_OPTICAL, CameraIntrinsics, axis_angle_to_matrix,  # noqa: E402
                                          intrinsics_tensor, model_to_camera, project, rotation_angle)
 from face_tracking_3dmm.model import ICTFaceModel  # noqa: E402
@@ -128,7 +129,27 @@ def main() -> int:
             print(f"{start_name:5s} {name:14s} {np.median(times):7.2f} {np.median(errors):7.3f} "
                   f"{np.median(rotations):8.3f} {np.median(expressions):8.4f}", flush=True)
     print("(noise floor: rms px ~ 0.3 * sqrt(2) = 0.42)")
+    batched(bases, identity, problems)
     return 0
+
+
+def batched(bases: PointBases, identity: torch.Tensor, problems, repeats: int = 20) -> None:
+    """Warm 4-iteration solves of 1, 2 and 4 faces of a frame: one after the other (solve_frame per
+    face) and in one batch (solve_frames), ms per frame (p50)."""
+    print(f"{'faces':>5s} {'one by one ms':>14s} {'batched ms':>11s}")
+    for count in (1, 2, 4):
+        faces = [(obs, warm) for _, obs, warm, _ in problems[:count]]
+        one_by_one, together = [], []
+        for _ in range(repeats):
+            began = time.perf_counter()
+            for obs, warm in faces:
+                solve_frame(bases, obs, warm, identity, WEIGHTS, 4)
+            one_by_one.append((time.perf_counter() - began) * 1000.0)
+            began = time.perf_counter()
+            solve_frames(bases, [obs for obs, _ in faces], [warm for _, warm in faces], [identity] * count,
+                         WEIGHTS, 4)
+            together.append((time.perf_counter() - began) * 1000.0)
+        print(f"{count:5d} {np.median(one_by_one):14.2f} {np.median(together):11.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import threading
 import numpy as np
 import pytest
 
-from face_tracking_3dmm.fitting.blas_threads import one_blas_thread, openblas_thread_functions
+from face_tracking_3dmm.fitting.blas_threads import one_blas_thread, openblas_thread_functions, set_blas_threads
 
 
 @pytest.fixture
@@ -38,6 +38,21 @@ def test_one_thread_inside_and_the_count_restored_after_the_last_block(openblas)
         release.set()
         worker.join(5)
         assert inside == [1, 1, 1] and get() == 2
+    finally:
+        set_threads(before)
+
+
+def test_a_count_set_during_a_block_applies_after_it(openblas):
+    """The tracker's num_threads (set_blas_threads) does not lift a running block's one thread."""
+    get, set_threads = openblas
+    before = get()
+    try:
+        set_blas_threads(2)
+        assert get() == 2
+        with one_blas_thread():
+            set_blas_threads(3)
+            assert get() == 1
+        assert get() == 3
     finally:
         set_threads(before)
 

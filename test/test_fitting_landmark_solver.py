@@ -5,6 +5,7 @@ and projected with known identity, expression and pose, plus small pixel noise.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -14,7 +15,8 @@ import torch
 
 from face_tracking_3dmm.correspondence import load_correspondence
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, SolverWeights,
-                                                        _Energy, _Linearisation, _Pose, solve_frame, solve_identity)
+                                                        _Energy, _Linearisation, _Pose, solve_frame, solve_frames,
+                                                        solve_identity)
 from face_tracking_3dmm.geometry import (MODEL_TO_OPTICAL, CameraIntrinsics, axis_angle_to_matrix, intrinsics_tensor,
                                          model_to_camera, project, rotation_angle)
 
@@ -63,9 +65,9 @@ def test_jacobian_matches_autograd(model, bases):
     identity = torch.randn(model.num_identity, dtype=DTYPE) * 0.5
     obs = _observe(bases, truth, identity)
     arrays = bases.arrays()
-    energy = _Energy(arrays, obs, SolverWeights(), identity_columns=True)
-    lin = _Linearisation(energy, _Pose.of(truth), arrays.shape(identity))
-    jacobian, lin_residual = torch.from_numpy(lin.jacobian), torch.from_numpy(lin.residual)
+    energy = _Energy(arrays, [obs], SolverWeights(), identity_columns=True)
+    lin = _Linearisation(energy, _Pose.of([truth]), arrays.shape(identity))
+    jacobian, lin_residual = torch.from_numpy(lin.jacobian(np.arange(1))[0]), torch.from_numpy(lin.residual[0])
     sqrt_w = (obs.weights.sqrt() / obs.scale_px)[:, None]
 
     def residual(delta):
@@ -146,13 +148,13 @@ def test_mediapipe_rotation_prior_pulls_the_pose_towards_the_detectors(model, ba
     assert errors[1e4, True][1] < 0.5 < errors[1e4, True][0]
     obs = _observe(bases, truth)
     obs.rotation_prior = detector
-    energy = _Energy(bases.arrays(), obs, SolverWeights(mediapipe_rotation=7.0, expression_prior=0.0))
-    pose = _Pose.of(truth)
-    gradient, _ = energy.priors(pose)
+    energy = _Energy(bases.arrays(), [obs], SolverWeights(mediapipe_rotation=7.0, expression_prior=0.0))
+    pose, faces = _Pose.of([truth]), np.arange(1)
+    gradient = energy.priors(pose, faces)[0][0]
     for axis in range(3):
-        step = np.zeros(6 + model.num_expression)
-        step[axis] = 1e-6
-        numeric = (energy.priors(pose.stepped(step))[1] - energy.priors(pose.stepped(-step))[1]) / 2e-6
+        step = np.zeros((1, 6 + model.num_expression))
+        step[0, axis] = 1e-6
+        numeric = (energy.priors(pose.stepped(step), faces)[1][0] - energy.priors(pose.stepped(-step), faces)[1][0]) / 2e-6
         # Within the small-angle form's error at 5 degrees (1 - cos 5 deg = 0.4 %).
         assert numeric == pytest.approx(2 * gradient[axis], rel=1e-2)
 
@@ -200,14 +202,14 @@ def test_frame_jacobian_matches_finite_differences(model, bases):
     truth = _truth(model, [0.1, 0.3, -0.05], [0.02, 0.01, 0.55], jawOpen=0.3, mouthSmile_L=0.4)
     obs = _observe(bases, truth)
     arrays = bases.arrays()
-    energy = _Energy(arrays, obs, SolverWeights())
-    pose = _Pose.of(FaceParameters(truth.rotation, truth.translation, torch.full_like(truth.expression, 0.5)))
+    energy = _Energy(arrays, [obs], SolverWeights())
+    pose = _Pose.of([FaceParameters(truth.rotation, truth.translation, torch.full_like(truth.expression, 0.5))])
     shape = arrays.shape(None)
-    analytic = _Linearisation(energy, pose, shape, arrays.jacobian_work).jacobian.copy()
+    analytic = _Linearisation(energy, pose, shape).jacobian(np.arange(1))[0].copy()
     numeric = np.empty_like(analytic)
     for column, step in enumerate(np.eye(analytic.shape[1]) * 1e-6):
-        plus = _Linearisation(energy, pose.stepped(step), shape).residual
-        minus = _Linearisation(energy, pose.stepped(-step), shape).residual
+        plus = _Linearisation(energy, pose.stepped(step[None]), shape).residual[0]
+        minus = _Linearisation(energy, pose.stepped(-step[None]), shape).residual[0]
         numeric[:, column] = (plus - minus) / 2e-6
     np.testing.assert_allclose(analytic, numeric, atol=1e-6 * np.abs(analytic).max())
 
@@ -229,22 +231,90 @@ def test_frame_solve_reaches_the_generic_solvers_minimum(model, bases):
     ours = solve_frame(bases, obs, obs.previous, None, weights, max_iterations=50)
 
     arrays = bases.arrays()
-    energy, shape, start = _Energy(arrays, obs, weights), arrays.shape(None), _Pose.of(obs.previous)
+    energy, shape, start = _Energy(arrays, [obs], weights), arrays.shape(None), _Pose.of([obs.previous])
 
     def cost(pose):
-        return _Linearisation(energy, pose, shape).cost
+        return float(_Linearisation(energy, pose, shape).cost[0])
 
     def residuals(step):   # pixel residuals, then the priors' energy as one more square
-        lin = _Linearisation(energy, start.stepped(step), shape)
-        return np.append(lin.residual, math.sqrt(max(lin.cost - float(lin.residual @ lin.residual), 0.0)))
+        lin = _Linearisation(energy, start.stepped(step[None]), shape)
+        residual = lin.residual[0]
+        return np.append(residual, math.sqrt(max(float(lin.cost[0]) - float(residual @ residual), 0.0)))
 
     num = 6 + model.num_expression
-    lower = np.concatenate((np.full(6, -np.inf), -start.expression))
-    upper = np.concatenate((np.full(6, np.inf), 1.0 - start.expression))
+    lower = np.concatenate((np.full(6, -np.inf), -start.expression[0]))
+    upper = np.concatenate((np.full(6, np.inf), 1.0 - start.expression[0]))
     generic = scipy.optimize.least_squares(residuals, np.zeros(num), jac="2-point", bounds=(lower, upper),
                                            x_scale="jac", xtol=1e-12, ftol=1e-12, gtol=1e-12)
-    theirs = start.stepped(generic.x)
-    assert cost(_Pose.of(ours.parameters)) <= cost(theirs) * (1 + 1e-6)
-    assert math.degrees(float(rotation_angle(ours.parameters.rotation, torch.from_numpy(theirs.rotation)))) < 0.01
-    np.testing.assert_allclose(ours.parameters.translation.numpy(), theirs.translation, atol=1e-5)
-    np.testing.assert_allclose(ours.parameters.expression.numpy(), theirs.expression, atol=2e-3)
+    theirs = start.stepped(generic.x[None])
+    assert cost(_Pose.of([ours.parameters])) <= cost(theirs) * (1 + 1e-6)
+    # The same face in a batch with another face (solve_frames) ends at the same minimum.
+    other = _observe(bases, _truth(model, [-0.2, -0.3, 0.1], [0.05, 0.0, 0.7], jawOpen=0.4), seed=4)
+    batched = solve_frames(bases, [other, obs], [_frontal_start(model, 0.7), obs.previous], None, weights, 50)[1]
+    assert cost(_Pose.of([batched.parameters])) <= cost(theirs) * (1 + 1e-6)
+    assert math.degrees(float(rotation_angle(ours.parameters.rotation, torch.from_numpy(theirs.rotation[0])))) < 0.01
+    np.testing.assert_allclose(ours.parameters.translation.numpy(), theirs.translation[0], atol=1e-5)
+    np.testing.assert_allclose(ours.parameters.expression.numpy(), theirs.expression[0], atol=2e-3)
+
+
+def _batch_problem(model, bases):
+    """Three faces of one frame: different poses, expressions, identities and previous frames."""
+    poses = (([0.1, 0.3, -0.05], [0.02, 0.01, 0.55], dict(jawOpen=0.3)),
+             ([-0.2, -0.4, 0.1], [-0.1, 0.05, 0.8], dict(mouthSmile_L=0.5)),
+             ([0.05, 0.1, 0.0], [0.15, -0.05, 1.2], dict(eyeBlink_L=0.6)))
+    gen = torch.Generator().manual_seed(3)
+    identities = [None, torch.randn(model.num_identity, generator=gen, dtype=DTYPE) * 0.5,
+                  torch.randn(model.num_identity, generator=gen, dtype=DTYPE) * 0.5]
+    observations, starts = [], []
+    for (rotvec, translation, weights), identity, seed in zip(poses, identities, range(3)):
+        truth = _truth(model, rotvec, translation, **weights)
+        obs = _observe(bases, truth, identity, seed=seed)
+        obs.previous = FaceParameters(_truth(model, np.add(rotvec, 0.03), [0, 0, 0]).rotation,
+                                      truth.translation + 0.005, (truth.expression + 0.05).clamp(0, 1))
+        observations.append(obs)
+        starts.append(obs.previous)
+    return observations, starts, identities
+
+
+def test_batched_jacobian_matches_finite_differences(model, bases):
+    """The Jacobian of a batch of faces (all, and a subset of its rows) against central differences
+    of each face's residuals."""
+    observations, starts, identities = _batch_problem(model, bases)
+    arrays = bases.arrays()
+    energy = _Energy(arrays, observations, SolverWeights())
+    pose = _Pose.of(starts)
+    shapes = np.stack([arrays.shape(identity) for identity in identities])
+    lin = _Linearisation(energy, pose, shapes)
+    analytic = lin.jacobian(np.arange(3)).copy()
+    np.testing.assert_array_equal(lin.jacobian(np.array([2]))[0], analytic[2])
+    for column, step in enumerate(np.eye(analytic.shape[2]) * 1e-6):
+        steps = np.repeat(step[None], 3, axis=0)
+        plus = _Linearisation(energy, pose.stepped(steps), shapes).residual
+        minus = _Linearisation(energy, pose.stepped(-steps), shapes).residual
+        np.testing.assert_allclose(analytic[:, :, column], (plus - minus) / 2e-6, atol=1e-6 * np.abs(analytic).max())
+
+
+def test_batched_solve_gives_each_face_its_own_solution(model, bases):
+    """Faces solved in one batch (own identities, previous frames and iteration limits, one with a
+    corrupted start) end where each ends when solved alone: the problem is block-diagonal."""
+    observations, starts, identities = _batch_problem(model, bases)
+    broken = starts[1].copy()
+    broken.translation[0] = math.nan
+    starts = starts + [broken]
+    observations = observations + [observations[1]]
+    identities = identities + [identities[1]]
+    # A detector's rotation for the first face only: the other faces get no such term.
+    observations[0] = dataclasses.replace(observations[0], rotation_prior=observations[0].previous.rotation)
+    limits = [4, 20, 2, 4]
+    weights = SolverWeights(expression_prior=0.1, temporal=1.0, mediapipe_rotation=1.0)
+    together = solve_frames(bases, observations, starts, identities, weights, limits)
+    for obs, start, identity, limit, batched in zip(observations, starts, identities, limits, together):
+        alone = solve_frame(bases, obs, start, identity, weights, limit)
+        assert batched.iterations == alone.iterations
+        if math.isnan(alone.rms_px):
+            assert math.isnan(batched.rms_px) and batched.iterations == 0
+            continue
+        assert batched.rms_px == pytest.approx(alone.rms_px, rel=1e-9)
+        for name in ("rotation", "translation", "expression"):
+            np.testing.assert_allclose(getattr(batched.parameters, name).numpy(),
+                                       getattr(alone.parameters, name).numpy(), atol=1e-9)

@@ -256,6 +256,17 @@ def test_quaternion_np_convention_and_round_trip():
     np.testing.assert_allclose(quaternion_to_matrix_np(2.0 * quats), matrices.numpy(), atol=1e-12)  # normalised
 
 
+def test_one_matrix_and_one_rotvec_take_the_stacks_values():
+    """The plain-float single-matrix paths (Shepperd, Rodrigues) give what the stacked paths give,
+    half turns (w = 0, each axis largest) and tiny angles included."""
+    rotvecs = np.concatenate((_random_rotvecs(200).numpy(), np.pi * np.eye(3), [[np.pi / np.sqrt(2), -np.pi / np.sqrt(2), 0.0],
+                              [0.0, 1e-9, 0.0], [0.0, 0.0, 0.0]]))
+    matrices = axis_angle_to_matrix_np(rotvecs)
+    for rotvec, matrix, quat in zip(rotvecs, matrices, Rotation.from_matrix(matrices).as_quat(canonical=True)):
+        np.testing.assert_allclose(axis_angle_to_matrix_np(rotvec), matrix, atol=1e-15)
+        np.testing.assert_allclose(matrix_to_quaternion_np(matrix), quat, atol=1e-12)
+
+
 def test_quaternion_has_non_negative_w():
     rotation = Rotation.from_quat([0.0, 0.0, 0.9999, -0.0141]).as_matrix()
     assert matrix_to_quaternion_np(rotation)[3] >= 0

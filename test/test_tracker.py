@@ -408,17 +408,17 @@ def test_one_failing_or_non_finite_face_is_dropped_and_the_others_are_tracked(tr
     image = cv2.cvtColor(cv2.imread(str(_eval_file("dlib_faces", "2008_001322.jpg"))), cv2.COLOR_BGR2RGB)
     tracker = tracker_factory(max_faces=4, identity_frames=0)
     assert len(tracker.process(image, 0.0).faces) >= 3
-    fit = tracker._fitter.fit
+    finish = tracker._fitter._finish   # one face's part after the frame's batched solve
 
-    def broken(face, observation, frame, config):
-        result = fit(face, observation, frame, config)
-        if face.face_id == 1:
+    def broken(fit, solved, frame, config):
+        result = finish(fit, solved, frame, config)
+        if fit.face.face_id == 1:
             raise ValueError("region has no area")
-        if face.face_id == 2:
+        if fit.face.face_id == 2:
             result.translation[:] = math.nan
         return result
 
-    monkeypatch.setattr(tracker._fitter, "fit", broken)
+    monkeypatch.setattr(tracker._fitter, "_finish", broken)
     result = tracker.process(image, 0.1)
     ids = {face.face_id for face in result.faces}
     assert 0 in ids and not ids & {1, 2} and all(face.is_finite() for face in result.faces)

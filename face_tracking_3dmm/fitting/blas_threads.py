@@ -70,6 +70,19 @@ class _OneThread:
                     set_threads(self._saved)
 
 
+    def set_threads(self, count: int) -> None:
+        """The thread count outside the blocks: now, or once the running blocks end."""
+        functions = openblas_thread_functions()
+        if functions is None:
+            return
+        get, set_threads = functions
+        with self._lock:
+            if self._running:
+                self._saved = count
+            elif get() != count:
+                set_threads(count)
+
+
 _ONE_THREAD = _OneThread()
 
 
@@ -77,3 +90,11 @@ def one_blas_thread() -> contextlib.AbstractContextManager[None]:
     """numpy's BLAS on one thread while the block runs, for the whole process (blocks on several
     threads at once are counted: the thread count before the first comes back after the last)."""
     return _ONE_THREAD.block()
+
+
+def set_blas_threads(count: int) -> None:
+    """numpy's BLAS on ``count`` threads for the whole process (outside :func:`one_blas_thread`
+    blocks, which keep their one thread until they end). The per-frame fit's products (~880 x 59)
+    gain nothing from a second thread, and OpenBLAS's threads busy-wait after each call, or wait for
+    a core when other programs hold them: one thread measured faster on the shared 2 cores."""
+    _ONE_THREAD.set_threads(count)

@@ -98,8 +98,16 @@ class Landmarks68:
         #: rows of its candidates in ``bases``.
         offsets = np.cumsum([68] + [len(c) for c in self.candidates])
         sides = np.sign(model.neutral[fixed[JAWLINE], 0].numpy())
-        self._groups = [(int(point), float(sides[point]), int(offsets[point]), int(offsets[point + 1]))
-                        for point in JAWLINE if point != CHIN and sides[point] != 0]
+        groups = [(int(point), float(sides[point]), int(offsets[point]), int(offsets[point + 1]))
+                  for point in JAWLINE if point != CHIN and sides[point] != 0]
+        #: The jawline points chosen on the silhouette, their sides, and per point the rows of its
+        #: candidates in ``bases`` padded to one length with its first (a row of the padded index
+        #: picks the same point as the unpadded one: ties go to the first).
+        self._points = np.array([point for point, *_ in groups], dtype=int)
+        self._sides = np.array([side for _, side, *_ in groups])[:, None]
+        width = max(end - begin for _, _, begin, end in groups)
+        self._rows = np.array([list(range(begin, end)) + [begin] * (width - end + begin)
+                               for _, _, begin, end in groups], dtype=int)
 
     def project(self, identity: torch.Tensor | None, params: FaceParameters, intrinsics: torch.Tensor,
                 contour: bool = True) -> np.ndarray:
@@ -114,7 +122,6 @@ class Landmarks68:
             # Image direction of the head's +x axis (1 cm): "outwards" is +side along it.
             origin, tip = project_array(np.stack((translation, rotation[:, 0] * CM_TO_M + translation)), intrinsics)
             axis = (tip - origin) / max(float(np.linalg.norm(tip - origin)), 1e-9)
-            along = pixels @ axis
-            for point, side, begin, end in self._groups:
-                out[point] = pixels[begin + int(np.argmax(along[begin:end] * side))]
+            along = (pixels @ axis)[self._rows] * self._sides      # (points, candidates) outwards
+            out[self._points] = pixels[self._rows[np.arange(len(self._rows)), np.argmax(along, axis=1)]]
         return out

@@ -21,7 +21,6 @@ tensors: torch's per-call dispatch on such tiny tensors cost several times the a
 """
 from __future__ import annotations
 
-import functools
 import math
 import threading
 import time
@@ -32,7 +31,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from face_tracking_3dmm.geometry import CM_TO_M, axis_angle_to_matrix_np, project_array
+from face_tracking_3dmm.geometry import CM_TO_M, axis_angle_to_matrix_np
 from face_tracking_3dmm.model import ICTFaceModel
 
 #: Temporal prior per degree of rotation, relative to one unit of expression weight.
@@ -132,8 +131,8 @@ class FaceParameters:
 
     @property
     def finite(self) -> bool:
-        return bool(torch.isfinite(self.rotation).all() and torch.isfinite(self.translation).all()
-                    and torch.isfinite(self.expression).all())
+        return all(math.isfinite(value) for part in (self.rotation, self.translation, self.expression)
+                   for value in part.reshape(-1).tolist())
 
 
 @dataclass
@@ -184,8 +183,11 @@ class SolveResult:
 
 
 class PointArrays:
-    """A :class:`PointBases` as numpy views for the per-frame solve, with the shape of the last
-    identity kept (one per thread: see :meth:`PointBases.arrays`)."""
+    """A :class:`PointBases` as numpy views for the per-frame solve, with the shapes of recent
+    identities kept (one per thread: see :meth:`PointBases.arrays`)."""
+
+    #: Identities whose shapes are kept (faces of one frame and the identity fit's candidates).
+    KEPT_SHAPES = 16
 
     def __init__(self, bases: PointBases):
         self.mean = bases.mean.numpy()
@@ -193,173 +195,241 @@ class PointArrays:
         self.expression = bases.expression.numpy()              # (M, 3, K_exp)
         self._identity_flat = self.identity.reshape(-1, self.identity.shape[2])
         self._expression_flat = self.expression.reshape(-1, self.expression.shape[2])
-        self._shape_of: torch.Tensor | None = None
-        self._shape = self.mean
-        #: Work array of the per-frame Jacobian, (M, 2, 6 + K_exp), reused by every frame's solve.
-        self.jacobian_work = np.empty((len(self.mean), 2, 6 + self.expression.shape[2]))
+        self._shapes: dict[int, tuple[torch.Tensor, np.ndarray]] = {}
+        self._work: dict[tuple[int, int], np.ndarray] = {}
 
     def shape_of(self, identity: np.ndarray | None) -> np.ndarray:
         """(M, 3) points with ``identity`` (K_id,) and no expression, cm."""
         return self.mean if identity is None else self.mean + (self._identity_flat @ identity).reshape(-1, 3)
 
     def shape(self, identity: torch.Tensor | None) -> np.ndarray:
-        """:meth:`shape_of` a (never modified in place) identity tensor, cached by tensor object:
+        """:meth:`shape_of` a (never modified in place) identity tensor, kept by tensor object:
         a frozen identity costs nothing per frame."""
         if identity is None:
             return self.mean
-        if self._shape_of is not identity:
-            self._shape_of, self._shape = identity, self.shape_of(identity.to(DTYPE).numpy())
-        return self._shape
+        kept = self._shapes.get(id(identity))
+        if kept is None or kept[0] is not identity:
+            if len(self._shapes) >= self.KEPT_SHAPES:
+                del self._shapes[next(iter(self._shapes))]
+            kept = self._shapes[id(identity)] = (identity, self.shape_of(identity.to(DTYPE).numpy()))
+        return kept[1]
 
     def points(self, shape: np.ndarray, expression: np.ndarray) -> np.ndarray:
-        """(M, 3) points of an identity ``shape`` (M, 3) with ``expression`` (K_exp,), cm."""
-        return shape + (self._expression_flat @ expression).reshape(-1, 3)
+        """(..., M, 3) points of identity shapes (..., M, 3) with ``expression`` (..., K_exp), cm."""
+        return shape + (expression @ self._expression_flat.T).reshape(expression.shape[:-1] + (-1, 3))
+
+    def jacobian_work(self, faces: int, columns: int) -> np.ndarray:
+        """A work array for the Jacobian of ``faces`` faces, (faces, M, 2, columns), reused by every
+        frame's solve."""
+        work = self._work.get((faces, columns))
+        if work is None:
+            work = self._work[(faces, columns)] = np.empty((faces, len(self.mean), 2, columns))
+        return work
+
+
+def _selection(indices: np.ndarray, count: int) -> np.ndarray | slice:
+    """Sorted ``indices`` into ``count`` items as an index: a slice when they are all of them (the
+    usual case: numpy then gives views, not copies)."""
+    return slice(None) if len(indices) == count else indices
 
 
 class _Pose(NamedTuple):
-    """The per-frame unknowns as numpy arrays (see :class:`FaceParameters`)."""
+    """The per-frame unknowns of N faces as numpy arrays (see :class:`FaceParameters`): rotation
+    (N, 3, 3), translation (N, 3), expression (N, K_exp)."""
 
     rotation: np.ndarray
     translation: np.ndarray
     expression: np.ndarray
 
     @classmethod
-    def of(cls, params: FaceParameters) -> "_Pose":
-        return cls(params.rotation.to(DTYPE).numpy(), params.translation.to(DTYPE).numpy(),
-                   params.expression.to(DTYPE).numpy())
+    def of(cls, params: list[FaceParameters]) -> "_Pose":
+        return cls(np.stack([p.rotation.to(DTYPE).numpy() for p in params]),
+                   np.stack([p.translation.to(DTYPE).numpy() for p in params]),
+                   np.stack([p.expression.to(DTYPE).numpy() for p in params]))
 
-    def parameters(self) -> FaceParameters:
-        return FaceParameters(torch.from_numpy(self.rotation), torch.from_numpy(self.translation),
-                              torch.from_numpy(self.expression))
+    def parameters(self) -> list[FaceParameters]:
+        return [FaceParameters(torch.from_numpy(self.rotation[n]), torch.from_numpy(self.translation[n]),
+                               torch.from_numpy(self.expression[n])) for n in range(len(self.rotation))]
+
+    def take(self, faces: np.ndarray | slice) -> "_Pose":
+        """The faces at ``faces`` (sorted indices or a slice)."""
+        return _Pose(self.rotation[faces], self.translation[faces], self.expression[faces])
+
+    def put(self, faces: np.ndarray | slice, other: "_Pose") -> None:
+        """Overwrite the faces at ``faces`` with ``other``'s (in place)."""
+        self.rotation[faces], self.translation[faces], self.expression[faces] = other
 
     def stepped(self, step: np.ndarray) -> "_Pose":
-        """Apply a (6 + K_exp,) step: rotation increment on the left, expression clamped to [0, 1]."""
-        return _Pose(axis_angle_to_matrix_np(step[:3]) @ self.rotation, self.translation + step[3:6],
-                     np.clip(self.expression + step[6:], 0.0, 1.0))
+        """Apply (N, 6 + K_exp) steps: rotation increment on the left, expression clamped to [0, 1]."""
+        increment = (axis_angle_to_matrix_np(step[0, :3])[None] if len(step) == 1   # a tenth of the stack's cost
+                     else axis_angle_to_matrix_np(step[:, :3]))
+        return _Pose(increment @ self.rotation, self.translation + step[:, 3:6],
+                     np.clip(self.expression + step[:, 6:], 0.0, 1.0))
 
 
 class _Energy:
-    """One observation's energy (module docstring) in numpy, to be linearised at any parameters.
+    """The energy (module docstring) of N observations in numpy, to be linearised at any parameters
+    of any of its faces; the faces are independent (a block-diagonal problem).
 
     ``temporal`` False leaves the temporal prior out (the joint identity fit's frames need not be
     consecutive); ``identity_columns`` adds d/d(identity) to the Jacobian.
     """
 
-    def __init__(self, arrays: PointArrays, obs: Observation, weights: SolverWeights, temporal: bool = True,
-                 identity_columns: bool = False):
+    def __init__(self, arrays: PointArrays, observations: list[Observation], weights: SolverWeights,
+                 temporal: bool = True, identity_columns: bool = False):
         self.arrays, self.identity_columns = arrays, identity_columns
-        self.observed = obs.points_px.numpy()
-        self.point_weights = obs.weights.numpy()
-        self.sqrt_weights = np.sqrt(self.point_weights) / obs.scale_px
-        self.intrinsics = obs.intrinsics.numpy()
-        self.focal = self.intrinsics[:2]
-        self.mediapipe_expression = obs.expression_prior.numpy()
+        self.observed = np.stack([obs.points_px.numpy() for obs in observations])             # (N, M, 2)
+        self.point_weights = np.stack([obs.weights.numpy() for obs in observations])          # (N, M)
+        scale_px = np.array([obs.scale_px for obs in observations])
+        self.sqrt_weights = np.sqrt(self.point_weights) / scale_px[:, None]
+        intrinsics = np.stack([obs.intrinsics.numpy() for obs in observations])               # (N, 4)
+        self.focal, self.centre = intrinsics[:, None, :2], intrinsics[:, None, 2:]
+        self.mediapipe_expression = np.stack([obs.expression_prior.numpy() for obs in observations])
         prior = weights.expression_prior
         self.expression_prior = prior.to(DTYPE).numpy() if isinstance(prior, torch.Tensor) else prior
-        num_exp = len(self.mediapipe_expression)
-        #: The priors' Hessian is diagonal and constant: (6 + K_exp [+ K_id],), 0 for identity (the
-        #: identity prior is the joint fit's).
-        self.prior_diag = np.zeros(6 + num_exp + (arrays.identity.shape[2] if identity_columns else 0))
-        self.prior_diag[6:6 + num_exp] += self.expression_prior
+        count, num_exp = self.mediapipe_expression.shape
+        self.columns = 6 + num_exp + (arrays.identity.shape[2] if identity_columns else 0)
+        #: The priors' Hessian is diagonal and constant: (N, columns), 0 for identity (the identity
+        #: prior is the joint fit's).
+        self.prior_diag = np.zeros((count, self.columns))
+        self.prior_diag[:, 6:6 + num_exp] += self.expression_prior
+        #: Per face, the temporal prior's weights (0 for a face without a previous frame) and the
+        #: previous frame's parameters; None when no face has one.
+        self.temporal_units: np.ndarray | None = None
         self.previous: _Pose | None = None
-        if temporal and obs.previous is not None and weights.temporal > 0:
-            self.previous = _Pose.of(obs.previous)
+        previous = [obs.previous if temporal and weights.temporal > 0 else None for obs in observations]
+        if any(p is not None for p in previous):
             units = (1.0 if weights.temporal_expression is None
                      else weights.temporal_expression.to(DTYPE).numpy())
-            self.temporal_units = weights.temporal * np.concatenate(
+            row = weights.temporal * np.concatenate(
                 (np.full(3, ROTATION_UNITS), np.full(3, TRANSLATION_UNITS), np.broadcast_to(units, num_exp)))
-            self.prior_diag[:6 + num_exp] += self.temporal_units
+            self.temporal_units = np.array([row if p is not None else np.zeros_like(row) for p in previous])
+            rest = FaceParameters(torch.eye(3, dtype=DTYPE), torch.zeros(3, dtype=DTYPE),
+                                  torch.zeros(num_exp, dtype=DTYPE))
+            self.previous = _Pose.of([p if p is not None else rest for p in previous])
+            self.prior_diag[:, :6 + num_exp] += self.temporal_units
+        #: Per face, the rotation prior's weight (0 for a face without one) and its rotation; None
+        #: when no face has one.
+        self.rotation_prior_units: np.ndarray | None = None
         self.rotation_prior: np.ndarray | None = None
-        if weights.mediapipe_rotation > 0 and obs.rotation_prior is not None:
-            self.rotation_prior = obs.rotation_prior.to(DTYPE).numpy()
-            self.rotation_prior_units = weights.mediapipe_rotation * ROTATION_UNITS
-            self.prior_diag[:3] += self.rotation_prior_units
+        priors = [obs.rotation_prior if weights.mediapipe_rotation > 0 else None for obs in observations]
+        if any(p is not None for p in priors):
+            self.rotation_prior_units = np.array([weights.mediapipe_rotation * ROTATION_UNITS if p is not None
+                                                  else 0.0 for p in priors])
+            self.rotation_prior = np.stack([p.to(DTYPE).numpy() if p is not None else np.eye(3) for p in priors])
+            self.prior_diag[:, :3] += self.rotation_prior_units[:, None]
 
-    def priors(self, pose: _Pose) -> tuple[np.ndarray, float]:
-        """Gradient (as :attr:`prior_diag`) and cost of the priors at ``pose``."""
-        grad = np.zeros(len(self.prior_diag))
-        diff = pose.expression - self.mediapipe_expression
-        grad[6:6 + len(diff)] = self.expression_prior * diff
-        cost = float(grad[6:6 + len(diff)] @ diff)
+    def __len__(self) -> int:
+        return len(self.observed)
+
+    def priors(self, pose: _Pose, faces: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient (F, columns) and cost (F,) of the priors of ``faces`` (indices or a slice) at
+        ``pose`` (theirs)."""
+        count, num_exp = pose.expression.shape
+        grad = np.zeros((count, self.columns))
+        diff = pose.expression - self.mediapipe_expression[faces]
+        np.multiply(self.expression_prior, diff, out=grad[:, 6:6 + num_exp])
+        cost = np.einsum("nk,nk->n", grad[:, 6:6 + num_exp], diff)
         if self.previous is not None:
-            prev = self.previous
-            err = np.concatenate((_rotation_difference(pose.rotation, prev.rotation),
-                                  pose.translation - prev.translation, pose.expression - prev.expression))
-            temporal_grad = self.temporal_units * err
-            grad[:len(err)] += temporal_grad
-            cost += float(temporal_grad @ err)
+            prev = self.previous.take(faces)
+            err = np.empty((count, 6 + num_exp))
+            err[:, :3] = _rotation_difference(pose.rotation, prev.rotation)
+            np.subtract(pose.translation, prev.translation, out=err[:, 3:6])
+            np.subtract(pose.expression, prev.expression, out=err[:, 6:])
+            temporal_grad = self.temporal_units[faces] * err
+            grad[:, :6 + num_exp] += temporal_grad
+            cost += np.einsum("ni,ni->n", temporal_grad, err)
         if self.rotation_prior is not None:
-            err = _rotation_difference(pose.rotation, self.rotation_prior)
-            grad[:3] += self.rotation_prior_units * err
-            cost += self.rotation_prior_units * float(err @ err)
+            err = _rotation_difference(pose.rotation, self.rotation_prior[faces])
+            units = self.rotation_prior_units[faces]
+            grad[:, :3] += units[:, None] * err
+            cost += units * np.einsum("ni,ni->n", err, err)
         return grad, cost
 
 
+#: The skew part of a (3, 3) matrix D as a vector: D[rows, columns] - D[columns, rows].
+_SKEW_ROWS, _SKEW_COLUMNS = np.array([2, 0, 1]), np.array([1, 2, 0])
+
+
 def _rotation_difference(rotation: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """(3,) axis-angle of ``rotation @ reference.T`` for small angles: the skew part of the relative
-    matrix (sin(angle) * axis), within angle^2 / 6 of the exact log at a tenth of its cost."""
-    delta = rotation @ reference.T
-    return 0.5 * np.array((delta[2, 1] - delta[1, 2], delta[0, 2] - delta[2, 0], delta[1, 0] - delta[0, 1]))
+    """(N, 3) axis-angles of ``rotation @ reference.T`` ((N, 3, 3) each) for small angles: the skew
+    part of the relative matrix (sin(angle) * axis), within angle^2 / 6 of the exact log at a tenth
+    of its cost."""
+    delta = rotation @ reference.transpose(0, 2, 1)
+    return 0.5 * (delta[:, _SKEW_ROWS, _SKEW_COLUMNS] - delta[:, _SKEW_COLUMNS, _SKEW_ROWS])
 
 
 class _Linearisation:
-    """Residuals of one frame at given parameters; the Jacobian is computed on first use, so a
-    trial step that is rejected, or the last one, costs no Jacobian."""
+    """Residuals of some faces of an :class:`_Energy` at given parameters; the Jacobian is computed
+    on demand (:meth:`normal_equations`), so a trial step that is rejected, or the last one, costs
+    no Jacobian.
 
-    def __init__(self, energy: _Energy, pose: _Pose, shape: np.ndarray, jacobian_out: np.ndarray | None = None):
-        self._energy, self._pose, self._jacobian_out = energy, pose, jacobian_out
-        self._jacobian: np.ndarray | None = None
-        points_cm = energy.arrays.points(shape, pose.expression)
-        self._rotated = points_cm @ (pose.rotation.T * CM_TO_M)
-        self._cam = self._rotated + pose.translation
-        self.error_px = project_array(self._cam, energy.intrinsics) - energy.observed
-        self.residual = (self.error_px * energy.sqrt_weights[:, None]).reshape(-1)
-        self.valid = bool((self._cam[:, 2] > 1e-3).all())
-        self.prior_gradient, prior_cost = energy.priors(pose)
-        self.prior_diag = energy.prior_diag
-        self.cost = float(self.residual @ self.residual) + prior_cost
-        self.rms_px = math.sqrt(float(np.einsum("mi,mi,m->", self.error_px, self.error_px, energy.point_weights)))
+    Args:
+        faces: (F,) indices of the energy's faces; ``pose`` and ``shapes`` ((F, M, 3) or (M, 3)) are theirs.
+    """
 
-    @functools.cached_property
-    def normal_equations(self) -> tuple[np.ndarray, np.ndarray]:
-        """Gauss-Newton Hessian ``J^T J + P`` and gradient ``J^T r + g``: kept, so that a rejected
-        step only re-damps them."""
-        jac = self.jacobian
-        hessian = jac.T @ jac
-        np.einsum("ii->i", hessian)[:] += self.prior_diag
-        return hessian, jac.T @ self.residual + self.prior_gradient
+    def __init__(self, energy: _Energy, pose: _Pose, shapes: np.ndarray, faces: np.ndarray | None = None):
+        self._energy, self.pose = energy, pose
+        self.faces = np.arange(len(energy)) if faces is None else faces
+        # All faces (the usual case) are read through views, not copies.
+        select = _selection(self.faces, len(energy))
+        points_cm = energy.arrays.points(shapes, pose.expression)
+        self._rotated = points_cm @ (pose.rotation.transpose(0, 2, 1) * CM_TO_M)          # (F, M, 3)
+        self._cam = self._rotated + pose.translation[:, None]
+        self._focal, self._sqrt_weights = energy.focal[select], energy.sqrt_weights[select]
+        self.error_px = self._cam[..., :2] / self._cam[..., 2:3]
+        self.error_px *= self._focal
+        self.error_px += energy.centre[select]
+        self.error_px -= energy.observed[select]
+        self.residual = (self.error_px * self._sqrt_weights[..., None]).reshape(len(self.faces), -1)
+        self.valid = (self._cam[..., 2] > 1e-3).all(axis=1)
+        self.prior_gradient, prior_cost = energy.priors(pose, select)
+        self.cost = np.einsum("ni,ni->n", self.residual, self.residual) + prior_cost
+        self.rms_px = np.sqrt(np.einsum("nmi,nmi,nm->n", self.error_px, self.error_px,
+                                        energy.point_weights[select]))
 
-    @property
-    def jacobian(self) -> np.ndarray:
-        """(2M, 6 + K_exp [+ K_id]) d(weighted residual)/d(rotation increment, translation, expression [, identity])."""
-        if self._jacobian is None:
-            self._jacobian = self._compute_jacobian()
-        return self._jacobian
+    def normal_equations(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Gauss-Newton Hessian ``J^T J + P`` (R, C, C) and gradient ``J^T r + g`` (R, C) of the
+        faces at ``rows`` of this linearisation (None: all). ``J^T J`` is taken in float32: it only
+        shapes the step (the gradient, which decides where the solve ends, stays float64), and
+        halves the largest product of the solve."""
+        rows = _selection(np.arange(len(self.faces)) if rows is None else rows, len(self.faces))
+        jac = self.jacobian(rows)
+        hessian = np.empty((len(jac), jac.shape[2], jac.shape[2]))
+        for face, face_jacobian in enumerate(jac.astype(np.float32)):
+            hessian[face] = face_jacobian.T @ face_jacobian   # one matrix: numpy takes BLAS's syrk
+        np.einsum("nii->ni", hessian)[:] += self._energy.prior_diag[self.faces[rows]]
+        gradient = np.matmul(self.residual[rows, None, :], jac)[:, 0] + self.prior_gradient[rows]
+        return hessian, gradient
 
-    def _compute_jacobian(self) -> np.ndarray:
+    def jacobian(self, rows: np.ndarray | slice) -> np.ndarray:
+        """(R, 2M, 6 + K_exp [+ K_id]) d(weighted residual)/d(rotation increment, translation,
+        expression [, identity]) of the faces at ``rows`` (indices or a slice), in a work array that
+        the next call reuses."""
         energy, arrays = self._energy, self._energy.arrays
         num_exp = arrays.expression.shape[2]
-        columns = 6 + num_exp + (arrays.identity.shape[2] if energy.identity_columns else 0)
-        out = self._jacobian_out if self._jacobian_out is not None else np.empty((len(self._cam), 2, columns))
+        cam, rotated = self._cam[rows], self._rotated[rows]
+        out = arrays.jacobian_work(len(cam), energy.columns)
         # d(weighted pixel)/d(camera point): rows (a, 0, b) and (0, c, d) per point.
-        x, y, z = self._cam.T
-        a = energy.sqrt_weights * energy.focal[0] / z
-        c = energy.sqrt_weights * energy.focal[1] / z
+        x, y, z = cam[..., 0], cam[..., 1], cam[..., 2]
+        scaled = self._sqrt_weights[rows] / z
+        a, c = scaled * self._focal[rows, :, 0], scaled * self._focal[rows, :, 1]
         b, d = -a * x / z, -c * y / z
-        px, py, pz = self._rotated.T
+        px, py, pz = rotated[..., 0], rotated[..., 1], rotated[..., 2]
         # Rotation increment: d(camera point) = -[rotated]x; translation: the identity.
-        out[:, 0, 0], out[:, 0, 1], out[:, 0, 2] = b * py, a * pz - b * px, -a * py
-        out[:, 1, 0], out[:, 1, 1], out[:, 1, 2] = d * py - c * pz, -d * px, c * px
-        out[:, 0, 3], out[:, 0, 4], out[:, 0, 5] = a, 0.0, b
-        out[:, 1, 3], out[:, 1, 4], out[:, 1, 5] = 0.0, c, d
+        out[:, :, 0, 0], out[:, :, 0, 1], out[:, :, 0, 2] = b * py, a * pz - b * px, -a * py
+        out[:, :, 1, 0], out[:, :, 1, 1], out[:, :, 1, 2] = d * py - c * pz, -d * px, c * px
+        out[:, :, 0, 3], out[:, :, 0, 4], out[:, :, 0, 5] = a, 0.0, b
+        out[:, :, 1, 3], out[:, :, 1, 4], out[:, :, 1, 5] = 0.0, c, d
         # Model coefficients: d(pixel)/d(camera point) @ rotation (cm -> m) @ basis at each point.
-        rotation = self._pose.rotation * CM_TO_M
-        rows = np.stack((a[:, None] * rotation[0] + b[:, None] * rotation[2],
-                         c[:, None] * rotation[1] + d[:, None] * rotation[2]), axis=1)   # (M, 2, 3)
-        np.matmul(rows, arrays.expression, out=out[:, :, 6:6 + num_exp])
+        rotation = self.pose.rotation[rows] * CM_TO_M
+        pixel_rows = np.stack((a[..., None] * rotation[:, None, 0] + b[..., None] * rotation[:, None, 2],
+                               c[..., None] * rotation[:, None, 1] + d[..., None] * rotation[:, None, 2]),
+                              axis=2)   # (R, M, 2, 3)
+        np.matmul(pixel_rows, arrays.expression, out=out[..., 6:6 + num_exp])
         if energy.identity_columns:
-            np.matmul(rows, arrays.identity, out=out[:, :, 6 + num_exp:])
-        return out.reshape(-1, columns)
+            np.matmul(pixel_rows, arrays.identity, out=out[..., 6 + num_exp:])
+        return out.reshape(len(cam), -1, energy.columns)
 
 
 def _damped(hessian: np.ndarray, damping: float) -> np.ndarray:
@@ -373,55 +443,113 @@ def _damped(hessian: np.ndarray, damping: float) -> np.ndarray:
 def _lm_step(hessian: np.ndarray, gradient: np.ndarray, damping: float) -> np.ndarray:
     """Solve (H + damping * diag(H)) step = -gradient by Cholesky (least squares if singular)."""
     damped = _damped(hessian, damping)
-    try:
-        factor = np.linalg.cholesky(damped)
-    except np.linalg.LinAlgError:
-        return -np.linalg.lstsq(damped, gradient, rcond=None)[0]
-    return -scipy.linalg.cho_solve((factor, True), gradient, check_finite=False)
+    factor, info = scipy.linalg.lapack.dpotrf(damped, lower=True, clean=False)
+    if info == 0:
+        step, info = scipy.linalg.lapack.dpotrs(factor, gradient, lower=True)
+        if info == 0:
+            return -step
+    return -np.linalg.lstsq(damped, gradient, rcond=None)[0]
 
 
 def solve_frame(bases: PointBases, obs: Observation, start: FaceParameters, identity: torch.Tensor | None = None,
                 weights: SolverWeights | None = None, max_iterations: int = 4,
                 max_time_ms: float = 0.0) -> SolveResult:
-    """Fit pose and expression of one frame (identity fixed) with projected Levenberg-Marquardt.
+    """Fit pose and expression of one face (identity fixed): :func:`solve_frames` of one."""
+    return solve_frames(bases, [obs], [start], [identity], weights, max_iterations, max_time_ms)[0]
 
-    Stops after ``max_iterations`` linearisations, when the next one would overrun ``max_time_ms``
-    (0 = no limit), or when a step no longer lowers the energy measurably. Returns the best
-    parameters seen (``start`` itself if no step helped; with 0 iterations and a NaN error when
-    ``start`` is not finite).
+
+def solve_frames(bases: PointBases, observations: list[Observation], starts: list[FaceParameters],
+                 identities: list[torch.Tensor | None] | None = None, weights: SolverWeights | None = None,
+                 max_iterations: int | list[int] = 4, max_time_ms: float = 0.0) -> list[SolveResult]:
+    """Fit pose and expression of N faces of one frame (identities fixed) with projected
+    Levenberg-Marquardt, all faces in one batch: the problem is block-diagonal (no unknown is
+    shared), so each step stacks the faces' residuals, Jacobians and normal equations and every
+    face keeps its own damping and stops on its own; a face's result is the one it gets alone.
+
+    Each face stops after its ``max_iterations`` (one for all, or per face) linearisations, when a
+    step no longer lowers its energy measurably, and all stop when the next step would overrun
+    ``max_time_ms`` (0 = no limit) for the batch. Returns per face the best parameters seen
+    (``start`` itself if no step helped; with 0 iterations and a NaN error when ``start`` is not
+    finite); ``time_ms`` is the batch's.
     """
     began = time.perf_counter()
+    count = len(observations)
+    if len(starts) != count or not observations:
+        raise ValueError("need one start per observation, and at least one")
+    identities = [None] * count if identities is None else identities
+    limits = [max_iterations] * count if isinstance(max_iterations, int) else list(max_iterations)
     weights = weights or SolverWeights()
     arrays = bases.arrays()
-    energy = _Energy(arrays, obs, weights)
-    shape = arrays.shape(identity)
-    pose = _Pose.of(start)
-    current = _Linearisation(energy, pose, shape, arrays.jacobian_work)
-    if not (np.isfinite(current.cost) and np.isfinite(current.jacobian).all()):
-        # A corrupted start (NaN/inf): nothing to linearise; the caller's divergence guard acts.
-        return SolveResult(pose.parameters(), 0, float("nan"), (time.perf_counter() - began) * 1000.0)
-    damping = weights.damping
-    iterations = 0
+    energy = _Energy(arrays, observations, weights)
+    shapes = np.stack([arrays.shape(identity) for identity in identities])
+    pose = _Pose.of(starts)
+    current = _Linearisation(energy, pose, shapes)
+    finite = (np.isfinite(current.cost) & np.isfinite(pose.rotation).all(axis=(1, 2))
+              & np.isfinite(pose.translation).all(1)).tolist()
+    # A corrupted start (NaN/inf) has nothing to linearise: 0 iterations, NaN error (the guard acts).
+    cost = current.cost.tolist()
+    rms = [value if ok else math.nan for value, ok in zip(current.rms_px.tolist(), finite)]
+    pending = _Pending(current, np.flatnonzero(finite), energy.columns)
+    # The per-face bookkeeping is a handful of scalars: Python lists cost less than numpy's tiny arrays.
+    damping = [weights.damping] * count
+    iterations = [0] * count
+    active = [ok and limit > 0 for ok, limit in zip(finite, limits)]
     last_ms = 0.0
-    while iterations < max_iterations:
+    while any(active):
         elapsed = (time.perf_counter() - began) * 1000.0
-        if max_time_ms > 0 and iterations > 0 and elapsed + last_ms > max_time_ms:
+        if max_time_ms > 0 and any(iterations) and elapsed + last_ms > max_time_ms:
             break
         step_began = time.perf_counter()
-        step = _lm_step(*current.normal_equations, damping)
-        candidate = pose.stepped(step)
-        trial = _Linearisation(energy, candidate, shape, arrays.jacobian_work)
-        iterations += 1
+        pending.resolve()
+        faces = [n for n in range(count) if active[n]]
+        steps = np.stack([_lm_step(pending.hessian[n], pending.gradient[n], damping[n]) for n in faces])
+        select = _selection(np.array(faces), count)
+        candidate = pose.take(select).stepped(steps)
+        trial = _Linearisation(energy, candidate, shapes[select], np.array(faces))
+        accepted, again = [], []   # rows of the trial: steps taken, and of those the faces that step again
+        for row, (n, trial_cost, valid, trial_rms) in enumerate(zip(faces, trial.cost.tolist(), trial.valid.tolist(),
+                                                                    trial.rms_px.tolist())):
+            iterations[n] += 1
+            if valid and math.isfinite(trial_cost) and trial_cost < cost[n]:
+                converged = cost[n] - trial_cost < 1e-6 * cost[n]
+                cost[n], rms[n] = trial_cost, trial_rms
+                damping[n] = max(damping[n] / 3.0, 1e-7)
+                accepted.append(row)
+                active[n] = not converged and iterations[n] < limits[n]
+                if active[n]:
+                    again.append(row)
+            else:
+                damping[n] *= 8.0
+                active[n] = iterations[n] < limits[n]
+        if accepted:
+            pose.put(_selection(np.array([faces[row] for row in accepted]), count),
+                     candidate.take(_selection(np.array(accepted), len(faces))))
+        # The accepted faces that step again linearise at their new parameters (on demand).
+        pending.add(trial, np.array(again, dtype=int))
         last_ms = (time.perf_counter() - step_began) * 1000.0
-        if trial.valid and np.isfinite(trial.cost) and trial.cost < current.cost:
-            converged = current.cost - trial.cost < 1e-6 * current.cost
-            pose, current = candidate, trial
-            damping = max(damping / 3.0, 1e-7)
-            if converged:
-                break
-        else:
-            damping *= 8.0
-    return SolveResult(pose.parameters(), iterations, current.rms_px, (time.perf_counter() - began) * 1000.0)
+    time_ms = (time.perf_counter() - began) * 1000.0
+    return [SolveResult(params, iterations[n], rms[n], time_ms) for n, params in enumerate(pose.parameters())]
+
+
+class _Pending:
+    """The normal equations of every face at its current parameters, per face; those of faces
+    whose step was just accepted are computed only when the next step needs them."""
+
+    def __init__(self, first: _Linearisation, rows: np.ndarray, columns: int):
+        count = len(first.faces)
+        self.hessian, self.gradient = np.zeros((count, columns, columns)), np.zeros((count, columns))
+        self._waiting: list[tuple[_Linearisation, np.ndarray]] = []
+        self.add(first, rows)
+
+    def add(self, linearisation: _Linearisation, rows: np.ndarray) -> None:
+        if len(rows):
+            self._waiting.append((linearisation, rows))
+
+    def resolve(self) -> None:
+        for linearisation, rows in self._waiting:
+            faces = linearisation.faces[rows]
+            self.hessian[faces], self.gradient[faces] = linearisation.normal_equations(rows)
+        self._waiting.clear()
 
 
 def solve_identity(bases: PointBases, observations: list[Observation], starts: list[FaceParameters],
@@ -431,7 +559,8 @@ def solve_identity(bases: PointBases, observations: list[Observation], starts: l
 
     The normal equations have an arrow shape (per-frame blocks coupled only through identity), so
     each step eliminates the frames (Schur complement): cost ~ N small solves + one K_id solve.
-    Temporal priors are not used here (frames need not be consecutive).
+    The frames are linearised together (one batch). Temporal priors are not used here (frames
+    need not be consecutive).
 
     Returns:
         identity (K_id,), per-frame parameters, weighted RMS pixel error over all frames.
@@ -442,23 +571,22 @@ def solve_identity(bases: PointBases, observations: list[Observation], starts: l
     arrays = bases.arrays()
     num_id = arrays.identity.shape[2]
     identity = np.zeros(num_id) if identity is None else identity.to(DTYPE).numpy().copy()
-    frames = [_Pose.of(start) for start in starts]
-    energies = [_Energy(arrays, obs, weights, temporal=False, identity_columns=True) for obs in observations]
+    energy = _Energy(arrays, observations, weights, temporal=False, identity_columns=True)
 
     def linearise(ident, poses):
-        shape = arrays.shape_of(ident)
-        lins = [_Linearisation(energy, pose, shape) for energy, pose in zip(energies, poses)]
-        return lins, sum(lin.cost for lin in lins) + weights.identity_prior * float(ident @ ident)
+        lin = _Linearisation(energy, poses, arrays.shape_of(ident))
+        return lin, float(lin.cost.sum()) + weights.identity_prior * float(ident @ ident)
 
-    lins, cost = linearise(identity, frames)
+    frames = _Pose.of(starts)
+    lin, cost = linearise(identity, frames)
     damping = weights.damping
     local = 6 + arrays.expression.shape[2]
     for _ in range(iterations):
         schur = np.diag(np.full(num_id, weights.identity_prior))
         rhs = -weights.identity_prior * identity
         blocks = []
-        for lin in lins:
-            hessian, gradient = lin.normal_equations
+        for frame in range(len(observations)):   # one frame's Jacobian at a time stays in the cache
+            (hessian,), (gradient,) = lin.normal_equations(np.array([frame]))
             h_li = hessian[:local, local:]
             h_ll_inv_rhs = np.linalg.solve(_damped(hessian[:local, :local], damping),
                                            np.column_stack((h_li, gradient[:local])))
@@ -467,14 +595,14 @@ def solve_identity(bases: PointBases, observations: list[Observation], starts: l
             blocks.append(h_ll_inv_rhs)
         d_identity = np.linalg.solve(_damped(schur, damping), rhs)
         # Per frame: d_local = -H_ll^-1 (g_l + H_li d_id).
-        candidates = [pose.stepped(-(block[:, num_id] + block[:, :num_id] @ d_identity))
-                      for pose, block in zip(frames, blocks)]
+        steps = np.stack([-(block[:, num_id] + block[:, :num_id] @ d_identity) for block in blocks])
+        candidates = frames.stepped(steps)
         new_identity = identity + d_identity
-        new_lins, new_cost = linearise(new_identity, candidates)
-        if all(lin.valid for lin in new_lins) and np.isfinite(new_cost) and new_cost < cost:
-            identity, frames, lins, cost = new_identity, candidates, new_lins, new_cost
+        new_lin, new_cost = linearise(new_identity, candidates)
+        if new_lin.valid.all() and np.isfinite(new_cost) and new_cost < cost:
+            identity, frames, lin, cost = new_identity, candidates, new_lin, new_cost
             damping = max(damping / 3.0, 1e-7)
         else:
             damping *= 8.0
-    rms = float(np.sqrt(np.mean([lin.rms_px ** 2 for lin in lins])))
-    return torch.from_numpy(identity), [pose.parameters() for pose in frames], rms
+    rms = float(np.sqrt(np.mean(lin.rms_px ** 2)))
+    return torch.from_numpy(identity), frames.parameters(), rms

@@ -25,7 +25,7 @@ from face_tracking_3dmm.fitting.gaze import (SIDES, EyeballGeometry, eye_rotatio
                                              gaze_from_iris, look_weights, yaw_pitch)
 from face_tracking_3dmm.fitting.identity import IdentityEstimator
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases,
-                                                        SolveResult, SolverWeights, solve_frame)
+                                                        SolveResult, SolverWeights, solve_frame, solve_frames)
 from face_tracking_3dmm.fitting.point_pose import rotation_from_points3d
 from face_tracking_3dmm.geometry import (CM_TO_M, MODEL_TO_OPTICAL, CameraIntrinsics, nearest_rotation,
                                          pose_from_points, project_np)
@@ -135,6 +135,18 @@ class TrackedFace:
 
 
 @dataclass
+class _FaceFit:
+    """One face's landmark problem in a frame (what :meth:`FaceFitter.fit` solves in its batch)."""
+
+    face: TrackedFace
+    observation: LandmarkObservation
+    obs: Observation
+    start: FaceParameters
+    acquiring: bool       #: (re)acquired: started from MediaPipe's pose, more iterations, no budget
+    iterations: int
+
+
+@dataclass
 class FitFrame:
     """What the fits of every face in one frame share."""
 
@@ -164,11 +176,46 @@ class FaceFitter:
         self.photometric = PhotometricStep(model, correspondence, point_weights)
         self._weights: tuple[tuple, SolverWeights | None] = ((), None)
 
-    def fit(self, face: TrackedFace, observation: LandmarkObservation, frame: FitFrame,
-            config: TrackerConfig) -> FaceResult:
-        """Fit ``face`` to its ``observation`` in ``frame``; its state moves on to this frame."""
+    def fit(self, faces: list[tuple[TrackedFace, LandmarkObservation]], frame: FitFrame,
+            config: TrackerConfig) -> list[FaceResult | Exception]:
+        """Fit each face to its observation in ``frame``; their states move on to this frame.
+
+        The landmark fits of all faces are one batched solve (:func:`solve_frames`); then per face
+        the divergence guard, identity, photometric step, filter and result. Per face, its result
+        or the exception that stopped its fit (one face's failure does not stop the others).
+        """
         began = time.perf_counter()
-        params, solved, obs = self._landmark_fit(face, observation, frame, config)
+        outcomes: list[FaceResult | Exception | None] = [None] * len(faces)
+        prepared = []
+        for index, (face, observation) in enumerate(faces):
+            try:
+                prepared.append((index, self._prepare(face, observation, frame, config)))
+            except Exception as error:   # noqa: BLE001 - reported per face by the caller
+                outcomes[index] = error
+        solves = self._solve(prepared, config)
+        frame.timings["fit"] += (time.perf_counter() - began) * 1000.0
+        for (index, fit), solved in zip(prepared, solves):
+            try:
+                outcomes[index] = self._finish(fit, solved, frame, config)
+            except Exception as error:   # noqa: BLE001
+                outcomes[index] = error
+        return outcomes
+
+    def _solve(self, prepared: list[tuple[int, "_FaceFit"]], config: TrackerConfig) -> list[SolveResult]:
+        """One batched landmark solve of the prepared faces; no time budget while one is (re)acquired."""
+        if not prepared:
+            return []
+        fits = [fit for _, fit in prepared]
+        budget = 0.0 if any(fit.acquiring for fit in fits) else config.max_time_ms
+        return solve_frames(self.bases, [fit.obs for fit in fits], [fit.start for fit in fits],
+                            [fit.face.identity.identity for fit in fits], self._solver_weights(config),
+                            [fit.iterations for fit in fits], budget)
+
+    def _finish(self, fit: "_FaceFit", solved: SolveResult, frame: FitFrame, config: TrackerConfig) -> FaceResult:
+        """A face's solve -> its guarded parameters, photometric step, filter and result."""
+        face, observation = fit.face, fit.observation
+        began = time.perf_counter()
+        params = self._guarded(fit, solved, config)
         frame.timings["fit"] += (time.perf_counter() - began) * 1000.0
 
         began = time.perf_counter()
@@ -179,17 +226,15 @@ class FaceFitter:
         began = time.perf_counter()
         rotation, translation, expression = face.filter(rotation, translation, expression, frame.timestamp_s)
         filtered = FaceParameters(torch.as_tensor(rotation), torch.as_tensor(translation), torch.as_tensor(expression))
-        result = self._result(face, observation, filtered, solved, frame, obs.scale_px, config)
+        result = self._result(face, observation, filtered, solved, frame, fit.obs.scale_px, config)
         frame.timings["filter"] += (time.perf_counter() - began) * 1000.0
         face.bbox, face.last_seen_s, face.seen_last_frame, face.result = (observation.bbox, frame.timestamp_s,
                                                                           True, result)
         return result
 
-    def _landmark_fit(self, face: TrackedFace, observation: LandmarkObservation, frame: FitFrame,
-                      config: TrackerConfig) -> tuple[FaceParameters, SolveResult, Observation]:
-        """The guarded landmark fit; the face's identity collects it, and a just-frozen identity is
-        kept and settled on. Returns the parameters to continue with, the solve and its observation."""
-        weights = self._solver_weights(config)
+    def _prepare(self, face: TrackedFace, observation: LandmarkObservation, frame: FitFrame,
+                 config: TrackerConfig) -> "_FaceFit":
+        """A face's landmark problem in this frame: its observation, start values and iterations."""
         prior = torch.as_tensor(mediapipe_to_ict_expression(self.model.expression_names, observation.blendshapes),
                                 dtype=DTYPE)
         start, acquiring = self._start(face, observation, prior, frame.camera, frame.timestamp_s)
@@ -200,11 +245,15 @@ class FaceFitter:
         obs = Observation(points, self.point_weights, frame.intrinsics, prior, None if acquiring else face.params,
                           pose_prior)
         iterations = max(ACQUIRE_ITERATIONS, config.max_iterations) if acquiring else config.max_iterations
-        solved = solve_frame(self.bases, obs, start, face.identity.identity, weights, iterations,
-                             0.0 if acquiring else config.max_time_ms)
+        return _FaceFit(face, observation, obs, start, acquiring, iterations)
+
+    def _guarded(self, fit: "_FaceFit", solved: SolveResult, config: TrackerConfig) -> FaceParameters:
+        """The divergence guard on a face's solve; the face's identity collects it, and a just-frozen
+        identity is kept and settled on. Returns the parameters to continue with."""
+        face, obs = fit.face, fit.obs
         good = plausible(solved.parameters, solved.rms_px, obs.scale_px)
         self.stats.divergences += not good
-        params = face.continue_from(solved.parameters, start, good)
+        params = face.continue_from(solved.parameters, fit.start, good)
         self.stats.fit_iterations += solved.iterations
         froze = (face.identity.add(obs, params) if face.last_good is not None and not face.identity.frozen
                  else face.identity.poll())
@@ -212,8 +261,8 @@ class FaceFitter:
             self.stats.identity_fits += 1
             self.stats.last_identity_solve_ms = face.identity.solve_ms
             self.identities.keep(face.identity, config.identity_frames)
-            params = self._settle_on_identity(face, obs, params, weights)
-        return params, solved, obs
+            params = self._settle_on_identity(face, obs, params, self._solver_weights(config))
+        return params
 
     def _solver_weights(self, config: TrackerConfig) -> SolverWeights:
         """:func:`solver_weights` of ``config``, made again only when its weights change."""

@@ -22,6 +22,7 @@ from face_tracking_3dmm import config as config_module
 from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.correspondence import load_correspondence
 from face_tracking_3dmm.geometry import CameraIntrinsics, intrinsics_tensor
+from face_tracking_3dmm.fitting.blas_threads import set_blas_threads
 from face_tracking_3dmm.fitting.landmark_solver import DTYPE, PointBases
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.rendering.mesh import Mesh
@@ -58,6 +59,7 @@ class FaceTracker:
 
     def __init__(self, config: TrackerConfig | None = None, model: ICTFaceModel | None = None, landmarker=None):
         self.config = config or TrackerConfig()
+        self._blas_threads = 0   # numpy's BLAS threads as last set here (0: not set)
         self._apply_threads()
         self.model = model or ICTFaceModel.load(self.config.model_path or None)
         self.correspondence = load_correspondence().fitted()
@@ -84,8 +86,12 @@ class FaceTracker:
 
     # ------------------------------------------------------------------------------ lifecycle
     def _apply_threads(self) -> None:
+        """torch's and numpy's BLAS threads as ``num_threads`` says (0: left as they are)."""
         if self.config.num_threads > 0 and torch.get_num_threads() != self.config.num_threads:
             torch.set_num_threads(self.config.num_threads)
+        if self.config.num_threads > 0 and self._blas_threads != self.config.num_threads:
+            set_blas_threads(self.config.num_threads)
+            self._blas_threads = self.config.num_threads
 
     def _start_stream(self, stream: int) -> None:
         """The fit stage's side of a new stream: every face forgotten, the stored identities re-read."""
@@ -185,12 +191,11 @@ class FaceTracker:
                                                                                 histogram),
                                       [appearance.face_histogram(image_rgb, obs.points) for obs in observations])
         frame = FitFrame(image_rgb, camera, intrinsics_tensor(camera), timestamp_s, timings)
-        results = []
         for index, (face, observation) in enumerate(assigned):
             face.on_region = face.on_region or index >= detections.whole_frame
             if not face.identity.frozen:   # the colours stored with the identity once it is fitted
                 face.identity.appearance = self._faces.appearances.get(face.face_id)
-            results += self._fit_or_drop(face, observation, frame)
+        results = self._fit_or_drop(assigned, frame)
         results += [lost for lost in (face.lost_result() for face in self._faces) if lost is not None]
         results.sort(key=lambda r: r.face_id)
         timings["total"] = detections.landmarks_ms + (time.perf_counter() - began) * 1000.0
@@ -199,22 +204,28 @@ class FaceTracker:
         return FittedFrame(FrameResult(faces=results, timings_ms=timings, image_size=(width, height)),
                            RegionRequests(self._stream, detections.frame, regions))
 
-    def _fit_or_drop(self, face: TrackedFace, observation, frame: FitFrame) -> list[FaceResult]:
-        """[the face's result], or [] when its fit failed or gave a non-finite value: the face is then
-        dropped (forgotten; found again as a new face), so that one face never aborts the frame for
-        the others, and this is the one place where finiteness is checked before anything is
-        published or written."""
+    def _fit_or_drop(self, assigned: list[tuple[TrackedFace, object]], frame: FitFrame) -> list[FaceResult]:
+        """The results of the faces fitted (all in one batch); a face whose fit failed or gave a
+        non-finite value is dropped (forgotten; found again as a new face), so that one face never
+        aborts the frame for the others, and this is the one place where finiteness is checked
+        before anything is published or written."""
         try:
-            result = self._fitter.fit(face, observation, frame, self.config)
-            problem = None if result.is_finite() else "non-finite values"
-        except Exception as error:  # any failure of one face's fit drops that face only
-            problem = f"{type(error).__name__}: {error}"
-        if problem is None:
-            return [result]
-        self._faces.drop(face.face_id)
-        self.stats.faces_dropped += 1
-        self.stats.last_dropped = f"face {face.face_id} dropped: {problem}"
-        return []
+            outcomes = self._fitter.fit(assigned, frame, self.config)
+        except Exception as error:  # the batch itself failed: every face of it
+            outcomes = [error] * len(assigned)
+        results = []
+        for (face, _), outcome in zip(assigned, outcomes):
+            if isinstance(outcome, Exception):
+                problem = f"{type(outcome).__name__}: {outcome}"
+            else:
+                problem = None if outcome.is_finite() else "non-finite values"
+            if problem is None:
+                results.append(outcome)
+                continue
+            self._faces.drop(face.face_id)
+            self.stats.faces_dropped += 1
+            self.stats.last_dropped = f"face {face.face_id} dropped: {problem}"
+        return results
 
     def process_still(self, image_rgb: np.ndarray, camera: CameraIntrinsics | None = None) -> FrameResult:
         """Faces in one photo unrelated to the frames before (a folder of stills, an image).
