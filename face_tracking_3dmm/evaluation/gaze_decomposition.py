@@ -2,7 +2,7 @@
 MediaPipe's iris centre meets a sphere about the fitted eyeball centre) re-computed per frame with
 the truth swapped in one piece at a time, on the accuracy benchmark's clips.
 
-* ``fit``: MediaPipe's iris centre, the fitted eyeball centre (the tracker's own, unfiltered);
+* ``fit``: MediaPipe's iris centre, the fitted eyeball centre (in the published, filtered pose);
 * ``true_iris``: the truth's iris centre in the image, the fitted eyeball centre;
 * ``true_centre``: MediaPipe's iris centre, the truth's eyeball centre and iris depth;
 * ``both_true``: both from the truth: the floor of the method on these renders.
