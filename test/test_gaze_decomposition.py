@@ -7,8 +7,8 @@ import pytest
 from face_tracking_3dmm.evaluation.gaze_decomposition import circle_centre
 
 #: The method with the truth's iris and eyeball centres (``both_true``): scripts/bench_gaze.py
-#: measures 2.6 / 2.5 deg mean (left / right) over the benchmark's clips (the painted iris of an identity sits up to ~3 deg
-#: off the eye's forward axis, as the identity reshapes the eyeball mesh).
+#: measures 2.6 / 2.5 deg mean (left / right) over the benchmark's clips (the painted iris of an
+#: identity sits up to ~3 deg off the eye's forward axis, as the identity reshapes the eyeball mesh).
 BOTH_TRUE_DEG = 3.5
 
 
