@@ -170,6 +170,14 @@ def measure(args: argparse.Namespace, session: graph.Graph, frames: list[np.ndar
     }
 
 
+def print_and_save(result: dict, output: Path | None) -> None:
+    """Print the benchmark's result as JSON, and write it to ``output`` too when given."""
+    print(json.dumps(result, indent=2))
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result, indent=2) + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clip", type=Path, help="video of a face (default: the demo clip)")
@@ -191,10 +199,7 @@ def main() -> int:
     print(f"clip {clip.name}: {len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]}; logs in {log_dir}")
     with graph.Graph("overload_driver", log_dir) as session:
         result = {"clip": clip.name, **measure(args, session, frames)}
-    print(json.dumps(result, indent=2))
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print_and_save(result, args.output)
     return 0
 
 

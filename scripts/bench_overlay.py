@@ -25,7 +25,7 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
-from bench_node_overload import STARTUP_TIMEOUT_S, Driver, percentiles
+from bench_node_overload import STARTUP_TIMEOUT_S, Driver, percentiles, print_and_save
 
 from face_tracking_3dmm.apps import graph
 
@@ -143,10 +143,7 @@ def main() -> int:
     print(json.dumps(result["library"], indent=2), flush=True)
     with graph.Graph("overlay_bench", log_dir) as session:
         result["node"] = node_numbers(session, frames, args.frames, args.rate)
-    print(json.dumps(result, indent=2))
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print_and_save(result, args.output)
     return 0
 
 

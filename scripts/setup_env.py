@@ -41,34 +41,48 @@ GENERATED_PYTHON_DIR = Path("lib") / f"{PACKAGE}_generated"
 #: Bump to force every step to run again after a change of this script's logic.
 SCRIPT_VERSION = "1"
 
-TF2_MSGS_FILES = {
-    "package.xml": """<?xml version="1.0"?>
+def interface_package_files(name: str, version: str, description: str, licence: str, dependency: str,
+                            messages: dict[str, str]) -> dict[str, str]:
+    """The files of a message-only ament_cmake package: package.xml, CMakeLists.txt and msg/*.msg.
+
+    Args:
+        messages: {type name: .msg text}; every type may use ``dependency``'s messages.
+    """
+    listed = " ".join(f'"msg/{message}.msg"' for message in messages)
+    return {
+        "package.xml": f"""<?xml version="1.0"?>
 <package format="3">
-  <name>tf2_msgs</name>
-  <version>0.36.0</version>
-  <description>TFMessage only, built by face_tracking_3dmm's set-up where no ROS 2 install provides
-    tf2_msgs. Same definition, hence the same type hash, as the real package.</description>
+  <name>{name}</name>
+  <version>{version}</version>
+  <description>{description}</description>
   <maintainer email="face-tracking-3dmm@example.com">face_tracking_3dmm maintainers</maintainer>
-  <license>BSD-3-Clause</license>
+  <license>{licence}</license>
   <buildtool_depend>ament_cmake</buildtool_depend>
   <buildtool_depend>rosidl_default_generators</buildtool_depend>
-  <depend>geometry_msgs</depend>
+  <depend>{dependency}</depend>
   <exec_depend>rosidl_default_runtime</exec_depend>
   <member_of_group>rosidl_interface_packages</member_of_group>
   <export><build_type>ament_cmake</build_type></export>
 </package>
 """,
-    "CMakeLists.txt": """cmake_minimum_required(VERSION 3.16)
-project(tf2_msgs)
+        "CMakeLists.txt": f"""cmake_minimum_required(VERSION 3.16)
+project({name})
 find_package(ament_cmake REQUIRED)
 find_package(rosidl_default_generators REQUIRED)
-find_package(geometry_msgs REQUIRED)
-rosidl_generate_interfaces(${PROJECT_NAME} "msg/TFMessage.msg" DEPENDENCIES geometry_msgs)
+find_package({dependency} REQUIRED)
+rosidl_generate_interfaces(${{PROJECT_NAME}} {listed}
+  DEPENDENCIES {dependency})
 ament_export_dependencies(rosidl_default_runtime)
 ament_package()
 """,
-    "msg/TFMessage.msg": "geometry_msgs/TransformStamped[] transforms\n",
-}
+        **{f"msg/{message}.msg": text for message, text in messages.items()},
+    }
+
+
+TF2_MSGS_FILES = interface_package_files(
+    "tf2_msgs", "0.36.0", "TFMessage only, built by face_tracking_3dmm's set-up where no ROS 2 install provides\n"
+    "    tf2_msgs. Same definition, hence the same type hash, as the real package.", "BSD-3-Clause", "geometry_msgs",
+    {"TFMessage": "geometry_msgs/TransformStamped[] transforms\n"})
 
 
 #: The REP-155 (ROS4HRI) messages the tracker publishes, built only where no real hri_msgs imports.
@@ -77,48 +91,17 @@ ament_package()
 #: so the RIHS01 type hashes match a Jazzy install's (test/test_package_setup.py checks them); the
 #: comments are ours. Only the six types the tracker uses are built.
 HRI_MSGS_RELEASE = "2.3.2"
-HRI_MSGS_TYPES = ("IdsList", "NormalizedPointOfInterest2D", "NormalizedRegionOfInterest2D", "FacialLandmarks",
-                  "FacialActionUnits", "Expression")
-HRI_MSGS_FILES = {
-    "package.xml": f"""<?xml version="1.0"?>
-<package format="3">
-  <name>hri_msgs</name>
-  <version>{HRI_MSGS_RELEASE}</version>
-  <description>Six REP-155 (ROS4HRI) message types (IdsList, NormalizedPointOfInterest2D,
-    NormalizedRegionOfInterest2D, FacialLandmarks, FacialActionUnits, Expression), built by
-    face_tracking_3dmm's set-up where no ROS 2 install provides hri_msgs. The field definitions are
-    those of the hri_msgs {HRI_MSGS_RELEASE} release (ros4hri/hri_msgs, Apache-2.0), hence the same
-    type hashes; the comments are face_tracking_3dmm's.</description>
-  <maintainer email="face-tracking-3dmm@example.com">face_tracking_3dmm maintainers</maintainer>
-  <license>Apache-2.0</license>
-  <buildtool_depend>ament_cmake</buildtool_depend>
-  <buildtool_depend>rosidl_default_generators</buildtool_depend>
-  <depend>std_msgs</depend>
-  <exec_depend>rosidl_default_runtime</exec_depend>
-  <member_of_group>rosidl_interface_packages</member_of_group>
-  <export><build_type>ament_cmake</build_type></export>
-</package>
-""",
-    "CMakeLists.txt": """cmake_minimum_required(VERSION 3.16)
-project(hri_msgs)
-find_package(ament_cmake REQUIRED)
-find_package(rosidl_default_generators REQUIRED)
-find_package(std_msgs REQUIRED)
-rosidl_generate_interfaces(${PROJECT_NAME} """ + " ".join(f'"msg/{name}.msg"' for name in HRI_MSGS_TYPES) + """
-  DEPENDENCIES std_msgs)
-ament_export_dependencies(rosidl_default_runtime)
-ament_package()
-""",
-    "msg/IdsList.msg": """# The ids of what is tracked now (faces, bodies, voices or persons), e.g. on /humans/faces/tracked.
+HRI_MSGS_MESSAGES = {
+    "IdsList": """# The ids of what is tracked now (faces, bodies, voices or persons), e.g. on /humans/faces/tracked.
 std_msgs/Header header
 string[] ids
 """,
-    "msg/NormalizedPointOfInterest2D.msg": """# A point in an image, each coordinate divided by the image's size (0..1), with a confidence c (0..1).
+    "NormalizedPointOfInterest2D": """# A point in an image, each coordinate divided by the image's size (0..1), with a confidence c (0..1).
 float32 x
 float32 y
 float32 c
 """,
-    "msg/NormalizedRegionOfInterest2D.msg": """# A box in an image: top-left (xmin, ymin) and bottom-right (xmax, ymax) corners, each coordinate
+    "NormalizedRegionOfInterest2D": """# A box in an image: top-left (xmin, ymin) and bottom-right (xmax, ymax) corners, each coordinate
 # divided by the image's size (0..1), with a confidence c (0..1). Stamp: the image's.
 std_msgs/Header header
 float32 xmin
@@ -127,7 +110,7 @@ float32 xmax
 float32 ymax
 float32 c
 """,
-    "msg/FacialLandmarks.msg": """# 70 points of a face in normalised image coordinates (0..1 from the top-left corner), indexed as
+    "FacialLandmarks": """# 70 points of a face in normalised image coordinates (0..1 from the top-left corner), indexed as
 # dlib's / OpenPose's 68-point face layout plus the two pupils (68 right, 69 left; the person's sides).
 std_msgs/Header header
 
@@ -209,7 +192,7 @@ NormalizedPointOfInterest2D[70] landmarks
 uint32 height
 uint32 width
 """,
-    "msg/FacialActionUnits.msg": """# The intensity (0..1) and its confidence (0..1) of each FACS action unit (Ekman and Friesen's
+    "FacialActionUnits": """# The intensity (0..1) and its confidence (0..1) of each FACS action unit (Ekman and Friesen's
 # Facial Action Coding System) of one face; index = AU number (0 = neutral face), 99 slots.
 std_msgs/Header header
 
@@ -294,7 +277,7 @@ uint8 FAST_UP_DOWN_LOOK=98
 float32[99] intensity
 float32[99] confidence
 """,
-    "msg/Expression.msg": """# A facial expression: a category (one of the names below) and/or valence and arousal (-1..1),
+    "Expression": """# A facial expression: a category (one of the names below) and/or valence and arousal (-1..1),
 # with a confidence (0..1). Publishers use the categories they can tell apart.
 std_msgs/Header header
 
@@ -330,6 +313,13 @@ float32 arousal
 float32 confidence
 """,
 }
+HRI_MSGS_TYPES = tuple(HRI_MSGS_MESSAGES)
+HRI_MSGS_FILES = interface_package_files(
+    "hri_msgs", HRI_MSGS_RELEASE, "Six REP-155 (ROS4HRI) message types (IdsList, NormalizedPointOfInterest2D,\n"
+    "    NormalizedRegionOfInterest2D, FacialLandmarks, FacialActionUnits, Expression), built by\n"
+    "    face_tracking_3dmm's set-up where no ROS 2 install provides hri_msgs. The field definitions are\n"
+    f"    those of the hri_msgs {HRI_MSGS_RELEASE} release (ros4hri/hri_msgs, Apache-2.0), hence the same\n"
+    "    type hashes; the comments are face_tracking_3dmm's.", "Apache-2.0", "std_msgs", HRI_MSGS_MESSAGES)
 
 
 class SetupError(RuntimeError):

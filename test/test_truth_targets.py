@@ -130,16 +130,22 @@ def test_four_frame_blink_peaks_on_time(model, person):
         assert peaks[0] - 1 <= peak_frame <= peaks[-1] + 1, (channel, np.round(fitted[BLINK_START - 2:], 2))
 
 
-@pytest.mark.parametrize("yaw_deg", [60.0, -60.0])
-def test_head_pose_at_60_degrees_yaw_within_5_degrees(model, person, yaw_deg):
+def _errors_after_a_turn(model, person, axis: str, angle_deg: float) -> list[float]:
+    """Head pose errors (deg) over the last frames of a turn to ``angle_deg`` about ``axis``
+    ("yaw" or "pitch") after the identity frames, held there."""
     from face_tracking_3dmm.geometry import rotation_angle_np
 
     truths = [person.truth()] * IDENTITY_FRAMES
-    truths += [person.truth(yaw_deg=yaw_deg * (k + 1) / TURN_FRAMES) for k in range(TURN_FRAMES)]
+    truths += [person.truth(**{f"{axis}_deg": angle_deg * (k + 1) / TURN_FRAMES}) for k in range(TURN_FRAMES)]
     truths += [truths[-1]] * TURN_HOLD_FRAMES
     faces = _track(model, person, truths)
-    errors = [np.degrees(rotation_angle_np(face.rotation, truth.rotation))
-              for face, truth in zip(faces[-TURN_SCORED_FRAMES:], truths[-TURN_SCORED_FRAMES:])]
+    return [np.degrees(rotation_angle_np(face.rotation, truth.rotation))
+            for face, truth in zip(faces[-TURN_SCORED_FRAMES:], truths[-TURN_SCORED_FRAMES:])]
+
+
+@pytest.mark.parametrize("yaw_deg", [60.0, -60.0])
+def test_head_pose_at_60_degrees_yaw_within_5_degrees(model, person, yaw_deg):
+    errors = _errors_after_a_turn(model, person, "yaw", yaw_deg)
     assert np.mean(errors) <= 5.0, np.round(errors, 2)
 
 
@@ -169,12 +175,5 @@ PITCH_NOT_REACHED = pytest.mark.xfail(strict=True, reason="not reached yet: -20 
 
 @pytest.mark.parametrize("pitch_deg", [20.0, pytest.param(-20.0, marks=PITCH_NOT_REACHED)])
 def test_head_pitch_of_20_degrees_within_3_degrees(model, person, pitch_deg):
-    from face_tracking_3dmm.geometry import rotation_angle_np
-
-    truths = [person.truth()] * IDENTITY_FRAMES
-    truths += [person.truth(pitch_deg=pitch_deg * (k + 1) / TURN_FRAMES) for k in range(TURN_FRAMES)]
-    truths += [truths[-1]] * TURN_HOLD_FRAMES
-    faces = _track(model, person, truths)
-    errors = [np.degrees(rotation_angle_np(face.rotation, truth.rotation))
-              for face, truth in zip(faces[-TURN_SCORED_FRAMES:], truths[-TURN_SCORED_FRAMES:])]
+    errors = _errors_after_a_turn(model, person, "pitch", pitch_deg)
     assert np.mean(errors) <= 3.0, np.round(errors, 2)
