@@ -67,6 +67,7 @@ class StepProfile:
         return timed
 
     def __enter__(self) -> "StepProfile":
+        self._originals.clear()
         for step in self.steps:
             static = inspect.getattr_static(step.owner, step.name)
             original = getattr(step.owner, step.name)
