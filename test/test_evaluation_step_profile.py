@@ -33,9 +33,9 @@ def test_step_profile_times_nested_steps_per_frame_and_puts_the_originals_back()
         _Work.spin(0.001)                     # a staticmethod stays callable without an instance
     assert _Work.__dict__["spin"] is original_spin and _Work.__dict__["outer"] is original_outer
     rows = {row["step"]: row for row in profile.rows(range(3))}
-    assert rows["outer"]["calls"] == 1.0 and rows["spin"]["calls"] == 4 / 3
+    assert rows["outer"]["calls"] == 1.0 and rows["spin"]["calls"] == pytest.approx(4 / 3)
     assert rows["outer"]["wall_mean"] >= rows["spin"]["wall_p50"] >= 1.9
-    assert 1.0 < rows["spin"]["thread_mean"] <= rows["spin"]["process_mean"] + 0.5
+    assert 0.0 < rows["spin"]["thread_mean"] <= rows["spin"]["process_mean"] + 0.1   # the process's includes the thread's
     assert "outer" in profile.table(range(3)) and "  spin" in profile.table(range(3))
 
 
