@@ -14,12 +14,19 @@ For each clip (resized to 640 px wide, as a webcam stream) every frame goes thro
 - lag: the shift (frames) that best aligns the fitted tracks' velocities with MediaPipe's
   (0 = no delay added by the fit and filter).
 
-Usage: .venv/bin/python scripts/bench_tracker.py [clip.mp4 ...] [--max-frames N] [--width 640]
+With ``--steps``: instead, on the first clip, where each frame's time goes: wall, calling thread's
+and process CPU ms per frame of every step of ``FaceTracker.process``
+(:mod:`face_tracking_3dmm.evaluation.step_profile`), next to MediaPipe alone on the same frames in
+the same process (alternating blocks of frames, nothing run between its calls), and the CPU of each
+thread of the process.
+
+Usage: .venv/bin/python scripts/bench_tracker.py [clip.mp4 ...] [--max-frames N] [--width 640] [--steps]
 (no clip: every clip in the shared talking_faces folder).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from itertools import islice
@@ -115,6 +122,49 @@ def run_clip(tracker, frames: list[np.ndarray], fps: float, skip: int, start_s: 
             "lag": best_lag(raw, fit) if len(raw) > 12 else 0}
 
 
+def profile_steps(config: TrackerConfig, frames: list[np.ndarray], fps: float, skip: int, blocks: int = 3,
+                  block: int = 50) -> None:
+    """Print the step table of ``FaceTracker.process`` over ``frames`` (after the first ``skip``),
+    MediaPipe alone vs the tracker in alternating blocks of ``block`` frames, and CPU per thread."""
+    from face_tracking_3dmm.evaluation.step_profile import StepProfile, thread_cpu_ms, tracker_steps
+    from face_tracking_3dmm.tracking.landmarks import FaceLandmarker
+    from face_tracking_3dmm.tracking.tracker import FaceTracker
+
+    camera = CameraIntrinsics.default_for(frames[0].shape[1], frames[0].shape[0])
+    clocks = {"mediapipe alone": ([], []), "tracker": ([], [])}
+    with FaceTracker(config) as tracker, FaceLandmarker(config) as alone:
+        for n, image in enumerate(frames[:skip]):   # identity fitted and frozen before measuring
+            tracker.process(image, n / fps, camera)
+        profile, stamp_s, threads_before = StepProfile(tracker_steps(tracker)), skip / fps, thread_cpu_ms()
+        for _ in range(blocks):
+            for first in range(skip, len(frames), block):
+                for name, clock in clocks.items():
+                    with profile if name == "tracker" else contextlib.nullcontext():
+                        for image in frames[first: first + block]:
+                            stamp_s += 1.0 / fps
+                            wall, cpu = time.perf_counter(), time.process_time()
+                            if name == "tracker":
+                                profile.next_frame()
+                                tracker.process(image, stamp_s, camera)
+                            else:
+                                alone.detect(image, int(round(stamp_s * 1000)))
+                            clock[0].append(1000.0 * (time.perf_counter() - wall))
+                            clock[1].append(1000.0 * (time.process_time() - cpu))
+        threads_after = thread_cpu_ms()
+    measured = profile.frame + 1
+    print(profile.table(range(measured)))
+    for name, (wall, cpu) in clocks.items():
+        print(f"{name:16s} wall p50 {np.median(wall):6.2f} mean {np.mean(wall):6.2f}   "
+              f"process cpu p50 {np.median(cpu):6.2f} mean {np.mean(cpu):6.2f} ms")
+    (wall_a, cpu_a), (wall_t, cpu_t) = clocks.values()
+    print(f"tracker / mediapipe alone (same process, alternating blocks of {block} frames): "
+          f"wall p50 {np.median(wall_t) / np.median(wall_a):.2f}x, cpu p50 {np.median(cpu_t) / np.median(cpu_a):.2f}x")
+    print("CPU per thread (ms per tracker frame; both passes):")
+    for name, ms in sorted(threads_after.items(), key=lambda item: threads_before.get(item[0], 0.0) - item[1]):
+        if ms - threads_before.get(name, 0.0) > 0:
+            print(f"  {name:28s} {(ms - threads_before.get(name, 0.0)) / measured:7.3f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("clips", nargs="*", type=Path)
@@ -122,6 +172,8 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
                         help="TrackerConfig overrides, e.g. max_iterations=3 smoothing_min_cutoff=0")
+    parser.add_argument("--steps", action="store_true",
+                        help="the per-step wall / CPU table of the first clip (see above) instead")
     args = parser.parse_args()
     clips = args.clips
     if not clips:
@@ -138,6 +190,11 @@ def main() -> int:
 
     from face_tracking_3dmm.tracking.tracker import FaceTracker
 
+    if args.steps:
+        frames, fps = read_clip(clips[0], args.width, args.max_frames)
+        print(f"{clips[0].name}: {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}")
+        profile_steps(config, frames, fps, skip=config.identity_frames + 25)
+        return 0
     print(f"torch {torch.__version__}, threads {config.num_threads}, max_iterations {config.max_iterations}, "
           f"max_time_ms {config.max_time_ms}, identity_frames {config.identity_frames}, "
           f"smoothing {config.smoothing_min_cutoff}/{config.smoothing_beta}")

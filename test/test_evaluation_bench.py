@@ -1,4 +1,6 @@
 """Bench bookkeeping on hand-made per-frame series (the real run is in test_evaluation_cli)."""
+import time
+
 import pytest
 
 from face_tracking_3dmm.evaluation import bench
@@ -29,3 +31,12 @@ def test_compare_window_starts_where_offline_refines():
 def test_landmarks_only_is_online_without_photometric_steps():
     assert bench.profile_config("landmarks_only").photometric_iterations == 0
     assert bench.profile_config("offline").photometric_iterations > bench.profile_config("online").photometric_iterations
+
+
+def test_frames_come_at_the_clips_rate_unless_back_to_back():
+    frames = [(10.0 + 0.02 * n, None) for n in range(4)]
+    began = time.perf_counter()
+    handed = [(seconds, time.perf_counter() - began) for seconds, _ in bench._at_clip_rate(iter(frames))]
+    assert [seconds for seconds, _ in handed] == [seconds for seconds, _ in frames]
+    assert all(at >= seconds - 10.0 - 1e-3 for seconds, at in handed)   # none before its time after the first
+    assert list(bench._at_clip_rate(frames, paced=False)) == frames

@@ -70,7 +70,8 @@ def _bench(args: argparse.Namespace) -> int:
     from face_tracking_3dmm.evaluation import bench
 
     bench.run_bench(args.source, args.output, max_frames=args.max_frames, width=args.width or None,
-                    profiles=tuple(args.profiles), offline_max_frames=args.offline_max_frames or None)
+                    profiles=tuple(args.profiles), offline_max_frames=args.offline_max_frames or None,
+                    paced=not args.back_to_back)
     print(f"wrote {Path(args.output) / 'bench.json'}")
     return 0
 
@@ -118,6 +119,9 @@ def register(subparsers) -> None:
     parser.add_argument("--profiles", nargs="+", default=list(bench.PROFILES), choices=bench.PROFILES)
     parser.add_argument("--offline-max-frames", type=int, default=bench.OFFLINE_MAX_FRAMES,
                         help="frames for the (slow) offline profile (0 = all --max-frames)")
+    parser.add_argument("--back-to-back", action="store_true",
+                        help="send each frame when the last is done (default: at the clip's frame rate, as a "
+                             "camera does, so that the start-up identity fit runs between frames)")
     parser.set_defaults(func=_bench)
 
     parser = subparsers.add_parser("accuracy", help="ground-truth accuracy: MediaPipe vs the fit on synthetic clips")

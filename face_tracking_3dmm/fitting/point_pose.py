@@ -13,6 +13,8 @@ pitch as -17 / +21), MediaPipe's matrix from its 3D points reads ~0.9 of it.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from face_tracking_3dmm.geometry import CameraIntrinsics, axis_angle_to_matrix_np
@@ -26,14 +28,14 @@ AXES_OFFSET_DEG = (1.804, 0.055, -0.230)
 
 def rotation_towards(direction: np.ndarray) -> np.ndarray:
     """(3, 3) the smallest rotation taking the optical axis (0, 0, 1) onto ``direction`` (3,)."""
-    d = np.asarray(direction, dtype=np.float64)
-    d = d / np.linalg.norm(d)
-    axis = np.cross([0.0, 0.0, 1.0], d)
-    sin, cos = np.linalg.norm(axis), d[2]
+    x, y, z = (float(v) for v in direction)   # scalars: numpy's calls cost more than this arithmetic
+    length = math.sqrt(x * x + y * y + z * z)
+    x, y, cos = x / length, y / length, z / length
+    sin = math.hypot(x, y)   # |(0, 0, 1) x d|, the axis being (-y, x, 0)
     if sin < 1e-12:
         return np.eye(3)
-    k = axis / sin
-    skew = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    kx, ky = -y / sin, x / sin
+    skew = np.array([[0.0, 0.0, ky], [0.0, 0.0, -kx], [-ky, kx, 0.0]])
     return np.eye(3) + sin * skew + (1.0 - cos) * skew @ skew
 
 

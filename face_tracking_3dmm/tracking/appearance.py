@@ -41,7 +41,7 @@ def face_histogram(image_rgb: np.ndarray, points_px: np.ndarray) -> np.ndarray:
     (x0, y0), (x1, y1) = (np.clip(np.round(corner), 0, [width, height]).astype(int) for corner in (low, high))
     if x1 - x0 < 2 or y1 - y0 < 2 or (x1 - x0) * (y1 - y0) < MIN_INSIDE * float(np.prod(high - low)):
         return NO_PIXELS   # a face partly outside the picture shows only some of its colours
-    hsv = cv2.cvtColor(np.ascontiguousarray(image_rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2HSV)
+    hsv = cv2.cvtColor(image_rgb[y0:y1, x0:x1], cv2.COLOR_RGB2HSV)   # a view: OpenCV takes the row stride
     histogram = cv2.calcHist([hsv], [0, 1], None, list(BINS), [0, 180, 0, 256])
     return histogram / float(histogram.sum())
 

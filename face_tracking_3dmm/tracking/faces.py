@@ -238,10 +238,11 @@ class FaceFitter:
         prior = torch.as_tensor(mediapipe_to_ict_expression(self.model.expression_names, observation.blendshapes),
                                 dtype=DTYPE)
         start, acquiring = self._start(face, observation, prior, frame.camera, frame.timestamp_s)
-        points = torch.as_tensor(observation.points[self.correspondence.mediapipe_ids, :2], dtype=DTYPE)
+        used = observation.points[self.correspondence.mediapipe_ids]   # (M, 3), gathered once
+        points = torch.as_tensor(used[:, :2], dtype=DTYPE)
         pose_prior = (torch.as_tensor(rotation_from_points3d(
-            self.bases.arrays().shape(face.identity.identity), observation.points[self.correspondence.mediapipe_ids],
-            self.point_weights.numpy(), frame.camera)) if config.mediapipe_pose_weight > 0 else None)
+            self.bases.arrays().shape(face.identity.identity), used, self.point_weights.numpy(), frame.camera))
+            if config.mediapipe_pose_weight > 0 else None)
         obs = Observation(points, self.point_weights, frame.intrinsics, prior, None if acquiring else face.params,
                           pose_prior)
         iterations = max(ACQUIRE_ITERATIONS, config.max_iterations) if acquiring else config.max_iterations
