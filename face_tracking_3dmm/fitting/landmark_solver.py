@@ -195,8 +195,10 @@ class PointArrays:
         self.expression = bases.expression.numpy()              # (M, 3, K_exp)
         self._identity_flat = self.identity.reshape(-1, self.identity.shape[2])
         self._expression_flat = self.expression.reshape(-1, self.expression.shape[2])
+        #: float32 copies for the Jacobian, which only enters ``J^T J`` (taken in float32).
+        self.identity32, self.expression32 = self.identity.astype(np.float32), self.expression.astype(np.float32)
         self._shapes: dict[int, tuple[torch.Tensor, np.ndarray]] = {}
-        self._work: dict[tuple[int, int], np.ndarray] = {}
+        self._work: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def shape_of(self, identity: np.ndarray | None) -> np.ndarray:
         """(M, 3) points with ``identity`` (K_id,) and no expression, cm."""
@@ -218,12 +220,21 @@ class PointArrays:
         """(..., M, 3) points of identity shapes (..., M, 3) with ``expression`` (..., K_exp), cm."""
         return shape + (expression @ self._expression_flat.T).reshape(expression.shape[:-1] + (-1, 3))
 
-    def jacobian_work(self, faces: int, columns: int) -> np.ndarray:
-        """A work array for the Jacobian of ``faces`` faces, (faces, M, 2, columns), reused by every
-        frame's solve."""
+    def basis_gradient(self, point_gradient: np.ndarray, identity_columns: bool) -> np.ndarray:
+        """(F, K_exp [+ K_id]) gradient of the model coefficients from (F, M, 3) gradients of the
+        model points (cm): ``sum_m basis_m^T point_gradient_m``, one product per basis."""
+        flat = point_gradient.reshape(len(point_gradient), -1)
+        if not identity_columns:
+            return flat @ self._expression_flat
+        return np.concatenate((flat @ self._expression_flat, flat @ self._identity_flat), axis=1)
+
+    def jacobian_work(self, faces: int, columns: int) -> tuple[np.ndarray, np.ndarray]:
+        """float32 work arrays for the Jacobian of ``faces`` faces, (faces, M, 2, columns), and its
+        pixel rows, (faces, M, 2, 3), reused by every frame's solve."""
         work = self._work.get((faces, columns))
         if work is None:
-            work = self._work[(faces, columns)] = np.empty((faces, len(self.mean), 2, columns))
+            work = self._work[(faces, columns)] = (np.empty((faces, len(self.mean), 2, columns), np.float32),
+                                                   np.empty((faces, len(self.mean), 2, 3), np.float32))
         return work
 
 
@@ -390,31 +401,60 @@ class _Linearisation:
 
     def normal_equations(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Gauss-Newton Hessian ``J^T J + P`` (R, C, C) and gradient ``J^T r + g`` (R, C) of the
-        faces at ``rows`` of this linearisation (None: all). ``J^T J`` is taken in float32: it only
-        shapes the step (the gradient, which decides where the solve ends, stays float64), and
-        halves the largest product of the solve."""
+        faces at ``rows`` of this linearisation (None: all). ``J^T J`` is taken in float32 from a
+        float32 Jacobian: it only shapes the step. The gradient, which decides where the solve
+        ends, stays float64 and needs no Jacobian: ``J^T r`` is the chain rule applied to the
+        residuals' gradient at the camera points (:meth:`_gradient`)."""
         rows = _selection(np.arange(len(self.faces)) if rows is None else rows, len(self.faces))
-        jac = self.jacobian(rows)
+        derivatives = self._pixel_derivatives(rows)
+        jac = self._jacobian(rows, derivatives)
         hessian = np.empty((len(jac), jac.shape[2], jac.shape[2]))
-        for face, face_jacobian in enumerate(jac.astype(np.float32)):
+        for face, face_jacobian in enumerate(jac):
             hessian[face] = face_jacobian.T @ face_jacobian   # one matrix: numpy takes BLAS's syrk
         np.einsum("nii->ni", hessian)[:] += self._energy.prior_diag[self.faces[rows]]
-        gradient = np.matmul(self.residual[rows, None, :], jac)[:, 0] + self.prior_gradient[rows]
-        return hessian, gradient
+        return hessian, self._gradient(rows, derivatives) + self.prior_gradient[rows]
 
     def jacobian(self, rows: np.ndarray | slice) -> np.ndarray:
-        """(R, 2M, 6 + K_exp [+ K_id]) d(weighted residual)/d(rotation increment, translation,
-        expression [, identity]) of the faces at ``rows`` (indices or a slice), in a work array that
-        the next call reuses."""
-        energy, arrays = self._energy, self._energy.arrays
-        num_exp = arrays.expression.shape[2]
-        cam, rotated = self._cam[rows], self._rotated[rows]
-        out = arrays.jacobian_work(len(cam), energy.columns)
-        # d(weighted pixel)/d(camera point): rows (a, 0, b) and (0, c, d) per point.
+        """(R, 2M, 6 + K_exp [+ K_id]) float32 d(weighted residual)/d(rotation increment,
+        translation, expression [, identity]) of the faces at ``rows`` (indices or a slice), in a
+        work array that the next call reuses."""
+        return self._jacobian(rows, self._pixel_derivatives(rows))
+
+    def _pixel_derivatives(self, rows: np.ndarray | slice) -> tuple[np.ndarray, ...]:
+        """d(weighted pixel)/d(camera point) of the faces at ``rows``: rows (a, 0, b) and (0, c, d)
+        per point, each (R, M)."""
+        cam = self._cam[rows]
         x, y, z = cam[..., 0], cam[..., 1], cam[..., 2]
         scaled = self._sqrt_weights[rows] / z
         a, c = scaled * self._focal[rows, :, 0], scaled * self._focal[rows, :, 1]
-        b, d = -a * x / z, -c * y / z
+        return a, -a * x / z, c, -c * y / z
+
+    def _gradient(self, rows: np.ndarray | slice, derivatives: tuple[np.ndarray, ...]) -> np.ndarray:
+        """(R, C) ``J^T r`` of the faces at ``rows``: from the residuals' gradient at each camera
+        point q (R, M, 3), rotation ``sum_m rotated_m x q_m``, translation ``sum_m q_m``, model
+        coefficients ``sum_m basis_m^T rotation^T q_m``."""
+        a, b, c, d = derivatives
+        error = self.residual[rows].reshape(len(a), -1, 2)
+        rx, ry = error[..., 0], error[..., 1]
+        point_gradient = np.empty(a.shape + (3,))
+        np.multiply(a, rx, out=point_gradient[..., 0])
+        np.multiply(c, ry, out=point_gradient[..., 1])
+        np.multiply(b, rx, out=point_gradient[..., 2])
+        point_gradient[..., 2] += d * ry
+        moments = self._rotated[rows].transpose(0, 2, 1) @ point_gradient    # (R, 3, 3): sum_m p_i q_j
+        model_gradient = point_gradient @ (self.pose.rotation[rows] * CM_TO_M)
+        return np.concatenate((moments[:, _SKEW_COLUMNS, _SKEW_ROWS] - moments[:, _SKEW_ROWS, _SKEW_COLUMNS],
+                               point_gradient.sum(axis=1),
+                               self._energy.arrays.basis_gradient(model_gradient, self._energy.identity_columns)),
+                              axis=1)
+
+    def _jacobian(self, rows: np.ndarray | slice, derivatives: tuple[np.ndarray, ...]) -> np.ndarray:
+        """:meth:`jacobian` from :meth:`_pixel_derivatives`."""
+        energy, arrays = self._energy, self._energy.arrays
+        num_exp = arrays.expression.shape[2]
+        rotated = self._rotated[rows]
+        out, pixel_rows = arrays.jacobian_work(len(rotated), energy.columns)
+        a, b, c, d = derivatives
         px, py, pz = rotated[..., 0], rotated[..., 1], rotated[..., 2]
         # Rotation increment: d(camera point) = -[rotated]x; translation: the identity.
         out[:, :, 0, 0], out[:, :, 0, 1], out[:, :, 0, 2] = b * py, a * pz - b * px, -a * py
@@ -423,13 +463,12 @@ class _Linearisation:
         out[:, :, 1, 3], out[:, :, 1, 4], out[:, :, 1, 5] = 0.0, c, d
         # Model coefficients: d(pixel)/d(camera point) @ rotation (cm -> m) @ basis at each point.
         rotation = self.pose.rotation[rows] * CM_TO_M
-        pixel_rows = np.stack((a[..., None] * rotation[:, None, 0] + b[..., None] * rotation[:, None, 2],
-                               c[..., None] * rotation[:, None, 1] + d[..., None] * rotation[:, None, 2]),
-                              axis=2)   # (R, M, 2, 3)
-        np.matmul(pixel_rows, arrays.expression, out=out[..., 6:6 + num_exp])
+        pixel_rows[:, :, 0] = a[..., None] * rotation[:, None, 0] + b[..., None] * rotation[:, None, 2]
+        pixel_rows[:, :, 1] = c[..., None] * rotation[:, None, 1] + d[..., None] * rotation[:, None, 2]
+        np.matmul(pixel_rows, arrays.expression32, out=out[..., 6:6 + num_exp])
         if energy.identity_columns:
-            np.matmul(pixel_rows, arrays.identity, out=out[..., 6 + num_exp:])
-        return out.reshape(len(cam), -1, energy.columns)
+            np.matmul(pixel_rows, arrays.identity32, out=out[..., 6 + num_exp:])
+        return out.reshape(len(rotated), -1, energy.columns)
 
 
 def _damped(hessian: np.ndarray, damping: float) -> np.ndarray:
