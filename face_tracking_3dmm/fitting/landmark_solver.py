@@ -289,12 +289,15 @@ class _Energy:
     def __init__(self, arrays: PointArrays, observations: list[Observation], weights: SolverWeights,
                  temporal: bool = True, identity_columns: bool = False):
         self.arrays, self.identity_columns = arrays, identity_columns
-        self.observed = np.stack([obs.points_px.numpy() for obs in observations])             # (N, M, 2)
-        self.point_weights = np.stack([obs.weights.numpy() for obs in observations])          # (N, M)
-        scale_px = np.array([obs.scale_px for obs in observations])
-        self.sqrt_weights = np.sqrt(self.point_weights) / scale_px[:, None]
+        observed = np.stack([obs.points_px.numpy() for obs in observations])                  # (N, M, 2)
+        point_weights = np.stack([obs.weights.numpy() for obs in observations])               # (N, M)
+        self.scale_px = np.array([obs.scale_px for obs in observations])
         intrinsics = np.stack([obs.intrinsics.numpy() for obs in observations])               # (N, 4)
-        self.focal, self.centre = intrinsics[:, None, :2], intrinsics[:, None, 2:]
+        focal, centre = intrinsics[:, None, :2], intrinsics[:, None, 2:]
+        #: The observations in normalised image coordinates ((pixel - centre) / focal), (N, M, 2),
+        #: and what turns those residuals into weighted pixel ones (focal * sqrt(w_i) / s), (N, M, 2).
+        self.observed_normalised = (observed - centre) / focal
+        self.residual_scale = focal * (np.sqrt(point_weights) / self.scale_px[:, None])[..., None]
         self.mediapipe_expression = np.stack([obs.expression_prior.numpy() for obs in observations])
         prior = weights.expression_prior
         self.expression_prior = prior.to(DTYPE).numpy() if isinstance(prior, torch.Tensor) else prior
@@ -331,7 +334,7 @@ class _Energy:
             self.prior_diag[:, :3] += self.rotation_prior_units[:, None]
 
     def __len__(self) -> int:
-        return len(self.observed)
+        return len(self.observed_normalised)
 
     def priors(self, pose: _Pose, faces: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
         """Gradient (F, columns) and cost (F,) of the priors of ``faces`` (indices or a slice) at
@@ -387,17 +390,17 @@ class _Linearisation:
         points_cm = energy.arrays.points(shapes, pose.expression)
         self._rotated = points_cm @ (pose.rotation.transpose(0, 2, 1) * CM_TO_M)          # (F, M, 3)
         self._cam = self._rotated + pose.translation[:, None]
-        self._focal, self._sqrt_weights = energy.focal[select], energy.sqrt_weights[select]
-        self.error_px = self._cam[..., :2] / self._cam[..., 2:3]
-        self.error_px *= self._focal
-        self.error_px += energy.centre[select]
-        self.error_px -= energy.observed[select]
-        self.residual = (self.error_px * self._sqrt_weights[..., None]).reshape(len(self.faces), -1)
-        self.valid = (self._cam[..., 2] > 1e-3).all(axis=1)
+        self._residual_scale = energy.residual_scale[select]
+        # (x / z - observed, both in normalised image coordinates) * focal * sqrt(weight) / s.
+        residual = self._cam[..., :2] / self._cam[..., 2:3]
+        residual -= energy.observed_normalised[select]
+        residual *= self._residual_scale
+        self.residual = residual.reshape(len(self.faces), -1)
+        self.valid = self._cam[..., 2].min(axis=1) > 1e-3
         self.prior_gradient, prior_cost = energy.priors(pose, select)
-        self.cost = np.einsum("ni,ni->n", self.residual, self.residual) + prior_cost
-        self.rms_px = np.sqrt(np.einsum("nmi,nmi,nm->n", self.error_px, self.error_px,
-                                        energy.point_weights[select]))
+        pixel_cost = np.einsum("ni,ni->n", self.residual, self.residual)
+        self.cost = pixel_cost + prior_cost
+        self.rms_px = np.sqrt(pixel_cost) * energy.scale_px[select]   # the weights sum to 1
 
     def normal_equations(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Gauss-Newton Hessian ``J^T J + P`` (R, C, C) and gradient ``J^T r + g`` (R, C) of the
@@ -423,11 +426,10 @@ class _Linearisation:
     def _pixel_derivatives(self, rows: np.ndarray | slice) -> tuple[np.ndarray, ...]:
         """d(weighted pixel)/d(camera point) of the faces at ``rows``: rows (a, 0, b) and (0, c, d)
         per point, each (R, M)."""
-        cam = self._cam[rows]
-        x, y, z = cam[..., 0], cam[..., 1], cam[..., 2]
-        scaled = self._sqrt_weights[rows] / z
-        a, c = scaled * self._focal[rows, :, 0], scaled * self._focal[rows, :, 1]
-        return a, -a * x / z, c, -c * y / z
+        cam, residual_scale = self._cam[rows], self._residual_scale[rows]
+        x, y, inverse_z = cam[..., 0], cam[..., 1], 1.0 / cam[..., 2]
+        a, c = residual_scale[..., 0] * inverse_z, residual_scale[..., 1] * inverse_z
+        return a, -a * x * inverse_z, c, -c * y * inverse_z
 
     def _gradient(self, rows: np.ndarray | slice, derivatives: tuple[np.ndarray, ...]) -> np.ndarray:
         """(R, C) ``J^T r`` of the faces at ``rows``: from the residuals' gradient at each camera
