@@ -220,13 +220,14 @@ class PointArrays:
         """(..., M, 3) points of identity shapes (..., M, 3) with ``expression`` (..., K_exp), cm."""
         return shape + (expression @ self._expression_flat.T).reshape(expression.shape[:-1] + (-1, 3))
 
-    def basis_gradient(self, point_gradient: np.ndarray, identity_columns: bool) -> np.ndarray:
-        """(F, K_exp [+ K_id]) gradient of the model coefficients from (F, M, 3) gradients of the
-        model points (cm): ``sum_m basis_m^T point_gradient_m``, one product per basis."""
+    def basis_gradient(self, point_gradient: np.ndarray, out: np.ndarray) -> None:
+        """The gradient of the model coefficients, (F, K_exp) or (F, K_exp + K_id) as ``out`` is,
+        from (F, M, 3) gradients of the model points (cm): ``sum_m basis_m^T point_gradient_m``."""
         flat = point_gradient.reshape(len(point_gradient), -1)
-        if not identity_columns:
-            return flat @ self._expression_flat
-        return np.concatenate((flat @ self._expression_flat, flat @ self._identity_flat), axis=1)
+        num_exp = self._expression_flat.shape[1]
+        np.matmul(flat, self._expression_flat, out=out[:, :num_exp])
+        if out.shape[1] > num_exp:
+            np.matmul(flat, self._identity_flat, out=out[:, num_exp:])
 
     def jacobian_work(self, faces: int, columns: int) -> tuple[np.ndarray, np.ndarray]:
         """float32 work arrays for the Jacobian of ``faces`` faces, (faces, M, 2, columns), and its
@@ -274,8 +275,10 @@ class _Pose(NamedTuple):
         """Apply (N, 6 + K_exp) steps: rotation increment on the left, expression clamped to [0, 1]."""
         increment = (axis_angle_to_matrix_np(step[0, :3])[None] if len(step) == 1   # a tenth of the stack's cost
                      else axis_angle_to_matrix_np(step[:, :3]))
-        return _Pose(increment @ self.rotation, self.translation + step[:, 3:6],
-                     np.clip(self.expression + step[:, 6:], 0.0, 1.0))
+        expression = self.expression + step[:, 6:]
+        np.maximum(expression, 0.0, out=expression)   # np.clip's own overhead is several times this
+        np.minimum(expression, 1.0, out=expression)
+        return _Pose(increment @ self.rotation, self.translation + step[:, 3:6], expression)
 
 
 class _Energy:
@@ -315,11 +318,12 @@ class _Energy:
         if any(p is not None for p in previous):
             units = (1.0 if weights.temporal_expression is None
                      else weights.temporal_expression.to(DTYPE).numpy())
-            row = weights.temporal * np.concatenate(
-                (np.full(3, ROTATION_UNITS), np.full(3, TRANSLATION_UNITS), np.broadcast_to(units, num_exp)))
+            row = np.empty(6 + num_exp)
+            row[:3], row[3:6], row[6:] = ROTATION_UNITS, TRANSLATION_UNITS, units
+            row *= weights.temporal
             self.temporal_units = np.array([row if p is not None else np.zeros_like(row) for p in previous])
-            rest = FaceParameters(torch.eye(3, dtype=DTYPE), torch.zeros(3, dtype=DTYPE),
-                                  torch.zeros(num_exp, dtype=DTYPE))
+            rest = None if all(p is not None for p in previous) else FaceParameters(
+                torch.eye(3, dtype=DTYPE), torch.zeros(3, dtype=DTYPE), torch.zeros(num_exp, dtype=DTYPE))
             self.previous = _Pose.of([p if p is not None else rest for p in previous])
             self.prior_diag[:, :6 + num_exp] += self.temporal_units
         #: Per face, the rotation prior's weight (0 for a face without one) and its rotation; None
@@ -443,12 +447,13 @@ class _Linearisation:
         np.multiply(c, ry, out=point_gradient[..., 1])
         np.multiply(b, rx, out=point_gradient[..., 2])
         point_gradient[..., 2] += d * ry
+        gradient = np.empty((len(a), self._energy.columns))
         moments = self._rotated[rows].transpose(0, 2, 1) @ point_gradient    # (R, 3, 3): sum_m p_i q_j
+        np.subtract(moments[:, _SKEW_COLUMNS, _SKEW_ROWS], moments[:, _SKEW_ROWS, _SKEW_COLUMNS], out=gradient[:, :3])
+        point_gradient.sum(axis=1, out=gradient[:, 3:6])
         model_gradient = point_gradient @ (self.pose.rotation[rows] * CM_TO_M)
-        return np.concatenate((moments[:, _SKEW_COLUMNS, _SKEW_ROWS] - moments[:, _SKEW_ROWS, _SKEW_COLUMNS],
-                               point_gradient.sum(axis=1),
-                               self._energy.arrays.basis_gradient(model_gradient, self._energy.identity_columns)),
-                              axis=1)
+        self._energy.arrays.basis_gradient(model_gradient, gradient[:, 6:])
+        return gradient
 
     def _jacobian(self, rows: np.ndarray | slice, derivatives: tuple[np.ndarray, ...]) -> np.ndarray:
         """:meth:`jacobian` from :meth:`_pixel_derivatives`."""
@@ -476,7 +481,7 @@ class _Linearisation:
 def _damped(hessian: np.ndarray, damping: float) -> np.ndarray:
     """A copy of ``hessian`` with its diagonal raised by ``damping`` times itself (Levenberg-Marquardt)."""
     damped = hessian.copy()
-    diagonal = np.einsum("ii->i", damped)
+    diagonal = damped.reshape(-1)[::len(damped) + 1]   # a view
     diagonal += damping * np.maximum(diagonal, 1e-9)
     return damped
 
