@@ -234,7 +234,8 @@ class PointArrays:
         pixel rows, (faces, M, 2, 3), reused by every frame's solve."""
         work = self._work.get((faces, columns))
         if work is None:
-            work = self._work[(faces, columns)] = (np.empty((faces, len(self.mean), 2, columns), np.float32),
+            # Zeros where d(pixel x)/d(camera y) and d(pixel y)/d(camera x) go (the translation's).
+            work = self._work[(faces, columns)] = (np.zeros((faces, len(self.mean), 2, columns), np.float32),
                                                    np.empty((faces, len(self.mean), 2, 3), np.float32))
         return work
 
@@ -365,16 +366,17 @@ class _Energy:
         return grad, cost
 
 
-#: The skew part of a (3, 3) matrix D as a vector: D[rows, columns] - D[columns, rows].
-_SKEW_ROWS, _SKEW_COLUMNS = np.array([2, 0, 1]), np.array([1, 2, 0])
+#: The skew part of a (3, 3) matrix D, flattened, as a vector: D[SKEW] - D[SKEW_TRANSPOSED]
+#: ((D21, D02, D10) - (D12, D20, D01)).
+_SKEW, _SKEW_TRANSPOSED = np.array([7, 2, 3]), np.array([5, 6, 1])
 
 
 def _rotation_difference(rotation: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """(N, 3) axis-angles of ``rotation @ reference.T`` ((N, 3, 3) each) for small angles: the skew
     part of the relative matrix (sin(angle) * axis), within angle^2 / 6 of the exact log at a tenth
     of its cost."""
-    delta = rotation @ reference.transpose(0, 2, 1)
-    return 0.5 * (delta[:, _SKEW_ROWS, _SKEW_COLUMNS] - delta[:, _SKEW_COLUMNS, _SKEW_ROWS])
+    delta = (rotation @ reference.transpose(0, 2, 1)).reshape(-1, 9)
+    return 0.5 * (delta[:, _SKEW] - delta[:, _SKEW_TRANSPOSED])
 
 
 class _Linearisation:
@@ -392,7 +394,12 @@ class _Linearisation:
         # All faces (the usual case) are read through views, not copies.
         select = _selection(self.faces, len(energy))
         points_cm = energy.arrays.points(shapes, pose.expression)
-        self._rotated = points_cm @ (pose.rotation.transpose(0, 2, 1) * CM_TO_M)          # (F, M, 3)
+        # The rotated points (F, M, 3) with a column of ones: one product gives the gradient's
+        # moments and sums (:meth:`_gradient`).
+        self._rotated_and_one = np.empty(points_cm.shape[:-1] + (4,))
+        self._rotated_and_one[..., 3] = 1.0
+        self._rotated = self._rotated_and_one[..., :3]
+        np.matmul(points_cm, pose.rotation.transpose(0, 2, 1) * CM_TO_M, out=self._rotated)
         self._cam = self._rotated + pose.translation[:, None]
         self._residual_scale = energy.residual_scale[select]
         # (x / z - observed, both in normalised image coordinates) * focal * sqrt(weight) / s.
@@ -448,9 +455,11 @@ class _Linearisation:
         np.multiply(b, rx, out=point_gradient[..., 2])
         point_gradient[..., 2] += d * ry
         gradient = np.empty((len(a), self._energy.columns))
-        moments = self._rotated[rows].transpose(0, 2, 1) @ point_gradient    # (R, 3, 3): sum_m p_i q_j
-        np.subtract(moments[:, _SKEW_COLUMNS, _SKEW_ROWS], moments[:, _SKEW_ROWS, _SKEW_COLUMNS], out=gradient[:, :3])
-        point_gradient.sum(axis=1, out=gradient[:, 3:6])
+        # (R, 4, 3): sum_m p_i q_j, then sum_m q_j.
+        moments = self._rotated_and_one[rows].transpose(0, 2, 1) @ point_gradient
+        flat = moments[:, :3].reshape(len(a), 9)
+        np.subtract(flat[:, _SKEW_TRANSPOSED], flat[:, _SKEW], out=gradient[:, :3])
+        gradient[:, 3:6] = moments[:, 3]
         model_gradient = point_gradient @ (self.pose.rotation[rows] * CM_TO_M)
         self._energy.arrays.basis_gradient(model_gradient, gradient[:, 6:])
         return gradient
@@ -463,15 +472,14 @@ class _Linearisation:
         out, pixel_rows = arrays.jacobian_work(len(rotated), energy.columns)
         a, b, c, d = derivatives
         px, py, pz = rotated[..., 0], rotated[..., 1], rotated[..., 2]
-        # Rotation increment: d(camera point) = -[rotated]x; translation: the identity.
+        # Translation: d(pixel)/d(camera point) itself (its zeros are the work array's, set once);
+        # rotation increment: d(camera point) = -[rotated]x.
+        out[:, :, 0, 3], out[:, :, 0, 5], out[:, :, 1, 4], out[:, :, 1, 5] = a, b, c, d
         out[:, :, 0, 0], out[:, :, 0, 1], out[:, :, 0, 2] = b * py, a * pz - b * px, -a * py
         out[:, :, 1, 0], out[:, :, 1, 1], out[:, :, 1, 2] = d * py - c * pz, -d * px, c * px
-        out[:, :, 0, 3], out[:, :, 0, 4], out[:, :, 0, 5] = a, 0.0, b
-        out[:, :, 1, 3], out[:, :, 1, 4], out[:, :, 1, 5] = 0.0, c, d
         # Model coefficients: d(pixel)/d(camera point) @ rotation (cm -> m) @ basis at each point.
-        rotation = self.pose.rotation[rows] * CM_TO_M
-        pixel_rows[:, :, 0] = a[..., None] * rotation[:, None, 0] + b[..., None] * rotation[:, None, 2]
-        pixel_rows[:, :, 1] = c[..., None] * rotation[:, None, 1] + d[..., None] * rotation[:, None, 2]
+        rotation = (self.pose.rotation[rows] * CM_TO_M).astype(np.float32)
+        np.matmul(out[..., 3:6], rotation[:, None], out=pixel_rows)
         np.matmul(pixel_rows, arrays.expression32, out=out[..., 6:6 + num_exp])
         if energy.identity_columns:
             np.matmul(pixel_rows, arrays.identity32, out=out[..., 6 + num_exp:])
