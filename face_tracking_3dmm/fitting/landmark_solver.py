@@ -240,6 +240,14 @@ class PointArrays:
         return work
 
 
+def _stack(arrays: list[np.ndarray], copy: bool = False) -> np.ndarray:
+    """``np.stack(arrays)``; one array (one face, the usual case) as a view, or a copy with ``copy``:
+    np.stack's own overhead is several times that (and it is called a dozen times a frame)."""
+    if len(arrays) != 1:
+        return np.stack(arrays)
+    return arrays[0][None].copy() if copy else arrays[0][None]
+
+
 def _selection(indices: np.ndarray, count: int) -> np.ndarray | slice:
     """Sorted ``indices`` into ``count`` items as an index: a slice when they are all of them (the
     usual case: numpy then gives views, not copies)."""
@@ -256,9 +264,9 @@ class _Pose(NamedTuple):
 
     @classmethod
     def of(cls, params: list[FaceParameters]) -> "_Pose":
-        return cls(np.stack([p.rotation.to(DTYPE).numpy() for p in params]),
-                   np.stack([p.translation.to(DTYPE).numpy() for p in params]),
-                   np.stack([p.expression.to(DTYPE).numpy() for p in params]))
+        return cls(_stack([p.rotation.to(DTYPE).numpy() for p in params], copy=True),
+                   _stack([p.translation.to(DTYPE).numpy() for p in params], copy=True),
+                   _stack([p.expression.to(DTYPE).numpy() for p in params], copy=True))
 
     def parameters(self) -> list[FaceParameters]:
         return [FaceParameters(torch.from_numpy(self.rotation[n]), torch.from_numpy(self.translation[n]),
@@ -293,16 +301,16 @@ class _Energy:
     def __init__(self, arrays: PointArrays, observations: list[Observation], weights: SolverWeights,
                  temporal: bool = True, identity_columns: bool = False):
         self.arrays, self.identity_columns = arrays, identity_columns
-        observed = np.stack([obs.points_px.numpy() for obs in observations])                  # (N, M, 2)
-        point_weights = np.stack([obs.weights.numpy() for obs in observations])               # (N, M)
+        observed = _stack([obs.points_px.numpy() for obs in observations])                     # (N, M, 2)
+        point_weights = _stack([obs.weights.numpy() for obs in observations])                  # (N, M)
         self.scale_px = np.array([obs.scale_px for obs in observations])
-        intrinsics = np.stack([obs.intrinsics.numpy() for obs in observations])               # (N, 4)
+        intrinsics = _stack([obs.intrinsics.numpy() for obs in observations])                  # (N, 4)
         focal, centre = intrinsics[:, None, :2], intrinsics[:, None, 2:]
         #: The observations in normalised image coordinates ((pixel - centre) / focal), (N, M, 2),
         #: and what turns those residuals into weighted pixel ones (focal * sqrt(w_i) / s), (N, M, 2).
         self.observed_normalised = (observed - centre) / focal
         self.residual_scale = focal * (np.sqrt(point_weights) / self.scale_px[:, None])[..., None]
-        self.mediapipe_expression = np.stack([obs.expression_prior.numpy() for obs in observations])
+        self.mediapipe_expression = _stack([obs.expression_prior.numpy() for obs in observations])
         prior = weights.expression_prior
         self.expression_prior = prior.to(DTYPE).numpy() if isinstance(prior, torch.Tensor) else prior
         count, num_exp = self.mediapipe_expression.shape
@@ -335,7 +343,7 @@ class _Energy:
         if any(p is not None for p in priors):
             self.rotation_prior_units = np.array([weights.mediapipe_rotation * ROTATION_UNITS if p is not None
                                                   else 0.0 for p in priors])
-            self.rotation_prior = np.stack([p.to(DTYPE).numpy() if p is not None else np.eye(3) for p in priors])
+            self.rotation_prior = _stack([p.to(DTYPE).numpy() if p is not None else np.eye(3) for p in priors])
             self.prior_diag[:, :3] += self.rotation_prior_units[:, None]
 
     def __len__(self) -> int:
@@ -535,7 +543,7 @@ def solve_frames(bases: PointBases, observations: list[Observation], starts: lis
     weights = weights or SolverWeights()
     arrays = bases.arrays()
     energy = _Energy(arrays, observations, weights)
-    shapes = np.stack([arrays.shape(identity) for identity in identities])
+    shapes = _stack([arrays.shape(identity) for identity in identities])
     pose = _Pose.of(starts)
     current = _Linearisation(energy, pose, shapes)
     finite = (np.isfinite(current.cost) & np.isfinite(pose.rotation).all(axis=(1, 2))
@@ -556,7 +564,7 @@ def solve_frames(bases: PointBases, observations: list[Observation], starts: lis
         step_began = time.perf_counter()
         pending.resolve()
         faces = [n for n in range(count) if active[n]]
-        steps = np.stack([_lm_step(pending.hessian[n], pending.gradient[n], damping[n]) for n in faces])
+        steps = _stack([_lm_step(pending.hessian[n], pending.gradient[n], damping[n]) for n in faces])
         select = _selection(np.array(faces), count)
         candidate = pose.take(select).stepped(steps)
         trial = _Linearisation(energy, candidate, shapes[select], np.array(faces))
