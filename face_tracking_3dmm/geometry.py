@@ -321,15 +321,19 @@ def axis_angle_to_matrix_np(rotvec: np.ndarray) -> np.ndarray:
     rotvec = np.asarray(rotvec, dtype=np.float64)
     if rotvec.shape != (3,):
         return _axis_angle_stack_to_matrix(rotvec)
-    theta2 = float(rotvec @ rotvec)
+    x, y, z = rotvec.tolist()
+    xx, yy, zz = x * x, y * y, z * z
+    theta2 = xx + yy + zz
     if theta2 < _SMALL_ANGLE2:   # sin(t)/t and (1 - cos(t))/t^2 by their series
         a, b = 1 - theta2 / 6 + theta2 * theta2 / 120, 0.5 - theta2 / 24 + theta2 * theta2 / 720
     else:
         theta = math.sqrt(theta2)
         a, b = math.sin(theta) / theta, (1 - math.cos(theta)) / theta2
-    x, y, z = rotvec
-    k = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
-    return np.eye(3) + a * k + b * (k @ k)
+    # I + a K + b K^2 with K = [rotvec]x, written out (one array instead of a dozen tiny ones).
+    bxy, bxz, byz = b * x * y, b * x * z, b * y * z
+    return np.array([[1.0 - b * (yy + zz), bxy - a * z, bxz + a * y],
+                     [bxy + a * z, 1.0 - b * (xx + zz), byz - a * x],
+                     [bxz - a * y, byz + a * x, 1.0 - b * (xx + yy)]])
 
 
 def _axis_angle_stack_to_matrix(rotvec: np.ndarray) -> np.ndarray:

@@ -195,8 +195,10 @@ class PointArrays:
         self.expression = bases.expression.numpy()              # (M, 3, K_exp)
         self._identity_flat = self.identity.reshape(-1, self.identity.shape[2])
         self._expression_flat = self.expression.reshape(-1, self.expression.shape[2])
+        #: float32 copies for the Jacobian, which only enters ``J^T J`` (taken in float32).
+        self.identity32, self.expression32 = self.identity.astype(np.float32), self.expression.astype(np.float32)
         self._shapes: dict[int, tuple[torch.Tensor, np.ndarray]] = {}
-        self._work: dict[tuple[int, int], np.ndarray] = {}
+        self._work: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def shape_of(self, identity: np.ndarray | None) -> np.ndarray:
         """(M, 3) points with ``identity`` (K_id,) and no expression, cm."""
@@ -218,13 +220,32 @@ class PointArrays:
         """(..., M, 3) points of identity shapes (..., M, 3) with ``expression`` (..., K_exp), cm."""
         return shape + (expression @ self._expression_flat.T).reshape(expression.shape[:-1] + (-1, 3))
 
-    def jacobian_work(self, faces: int, columns: int) -> np.ndarray:
-        """A work array for the Jacobian of ``faces`` faces, (faces, M, 2, columns), reused by every
-        frame's solve."""
+    def basis_gradient(self, point_gradient: np.ndarray, out: np.ndarray) -> None:
+        """The gradient of the model coefficients, (F, K_exp) or (F, K_exp + K_id) as ``out`` is,
+        from (F, M, 3) gradients of the model points (cm): ``sum_m basis_m^T point_gradient_m``."""
+        flat = point_gradient.reshape(len(point_gradient), -1)
+        num_exp = self._expression_flat.shape[1]
+        np.matmul(flat, self._expression_flat, out=out[:, :num_exp])
+        if out.shape[1] > num_exp:
+            np.matmul(flat, self._identity_flat, out=out[:, num_exp:])
+
+    def jacobian_work(self, faces: int, columns: int) -> tuple[np.ndarray, np.ndarray]:
+        """float32 work arrays for the Jacobian of ``faces`` faces, (faces, M, 2, columns), and its
+        pixel rows, (faces, M, 2, 3), reused by every frame's solve."""
         work = self._work.get((faces, columns))
         if work is None:
-            work = self._work[(faces, columns)] = np.empty((faces, len(self.mean), 2, columns))
+            # Zeros where d(pixel x)/d(camera y) and d(pixel y)/d(camera x) go (the translation's).
+            work = self._work[(faces, columns)] = (np.zeros((faces, len(self.mean), 2, columns), np.float32),
+                                                   np.empty((faces, len(self.mean), 2, 3), np.float32))
         return work
+
+
+def _stack(arrays: list[np.ndarray], copy: bool = False) -> np.ndarray:
+    """``np.stack(arrays)``; one array (one face, the usual case) as a view, or a copy with ``copy``:
+    np.stack's own overhead is several times that (and it is called a dozen times a frame)."""
+    if len(arrays) != 1:
+        return np.stack(arrays)
+    return arrays[0][None].copy() if copy else arrays[0][None]
 
 
 def _selection(indices: np.ndarray, count: int) -> np.ndarray | slice:
@@ -243,9 +264,9 @@ class _Pose(NamedTuple):
 
     @classmethod
     def of(cls, params: list[FaceParameters]) -> "_Pose":
-        return cls(np.stack([p.rotation.to(DTYPE).numpy() for p in params]),
-                   np.stack([p.translation.to(DTYPE).numpy() for p in params]),
-                   np.stack([p.expression.to(DTYPE).numpy() for p in params]))
+        return cls(_stack([p.rotation.to(DTYPE).numpy() for p in params], copy=True),
+                   _stack([p.translation.to(DTYPE).numpy() for p in params], copy=True),
+                   _stack([p.expression.to(DTYPE).numpy() for p in params], copy=True))
 
     def parameters(self) -> list[FaceParameters]:
         return [FaceParameters(torch.from_numpy(self.rotation[n]), torch.from_numpy(self.translation[n]),
@@ -263,8 +284,10 @@ class _Pose(NamedTuple):
         """Apply (N, 6 + K_exp) steps: rotation increment on the left, expression clamped to [0, 1]."""
         increment = (axis_angle_to_matrix_np(step[0, :3])[None] if len(step) == 1   # a tenth of the stack's cost
                      else axis_angle_to_matrix_np(step[:, :3]))
-        return _Pose(increment @ self.rotation, self.translation + step[:, 3:6],
-                     np.clip(self.expression + step[:, 6:], 0.0, 1.0))
+        expression = self.expression + step[:, 6:]
+        np.maximum(expression, 0.0, out=expression)   # np.clip's own overhead is several times this
+        np.minimum(expression, 1.0, out=expression)
+        return _Pose(increment @ self.rotation, self.translation + step[:, 3:6], expression)
 
 
 class _Energy:
@@ -278,13 +301,16 @@ class _Energy:
     def __init__(self, arrays: PointArrays, observations: list[Observation], weights: SolverWeights,
                  temporal: bool = True, identity_columns: bool = False):
         self.arrays, self.identity_columns = arrays, identity_columns
-        self.observed = np.stack([obs.points_px.numpy() for obs in observations])             # (N, M, 2)
-        self.point_weights = np.stack([obs.weights.numpy() for obs in observations])          # (N, M)
-        scale_px = np.array([obs.scale_px for obs in observations])
-        self.sqrt_weights = np.sqrt(self.point_weights) / scale_px[:, None]
-        intrinsics = np.stack([obs.intrinsics.numpy() for obs in observations])               # (N, 4)
-        self.focal, self.centre = intrinsics[:, None, :2], intrinsics[:, None, 2:]
-        self.mediapipe_expression = np.stack([obs.expression_prior.numpy() for obs in observations])
+        observed = _stack([obs.points_px.numpy() for obs in observations])                     # (N, M, 2)
+        point_weights = _stack([obs.weights.numpy() for obs in observations])                  # (N, M)
+        self.scale_px = np.array([obs.scale_px for obs in observations])
+        intrinsics = _stack([obs.intrinsics.numpy() for obs in observations])                  # (N, 4)
+        focal, centre = intrinsics[:, None, :2], intrinsics[:, None, 2:]
+        #: The observations in normalised image coordinates ((pixel - centre) / focal), (N, M, 2),
+        #: and what turns those residuals into weighted pixel ones (focal * sqrt(w_i) / s), (N, M, 2).
+        self.observed_normalised = (observed - centre) / focal
+        self.residual_scale = focal * (np.sqrt(point_weights) / self.scale_px[:, None])[..., None]
+        self.mediapipe_expression = _stack([obs.expression_prior.numpy() for obs in observations])
         prior = weights.expression_prior
         self.expression_prior = prior.to(DTYPE).numpy() if isinstance(prior, torch.Tensor) else prior
         count, num_exp = self.mediapipe_expression.shape
@@ -301,11 +327,12 @@ class _Energy:
         if any(p is not None for p in previous):
             units = (1.0 if weights.temporal_expression is None
                      else weights.temporal_expression.to(DTYPE).numpy())
-            row = weights.temporal * np.concatenate(
-                (np.full(3, ROTATION_UNITS), np.full(3, TRANSLATION_UNITS), np.broadcast_to(units, num_exp)))
+            row = np.empty(6 + num_exp)
+            row[:3], row[3:6], row[6:] = ROTATION_UNITS, TRANSLATION_UNITS, units
+            row *= weights.temporal
             self.temporal_units = np.array([row if p is not None else np.zeros_like(row) for p in previous])
-            rest = FaceParameters(torch.eye(3, dtype=DTYPE), torch.zeros(3, dtype=DTYPE),
-                                  torch.zeros(num_exp, dtype=DTYPE))
+            rest = None if all(p is not None for p in previous) else FaceParameters(
+                torch.eye(3, dtype=DTYPE), torch.zeros(3, dtype=DTYPE), torch.zeros(num_exp, dtype=DTYPE))
             self.previous = _Pose.of([p if p is not None else rest for p in previous])
             self.prior_diag[:, :6 + num_exp] += self.temporal_units
         #: Per face, the rotation prior's weight (0 for a face without one) and its rotation; None
@@ -316,11 +343,11 @@ class _Energy:
         if any(p is not None for p in priors):
             self.rotation_prior_units = np.array([weights.mediapipe_rotation * ROTATION_UNITS if p is not None
                                                   else 0.0 for p in priors])
-            self.rotation_prior = np.stack([p.to(DTYPE).numpy() if p is not None else np.eye(3) for p in priors])
+            self.rotation_prior = _stack([p.to(DTYPE).numpy() if p is not None else np.eye(3) for p in priors])
             self.prior_diag[:, :3] += self.rotation_prior_units[:, None]
 
     def __len__(self) -> int:
-        return len(self.observed)
+        return len(self.observed_normalised)
 
     def priors(self, pose: _Pose, faces: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
         """Gradient (F, columns) and cost (F,) of the priors of ``faces`` (indices or a slice) at
@@ -347,16 +374,17 @@ class _Energy:
         return grad, cost
 
 
-#: The skew part of a (3, 3) matrix D as a vector: D[rows, columns] - D[columns, rows].
-_SKEW_ROWS, _SKEW_COLUMNS = np.array([2, 0, 1]), np.array([1, 2, 0])
+#: The skew part of a (3, 3) matrix D, flattened, as a vector: D[SKEW] - D[SKEW_TRANSPOSED]
+#: ((D21, D02, D10) - (D12, D20, D01)).
+_SKEW, _SKEW_TRANSPOSED = np.array([7, 2, 3]), np.array([5, 6, 1])
 
 
 def _rotation_difference(rotation: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """(N, 3) axis-angles of ``rotation @ reference.T`` ((N, 3, 3) each) for small angles: the skew
     part of the relative matrix (sin(angle) * axis), within angle^2 / 6 of the exact log at a tenth
     of its cost."""
-    delta = rotation @ reference.transpose(0, 2, 1)
-    return 0.5 * (delta[:, _SKEW_ROWS, _SKEW_COLUMNS] - delta[:, _SKEW_COLUMNS, _SKEW_ROWS])
+    delta = (rotation @ reference.transpose(0, 2, 1)).reshape(-1, 9)
+    return 0.5 * (delta[:, _SKEW] - delta[:, _SKEW_TRANSPOSED])
 
 
 class _Linearisation:
@@ -374,68 +402,102 @@ class _Linearisation:
         # All faces (the usual case) are read through views, not copies.
         select = _selection(self.faces, len(energy))
         points_cm = energy.arrays.points(shapes, pose.expression)
-        self._rotated = points_cm @ (pose.rotation.transpose(0, 2, 1) * CM_TO_M)          # (F, M, 3)
+        # The rotated points (F, M, 3) with a column of ones: one product gives the gradient's
+        # moments and sums (:meth:`_gradient`).
+        self._rotated_and_one = np.empty(points_cm.shape[:-1] + (4,))
+        self._rotated_and_one[..., 3] = 1.0
+        self._rotated = self._rotated_and_one[..., :3]
+        np.matmul(points_cm, pose.rotation.transpose(0, 2, 1) * CM_TO_M, out=self._rotated)
         self._cam = self._rotated + pose.translation[:, None]
-        self._focal, self._sqrt_weights = energy.focal[select], energy.sqrt_weights[select]
-        self.error_px = self._cam[..., :2] / self._cam[..., 2:3]
-        self.error_px *= self._focal
-        self.error_px += energy.centre[select]
-        self.error_px -= energy.observed[select]
-        self.residual = (self.error_px * self._sqrt_weights[..., None]).reshape(len(self.faces), -1)
-        self.valid = (self._cam[..., 2] > 1e-3).all(axis=1)
+        self._residual_scale = energy.residual_scale[select]
+        # (x / z - observed, both in normalised image coordinates) * focal * sqrt(weight) / s.
+        residual = self._cam[..., :2] / self._cam[..., 2:3]
+        residual -= energy.observed_normalised[select]
+        residual *= self._residual_scale
+        self.residual = residual.reshape(len(self.faces), -1)
+        self.valid = self._cam[..., 2].min(axis=1) > 1e-3
         self.prior_gradient, prior_cost = energy.priors(pose, select)
-        self.cost = np.einsum("ni,ni->n", self.residual, self.residual) + prior_cost
-        self.rms_px = np.sqrt(np.einsum("nmi,nmi,nm->n", self.error_px, self.error_px,
-                                        energy.point_weights[select]))
+        pixel_cost = np.einsum("ni,ni->n", self.residual, self.residual)
+        self.cost = pixel_cost + prior_cost
+        self.rms_px = np.sqrt(pixel_cost) * energy.scale_px[select]   # the weights sum to 1
 
     def normal_equations(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Gauss-Newton Hessian ``J^T J + P`` (R, C, C) and gradient ``J^T r + g`` (R, C) of the
-        faces at ``rows`` of this linearisation (None: all). ``J^T J`` is taken in float32: it only
-        shapes the step (the gradient, which decides where the solve ends, stays float64), and
-        halves the largest product of the solve."""
+        faces at ``rows`` of this linearisation (None: all). ``J^T J`` is taken in float32 from a
+        float32 Jacobian: it only shapes the step. The gradient, which decides where the solve
+        ends, stays float64 and needs no Jacobian: ``J^T r`` is the chain rule applied to the
+        residuals' gradient at the camera points (:meth:`_gradient`)."""
         rows = _selection(np.arange(len(self.faces)) if rows is None else rows, len(self.faces))
-        jac = self.jacobian(rows)
+        derivatives = self._pixel_derivatives(rows)
+        jac = self._jacobian(rows, derivatives)
         hessian = np.empty((len(jac), jac.shape[2], jac.shape[2]))
-        for face, face_jacobian in enumerate(jac.astype(np.float32)):
+        for face, face_jacobian in enumerate(jac):
             hessian[face] = face_jacobian.T @ face_jacobian   # one matrix: numpy takes BLAS's syrk
         np.einsum("nii->ni", hessian)[:] += self._energy.prior_diag[self.faces[rows]]
-        gradient = np.matmul(self.residual[rows, None, :], jac)[:, 0] + self.prior_gradient[rows]
-        return hessian, gradient
+        return hessian, self._gradient(rows, derivatives) + self.prior_gradient[rows]
 
     def jacobian(self, rows: np.ndarray | slice) -> np.ndarray:
-        """(R, 2M, 6 + K_exp [+ K_id]) d(weighted residual)/d(rotation increment, translation,
-        expression [, identity]) of the faces at ``rows`` (indices or a slice), in a work array that
-        the next call reuses."""
+        """(R, 2M, 6 + K_exp [+ K_id]) float32 d(weighted residual)/d(rotation increment,
+        translation, expression [, identity]) of the faces at ``rows`` (indices or a slice), in a
+        work array that the next call reuses."""
+        return self._jacobian(rows, self._pixel_derivatives(rows))
+
+    def _pixel_derivatives(self, rows: np.ndarray | slice) -> tuple[np.ndarray, ...]:
+        """d(weighted pixel)/d(camera point) of the faces at ``rows``: rows (a, 0, b) and (0, c, d)
+        per point, each (R, M)."""
+        cam, residual_scale = self._cam[rows], self._residual_scale[rows]
+        x, y, inverse_z = cam[..., 0], cam[..., 1], 1.0 / cam[..., 2]
+        a, c = residual_scale[..., 0] * inverse_z, residual_scale[..., 1] * inverse_z
+        return a, -a * x * inverse_z, c, -c * y * inverse_z
+
+    def _gradient(self, rows: np.ndarray | slice, derivatives: tuple[np.ndarray, ...]) -> np.ndarray:
+        """(R, C) ``J^T r`` of the faces at ``rows``: from the residuals' gradient at each camera
+        point q (R, M, 3), rotation ``sum_m rotated_m x q_m``, translation ``sum_m q_m``, model
+        coefficients ``sum_m basis_m^T rotation^T q_m``."""
+        a, b, c, d = derivatives
+        error = self.residual[rows].reshape(len(a), -1, 2)
+        rx, ry = error[..., 0], error[..., 1]
+        point_gradient = np.empty(a.shape + (3,))
+        np.multiply(a, rx, out=point_gradient[..., 0])
+        np.multiply(c, ry, out=point_gradient[..., 1])
+        np.multiply(b, rx, out=point_gradient[..., 2])
+        point_gradient[..., 2] += d * ry
+        gradient = np.empty((len(a), self._energy.columns))
+        # (R, 4, 3): sum_m p_i q_j, then sum_m q_j.
+        moments = self._rotated_and_one[rows].transpose(0, 2, 1) @ point_gradient
+        flat = moments[:, :3].reshape(len(a), 9)
+        np.subtract(flat[:, _SKEW_TRANSPOSED], flat[:, _SKEW], out=gradient[:, :3])
+        gradient[:, 3:6] = moments[:, 3]
+        model_gradient = point_gradient @ (self.pose.rotation[rows] * CM_TO_M)
+        self._energy.arrays.basis_gradient(model_gradient, gradient[:, 6:])
+        return gradient
+
+    def _jacobian(self, rows: np.ndarray | slice, derivatives: tuple[np.ndarray, ...]) -> np.ndarray:
+        """:meth:`jacobian` from :meth:`_pixel_derivatives`."""
         energy, arrays = self._energy, self._energy.arrays
         num_exp = arrays.expression.shape[2]
-        cam, rotated = self._cam[rows], self._rotated[rows]
-        out = arrays.jacobian_work(len(cam), energy.columns)
-        # d(weighted pixel)/d(camera point): rows (a, 0, b) and (0, c, d) per point.
-        x, y, z = cam[..., 0], cam[..., 1], cam[..., 2]
-        scaled = self._sqrt_weights[rows] / z
-        a, c = scaled * self._focal[rows, :, 0], scaled * self._focal[rows, :, 1]
-        b, d = -a * x / z, -c * y / z
+        rotated = self._rotated[rows]
+        out, pixel_rows = arrays.jacobian_work(len(rotated), energy.columns)
+        a, b, c, d = derivatives
         px, py, pz = rotated[..., 0], rotated[..., 1], rotated[..., 2]
-        # Rotation increment: d(camera point) = -[rotated]x; translation: the identity.
+        # Translation: d(pixel)/d(camera point) itself (its zeros are the work array's, set once);
+        # rotation increment: d(camera point) = -[rotated]x.
+        out[:, :, 0, 3], out[:, :, 0, 5], out[:, :, 1, 4], out[:, :, 1, 5] = a, b, c, d
         out[:, :, 0, 0], out[:, :, 0, 1], out[:, :, 0, 2] = b * py, a * pz - b * px, -a * py
         out[:, :, 1, 0], out[:, :, 1, 1], out[:, :, 1, 2] = d * py - c * pz, -d * px, c * px
-        out[:, :, 0, 3], out[:, :, 0, 4], out[:, :, 0, 5] = a, 0.0, b
-        out[:, :, 1, 3], out[:, :, 1, 4], out[:, :, 1, 5] = 0.0, c, d
         # Model coefficients: d(pixel)/d(camera point) @ rotation (cm -> m) @ basis at each point.
-        rotation = self.pose.rotation[rows] * CM_TO_M
-        pixel_rows = np.stack((a[..., None] * rotation[:, None, 0] + b[..., None] * rotation[:, None, 2],
-                               c[..., None] * rotation[:, None, 1] + d[..., None] * rotation[:, None, 2]),
-                              axis=2)   # (R, M, 2, 3)
-        np.matmul(pixel_rows, arrays.expression, out=out[..., 6:6 + num_exp])
+        rotation = (self.pose.rotation[rows] * CM_TO_M).astype(np.float32)
+        np.matmul(out[..., 3:6], rotation[:, None], out=pixel_rows)
+        np.matmul(pixel_rows, arrays.expression32, out=out[..., 6:6 + num_exp])
         if energy.identity_columns:
-            np.matmul(pixel_rows, arrays.identity, out=out[..., 6 + num_exp:])
-        return out.reshape(len(cam), -1, energy.columns)
+            np.matmul(pixel_rows, arrays.identity32, out=out[..., 6 + num_exp:])
+        return out.reshape(len(rotated), -1, energy.columns)
 
 
 def _damped(hessian: np.ndarray, damping: float) -> np.ndarray:
     """A copy of ``hessian`` with its diagonal raised by ``damping`` times itself (Levenberg-Marquardt)."""
     damped = hessian.copy()
-    diagonal = np.einsum("ii->i", damped)
+    diagonal = damped.reshape(-1)[::len(damped) + 1]   # a view
     diagonal += damping * np.maximum(diagonal, 1e-9)
     return damped
 
@@ -481,7 +543,7 @@ def solve_frames(bases: PointBases, observations: list[Observation], starts: lis
     weights = weights or SolverWeights()
     arrays = bases.arrays()
     energy = _Energy(arrays, observations, weights)
-    shapes = np.stack([arrays.shape(identity) for identity in identities])
+    shapes = _stack([arrays.shape(identity) for identity in identities])
     pose = _Pose.of(starts)
     current = _Linearisation(energy, pose, shapes)
     finite = (np.isfinite(current.cost) & np.isfinite(pose.rotation).all(axis=(1, 2))
@@ -502,7 +564,7 @@ def solve_frames(bases: PointBases, observations: list[Observation], starts: lis
         step_began = time.perf_counter()
         pending.resolve()
         faces = [n for n in range(count) if active[n]]
-        steps = np.stack([_lm_step(pending.hessian[n], pending.gradient[n], damping[n]) for n in faces])
+        steps = _stack([_lm_step(pending.hessian[n], pending.gradient[n], damping[n]) for n in faces])
         select = _selection(np.array(faces), count)
         candidate = pose.take(select).stepped(steps)
         trial = _Linearisation(energy, candidate, shapes[select], np.array(faces))
