@@ -26,12 +26,12 @@ def test_eye_priors_never_exceed_the_configured_expression_prior():
     assert np.allclose(weights.expression_prior.numpy(), 0.01)
 
 
-def test_gaze_track_writes_only_the_look_channels_into_a_prior():
+def test_gaze_track_overwrites_only_the_look_channels():
     names = tuple(look_weights(np.zeros((2, 2)))) + ("eyeBlink_L", "eyeBlink_R", "jawOpen")
     track = faces.GazeTrack(names, 8.0, 0.5)
     track.angles = np.radians([[10.0, -5.0], [12.0, -4.0]])
-    prior = np.full(len(names), 0.7)
-    track.write_look_weights(prior)
+    expression = np.full(len(names), 0.7)
+    track.write_look_weights(expression)
     expected = look_weights(track.angles)
-    assert [prior[names.index(n)] for n in expected] == list(expected.values())
-    assert (prior[-3:] == 0.7).all()
+    assert [expression[names.index(n)] for n in expected] == list(expected.values())
+    assert (expression[-3:] == 0.7).all()
