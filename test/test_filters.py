@@ -111,3 +111,16 @@ def test_a_non_finite_sample_passes_and_does_not_stick():
     assert np.isnan(rotation(np.full((3, 3), np.nan), 0.03)).all()
     assert scalar(np.array([2.0]), 0.06)[0] == 2.0 and np.isfinite(scalar(np.array([2.5]), 0.09)).all()
     np.testing.assert_array_equal(rotation(np.eye(3), 0.06), np.eye(3))
+
+
+@pytest.mark.parametrize("blink", [(0.5, 1.0, 0.5), (0.5, 1.0, 1.0, 0.5), (0.31, 0.81, 1.0, 0.81, 0.31)])
+def test_default_expression_filter_neither_flattens_nor_delays_a_blink(blink):
+    """A 3-5 frame blink at 30 fps through the tracker's default filter: the fast rise lifts the
+    cut-off, so the peak keeps >= 0.95 of its height on a frame where the truth peaks."""
+    config = TrackerConfig()
+    pose_filter = PoseExpressionFilter(config.smoothing_min_cutoff, config.smoothing_beta)
+    signal = np.array((0.0,) * 10 + blink + (0.0,) * 5)
+    filtered = np.array([pose_filter(np.eye(3), np.zeros(3), np.array([value]), k / 30.0)[2][0]
+                         for k, value in enumerate(signal)])
+    assert filtered.max() >= 0.95
+    assert signal[filtered.argmax()] == signal.max()

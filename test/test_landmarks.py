@@ -60,6 +60,12 @@ def test_bad_arguments():
         FaceLandmarker(num_faces=0)
 
 
+def test_running_mode_comes_from_the_config_unless_given():
+    image = TrackerConfig(landmarker_mode="image")
+    with FaceLandmarker(image) as configured, FaceLandmarker(image, mode="video") as given, FaceLandmarker() as default:
+        assert (configured.mode, given.mode, default.mode) == ("image", "video", "video")
+
+
 @pytest.mark.parametrize("image, error, message", [
     (np.zeros((4, 4, 3), np.float32), TypeError, "uint8"),
     (np.zeros((4, 4), np.uint8), ValueError, r"\(H, W, 3\)"),

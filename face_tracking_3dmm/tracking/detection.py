@@ -28,7 +28,7 @@ REGION_SCALE = 2.0
 #: A region narrower than this (pixels) inside the image holds no face to look for.
 MIN_REGION_PX = 16
 #: Settings that need a new MediaPipe landmarker when changed at run time.
-LANDMARKER_SETTINGS = ("landmarker_model_path", "max_faces", "min_detection_confidence")
+LANDMARKER_SETTINGS = ("landmarker_model_path", "landmarker_mode", "max_faces", "min_detection_confidence")
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class FaceDetector:
             if min(region[2] - region[0], region[3] - region[1]) < MIN_REGION_PX:
                 continue   # the region left the image (the face went out, or the resolution changed)
             if request.face_id not in self._regions:
-                self._regions[request.face_id] = FaceLandmarker(self.config, mode="video", num_faces=1)
+                self._regions[request.face_id] = FaceLandmarker(self.config, num_faces=1)
             observations += self._regions[request.face_id].detect(image_rgb, stamp_ms, region=region)[:1]
         found = self._search.poll()
         if found:

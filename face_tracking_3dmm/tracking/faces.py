@@ -47,9 +47,16 @@ WARM_START_S = 0.5
 #: none (the One-Euro filter still smooths them). On the real blinks annotated in the shared
 #: eval data this took the fit from 0 to 8 of 10 blinks caught.
 FAST_CHANNELS = ("eyeBlink", "eyeSquint", "eyeWide")
-#: The lids' pull towards MediaPipe's scores at most: its eyeBlink reads low and late on real
-#: blinks (blinks.json), where the lid points themselves close.
+#: The eye channels' pull towards MediaPipe's scores at most: eyeBlink, eyeSquint/eyeWide, eyeLook*.
+#: Its eyeBlink reads low and late on real blinks (blinks.json), where the lid points themselves
+#: close. Swept on renders outside the benchmark (truth_clips seeds 21 and 33, 30 blinks): a
+#: stronger eyeBlink/eyeSquint/eyeWide pull lowers the blink peaks (0.1 -> 3.0: caught 63 -> 53 %),
+#: a weaker one (0 - 0.03) raises them (to 70-77 %) but reads shut eyes in open frames (false
+#: alarms 24 -> 28-47 %); a stronger eyeLook* pull lowers both (1.0: 50 %, MediaPipe's eyeLook*
+#: rise in blinks).
+BLINK_PRIOR_WEIGHT = 0.1
 LID_PRIOR_WEIGHT = 0.1
+LOOK_PRIOR_WEIGHT = 0.1
 #: The start-up identity fit's pull towards MediaPipe's scores at most: a strong one lets the shape
 #: absorb MediaPipe's expression offsets (ground-truth identity error 3.1 mm -> 3.6 mm at 3.0).
 IDENTITY_PRIOR_WEIGHT = 0.1
@@ -76,12 +83,15 @@ def _mediapipe_keys(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 
 def solver_weights(config: TrackerConfig, expression_names: tuple[str, ...]) -> SolverWeights:
     """The per-frame landmark solver's weights from the tracker's settings: the
-    :data:`FAST_CHANNELS` have no temporal prior and, with eyeLook*, at most :data:`LID_PRIOR_WEIGHT`
-    towards MediaPipe."""
+    :data:`FAST_CHANNELS` have no temporal prior, and the eye channels' pull towards MediaPipe is
+    at most :data:`BLINK_PRIOR_WEIGHT`, :data:`LID_PRIOR_WEIGHT` or :data:`LOOK_PRIOR_WEIGHT`."""
     lids = torch.tensor([name.startswith(FAST_CHANNELS) for name in expression_names])
-    eyes = torch.tensor([name.startswith(FAST_CHANNELS + ("eyeLook",)) for name in expression_names])
+    blinks = torch.tensor([name.startswith("eyeBlink") for name in expression_names])
+    looks = torch.tensor([name.startswith("eyeLook") for name in expression_names])
     prior = torch.full((len(expression_names),), config.expression_prior_weight, dtype=DTYPE)
-    prior[eyes] = min(config.expression_prior_weight, LID_PRIOR_WEIGHT)
+    prior[lids] = min(config.expression_prior_weight, LID_PRIOR_WEIGHT)
+    prior[looks] = min(config.expression_prior_weight, LOOK_PRIOR_WEIGHT)
+    prior[blinks] = min(config.expression_prior_weight, BLINK_PRIOR_WEIGHT)
     return SolverWeights(expression_prior=prior, temporal=config.temporal_weight,
                          temporal_expression=(~lids).to(DTYPE), mediapipe_rotation=config.mediapipe_pose_weight)
 

@@ -233,16 +233,17 @@ class FaceLandmarker:
         config: tracker settings; ``landmarker_model_path``, ``max_faces`` and
             ``min_detection_confidence`` are read from it (None: defaults).
         mode: "video" (frames of one stream, timestamps increasing; tracks faces between frames)
-            or "image" (unrelated stills).
+            or "image" (unrelated stills); None: the config's ``landmarker_mode`` ("video" without one).
         model_path, num_faces, min_detection_confidence: override the config's values.
 
     Use as a context manager or call :meth:`close` (MediaPipe's graph left to the garbage
     collector at interpreter exit prints a traceback).
     """
 
-    def __init__(self, config: TrackerConfig | None = None, *, mode: str = "video",
+    def __init__(self, config: TrackerConfig | None = None, *, mode: str | None = None,
                  model_path: str | Path | None = None, num_faces: int | None = None,
                  min_detection_confidence: float | None = None):
+        mode = mode or (config.landmarker_mode if config is not None else "video")
         if mode not in _RUNNING_MODES:
             raise ValueError(f"mode must be one of {_RUNNING_MODES}, got {mode!r}")
         self.mode = mode

@@ -1,0 +1,37 @@
+"""The per-frame fit's eye-channel weights and priors (tracking/faces.py)."""
+from __future__ import annotations
+
+import numpy as np
+
+from face_tracking_3dmm.config import TrackerConfig
+from face_tracking_3dmm.fitting.gaze import look_weights
+from face_tracking_3dmm.tracking import faces
+
+NAMES = ("jawOpen", "eyeBlink_L", "eyeSquint_R", "eyeWide_L", "eyeLookDown_L", "eyeLookIn_R", "mouthSmile_L")
+
+
+def test_eye_channels_have_their_own_priors_and_lids_no_temporal_prior():
+    weights = faces.solver_weights(TrackerConfig(expression_prior_weight=3.0), NAMES)
+    prior = dict(zip(NAMES, weights.expression_prior.tolist()))
+    assert prior["jawOpen"] == prior["mouthSmile_L"] == 3.0
+    assert prior["eyeBlink_L"] == faces.BLINK_PRIOR_WEIGHT
+    assert prior["eyeSquint_R"] == prior["eyeWide_L"] == faces.LID_PRIOR_WEIGHT
+    assert prior["eyeLookDown_L"] == prior["eyeLookIn_R"] == faces.LOOK_PRIOR_WEIGHT
+    temporal = dict(zip(NAMES, weights.temporal_expression.tolist()))
+    assert [name for name, c in temporal.items() if c == 0] == ["eyeBlink_L", "eyeSquint_R", "eyeWide_L"]
+
+
+def test_eye_priors_never_exceed_the_configured_expression_prior():
+    weights = faces.solver_weights(TrackerConfig(expression_prior_weight=0.01), NAMES)
+    assert np.allclose(weights.expression_prior.numpy(), 0.01)
+
+
+def test_gaze_track_overwrites_only_the_look_channels():
+    names = tuple(look_weights(np.zeros((2, 2)))) + ("eyeBlink_L", "eyeBlink_R", "jawOpen")
+    track = faces.GazeTrack(names, 8.0, 0.5)
+    track.angles = np.radians([[10.0, -5.0], [12.0, -4.0]])
+    expression = np.full(len(names), 0.7)
+    track.write_look_weights(expression)
+    expected = look_weights(track.angles)
+    assert [expression[names.index(n)] for n in expected] == list(expected.values())
+    assert (expression[-3:] == 0.7).all()
