@@ -41,10 +41,17 @@ def test_step_profile_times_nested_steps_per_frame_and_puts_the_originals_back()
 
 def test_thread_cpu_ms_lists_each_live_thread():
     before = step_profile.thread_cpu_ms()
-    worker = threading.Thread(target=_Work.spin, args=(0.1,))
+    measured = threading.Event()
+
+    def work_until_measured():
+        while not measured.is_set():
+            _Work.spin(0.001)
+
+    worker = threading.Thread(target=work_until_measured)
     worker.start()
     time.sleep(0.05)
     during = step_profile.thread_cpu_ms()
+    measured.set()
     worker.join()
     # Other tests' threads may come and go meanwhile: look for the worker by its id.
     worker_key = f" {worker.native_id}"
