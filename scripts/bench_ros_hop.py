@@ -66,7 +66,7 @@ def run(session: graph.Graph, frames: list[np.ndarray], parameters: dict, overla
         for index, rgb in enumerate(frames):
             stamp_ns += int(period_s * 1e9)
             header = Header(stamp=Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id="camera")
-            message = conversions.rgb_to_image(rgb, header, "rgb8")
+            message = conversions.rgb_to_image_bytes(rgb, header, "rgb8")
             sent = time.monotonic()
             publisher.publish(message)
             if not session.spin_until(lambda: stamp_ns in answers, 10.0, step_s=0.001):

@@ -129,7 +129,7 @@ class CameraNode(Node):
 
     def _publish(self, frame: sources.SourceFrame) -> None:
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.frame_id)
-        self.image_publisher.publish(conversions.rgb_to_image(frame.rgb, header))
+        self.image_publisher.publish(conversions.rgb_to_image_bytes(frame.rgb, header))
         self.info_publisher.publish(conversions.calibration_to_camera_info(self._calibration(frame), header))
         self.published += 1
 

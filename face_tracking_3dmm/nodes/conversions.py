@@ -20,6 +20,7 @@ from face_tracking_3dmm.geometry import CameraIntrinsics, matrix_to_quaternion_n
 from face_tracking_3dmm.io import image_encodings, results
 from face_tracking_3dmm.io.camera_info import Calibration, camera_info_to_intrinsics  # noqa: F401 (the nodes' API)
 from face_tracking_3dmm.msg import FaceParams, FaceParamsArray
+from face_tracking_3dmm.nodes import image_cdr
 from face_tracking_3dmm.results import FaceResult, TrackingState
 
 if TYPE_CHECKING:  # the camera node uses this module too and does not load torch
@@ -67,6 +68,13 @@ def rgb_to_image(rgb: np.ndarray, header: Header, encoding: str = "rgb8") -> Ima
                 step=step)
     msg.data = data
     return msg
+
+
+def rgb_to_image_bytes(rgb: np.ndarray, header: Header, encoding: str = "rgb8") -> bytes:
+    """The sensor_msgs/Image of :func:`rgb_to_image`, serialized (:mod:`.image_cdr`), for
+    ``Publisher.publish``: about a tenth of the time of building the message and publishing it."""
+    data, step = image_encodings.encode(rgb, encoding)
+    return image_cdr.image_bytes(header, rgb.shape[0], rgb.shape[1], encoding, step, data)
 
 
 def intrinsics_to_camera_info(camera: CameraIntrinsics, header: Header) -> CameraInfo:

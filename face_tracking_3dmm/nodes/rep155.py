@@ -75,7 +75,8 @@ class Rep155Output:
         node's ``stream``; a new stream (the tracker's ids start over) gives every face a new one."""
         if stream != self.stream:
             self.stream = stream
-            self.forget_all()
+            # Only the ids: the old faces' topics go in the next publish(), on the thread that publishes.
+            self.ids.forget_all()
         return self.ids.update(face.face_id for face in faces)
 
     def publish(self, seen: list[FaceResult], ids: dict[int, str], header: Header, rgb: np.ndarray,

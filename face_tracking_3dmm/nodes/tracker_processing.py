@@ -47,7 +47,7 @@ from visualization_msgs.msg import Marker
 from face_tracking_3dmm import rep155
 from face_tracking_3dmm.io import image_encodings, overlay
 from face_tracking_3dmm.msg import FaceParams, FaceParamsArray
-from face_tracking_3dmm.nodes import conversions, parameters
+from face_tracking_3dmm.nodes import conversions, image_cdr, parameters
 from face_tracking_3dmm.nodes.rep155 import Rep155Output
 from face_tracking_3dmm.nodes.tf import TransformBroadcaster
 from face_tracking_3dmm.results import TrackingState
@@ -60,31 +60,81 @@ DEFAULT_FRAME_ID = "camera_optical_frame"
 #: Niceness of the overlay thread (Linux sets it per thread): on a busy machine the CPU goes to the
 #: landmark and fit threads first, the debug picture gets what is left.
 OVERLAY_NICENESS = 10
+#: Frames whose TF, REP-155 and markers may wait for their thread (:class:`SideOutputs`).
+SIDE_OUTPUT_DEPTH = 4
 #: The node's own parameters (the others are the tracker's settings).
 NODE_OPTIONS = frozenset(spec.name for spec in parameters.TRACKER_NODE_PARAMETERS)
 
 
 class LatestSlot:
-    """A one-item buffer: :meth:`put` replaces what is there (counted as a drop), :meth:`take` waits."""
+    """A buffer of the latest ``depth`` items (one by default): :meth:`put` beyond that drops the
+    oldest (counted), :meth:`take` waits for the oldest kept."""
 
-    def __init__(self):
+    def __init__(self, depth: int = 1):
         self._condition = threading.Condition()
-        self._item = None
+        self._items: deque = deque()
+        self.depth = depth
         self.dropped = 0
 
     def put(self, item) -> None:
         with self._condition:
-            if self._item is not None:
+            if len(self._items) >= self.depth:
+                self._items.popleft()
                 self.dropped += 1
-            self._item = item
+            self._items.append(item)
             self._condition.notify()
 
     def take(self, timeout_s: float):
-        """The latest item (emptying the slot), or None after ``timeout_s``."""
+        """The oldest item kept (taken out), or None after ``timeout_s``."""
         with self._condition:
-            self._condition.wait_for(lambda: self._item is not None, timeout_s)
-            item, self._item = self._item, None
-            return item
+            self._condition.wait_for(lambda: self._items, timeout_s)
+            return self._items.popleft() if self._items else None
+
+
+class SideThread:
+    """A thread of its own that runs ``handle(*item)`` on each item put in ``slot`` (a
+    :class:`LatestSlot` of ``depth``), so that the fit thread only hands over. A failure is logged
+    (throttled) and the thread goes on; ``min_period_s()`` (read per item) spaces the items out;
+    ``niceness`` lowers the thread's priority (Linux)."""
+
+    def __init__(self, node, name: str, handle, depth: int = 1, niceness: int = 0, min_period_s=lambda: 0.0):
+        self.node, self.name, self.handle = node, name, handle
+        self.niceness, self.min_period_s = niceness, min_period_s
+        self.slot = LatestSlot(depth)
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._closing.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """End the thread after the item in progress; items still waiting are dropped."""
+        self._closing.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+            self._thread = None
+        while self.slot.take(timeout_s=0.0) is not None:
+            pass
+
+    def _run(self) -> None:
+        if self.niceness:
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.niceness)
+            except (AttributeError, OSError):   # not Linux: the thread keeps the process's priority
+                pass
+        while not self._closing.is_set():
+            item = self.slot.take(timeout_s=0.2)
+            if item is None:
+                continue
+            started_s = time.monotonic()
+            try:
+                self.handle(*item)
+            except Exception as error:  # a failure here must not end the thread; the tracking goes on
+                self.node.get_logger().error(f"{self.name} failed: {type(error).__name__}: {error}",
+                                             throttle_duration_sec=WARN_PERIOD_S)
+            self._closing.wait(max(0.0, self.min_period_s() - (time.monotonic() - started_s)))
 
 
 class OverlayWorker:
@@ -96,59 +146,70 @@ class OverlayWorker:
 
     def __init__(self, node, publisher):
         self.node, self.publisher = node, publisher
-        self.slot = LatestSlot()
+        # At most overlay_rate drawings a second, so a subscribed overlay takes a bounded share of
+        # the CPU from tracking; frames offered meanwhile replace each other in the slot.
+        self.thread = SideThread(node, "face_tracker_overlay", self._draw_and_publish, niceness=OVERLAY_NICENESS,
+                                 min_period_s=lambda: 1.0 / node.options["overlay_rate"])
+        self.slot, self.start, self.stop = self.thread.slot, self.thread.start, self.thread.stop
         self.offered = self.published = 0   # frames handed over; overlays published
-        self._closing = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def wanted(self) -> bool:
         return bool(self.node.options["publish_overlay"]) and self.publisher.get_subscription_count() > 0
 
     def offer(self, result, header: Header, rgb: np.ndarray, camera) -> None:
-        """(Fit thread) Hand over one frame when the overlay is wanted; nothing is copied or drawn here."""
+        """Hand over one frame when the overlay is wanted; nothing is copied or drawn here."""
         if self.wanted():
             self.offered += 1
             self.slot.put((result, header, rgb, camera))
-
-    def start(self) -> None:
-        self._closing.clear()
-        self._thread = threading.Thread(target=self._run, name="face_tracker_overlay", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """End the thread after the overlay in progress; a frame still waiting is dropped."""
-        self._closing.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10.0)
-            self._thread = None
-        self.slot.take(timeout_s=0.0)
-
-    def _run(self) -> None:
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), OVERLAY_NICENESS)
-        except (AttributeError, OSError):   # not Linux: the thread keeps the process's priority
-            pass
-        while not self._closing.is_set():
-            item = self.slot.take(timeout_s=0.2)
-            if item is None:
-                continue
-            started_s = time.monotonic()
-            try:
-                self._draw_and_publish(*item)
-            except Exception as error:  # a drawing failure must not end the thread; the tracking goes on
-                self.node.get_logger().error(f"overlay failed: {type(error).__name__}: {error}",
-                                             throttle_duration_sec=WARN_PERIOD_S)
-            # At most overlay_rate drawings a second, so a subscribed overlay takes a bounded share of
-            # the CPU from tracking; frames offered meanwhile replace each other in the slot.
-            self._closing.wait(max(0.0, 1.0 / self.node.options["overlay_rate"] - (time.monotonic() - started_s)))
 
     def _draw_and_publish(self, result, header: Header, rgb: np.ndarray, camera) -> None:
         tracker = self.node.tracker
         meshes = {face.face_id: tracker.face_mesh(face, overlay.MESH_REGION) for face in result.faces
                   if face.tracking_state != TrackingState.LOST}
         picture = overlay.overlay_image(rgb, result, camera, meshes)
-        self.publisher.publish(conversions.rgb_to_image(picture, header))
+        self.publisher.publish(conversions.rgb_to_image_bytes(picture, header))
         self.published += 1
+
+
+class SideOutputs:
+    """The TF, REP-155 topics and mesh markers (at most ``mesh_rate`` a second) of an image,
+    published off the fit thread. The fit thread publishes ``faces`` and ``face_params``, then only
+    hands the frame over (:meth:`offer`; the overlay has its own :class:`OverlayWorker`), so the
+    next image is not kept waiting for these. One thread publishes them in image order; up to
+    :data:`SIDE_OUTPUT_DEPTH` frames wait, beyond that the oldest is dropped (``slot.dropped``)."""
+
+    def __init__(self, node):
+        self.node = node
+        self.thread = SideThread(node, "face_tracker_outputs", self._publish, depth=SIDE_OUTPUT_DEPTH)
+        self.slot, self.start, self.stop = self.thread.slot, self.thread.start, self.thread.stop
+        self.last_mesh_s = -np.inf
+
+    def offer(self, tracked: list, ids: dict[int, str], header: Header, rgb: np.ndarray) -> None:
+        self.slot.put((tracked, ids, header, rgb))
+
+    def _publish(self, tracked: list, ids: dict[int, str], header: Header, rgb: np.ndarray) -> None:
+        node = self.node
+        prefix = node.options["frame_prefix"]
+        node.tf.send([transform for face in tracked
+                      for transform in conversions.face_transforms(face, header, prefix, ids.get(face.face_id, ""))])
+        if node.rep155 is not None:
+            node.rep155.publish(tracked, ids, header, rgb, node.expression_names)
+        now, mesh_rate = time.monotonic(), node.options["mesh_rate"]
+        if tracked and mesh_rate > 0 and now - self.last_mesh_s >= 1.0 / mesh_rate:
+            self.last_mesh_s = now
+            self._publish_meshes(tracked, header, lifetime_s=max(1.0, 2.0 / mesh_rate))
+
+    def _publish_meshes(self, tracked, header: Header, lifetime_s: float) -> None:
+        """Each face's mesh marker (the live face region, or the whole head with full_mesh) and its
+        eyes with their gaze."""
+        from face_tracking_3dmm.tracking.display import LIVE_REGION   # loaded with the tracker already
+
+        region = "full" if self.node.options["full_mesh"] else LIVE_REGION
+        for face in tracked:
+            self.node.mesh_publisher.publish(conversions.mesh_marker(self.node.tracker.face_mesh(face, region),
+                                                                     header, face.face_id, lifetime_s))
+            for marker in conversions.eye_markers(face, header, lifetime_s):
+                self.node.mesh_publisher.publish(marker)
 
 
 class Counters:
@@ -233,12 +294,12 @@ class TrackerProcessing:
         # The faces the landmark stage follows on regions: the last fit's, replaced whole by the fit
         # stage (the stages share no tracker state; the landmark stage may see them a frame late).
         self.regions = None
-        self.last_mesh_s = -np.inf
         self.lost_sent_s: dict[int, float] = {}
         self.done = threading.Event()   # set when the node has nothing left to do: the process ends
         self._closing = threading.Event()
         self._workers: list[threading.Thread] = []
         self.overlay: OverlayWorker | None = None   # made with the publishers
+        self.side_outputs = SideOutputs(self)
         self._subscriptions = []   # while processing
         self._diagnostics_timer = None
         self.rep155: Rep155Output | None = None
@@ -269,7 +330,7 @@ class TrackerProcessing:
             image = self.create_subscription(CompressedImage, "image/compressed", self._on_compressed,
                                              qos_profile_sensor_data)
         else:
-            image = self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
+            image = self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data, raw=True)
         self._subscriptions = [image, self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
                                                                qos_profile_sensor_data)]
         self._diagnostics_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
@@ -281,16 +342,20 @@ class TrackerProcessing:
         for worker in self._workers:
             worker.start()
         self.overlay.start()
+        self.side_outputs.start()
         self.get_logger().info(f"tracking the latest image on {self.resolve_topic_name('image')}")
 
     # ------------------------------------------------------------------ input (executor thread)
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.camera_info = msg
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, raw: bytes) -> None:
+        """The serialized image (rclpy's conversion of 1 MB to a Python message is left out): its
+        header fields are read, its pixels stay in ``raw`` (:mod:`.image_cdr`)."""
         self.counters.received += 1
         self.counters.last_received_s = time.monotonic()
         try:
+            msg = image_cdr.parse_image(raw)
             image_encodings.check_layout(msg.encoding, msg.width, msg.height, msg.step, len(msg.data))
         except ValueError as error:
             self._bad_image(error)
@@ -345,7 +410,7 @@ class TrackerProcessing:
                                         f"{conversions.stamp_seconds(item[0].header.stamp):.3f}: "
                                         f"{type(error).__name__}: {error}", throttle_duration_sec=WARN_PERIOD_S)
 
-    def _detect_stage(self, msg: Image | CompressedImage, received_s: float) -> None:
+    def _detect_stage(self, msg: image_cdr.RawImage | CompressedImage, received_s: float) -> None:
         """Decode, check the stamp, find the landmarks; hand over to the fit stage."""
         try:
             rgb = (conversions.compressed_to_rgb(msg) if isinstance(msg, CompressedImage)
@@ -409,6 +474,7 @@ class TrackerProcessing:
         self.counters.latencies_ms.append(1000.0 * (time.monotonic() - received_s))
 
     def _publish(self, result, header: Header, rgb: np.ndarray, camera) -> None:
+        """``faces`` and ``face_params`` of one frame; the rest goes to :class:`SideOutputs`."""
         now = time.monotonic()
         tracked = [face for face in result.faces if face.tracking_state != TrackingState.LOST]
         self.counters.faces = len(tracked)
@@ -427,36 +493,16 @@ class TrackerProcessing:
             else:
                 self.lost_sent_s.pop(face.face_id, None)
             self.params_publisher.publish(message)
-        prefix = self.options["frame_prefix"]
-        self.tf.send([transform for face in tracked
-                      for transform in conversions.face_transforms(face, header, prefix, ids.get(face.face_id, ""))])
-        if self.rep155 is not None:
-            self.rep155.publish(tracked, ids, header, rgb, self.expression_names)
-
-        mesh_rate = self.options["mesh_rate"]
-        if tracked and mesh_rate > 0 and now - self.last_mesh_s >= 1.0 / mesh_rate:
-            self.last_mesh_s = now
-            self._publish_meshes(tracked, header, lifetime_s=max(1.0, 2.0 / mesh_rate))
+        self.side_outputs.offer(tracked, ids, header, rgb)
         self.overlay.offer(result, header, rgb, camera)
-
-    def _publish_meshes(self, tracked, header: Header, lifetime_s: float) -> None:
-        """Each face's mesh marker (the live face region, or the whole head with full_mesh) and its
-        eyes with their gaze."""
-        from face_tracking_3dmm.tracking.display import LIVE_REGION   # loaded with the tracker already
-
-        region = "full" if self.options["full_mesh"] else LIVE_REGION
-        for face in tracked:
-            self.mesh_publisher.publish(conversions.mesh_marker(self.tracker.face_mesh(face, region), header,
-                                                                face.face_id, lifetime_s))
-            for marker in conversions.eye_markers(face, header, lifetime_s):
-                self.mesh_publisher.publish(marker)
 
     # ------------------------------------------------------------------ diagnostics (executor thread)
     def _publish_diagnostics(self) -> None:
         level, message, values = self.counters.report(self.tracker.stats, self.slot.dropped + self.detected.dropped,
                                                       all(worker.is_alive() for worker in self._workers))
         # The overlay's own totals: whether it keeps up is no concern of the tracking's health.
-        values.update(overlays_published=self.overlay.published, overlays_dropped=self.overlay.slot.dropped)
+        values.update(overlays_published=self.overlay.published, overlays_dropped=self.overlay.slot.dropped,
+                      side_outputs_dropped=self.side_outputs.slot.dropped)
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: face tracking", message=message,
                                   hardware_id=self.get_fully_qualified_name(),
                                   values=[KeyValue(key=k, value=f"{v:.2f}" if isinstance(v, float) else str(v))
@@ -479,6 +525,7 @@ class TrackerProcessing:
         for worker in self._workers:
             worker.join(timeout=10.0)
         self._workers = []
+        self.side_outputs.stop()   # before the overlay: it hands frames to the overlay
         if self.overlay is not None:
             self.overlay.stop()
         self.slot.take(timeout_s=0.0)
