@@ -136,6 +136,25 @@ def test_fuzzed_images_are_refused_and_the_node_keeps_tracking(tracker_process, 
     assert warned, "diagnostics reported the bad images with a WARN"
 
 
+def test_malformed_serialized_images_are_refused_and_the_node_keeps_tracking(tracker_process, frames):
+    """The node reads images from their serialized bytes (nodes/image_cdr.py): bytes that are no
+    sensor_msgs/Image (cut short, too long, big-endian, random) are refused as bad images."""
+    process, driver, log = tracker_process
+    good = conversions.rgb_to_image_bytes(frames[0], Header(frame_id="camera"))
+    rng = np.random.default_rng(3)
+    malformed = ([good[:size] for size in (3, 10, 30, len(good) // 2, len(good) - 1)]
+                 + [good + b"\x00", b"\x00\x00\x00\x00" + good[4:]]
+                 + [rng.integers(0, 256, size, dtype=np.uint8).tobytes() for size in (5, 64, 4096)])
+    refused_before = int(driver.latest_values().get("bad_images", 0))
+    for raw in malformed:
+        driver.publisher.publish(raw)
+        time.sleep(0.005)
+    wait_for(lambda: int(driver.latest_values().get("bad_images", 0)) >= refused_before + len(malformed), 30,
+             "/diagnostics to count the refused bytes", state=driver.latest_values)
+    assert any("serialized Image" in status.message for status in driver.diagnostics), "the reason is reported"
+    track_one_good_frame(process, driver, frames, 1_850_000_000_000_000_000, log)
+
+
 def test_overload_drops_frames_instead_of_queueing(tracker_process, frames):
     process, driver, log = tracker_process
     sent = []
