@@ -20,14 +20,17 @@ A face that was tracked and is lost is listed in ``faces`` with tracking_state L
 values, confidence 0) for as long as the tracker keeps it (a few seconds), and sent on face_params
 at ``lost_rate`` per second, so subscribers see it go.
 
-Latest-frame policy: the subscription callback only checks the image header and puts the message
-in a one-slot buffer. Two worker threads form a pipeline: one decodes the latest image and finds
-its landmarks (MediaPipe), the other fits the model and publishes; while the second fits frame t,
-the first already works on frame t + 1, so on two cores the node keeps up with about twice the
-frame rate that one thread would, at the same latency. Each stage hands over through a one-slot
-buffer: a frame replaced before the next stage took it is dropped and counted, so a slow tracker
-never builds a queue and latency stays one frame's processing time. Bad input is refused with a
-throttled warning naming the problem; the node keeps running.
+Latest-frame policy: the subscription callback only reads the image's serialized header
+(:mod:`.image_cdr`: a ``raw`` subscription, the pixels stay in the received bytes), checks it and
+puts the image in a one-slot buffer. Two worker threads form a pipeline: one decodes the latest
+image and finds its landmarks (MediaPipe), the other fits the model and publishes; while the second
+fits frame t, the first already works on frame t + 1, so on two cores the node keeps up with about
+twice the frame rate that one thread would, at the same latency. Each stage hands over through a
+one-slot buffer: a frame replaced before the next stage took it is dropped and counted, so a slow
+tracker never builds a queue and latency stays one frame's processing time. The fit thread
+publishes ``faces`` and ``face_params`` first and hands TF, REP-155 and markers to a thread of
+their own (:class:`SideOutputs`), the overlay to :class:`OverlayWorker`; diagnostics go out on the
+executor. Bad input is refused with a throttled warning naming the problem; the node keeps running.
 """
 from __future__ import annotations
 
