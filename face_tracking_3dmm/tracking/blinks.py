@@ -8,8 +8,10 @@ landmark fit of eyeBlink tops out near 0.55 on a shut eye, and it rests at 0.1-0
 ``(w - open) / SHUT_SPAN``, clipped to [0, 1], where ``open`` is the face's open-eye level: a lower
 envelope of ``w`` (:class:`~face_tracking_3dmm.tracking.calibration.LowerEnvelope`) that follows
 it down within 0.3 s and up only over :data:`OPEN_RISE_S`, and never above :data:`MAX_OPEN_LEVEL`,
-so that an eye held shut for seconds still reads mostly shut. The fitted mesh keeps the fitted
-weights (``mesh_weights``); only the reported ``expression`` changes.
+so that an eye held shut for seconds still reads mostly shut. The price: an eye held half shut
+reads lower after a second (eyeBlink 0.8 held 1 s, scripts/bench_channel_reachability.py: 0.43 /
+0.31 at its end, 0.56 / 0.52 as fitted). The fitted mesh keeps the fitted weights
+(``mesh_weights``); only the reported ``expression`` changes.
 
 Swept on those renders (30 blinks and winks, 3-9 frames) and checked for false alarms on the
 unannotated real talking clips (d0 d3 d6 d9 d10 d11 d14 d20): span 0.4-0.8, rise 1-20 s, cap
