@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from face_tracking_3dmm.tracking.calibration import RestingExpression
+from face_tracking_3dmm.tracking.calibration import LowerEnvelope, RestingExpression
 
 NAMES = ("browInnerUp_L", "jawOpen", "eyeLookIn_L")
 FPS = 30.0
@@ -42,3 +42,13 @@ def test_gaze_channels_and_rise_zero_pass_unchanged():
 def test_bad_time_constants_are_refused():
     with pytest.raises(ValueError, match="rise_s"):
         RestingExpression(NAMES, rise_s=-1.0)
+
+
+def test_lower_envelope_drops_within_fall_s_and_rises_only_over_rise_s():
+    envelope = LowerEnvelope(rise_s=10.0, fall_s=0.1)
+    levels = [envelope(np.array([value]), i / FPS)[0] for i, value in enumerate([0.5] * 5 + [0.1] * 10 + [0.9] * 30)]
+    assert levels[0] == 0.5
+    assert levels[14] == pytest.approx(0.1, abs=0.02)            # 10 frames down: within 0.33 s
+    assert 0.15 < levels[-1] < 0.2              # 1 s up towards 0.9: about a tenth of the way
+    with pytest.raises(ValueError, match="rise_s"):
+        LowerEnvelope(rise_s=0.0)

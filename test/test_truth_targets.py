@@ -39,7 +39,7 @@ NOT_YET_REACHABLE = {
     "browOuterUp_L": 1.00, "browOuterUp_R": 1.00,             # (0.81, 0.68) overshoot
     "cheekPuff_L": 0.00, "cheekPuff_R": 0.00,                 # (0.00, 0.00)
     "cheekSquint_L": 0.00, "cheekSquint_R": 0.00,             # (0.00, 0.00)
-    "eyeBlink_L": 0.56, "eyeBlink_R": 0.52,                   # (0.57, 0.50)
+    "eyeBlink_L": 0.43, "eyeBlink_R": 0.31,                   # (0.57, 0.50) held: see tracking/blinks.py
     "eyeLookIn_L": 0.59, "eyeLookIn_R": 0.60,                 # (0.17, 0.40)
     "eyeLookOut_L": 0.52, "eyeLookOut_R": 0.54,               # (0.38, 0.20)
     "eyeLookUp_L": 0.00, "eyeLookUp_R": 0.00,                 # (0.03, 0.02)

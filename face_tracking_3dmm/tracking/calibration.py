@@ -14,10 +14,40 @@ import numpy as np
 
 #: Time constant (s) with which a channel's resting level follows the weight downwards.
 FALL_S = 0.3
-#: Channels not calibrated: eyeLook* are derived from the fitted eyeball rotations; eyeBlink must
-#: keep its full height (calibrated, the peaks of the annotated real blinks fell: 8 -> 7 of 10
-#: caught, and of the benchmark's synthetic blinks 68% -> 56%).
+#: Channels not calibrated: eyeLook* are derived from the fitted eyeball rotations; eyeBlink is
+#: read against its own open-eye level by :mod:`face_tracking_3dmm.tracking.blinks` (calibrated
+#: here, relative to 1 - rest, the peaks of the annotated real blinks fell: 8 -> 7 of 10 caught,
+#: and of the benchmark's synthetic blinks 68% -> 56%).
 UNCALIBRATED_PREFIXES = ("eyeLook", "eyeBlink")
+
+
+class LowerEnvelope:
+    """Per-channel lower envelope of a signal: it drops to a lower value within ``fall_s`` and
+    rises only over ``rise_s`` (exponential steps by the time between samples).
+
+    Args:
+        rise_s: time constant (s) with which the level may rise (> 0).
+        fall_s: time constant (s) with which it follows the signal down (> 0).
+    """
+
+    def __init__(self, rise_s: float, fall_s: float = FALL_S):
+        if rise_s <= 0 or fall_s <= 0:
+            raise ValueError(f"rise_s and fall_s must be > 0, got {rise_s}, {fall_s}")
+        self.rise_s, self.fall_s = float(rise_s), float(fall_s)
+        self.level: np.ndarray | None = None     #: (N,) the envelope
+        self._time: float | None = None
+
+    def __call__(self, value: np.ndarray, timestamp_s: float) -> np.ndarray:
+        """The (N,) level after the (N,) sample ``value`` taken at ``timestamp_s`` (the first sample
+        is the start level; a sample not later than the last one leaves the level as it is)."""
+        value = np.asarray(value, dtype=np.float64)
+        if self.level is None:
+            self.level = value.copy()
+        elif timestamp_s > self._time:
+            time_constant = np.where(value < self.level, self.fall_s, self.rise_s)
+            self.level = self.level + (1.0 - np.exp(-(timestamp_s - self._time) / time_constant)) * (value - self.level)
+        self._time = timestamp_s
+        return self.level
 
 
 class RestingExpression:
@@ -34,20 +64,19 @@ class RestingExpression:
             raise ValueError(f"rise_s must be >= 0 and fall_s > 0, got {rise_s}, {fall_s}")
         self.rise_s, self.fall_s = float(rise_s), float(fall_s)
         self.calibrated = np.array([not name.startswith(UNCALIBRATED_PREFIXES) for name in expression_names])
-        self.rest: np.ndarray | None = None      #: (K_exp,) resting levels
-        self._time: float | None = None
+        self._envelope = LowerEnvelope(rise_s, fall_s) if rise_s > 0 else None
+
+    @property
+    def rest(self) -> np.ndarray | None:
+        """(K_exp,) resting levels (0 on the channels not calibrated; None before the first sample)."""
+        level = self._envelope.level if self._envelope is not None else None
+        return None if level is None else np.where(self.calibrated, level, 0.0)
 
     def __call__(self, expression: np.ndarray, timestamp_s: float) -> np.ndarray:
         """(K_exp,) weights in [0, 1] relative to the resting levels, which move on to ``timestamp_s``."""
         expression = np.asarray(expression, dtype=np.float64)
-        if self.rise_s == 0:
+        if self._envelope is None:
             return expression.copy()
-        if self.rest is None:
-            self.rest = np.where(self.calibrated, expression, 0.0)
-        elif timestamp_s > self._time:
-            time_constant = np.where(expression < self.rest, self.fall_s, self.rise_s)
-            step = 1.0 - np.exp(-(timestamp_s - self._time) / time_constant)
-            self.rest = np.where(self.calibrated, self.rest + step * (expression - self.rest), 0.0)
-        self._time = timestamp_s
-        relative = (expression - self.rest) / np.clip(1.0 - self.rest, 1e-3, None)
+        rest = np.where(self.calibrated, self._envelope(expression, timestamp_s), 0.0)
+        relative = (expression - rest) / np.clip(1.0 - rest, 1e-3, None)
         return np.where(self.calibrated, np.clip(relative, 0.0, 1.0), expression)

@@ -31,6 +31,7 @@ from face_tracking_3dmm.geometry import (CM_TO_M, MODEL_TO_OPTICAL, CameraIntrin
                                          pose_from_points, project_np)
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.results import FaceResult, TrackingState
+from face_tracking_3dmm.tracking.blinks import BlinkReading
 from face_tracking_3dmm.tracking.calibration import RestingExpression
 from face_tracking_3dmm.tracking.filters import POSE_UNITS, OneEuroFilter, PoseExpressionFilter
 from face_tracking_3dmm.tracking.identities import IdentityStore
@@ -119,6 +120,7 @@ class TrackedFace:
     eyeballs: tuple = (None, None)             #: (identity tensor, its EyeballGeometry)
     gaze: GazeTrack | None = None              #: eye rotations from the irises, made on first use
     resting: RestingExpression | None = None   #: resting-expression calibration, made on first use
+    blinks: BlinkReading | None = None         #: eyelid closure against the open-eye level, made on first use
     #: Followed on a region around its last box when the whole-frame detector misses it (a face
     #: that the background search found).
     on_region: bool = False
@@ -325,6 +327,8 @@ class FaceFitter:
         if face.resting is None:
             face.resting = RestingExpression(names, config.resting_rise_s)
         expression = face.resting(expression, frame.timestamp_s)
+        face.blinks = face.blinks or BlinkReading(names)
+        expression = face.blinks(expression, frame.timestamp_s)
         face.gaze.write_look_weights(expression)
         # A diverged solve (NaN RMS) continues from the last good values: reported with confidence 0
         # and the divergence limit as its error (at least that large).
