@@ -349,46 +349,71 @@ class _Energy:
                                                   else 0.0 for p in priors])
             self.rotation_prior = _stack([p.to(DTYPE).numpy() if p is not None else np.eye(3) for p in priors])
             self.prior_diag[:, :3] += self.rotation_prior_units[:, None]
+        self._fold_priors()
+
+    def _fold_priors(self) -> None:
+        """The priors in the few arrays that :meth:`priors` reads (it runs at every trial step).
+        Expression: ``p (e - m)^2 + c (e - e_prev)^2 = (p + c) (e - target)^2 + constant`` with
+        ``target = (p m + c e_prev) / (p + c)`` and ``constant = p c / (p + c) (m - e_prev)^2``.
+        Pose: the temporal and the detector's rotation differences come from one product with both
+        reference rotations, (N, 3, 6); units (N, 9): rotation (temporal, detector's), translation."""
+        count, num_exp = self.mediapipe_expression.shape
+        prior = np.broadcast_to(self.expression_prior, (count, num_exp))
+        units = prior + (0.0 if self.temporal_units is None else self.temporal_units[:, 6:])
+        previous = self.mediapipe_expression if self.previous is None else self.previous.expression
+        weighted = np.divide(prior, units, out=np.zeros_like(units), where=units > 0)
+        self._expression_units = units
+        self._expression_target = self.mediapipe_expression + (1.0 - weighted) * (previous - self.mediapipe_expression)
+        self._expression_constant = np.einsum("nk,nk->n", (units - prior) * weighted,
+                                              (self.mediapipe_expression - previous) ** 2)
+        self._pose_units: np.ndarray | None = None
+        if self.previous is None and self.rotation_prior is None:
+            return
+        identity = np.broadcast_to(np.eye(3), (count, 3, 3))
+        self._pose_units = np.zeros((count, 9))
+        self._references = np.concatenate(
+            (identity if self.previous is None else self.previous.rotation,
+             identity if self.rotation_prior is None else self.rotation_prior), axis=1)   # (N, 6, 3)
+        self._references = self._references.transpose(0, 2, 1).copy()                    # (N, 3, 6)
+        self._previous_translation = np.zeros((count, 3)) if self.previous is None else self.previous.translation
+        if self.temporal_units is not None:
+            self._pose_units[:, :3], self._pose_units[:, 6:] = self.temporal_units[:, :3], self.temporal_units[:, 3:6]
+        if self.rotation_prior_units is not None:
+            self._pose_units[:, 3:6] = self.rotation_prior_units[:, None]
 
     def __len__(self) -> int:
         return len(self.observed_normalised)
 
     def priors(self, pose: _Pose, faces: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
         """Gradient (F, columns) and cost (F,) of the priors of ``faces`` (indices or a slice) at
-        ``pose`` (theirs)."""
+        ``pose`` (theirs), from the arrays of :meth:`_fold_priors`."""
         count, num_exp = pose.expression.shape
         grad = np.zeros((count, self.columns))
-        diff = pose.expression - self.mediapipe_expression[faces]
-        np.multiply(self.expression_prior, diff, out=grad[:, 6:6 + num_exp])
+        diff = pose.expression - self._expression_target[faces]
+        np.multiply(self._expression_units[faces], diff, out=grad[:, 6:6 + num_exp])
         cost = np.einsum("nk,nk->n", grad[:, 6:6 + num_exp], diff)
-        if self.previous is not None:
-            prev = self.previous.take(faces)
-            err = np.empty((count, 6 + num_exp))
-            err[:, :3] = _rotation_difference(pose.rotation, prev.rotation)
-            np.subtract(pose.translation, prev.translation, out=err[:, 3:6])
-            np.subtract(pose.expression, prev.expression, out=err[:, 6:])
-            temporal_grad = self.temporal_units[faces] * err
-            grad[:, :6 + num_exp] += temporal_grad
-            cost += np.einsum("ni,ni->n", temporal_grad, err)
-        if self.rotation_prior is not None:
-            err = _rotation_difference(pose.rotation, self.rotation_prior[faces])
-            units = self.rotation_prior_units[faces]
-            grad[:, :3] += units[:, None] * err
-            cost += units * np.einsum("ni,ni->n", err, err)
+        cost += self._expression_constant[faces]
+        if self._pose_units is not None:
+            err = np.empty((count, 9))
+            relative = (pose.rotation @ self._references[faces]).reshape(count, 18)
+            np.subtract(relative[:, _SKEW_OF_TWO], relative[:, _SKEW_OF_TWO_TRANSPOSED], out=err[:, :6])
+            err[:, :6] *= 0.5
+            np.subtract(pose.translation, self._previous_translation[faces], out=err[:, 6:])
+            weighted = self._pose_units[faces] * err
+            grad[:, :3] += weighted[:, :3]
+            grad[:, :3] += weighted[:, 3:6]
+            grad[:, 3:6] += weighted[:, 6:]
+            cost += np.einsum("ni,ni->n", weighted, err)
         return grad, cost
 
 
 #: The skew part of a (3, 3) matrix D, flattened, as a vector: D[SKEW] - D[SKEW_TRANSPOSED]
 #: ((D21, D02, D10) - (D12, D20, D01)).
 _SKEW, _SKEW_TRANSPOSED = np.array([7, 2, 3]), np.array([5, 6, 1])
-
-
-def _rotation_difference(rotation: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """(N, 3) axis-angles of ``rotation @ reference.T`` ((N, 3, 3) each) for small angles: the skew
-    part of the relative matrix (sin(angle) * axis), within angle^2 / 6 of the exact log at a tenth
-    of its cost."""
-    delta = (rotation @ reference.transpose(0, 2, 1)).reshape(-1, 9)
-    return 0.5 * (delta[:, _SKEW] - delta[:, _SKEW_TRANSPOSED])
+#: The same for two (3, 3) matrices side by side, (3, 6) flattened: both skew parts, (6,).
+_SKEW_OF_TWO = np.concatenate([_SKEW // 3 * 6 + _SKEW % 3 + block for block in (0, 3)])
+_SKEW_OF_TWO_TRANSPOSED = np.concatenate([_SKEW_TRANSPOSED // 3 * 6 + _SKEW_TRANSPOSED % 3 + block
+                                          for block in (0, 3)])
 
 
 class _Linearisation:
@@ -642,6 +667,9 @@ def _next_steps(normals: "_Normals", pose: _Pose, damping: list[float], cost: li
     return faces, steps, gains
 
 
+_POSE_UNKNOWNS = np.arange(6)
+
+
 def _projected_step(hessian: np.ndarray, gradient: np.ndarray, damping: float,
                     expression: np.ndarray) -> tuple[np.ndarray, float, float]:
     """One face's projected LM step (C,), the decrease of the energy's quadratic model it promised
@@ -651,11 +679,11 @@ def _projected_step(hessian: np.ndarray, gradient: np.ndarray, damping: float,
     other unknowns' step towards a move that is not made (measured on recorded frames: without
     it most steps after the first were rejected and the solve ended 4 % above the minimum)."""
     outwards = gradient[6:]
-    held = ((expression <= 0.0) & (outwards > 0.0)) | ((expression >= 1.0) & (outwards < 0.0))
+    held = np.where(outwards > 0.0, expression <= 0.0, expression >= 1.0)
     step = np.zeros_like(gradient)
     if held.any():
-        free = np.flatnonzero(np.concatenate((np.zeros(6, bool), held)) == 0)
-        step[free] = _lm_step(hessian[np.ix_(free, free)], gradient[free], damping)
+        free = np.concatenate((_POSE_UNKNOWNS, 6 + np.flatnonzero(~held)))
+        step[free] = _lm_step(hessian.take(free, 0).take(free, 1), gradient[free], damping)
     else:
         step[:] = _lm_step(hessian, gradient, damping)
     promised = _model_decrease(hessian, gradient, step)
