@@ -348,56 +348,30 @@ def test_projected_step_holds_the_weights_pushed_out_of_their_bounds():
     assert promised > 0
 
 
-def _recorded_solves(model, monkeypatch, frames: int = 40) -> list[tuple]:
-    """The batched solves the tracker asks for on the first ``frames`` frames of a shared talking
-    clip (its start-up frames included): (bases, observations, starts, identities, weights, steps)."""
+@pytest.mark.slow   # ~10 s: MediaPipe and the tracker on 40 frames, then 80 solves
+def test_frame_budget_reaches_the_minimum_on_recorded_frames(model):
+    """On what the tracker records from a real clip, the solve in the tracker's budget of steps
+    ends where 50 steps end: holding the weights pushed out of [0, 1] lets the steps after the first
+    make progress, in fewer steps than the budget."""
     from face_tracking_3dmm import paths
-    from face_tracking_3dmm.config import TrackerConfig
-    from face_tracking_3dmm.io import sources
-    from face_tracking_3dmm.tracking import faces
-    from face_tracking_3dmm.tracking.tracker import FaceTracker
+    from face_tracking_3dmm.evaluation.solve_recording import record_clip
 
     root = paths.eval_data_dir()
     clip = root / "talking_faces" / "d3.mp4" if root else None
     if clip is None or not clip.exists():
         pytest.skip("shared talking clips not available")
-    calls = []
-
-    def recording(bases, observations, starts, identities, weights, max_iterations, max_time_ms):
-        calls.append((bases, observations, [start.copy() for start in starts], identities, weights, max_iterations))
-        return solve_frames(bases, observations, starts, identities, weights, max_iterations, max_time_ms)
-
-    monkeypatch.setattr(faces, "solve_frames", recording)
-    tracker = FaceTracker(TrackerConfig(), model=model)
-    try:
-        with sources.VideoSource(clip, 640) as video:
-            for index, frame in enumerate(video):
-                if index == frames:
-                    break
-                tracker.process(frame.rgb, index / video.fps, CameraIntrinsics.default_for(640, 640))
-    finally:
-        tracker.close()
-    return calls
-
-
-@pytest.mark.slow   # ~10 s: MediaPipe and the tracker on 40 frames, then 80 solves
-def test_frame_budget_reaches_the_minimum_on_recorded_frames(model, monkeypatch):
-    """On what the tracker records from a real clip, the solve in the tracker's budget of steps
-    ends where 50 steps end: holding the weights pushed out of [0, 1] lets the steps after the first
-    make progress, in fewer steps than the budget."""
     gaps, steps = [], []
-    for bases, observations, starts, identities, weights, budgets in _recorded_solves(model, monkeypatch):
-        budget = solve_frames(bases, observations, starts, identities, weights, budgets)
-        converged = solve_frames(bases, observations, starts, identities, weights, 50)
-        arrays = bases.arrays()
-        energy = _Energy(arrays, observations, weights)
-        shapes = np.stack([arrays.shape(identity) for identity in identities])
+    for recorded in record_clip(clip, 40, model=model):
+        budget, converged = recorded.solve(), recorded.solve(50)
+        arrays = recorded.bases.arrays()
+        energy = _Energy(arrays, recorded.observations, recorded.weights)
+        shapes = np.stack([arrays.shape(identity) for identity in recorded.identities])
 
         def cost(results):
             return _Linearisation(energy, _Pose.of([r.parameters for r in results]), shapes).cost
 
         gaps.extend((cost(budget) / cost(converged) - 1.0).tolist())
-        steps.extend(result.iterations / limit for result, limit in zip(budget, budgets))
+        steps.extend(result.iterations / limit for result, limit in zip(budget, recorded.max_iterations))
     assert len(gaps) >= 30
     # The plain clamped LM step: 5.6 % on median, 16 % at the 90th percentile (recorded on d3).
     assert np.median(gaps) < 1e-4 and np.quantile(gaps, 0.9) < 1e-2, np.quantile(gaps, [0.5, 0.9, 1.0])
