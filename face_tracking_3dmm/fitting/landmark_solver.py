@@ -674,10 +674,11 @@ def _projected_step(hessian: np.ndarray, gradient: np.ndarray, damping: float,
                     expression: np.ndarray) -> tuple[np.ndarray, float, float]:
     """One face's projected LM step (C,), the decrease of the energy's quadratic model it promised
     before its expression was clamped to [0, 1] (small: the face is at its minimum), and after
-    (what the step is to be measured against). An expression weight at a bound of [0, 1] whose gradient pushes it outwards is held
-    (projected Newton): its step would be clamped away, and leaving it in the system bends the
-    other unknowns' step towards a move that is not made (measured on recorded frames: without
-    it most steps after the first were rejected and the solve ended 4 % above the minimum)."""
+    (what the step is to be measured against). An expression weight at a bound of [0, 1] whose
+    gradient pushes it outwards is held (projected Newton): its step would be clamped away, and
+    leaving it in the system bends the other unknowns' step towards a move that is not made
+    (recorded frames of talking clips: without it most steps after the first were rejected and the
+    solve ended 4 % above the minimum on median)."""
     outwards = gradient[6:]
     held = np.where(outwards > 0.0, expression <= 0.0, expression >= 1.0)
     step = np.zeros_like(gradient)
@@ -731,15 +732,15 @@ class _Normals:
 
     def resolve(self, faces: list[int]) -> None:
         """Compute what ``faces``' next steps need, one batch per linearisation."""
-        groups: dict[int, tuple[_Linearisation, list[int], list[int], list[int]]] = {}
+        groups: dict[int, tuple[_Linearisation, list[int], list[int]]] = {}
         for face in faces:
-            linearisation, row = self._at[face]
-            group = groups.setdefault(id(linearisation), (linearisation, [], [], []))
+            linearisation = self._at[face][0]
+            group = groups.setdefault(id(linearisation), (linearisation, [], []))
             if face in self._gradient_due:
                 group[1].append(face)
             if self._hessian_at[face] is None:
                 group[2].append(face)
-        for linearisation, gradient_faces, hessian_faces, _ in groups.values():
+        for linearisation, gradient_faces, hessian_faces in groups.values():
             for due, compute, out in ((gradient_faces, linearisation.gradients, self.gradient),
                                       (hessian_faces, linearisation.hessians, self.hessian)):
                 if due:
