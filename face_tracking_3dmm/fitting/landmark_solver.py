@@ -667,27 +667,26 @@ def _next_steps(normals: "_Normals", pose: _Pose, damping: list[float], cost: li
     return faces, steps, gains
 
 
-_POSE_UNKNOWNS = np.arange(6)
+#: The pose's unknowns are never held (:func:`_projected_step`).
+_POSE_FREE = np.ones(6, bool)
 
 
 def _projected_step(hessian: np.ndarray, gradient: np.ndarray, damping: float,
                     expression: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """One face's projected LM step (C,), the decrease of the energy's quadratic model it promised
-    before its expression was clamped to [0, 1] (small: the face is at its minimum), and after
-    (what the step is to be measured against). An expression weight at a bound of [0, 1] whose
+    """One face's projected LM step (C,), the decrease it promised before its expression was clamped
+    to [0, 1] (``-g.s``, that of the damped quadratic model at its minimum, a lower bound of the
+    undamped model's; small: the face is at its minimum), and the decrease of the energy's
+    quadratic model after (what the step is to be measured against). An expression weight at a bound of [0, 1] whose
     gradient pushes it outwards is held (projected Newton): its step would be clamped away, and
     leaving it in the system bends the other unknowns' step towards a move that is not made
     (recorded frames of talking clips: without it most steps after the first were rejected and the
     solve ended 4 % above the minimum on median)."""
     outwards = gradient[6:]
     held = np.where(outwards > 0.0, expression <= 0.0, expression >= 1.0)
+    free = np.flatnonzero(np.concatenate((_POSE_FREE, ~held)))
     step = np.zeros_like(gradient)
-    if held.any():
-        free = np.concatenate((_POSE_UNKNOWNS, 6 + np.flatnonzero(~held)))
-        step[free] = _lm_step(hessian.take(free, 0).take(free, 1), gradient[free], damping)
-    else:
-        step[:] = _lm_step(hessian, gradient, damping)
-    promised = _model_decrease(hessian, gradient, step)
+    step[free] = _lm_step(hessian.take(free, 0).take(free, 1), gradient[free], damping)
+    promised = -float(gradient @ step)
     moved = expression + step[6:]
     np.maximum(moved, 0.0, out=moved)
     np.minimum(moved, 1.0, out=moved)
