@@ -12,7 +12,12 @@ Printed per solver budget: median ms per solve, final RMS px error, rotation err
 expression error (mean abs) against the truth; then 1, 2 and 4 faces of a frame solved one by one
 and in one batch (solve_frames).
 
+With ``--clip``: instead, the solves the tracker (landmarks_only profile) asks for on the first
+``--frames`` frames of a video, recorded and solved again: thread CPU ms per solve (p50), steps per
+solve, and per solve the calls and ms of its parts (residual evaluations, Hessians, gradients, steps).
+
 Usage: .venv/bin/python scripts/bench_landmark_solver.py [--problems 10]
+       .venv/bin/python scripts/bench_landmark_solver.py --clip ../shared/eval_data/talking_faces/d3.mp4
 """
 from __future__ import annotations
 
@@ -104,7 +109,11 @@ def rms_px(bases, identity, obs, params) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--problems", type=int, default=10)
+    parser.add_argument("--clip", type=Path, help="replay the tracker's solves on this video instead (see above)")
+    parser.add_argument("--frames", type=int, default=200)
     args = parser.parse_args()
+    if args.clip:
+        return replay_clip(args.clip, args.frames)
     torch.set_num_threads(2)
     model = ICTFaceModel.load()
     corr = load_correspondence().fitted()
@@ -150,6 +159,43 @@ def batched(bases: PointBases, identity: torch.Tensor, problems, repeats: int = 
                          WEIGHTS, 4)
             together.append((time.perf_counter() - began) * 1000.0)
         print(f"{count:5d} {np.median(one_by_one):14.2f} {np.median(together):11.2f}", flush=True)
+
+
+def replay_clip(clip: Path, frames: int, repeats: int = 3) -> int:
+    """The tracker's recorded solves on ``clip`` solved again (one BLAS thread, as the tracker runs)."""
+    from face_tracking_3dmm.evaluation import solve_recording
+    from face_tracking_3dmm.evaluation.bench import profile_config
+    from face_tracking_3dmm.evaluation.step_profile import Step, StepProfile
+    from face_tracking_3dmm.fitting import landmark_solver
+    from face_tracking_3dmm.fitting.blas_threads import set_blas_threads
+
+    solves = solve_recording.record_clip(clip, frames, profile_config("landmarks_only"))
+    torch.set_num_threads(1)
+    set_blas_threads(1)
+    cpu_ms, steps = [], []
+    for _ in range(repeats):
+        for recorded in solves:
+            began = time.thread_time()
+            results = recorded.solve()
+            cpu_ms.append((time.thread_time() - began) * 1000.0)
+            steps.extend(result.iterations for result in results)
+    print(f"{clip.name}: {len(solves)} recorded solves, {sum(len(r.starts) for r in solves)} faces; "
+          f"thread CPU per solve p50 {np.median(cpu_ms):.3f} ms, mean {np.mean(cpu_ms):.3f} ms; "
+          f"steps per face {np.mean(steps):.2f}")
+    solver = landmark_solver._Linearisation
+    profile = StepProfile([Step(0, "solve_frames", solve_recording, "solve_frames"),
+                           Step(1, "energy (once a frame)", landmark_solver._Energy, "__init__"),
+                           Step(1, "residuals (incl. priors)", solver, "__init__"),
+                           Step(2, "priors", landmark_solver._Energy, "priors"),
+                           Step(1, "Hessians (J^T J)", solver, "hessians"),
+                           Step(1, "gradients", solver, "gradients"),
+                           Step(1, "projected LM steps", landmark_solver, "_projected_step")])
+    with profile:
+        for recorded in solves:
+            profile.next_frame()
+            recorded.solve()
+    print(profile.table(range(len(solves))).replace("per frame", "per solve"))
+    return 0
 
 
 if __name__ == "__main__":
