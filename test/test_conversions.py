@@ -318,13 +318,12 @@ def test_lost_face_bookkeeping_forgets_faces_the_tracker_forgot():
     from face_tracking_3dmm.nodes.tracker_node import TrackerNode
 
     published, arrays = [], []
-    options = {"lost_rate": 1000.0, "mesh_rate": 0.0, "publish_overlay": False, "frame_prefix": ""}
-    node = SimpleNamespace(options=options,
-                           counters=SimpleNamespace(faces=0), lost_sent_s={},
+    node = SimpleNamespace(options={"lost_rate": 1000.0},
+                           counters=SimpleNamespace(faces=0), lost_sent_s={}, expression_names=[],
                            params_publisher=SimpleNamespace(publish=published.append),
                            faces_publisher=SimpleNamespace(publish=arrays.append),
-                           tf=SimpleNamespace(send=lambda transforms: None), expression_names=[],
                            rep155=None,   # REP-155 output off
+                           side_outputs=SimpleNamespace(offer=lambda *frame: None),   # TF, REP-155, markers
                            overlay=SimpleNamespace(offer=lambda *frame: None))
     header = Header(frame_id="camera")
     for face_id in range(200):   # one face after another is lost, then forgotten by the tracker
