@@ -189,7 +189,7 @@ class FaceTracker:
         assigned = self._faces.assign(observations, timestamp_s,
                                       lambda face_id, histogram: self._new_face(face_id, detections.single_view,
                                                                                 histogram),
-                                      [appearance.face_histogram(image_rgb, obs.points) for obs in observations])
+                                      [appearance.box_histogram(image_rgb, obs.bbox) for obs in observations])
         frame = FitFrame(image_rgb, camera, intrinsics_tensor(camera), timestamp_s, timings)
         for index, (face, observation) in enumerate(assigned):
             face.on_region = face.on_region or index >= detections.whole_frame
