@@ -107,17 +107,23 @@ def eye_rotation_matrices(angles: np.ndarray) -> np.ndarray:
                      np.stack((-sy, cy * sp, cy * cp), 1)), axis=1)
 
 
+#: The eyeLook* channels in the order of :func:`look_weight_values`.
+LOOK_NAMES = tuple(f"eyeLook{direction}_{side}" for side in SIDES for direction in ("Out", "In", "Up", "Down"))
+
+
+def look_weight_values(angles: np.ndarray) -> np.ndarray:
+    """(8,) ARKit eyeLook* weights (in :data:`LOOK_NAMES`' order) of (2, 2) yaw, pitch (rad; left
+    eye first): linear up to EYE_YAW_DEG / EYE_PITCH_DEG, then 1. "Out" is towards the ear: +yaw
+    for the left eye."""
+    degrees = np.degrees(np.asarray(angles, np.float64))
+    horizontal = degrees[:, 0] * np.array([1.0, -1.0]) / EYE_YAW_DEG
+    vertical = -degrees[:, 1] / EYE_PITCH_DEG
+    return np.clip(np.stack((horizontal, -horizontal, vertical, -vertical), axis=1), 0.0, 1.0).ravel()
+
+
 def look_weights(angles: np.ndarray) -> dict[str, float]:
-    """ARKit eyeLook* weights of (2, 2) yaw, pitch (rad; left eye first): linear up to
-    EYE_YAW_DEG / EYE_PITCH_DEG, then 1. "Out" is towards the ear: +yaw for the left eye."""
-    weights = {}
-    for (yaw, pitch), side, outward in zip(np.degrees(angles), SIDES, (1.0, -1.0)):
-        horizontal, vertical = outward * yaw / EYE_YAW_DEG, -pitch / EYE_PITCH_DEG
-        weights[f"eyeLookOut_{side}"] = float(np.clip(horizontal, 0.0, 1.0))
-        weights[f"eyeLookIn_{side}"] = float(np.clip(-horizontal, 0.0, 1.0))
-        weights[f"eyeLookUp_{side}"] = float(np.clip(vertical, 0.0, 1.0))
-        weights[f"eyeLookDown_{side}"] = float(np.clip(-vertical, 0.0, 1.0))
-    return weights
+    """:func:`look_weight_values` by name."""
+    return dict(zip(LOOK_NAMES, look_weight_values(angles).tolist()))
 
 
 def angles_from_look_weights(weights: dict[str, float]) -> np.ndarray:

@@ -34,9 +34,11 @@ def rotation_towards(direction: np.ndarray) -> np.ndarray:
     sin = math.hypot(x, y)   # |(0, 0, 1) x d|, the axis being (-y, x, 0)
     if sin < 1e-12:
         return np.eye(3)
-    kx, ky = -y / sin, x / sin
-    skew = np.array([[0.0, 0.0, ky], [0.0, 0.0, -kx], [-ky, kx, 0.0]])
-    return np.eye(3) + sin * skew + (1.0 - cos) * skew @ skew
+    kx, ky, versine = -y / sin, x / sin, 1.0 - cos
+    # Rodrigues' I + sin K + (1 - cos) K^2 for the unit axis (kx, ky, 0), written out.
+    return np.array([[1.0 - versine * ky * ky, versine * kx * ky, sin * ky],
+                     [versine * kx * ky, 1.0 - versine * kx * kx, -sin * kx],
+                     [-sin * ky, sin * kx, cos]])
 
 
 def rotation_from_points3d(model_points: np.ndarray, observed: np.ndarray, weights: np.ndarray,
@@ -69,15 +71,21 @@ class RotationFromPoints3d:
             if points.shape != (len(self._weights), 3):
                 raise ValueError(f"model_points must be ({len(self._weights)}, 3), got {points.shape}")
             self._model = (model_points, (points - self._weights @ points) * self._weights[:, None])
-        observed = np.asarray(observed)
+        observed = np.asarray(observed, np.float64)   # one copy of float32 points: then BLAS products
         if observed.shape != (len(self._weights), 3):
             raise ValueError(f"observed must be ({len(self._weights)}, 3), got {observed.shape}")
         u, _, vt = np.linalg.svd(observed.T @ self._model[1])   # the weighted covariance
-        if np.linalg.det(u @ vt) < 0:
+        if _determinant(u @ vt) < 0:
             u[:, 2] = -u[:, 2]
         centre = self._weights @ observed[:, :2]
         ray = ((float(centre[0]) - camera.cx) / camera.fx, (float(centre[1]) - camera.cy) / camera.fy, 1.0)
         return rotation_towards(ray) @ (u @ vt) @ _AXES_OFFSET_T
+
+
+def _determinant(matrix: np.ndarray) -> float:
+    """Determinant of a (3, 3) matrix in plain floats (numpy's costs more than the arithmetic)."""
+    (a, b, c), (d, e, f), (g, h, i) = matrix.tolist()
+    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
 
 
 _AXES_OFFSET_T = axis_angle_to_matrix_np(np.radians(AXES_OFFSET_DEG)).T

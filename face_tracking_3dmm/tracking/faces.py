@@ -21,8 +21,8 @@ from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.correspondence import IRIS_CENTRES, LandmarkCorrespondence
 from face_tracking_3dmm.fitting.contour import Landmarks68
 from face_tracking_3dmm.fitting.divergence import divergence_limit_px, plausible
-from face_tracking_3dmm.fitting.gaze import (SIDES, EyeballGeometry, eye_rotation_matrices, eyeball_geometry,
-                                             gaze_from_iris, look_weights, yaw_pitch)
+from face_tracking_3dmm.fitting.gaze import (LOOK_NAMES, SIDES, EyeballGeometry, eye_rotation_matrices,
+                                             eyeball_geometry, gaze_from_iris, look_weight_values, yaw_pitch)
 from face_tracking_3dmm.fitting.identity import IdentityEstimator
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases,
                                                         SolveResult, SolverWeights, solve_frame, solve_frames)
@@ -62,6 +62,7 @@ LOOK_PRIOR_WEIGHT = 0.1
 IDENTITY_PRIOR_WEIGHT = 0.1
 #: Above this eyeBlink weight an eye's iris is hidden: its gaze holds the last value.
 SHUT_EYE = 0.5
+_IRIS_CENTRES = np.array(IRIS_CENTRES)
 
 
 def mediapipe_to_ict_expression(names: tuple[str, ...], scores: dict[str, float]) -> np.ndarray:
@@ -388,7 +389,8 @@ class GazeTrack:
 
     def __init__(self, expression_names: tuple[str, ...], min_cutoff: float, beta: float):
         self._blink = [expression_names.index(f"eyeBlink_{side}") for side in SIDES]
-        self._look = {name: expression_names.index(name) for name in look_weights(np.zeros((2, 2)))}
+        self._look = np.array([expression_names.index(name) for name in LOOK_NAMES])
+        self._eyeballs: tuple[EyeballGeometry | None, np.ndarray | None] = (None, None)   # and its centres (m)
         self._filter = OneEuroFilter(min_cutoff, beta, POSE_UNITS["rotation"])
         self.angles: np.ndarray | None = None     #: (2, 2) yaw, pitch (rad) in the head frame
 
@@ -397,9 +399,11 @@ class GazeTrack:
                timestamp_s: float) -> np.ndarray:
         """(2, 3, 3) eye rotations in the head frame whose rotation is ``rotation`` (the filtered
         pose), so that the published gaze is the one seen from the (unfiltered) ``fitted`` pose."""
+        if self._eyeballs[0] is not eyeballs:
+            self._eyeballs = (eyeballs, eyeballs.centres_cm * CM_TO_M)
         fitted_rotation, fitted_translation = fitted.rotation.numpy(), fitted.translation.numpy()
-        centres = (eyeballs.centres_cm * CM_TO_M) @ fitted_rotation.T + fitted_translation
-        irises = points_px[list(IRIS_CENTRES)]
+        centres = self._eyeballs[1] @ fitted_rotation.T + fitted_translation
+        irises = points_px[_IRIS_CENTRES]
         seen = project_np(centres, camera)
         if np.nansum(np.linalg.norm(seen - irises[::-1], axis=1)) < np.nansum(np.linalg.norm(seen - irises, axis=1)):
             irises = irises[::-1]
@@ -415,5 +419,4 @@ class GazeTrack:
 
     def write_look_weights(self, expression: np.ndarray) -> None:
         """Overwrite the eyeLook* weights of (K_exp,) ``expression`` with those of the fitted rotations."""
-        for name, value in look_weights(self.angles).items():
-            expression[self._look[name]] = value
+        expression[self._look] = look_weight_values(self.angles)
