@@ -11,6 +11,8 @@ Speeds are measured in units where typical motions are comparable (see :data:`PO
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from face_tracking_3dmm.geometry import axis_angle_to_matrix_np, matrix_to_axis_angle_np
@@ -25,6 +27,8 @@ RESTART_GAP_S = 1.0
 
 def smoothing_factor(cutoff_hz: np.ndarray | float, dt_s: float) -> np.ndarray:
     """Weight of the new sample in an exponential low-pass with ``cutoff_hz`` at step ``dt_s``."""
+    if isinstance(cutoff_hz, float) and isinstance(dt_s, float):   # plain floats: a tenth of numpy's cost
+        return 1.0 / (1.0 + 1.0 / (2.0 * math.pi * cutoff_hz) / dt_s)
     tau = 1.0 / (2.0 * np.pi * np.asarray(cutoff_hz, dtype=np.float64))
     return 1.0 / (1.0 + tau / dt_s)
 
@@ -93,6 +97,8 @@ def _moving(filters: list[OneEuroFilter], samples: np.ndarray, timestamp_s: floa
 
 def _per_row(filters: list[OneEuroFilter], name: str) -> float | np.ndarray:
     """A setting of the filters: one number when they share it (the faces of one tracker do), else (F, 1)."""
+    if len(filters) == 1:
+        return getattr(filters[0], name)
     values = [getattr(filt, name) for filt in filters]
     return values[0] if values.count(values[0]) == len(values) else np.array(values)[:, None]
 
