@@ -68,22 +68,18 @@ _IRIS_CENTRES = np.array(IRIS_CENTRES)
 def mediapipe_to_ict_expression(names: tuple[str, ...], scores: dict[str, float]) -> np.ndarray:
     """MediaPipe's ARKit blendshape scores (e.g. "eyeBlinkLeft") in ICT's order ("eyeBlink_L");
     ICT's browInnerUp_L/_R and cheekPuff_L/_R both take MediaPipe's single score."""
-    order = _mediapipe_order(names, tuple(scores))
-    values = np.fromiter(scores.values(), np.float64, len(scores))
-    return np.clip(np.append(values, 0.0)[order], 0.0, 1.0)
+    out = np.array([scores.get(key, scores.get(base, 0.0)) for key, base in _mediapipe_keys(names)], dtype=np.float64)
+    return np.clip(out, 0.0, 1.0)
 
 
 @functools.lru_cache(maxsize=4)
-def _mediapipe_order(names: tuple[str, ...], keys: tuple[str, ...]) -> np.ndarray:
-    """Per ICT channel, the position in MediaPipe's ``keys`` (the same every frame) of its score,
-    else of the one-sided fallback (e.g. "cheekPuff"), else ``len(keys)`` (no score: 0)."""
-    position = {key: n for n, key in enumerate(keys)}
-    order = []
+def _mediapipe_keys(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Per ICT channel, MediaPipe's name for it and the one-sided fallback (e.g. "cheekPuff")."""
+    keys = []
     for name in names:
         base, _, side = name.partition("_")
-        key = base + {"L": "Left", "R": "Right"}.get(side, "")
-        order.append(position.get(key, position.get(base, len(keys))))
-    return np.array(order)
+        keys.append((base + {"L": "Left", "R": "Right"}.get(side, ""), base))
+    return tuple(keys)
 
 
 def solver_weights(config: TrackerConfig, expression_names: tuple[str, ...]) -> SolverWeights:
