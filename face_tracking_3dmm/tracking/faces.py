@@ -401,7 +401,8 @@ class GazeTrack:
         centres = self._eyeballs[1] @ fitted_rotation.T + fitted_translation
         irises = points_px[_IRIS_CENTRES]
         seen = project_np(centres, camera)
-        if np.nansum(np.linalg.norm(seen - irises[::-1], axis=1)) < np.nansum(np.linalg.norm(seen - irises, axis=1)):
+        as_seen, swapped = np.nansum(np.linalg.norm(seen - np.stack((irises, irises[::-1])), axis=2), axis=1)
+        if swapped < as_seen:
             irises = irises[::-1]
         gaze_cam = gaze_from_iris(irises, centres, eyeballs.iris_depth_cm * CM_TO_M, camera)
         angles = yaw_pitch(gaze_cam @ rotation)      # rows: rotation^T g, the head frame
