@@ -7,7 +7,8 @@ import torch
 
 from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.geometry import axis_angle_to_matrix, matrix_to_axis_angle
-from face_tracking_3dmm.tracking.filters import OneEuroFilter, PoseExpressionFilter, RotationOneEuroFilter, smoothing_factor
+from face_tracking_3dmm.tracking.filters import (OneEuroFilter, PoseExpressionFilter, RotationOneEuroFilter, filter_faces,
+                                                filter_rotations_together, filter_together, smoothing_factor)
 
 FPS = 30.0
 DEFAULTS = dict(min_cutoff=TrackerConfig.smoothing_min_cutoff, beta=TrackerConfig.smoothing_beta)
@@ -124,3 +125,66 @@ def test_default_expression_filter_neither_flattens_nor_delays_a_blink(blink):
                          for k, value in enumerate(signal)])
     assert filtered.max() >= 0.95
     assert signal[filtered.argmax()] == signal.max()
+
+
+def test_filter_together_equals_each_filter_on_its_row():
+    """The faces of one frame filtered in one call (each with its own history, one restarting after
+    a gap, one with other settings) give what each face's own filter gives."""
+    rng = np.random.default_rng(4)
+    together = [OneEuroFilter(1.0, 0.5, 100.0), OneEuroFilter(1.0, 0.5, 100.0), OneEuroFilter(2.0, 0.1, 100.0)]
+    alone = [OneEuroFilter(1.0, 0.5, 100.0), OneEuroFilter(1.0, 0.5, 100.0), OneEuroFilter(2.0, 0.1, 100.0)]
+    for n in range(30):
+        samples = rng.normal(0.5, 0.05, (3, 4))
+        stamp = n / FPS + (2.0 if n >= 20 else 0.0)    # a gap: every filter restarts once
+        if n == 10:
+            together[1].reset()
+            alone[1].reset()
+        out = filter_together(together, samples, stamp)
+        np.testing.assert_array_equal(out, np.stack([filt(row, stamp) for filt, row in zip(alone, samples)]))
+
+
+def test_filter_faces_equals_each_face_filtered_alone():
+    """filter_faces on (F, ...) stacks equals each face's PoseExpressionFilter, rotations included."""
+    rng = np.random.default_rng(5)
+    together = [PoseExpressionFilter(**DEFAULTS) for _ in range(3)]
+    alone = [PoseExpressionFilter(**DEFAULTS) for _ in range(3)]
+    for n in range(20):
+        rotations = axis_angle_to_matrix(torch.as_tensor(rng.normal(0.0, 0.3, (3, 3)))).numpy()
+        translations, expressions = rng.normal(0.0, 0.01, (3, 3)) + [0, 0, 0.6], rng.uniform(-0.1, 1.1, (3, 6))
+        out = filter_faces(together, rotations, translations, expressions, n / FPS)
+        for face, filt in enumerate(alone):
+            for part, expected in zip(out, filt(rotations[face], translations[face], expressions[face], n / FPS)):
+                np.testing.assert_array_equal(part[face], expected)
+    assert out[2].min() >= 0.0 and out[2].max() <= 1.0
+    with pytest.raises(ValueError, match="rotations"):
+        filter_faces(together, np.eye(3), translations, expressions, 1.0)
+
+
+def test_rotations_together_equal_each_rotation_filter():
+    rng = np.random.default_rng(6)
+    together, alone = [RotationOneEuroFilter(**DEFAULTS) for _ in range(2)], [RotationOneEuroFilter(**DEFAULTS) for _ in range(2)]
+    for n in range(15):
+        rotations = axis_angle_to_matrix(torch.as_tensor(rng.normal(0.0, 0.2, (2, 3)))).numpy()
+        out = filter_rotations_together(together, rotations, n / FPS)
+        np.testing.assert_array_equal(out, np.stack([filt(r, n / FPS) for filt, r in zip(alone, rotations)]))
+
+
+def _textbook_one_euro(samples: np.ndarray, stamps: list[float], min_cutoff: float, beta: float,
+                       scale: float) -> np.ndarray:
+    """Casiez et al.'s recurrence written out, sample by sample (no restarts)."""
+    out, speed = [samples[0]], None
+    for n in range(1, len(samples)):
+        dt = stamps[n] - stamps[n - 1]
+        raw = (samples[n] - out[-1]) * scale / dt
+        speed = raw if speed is None else speed + smoothing_factor(1.0, dt) * (raw - speed)
+        out.append(out[-1] + smoothing_factor(min_cutoff + beta * np.abs(speed), dt) * (samples[n] - out[-1]))
+    return np.array(out)
+
+
+def test_filters_follow_the_textbook_recurrence():
+    rng = np.random.default_rng(7)
+    samples, stamps = rng.normal(0.5, 0.05, (3, 25, 4)), [n / FPS for n in range(25)]
+    filters = [OneEuroFilter(1.0, 0.5, 100.0) for _ in range(3)]
+    out = np.stack([filter_together(filters, samples[:, n], stamp) for n, stamp in enumerate(stamps)], axis=1)
+    for face in range(3):
+        np.testing.assert_allclose(out[face], _textbook_one_euro(samples[face], stamps, 1.0, 0.5, 100.0), rtol=1e-12)

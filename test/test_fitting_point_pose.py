@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from face_tracking_3dmm.fitting.point_pose import AXES_OFFSET_DEG, rotation_from_points3d, rotation_towards
+from face_tracking_3dmm.fitting.point_pose import (AXES_OFFSET_DEG, RotationFromPoints3d, rotation_from_points3d,
+                                                   rotation_towards)
 from face_tracking_3dmm.geometry import CameraIntrinsics, axis_angle_to_matrix_np, matrix_from_euler_yxz_np
 
 CAMERA = CameraIntrinsics.default_for(640, 480)
@@ -41,3 +42,34 @@ def test_bad_inputs_are_refused():
         rotation_from_points3d(points, np.zeros((5, 2)), np.ones(5), CAMERA)
     with pytest.raises(ValueError):
         rotation_from_points3d(points, points, np.zeros(5), CAMERA)
+
+
+def _umeyama_rotation(model_points, observed, weights, camera):
+    """The estimate spelled out: both point sets centred, covariance, SVD with the reflection fixed,
+    turned onto the ray, less the axes' offset."""
+    w = weights / weights.sum()
+    mu_p, mu_q = w @ model_points, w @ observed
+    u, _, vt = np.linalg.svd(((observed - mu_q) * w[:, None]).T @ (model_points - mu_p))
+    orthographic = u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
+    ray = np.array([(mu_q[0] - camera.cx) / camera.fx, (mu_q[1] - camera.cy) / camera.fy, 1.0])
+    return rotation_towards(ray) @ orthographic @ axis_angle_to_matrix_np(np.radians(AXES_OFFSET_DEG)).T
+
+
+def test_kept_model_side_gives_the_same_rotation_frame_after_frame():
+    """RotationFromPoints3d keeps the weighted, centred model points of a shape (the same array)
+    and needs no centring of the observed points: the same rotation as the estimate spelled out,
+    for two shapes in turn and float32 observations (as MediaPipe's)."""
+    rng = np.random.default_rng(8)
+    weights = rng.uniform(0.0, 1.0, 50)
+    estimate = RotationFromPoints3d(weights)
+    shapes = [rng.normal(0.0, 4.0, (50, 3)) for _ in range(2)]
+    for frame in range(6):
+        shape = shapes[frame // 3]
+        view = matrix_from_euler_yxz_np(*rng.normal(0.0, 0.3, 3))
+        observed = (8.0 * shape @ view.T + [300.0, 200.0, 40.0] + rng.normal(0.0, 0.5, (50, 3))).astype(np.float32)
+        np.testing.assert_allclose(estimate(shape, observed, CAMERA),
+                                   _umeyama_rotation(shape, observed.astype(np.float64), weights, CAMERA), atol=1e-12)
+    with pytest.raises(ValueError, match="observed"):
+        estimate(shapes[0], np.zeros((50, 2)), CAMERA)
+    with pytest.raises(ValueError, match="weights"):
+        RotationFromPoints3d(-np.ones(5))

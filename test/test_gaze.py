@@ -60,3 +60,11 @@ def test_eyeball_geometry_of_the_mean_face(model):
     left, right = geometry.centres_cm
     assert left[0] > 2.0 and right[0] < -2.0 and abs(left[0] + right[0]) < 1e-3   # symmetric, left = +x
     assert 0.9 < geometry.iris_depth_cm < 1.4
+
+
+def test_look_weight_values_are_the_weights_in_look_names_order():
+    angles = np.radians([[40.0, 10.0], [-3.0, -30.0]])
+    values = gaze.look_weight_values(angles)
+    assert values.shape == (8,) and values.min() >= 0.0 and values.max() <= 1.0
+    assert dict(zip(gaze.LOOK_NAMES, values.tolist())) == gaze.look_weights(angles)
+    assert gaze.look_weights(angles)["eyeLookOut_L"] == 1.0 and gaze.look_weights(angles)["eyeLookUp_R"] == 1.0

@@ -3,6 +3,7 @@ face that reappears elsewhere keeps its id, unseen faces are forgotten, another 
 tracking/appearance.py) gets a new id."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -87,3 +88,22 @@ def test_a_face_with_no_pixels_in_the_image_matches_by_box():
     assert appearance.distance(appearance.NO_PIXELS, _histogram(3)) == 0.0
     inside = np.array([[5.0, 5.0], [30.0, 5.0], [18.0, 30.0]])
     assert appearance.face_histogram(image, inside).sum() == pytest.approx(1.0)
+
+
+def test_a_histogram_read_on_a_grid_of_a_large_face_is_close_to_the_full_one():
+    """A face larger than MAX_PIXELS is read on every step-th pixel: a distance to the histogram of
+    all its pixels far below DIFFERENT_PERSON (even on noise, where sampling errs most); a small face
+    reads every pixel."""
+    rng = np.random.default_rng(9)
+    image = rng.integers(0, 256, (600, 600, 3), dtype=np.uint8)
+    image[:, :, 0] = np.linspace(40, 220, 600, dtype=np.uint8)[None, :]    # colours that vary over the face
+    box = (50.0, 40.0, 550.0, 580.0)
+    sampled = appearance.box_histogram(image, box)
+    x0, y0, x1, y1 = 125, 121, 475, 499   # the box less BORDER on each side
+    hsv = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_RGB2HSV)
+    full = cv2.calcHist([hsv], [0, 1], None, list(appearance.BINS), [0, 180, 0, 256])
+    full /= full.sum()
+    assert sampled.sum() == pytest.approx(1.0) and appearance.distance(sampled, full) < 0.25 * appearance.DIFFERENT_PERSON
+    small = (50.0, 40.0, 150.0, 140.0)
+    points = np.array([[50.0, 40.0], [150.0, 140.0]])
+    np.testing.assert_array_equal(appearance.box_histogram(image, small), appearance.face_histogram(image, points))

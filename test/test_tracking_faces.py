@@ -35,3 +35,14 @@ def test_gaze_track_overwrites_only_the_look_channels():
     expected = look_weights(track.angles)
     assert [expression[names.index(n)] for n in expected] == list(expected.values())
     assert (expression[-3:] == 0.7).all()
+
+
+def test_mediapipe_scores_in_ict_order():
+    """Per ICT channel MediaPipe's sided score, else its one-sided one (both sides take it), else 0;
+    clipped to [0, 1]; the key order MediaPipe gives may differ from call to call."""
+    names = ("eyeBlink_L", "eyeBlink_R", "cheekPuff_L", "cheekPuff_R", "jawOpen", "tongueOut")
+    scores = {"_neutral": 0.1, "jawOpen": 1.3, "eyeBlinkRight": 0.25, "cheekPuff": 0.5, "eyeBlinkLeft": -0.1}
+    expected = [0.0, 0.25, 0.5, 0.5, 1.0, 0.0]
+    assert faces.mediapipe_to_ict_expression(names, scores).tolist() == expected
+    reordered = dict(reversed(list(scores.items())))
+    assert faces.mediapipe_to_ict_expression(names, reordered).tolist() == expected

@@ -109,9 +109,10 @@ def tracker_steps(tracker) -> list[Step]:
     """The steps of ``FaceTracker.process`` on ``tracker`` (its whole-frame landmarker's C calls included)."""
     import mediapipe
 
+    from face_tracking_3dmm.fitting import point_pose
     from face_tracking_3dmm.fitting.contour import Landmarks68
     from face_tracking_3dmm.tracking import acquisition, calibration, detection, faces, landmarks
-    from face_tracking_3dmm.tracking import appearance, filters, matching
+    from face_tracking_3dmm.tracking import appearance, matching
     from face_tracking_3dmm.tracking import tracker as tracker_module
     from face_tracking_3dmm.tracking.refinement import PhotometricStep
     from face_tracking_3dmm import results
@@ -133,7 +134,7 @@ def tracker_steps(tracker) -> list[Step]:
         Step(3, "search poll", acquisition.BackgroundSearch, "poll"),
         Step(3, "search offer", acquisition.BackgroundSearch, "offer"),
         Step(1, "fit", FaceTracker, "fit"),
-        Step(2, "appearance histogram", appearance, "face_histogram"),
+        Step(2, "appearance histogram", appearance, "box_histogram"),
         Step(2, "FaceRoster.assign", matching.FaceRoster, "assign"),
         Step(2, "intrinsics_tensor", tracker_module, "intrinsics_tensor"),
         Step(2, "_fit_or_drop", FaceTracker, "_fit_or_drop"),
@@ -141,12 +142,13 @@ def tracker_steps(tracker) -> list[Step]:
         Step(4, "_prepare", FaceFitter, "_prepare"),
         Step(5, "blendshape prior", faces, "mediapipe_to_ict_expression"),
         Step(5, "_start", FaceFitter, "_start"),
-        Step(5, "rotation_from_points3d", faces, "rotation_from_points3d"),
+        Step(5, "rotation prior", point_pose.RotationFromPoints3d, "__call__"),
         Step(4, "_solve (solve_frames)", FaceFitter, "_solve"),
-        Step(4, "_finish", FaceFitter, "_finish"),
+        Step(4, "_refine", FaceFitter, "_refine"),
         Step(5, "_guarded (guard, identity)", FaceFitter, "_guarded"),
         Step(5, "photometric step", PhotometricStep, "__call__"),
-        Step(5, "PoseExpressionFilter", filters.PoseExpressionFilter, "__call__"),
+        Step(4, "filter_faces", faces, "filter_faces"),
+        Step(4, "_finish", FaceFitter, "_finish"),
         Step(5, "_result", FaceFitter, "_result"),
         Step(6, "GazeTrack.update", faces.GazeTrack, "update"),
         Step(6, "RestingExpression", calibration.RestingExpression, "__call__"),

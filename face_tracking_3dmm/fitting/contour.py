@@ -11,6 +11,8 @@ upper jaw and chin moved down to where iBUG's annotators put them (:func:`ibug68
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -108,6 +110,7 @@ class Landmarks68:
         width = max(end - begin for _, _, begin, end in groups)
         self._rows = np.array([list(range(begin, end)) + [begin] * (width - end + begin)
                                for _, _, begin, end in groups], dtype=int)
+        self._row_numbers = np.arange(len(self._rows))
 
     def project(self, identity: torch.Tensor | None, params: FaceParameters, intrinsics: torch.Tensor,
                 contour: bool = True) -> np.ndarray:
@@ -121,7 +124,7 @@ class Landmarks68:
         if contour:
             # Image direction of the head's +x axis (1 cm): "outwards" is +side along it.
             origin, tip = project_array(np.stack((translation, rotation[:, 0] * CM_TO_M + translation)), intrinsics)
-            axis = (tip - origin) / max(float(np.linalg.norm(tip - origin)), 1e-9)
+            axis = (tip - origin) / max(math.hypot(*(tip - origin).tolist()), 1e-9)
             along = (pixels @ axis)[self._rows] * self._sides      # (points, candidates) outwards
-            out[self._points] = pixels[self._rows[np.arange(len(self._rows)), np.argmax(along, axis=1)]]
+            out[self._points] = pixels[self._rows[self._row_numbers, np.argmax(along, axis=1)]]
         return out

@@ -78,8 +78,8 @@ def gaze_from_iris(iris_px: np.ndarray, centres_cam: np.ndarray, iris_depth: flo
     iris_px, centres_cam = np.asarray(iris_px, np.float64), np.asarray(centres_cam, np.float64)
     if iris_px.ndim != 2 or iris_px.shape[1] != 2 or centres_cam.shape != (len(iris_px), 3):
         raise ValueError(f"need (E, 2) pixels and (E, 3) centres, got {iris_px.shape}, {centres_cam.shape}")
-    rays = np.stack(((iris_px[:, 0] - camera.cx) / camera.fx, (iris_px[:, 1] - camera.cy) / camera.fy,
-                     np.ones(len(iris_px))), axis=1)
+    rays = np.ones((len(iris_px), 3))
+    rays[:, :2] = (iris_px - (camera.cx, camera.cy)) / (camera.fx, camera.fy)
     rays /= np.linalg.norm(rays, axis=1, keepdims=True)
     along = (rays * centres_cam).sum(1)
     discriminant = along ** 2 - (centres_cam ** 2).sum(1) + iris_depth ** 2
@@ -101,23 +101,30 @@ def eye_rotation_matrices(angles: np.ndarray) -> np.ndarray:
     angles = np.asarray(angles, np.float64)
     cy, sy = np.cos(angles[:, 0]), np.sin(angles[:, 0])
     cp, sp = np.cos(angles[:, 1]), np.sin(angles[:, 1])
-    zero = np.zeros_like(cy)
-    return np.stack((np.stack((cy, sy * sp, sy * cp), 1),
-                     np.stack((zero, cp, -sp), 1),
-                     np.stack((-sy, cy * sp, cy * cp), 1)), axis=1)
+    out = np.zeros((len(angles), 3, 3))   # filled entry by entry: a third of stacking rows of columns
+    out[:, 0, 0], out[:, 0, 1], out[:, 0, 2] = cy, sy * sp, sy * cp
+    out[:, 1, 1], out[:, 1, 2] = cp, -sp
+    out[:, 2, 0], out[:, 2, 1], out[:, 2, 2] = -sy, cy * sp, cy * cp
+    return out
+
+
+#: The eyeLook* channels in the order of :func:`look_weight_values`.
+LOOK_NAMES = tuple(f"eyeLook{direction}_{side}" for side in SIDES for direction in ("Out", "In", "Up", "Down"))
+
+
+def look_weight_values(angles: np.ndarray) -> np.ndarray:
+    """(8,) ARKit eyeLook* weights (in :data:`LOOK_NAMES`' order) of (2, 2) yaw, pitch (rad; left
+    eye first): linear up to EYE_YAW_DEG / EYE_PITCH_DEG, then 1. "Out" is towards the ear: +yaw
+    for the left eye."""
+    degrees = np.degrees(np.asarray(angles, np.float64))
+    horizontal = degrees[:, 0] * np.array([1.0, -1.0]) / EYE_YAW_DEG
+    vertical = -degrees[:, 1] / EYE_PITCH_DEG
+    return np.clip(np.stack((horizontal, -horizontal, vertical, -vertical), axis=1), 0.0, 1.0).ravel()
 
 
 def look_weights(angles: np.ndarray) -> dict[str, float]:
-    """ARKit eyeLook* weights of (2, 2) yaw, pitch (rad; left eye first): linear up to
-    EYE_YAW_DEG / EYE_PITCH_DEG, then 1. "Out" is towards the ear: +yaw for the left eye."""
-    weights = {}
-    for (yaw, pitch), side, outward in zip(np.degrees(angles), SIDES, (1.0, -1.0)):
-        horizontal, vertical = outward * yaw / EYE_YAW_DEG, -pitch / EYE_PITCH_DEG
-        weights[f"eyeLookOut_{side}"] = float(np.clip(horizontal, 0.0, 1.0))
-        weights[f"eyeLookIn_{side}"] = float(np.clip(-horizontal, 0.0, 1.0))
-        weights[f"eyeLookUp_{side}"] = float(np.clip(vertical, 0.0, 1.0))
-        weights[f"eyeLookDown_{side}"] = float(np.clip(-vertical, 0.0, 1.0))
-    return weights
+    """:func:`look_weight_values` by name."""
+    return dict(zip(LOOK_NAMES, look_weight_values(angles).tolist()))
 
 
 def angles_from_look_weights(weights: dict[str, float]) -> np.ndarray:

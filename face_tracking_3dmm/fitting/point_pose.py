@@ -34,9 +34,11 @@ def rotation_towards(direction: np.ndarray) -> np.ndarray:
     sin = math.hypot(x, y)   # |(0, 0, 1) x d|, the axis being (-y, x, 0)
     if sin < 1e-12:
         return np.eye(3)
-    kx, ky = -y / sin, x / sin
-    skew = np.array([[0.0, 0.0, ky], [0.0, 0.0, -kx], [-ky, kx, 0.0]])
-    return np.eye(3) + sin * skew + (1.0 - cos) * skew @ skew
+    kx, ky, versine = -y / sin, x / sin, 1.0 - cos
+    # Rodrigues' I + sin K + (1 - cos) K^2 for the unit axis (kx, ky, 0), written out.
+    return np.array([[1.0 - versine * ky * ky, versine * kx * ky, sin * ky],
+                     [versine * kx * ky, 1.0 - versine * kx * kx, -sin * kx],
+                     [-sin * ky, sin * kx, cos]])
 
 
 def rotation_from_points3d(model_points: np.ndarray, observed: np.ndarray, weights: np.ndarray,
@@ -45,20 +47,45 @@ def rotation_from_points3d(model_points: np.ndarray, observed: np.ndarray, weigh
     seen as ``observed`` (M, 3: x, y pixels, z depth in pixel units, larger = further), each with
     ``weights`` (M,) >= 0: weighted similarity (Umeyama) fit, turned onto the ray through the
     weighted centre of the observed pixels, less :data:`AXES_OFFSET_DEG`."""
-    model_points, observed = np.asarray(model_points, np.float64), np.asarray(observed, np.float64)
-    weights = np.asarray(weights, np.float64)
-    if model_points.shape != observed.shape or model_points.ndim != 2 or model_points.shape[1] != 3:
-        raise ValueError(f"model_points and observed must both be (M, 3), got {model_points.shape}, {observed.shape}")
-    if weights.shape != (len(model_points),) or not weights.sum() > 0:
-        raise ValueError("weights must be (M,), non-negative, not all 0")
-    w = weights / weights.sum()
-    mu_p, mu_q = w @ model_points, w @ observed
-    covariance = ((observed - mu_q) * w[:, None]).T @ (model_points - mu_p)
-    u, _, vt = np.linalg.svd(covariance)
-    flip = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
-    orthographic = u @ flip @ vt
-    ray = np.array([(mu_q[0] - camera.cx) / camera.fx, (mu_q[1] - camera.cy) / camera.fy, 1.0])
-    return rotation_towards(ray) @ orthographic @ _AXES_OFFSET.T
+    return RotationFromPoints3d(weights)(model_points, observed, camera)
 
 
-_AXES_OFFSET = axis_angle_to_matrix_np(np.radians(AXES_OFFSET_DEG))
+class RotationFromPoints3d:
+    """:func:`rotation_from_points3d` with one set of ``weights`` (M,), frame after frame: the
+    weighted, centred model points are kept while the model points stay the same array (a frozen
+    identity's shape), so that a frame costs one (3, M) x (M, 3) product and a 3 x 3 SVD. (The
+    observed points need no centring: the weighted, centred model points sum to zero.)"""
+
+    def __init__(self, weights: np.ndarray):
+        weights = np.asarray(weights, np.float64)
+        if weights.ndim != 1 or not weights.sum() > 0 or (weights < 0).any():
+            raise ValueError("weights must be (M,), non-negative, not all 0")
+        self._weights = weights / weights.sum()
+        self._model: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+
+    def __call__(self, model_points: np.ndarray, observed: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
+        """(3, 3) rotation of ``model_points`` (M, 3) seen as ``observed`` (M, 3), as
+        :func:`rotation_from_points3d` says."""
+        if self._model[0] is not model_points:
+            points = np.asarray(model_points, np.float64)
+            if points.shape != (len(self._weights), 3):
+                raise ValueError(f"model_points must be ({len(self._weights)}, 3), got {points.shape}")
+            self._model = (model_points, (points - self._weights @ points) * self._weights[:, None])
+        observed = np.asarray(observed, np.float64)   # one copy of float32 points: then BLAS products
+        if observed.shape != (len(self._weights), 3):
+            raise ValueError(f"observed must be ({len(self._weights)}, 3), got {observed.shape}")
+        u, _, vt = np.linalg.svd(observed.T @ self._model[1])   # the weighted covariance
+        if _determinant(u @ vt) < 0:
+            u[:, 2] = -u[:, 2]
+        centre = self._weights @ observed[:, :2]
+        ray = ((float(centre[0]) - camera.cx) / camera.fx, (float(centre[1]) - camera.cy) / camera.fy, 1.0)
+        return rotation_towards(ray) @ (u @ vt) @ _AXES_OFFSET_T
+
+
+def _determinant(matrix: np.ndarray) -> float:
+    """Determinant of a (3, 3) matrix in plain floats (numpy's costs more than the arithmetic)."""
+    (a, b, c), (d, e, f), (g, h, i) = matrix.tolist()
+    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+
+
+_AXES_OFFSET_T = axis_angle_to_matrix_np(np.radians(AXES_OFFSET_DEG)).T

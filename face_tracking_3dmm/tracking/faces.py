@@ -21,19 +21,19 @@ from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.correspondence import IRIS_CENTRES, LandmarkCorrespondence
 from face_tracking_3dmm.fitting.contour import Landmarks68
 from face_tracking_3dmm.fitting.divergence import divergence_limit_px, plausible
-from face_tracking_3dmm.fitting.gaze import (SIDES, EyeballGeometry, eye_rotation_matrices, eyeball_geometry,
-                                             gaze_from_iris, look_weights, yaw_pitch)
+from face_tracking_3dmm.fitting.gaze import (LOOK_NAMES, SIDES, EyeballGeometry, eye_rotation_matrices,
+                                             eyeball_geometry, gaze_from_iris, look_weight_values, yaw_pitch)
 from face_tracking_3dmm.fitting.identity import IdentityEstimator
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases,
                                                         SolveResult, SolverWeights, solve_frame, solve_frames)
-from face_tracking_3dmm.fitting.point_pose import rotation_from_points3d
+from face_tracking_3dmm.fitting.point_pose import RotationFromPoints3d
 from face_tracking_3dmm.geometry import (CM_TO_M, MODEL_TO_OPTICAL, CameraIntrinsics, nearest_rotation,
                                          pose_from_points, project_np)
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.results import FaceResult, TrackingState
 from face_tracking_3dmm.tracking.blinks import BlinkReading
 from face_tracking_3dmm.tracking.calibration import RestingExpression
-from face_tracking_3dmm.tracking.filters import POSE_UNITS, OneEuroFilter, PoseExpressionFilter
+from face_tracking_3dmm.tracking.filters import POSE_UNITS, OneEuroFilter, PoseExpressionFilter, filter_faces
 from face_tracking_3dmm.tracking.identities import IdentityStore
 from face_tracking_3dmm.tracking.landmarks import LandmarkObservation
 from face_tracking_3dmm.tracking.refinement import PhotometricStep
@@ -63,6 +63,7 @@ LOOK_PRIOR_WEIGHT = 0.1
 IDENTITY_PRIOR_WEIGHT = 0.1
 #: Above this eyeBlink weight an eye's iris is hidden: its gaze holds the last value.
 SHUT_EYE = 0.5
+_IRIS_CENTRES = np.array(IRIS_CENTRES)
 
 
 def mediapipe_to_ict_expression(names: tuple[str, ...], scores: dict[str, float]) -> np.ndarray:
@@ -156,6 +157,8 @@ class _FaceFit:
     start: FaceParameters
     acquiring: bool       #: (re)acquired: started from MediaPipe's pose, more iterations, no budget
     iterations: int
+    refined: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None   #: after the guard and photometric step
+    filtered: FaceParameters | None = None                            #: after the One-Euro filter
 
 
 @dataclass
@@ -186,6 +189,7 @@ class FaceFitter:
         self.point_weights, self.identities, self.stats = point_weights, identities, stats
         self.landmarks68 = Landmarks68(model)
         self.photometric = PhotometricStep(model, correspondence, point_weights)
+        self._rotation_prior = RotationFromPoints3d(point_weights.numpy())
         self._weights: tuple[tuple, SolverWeights | None] = ((), None)
 
     def fit(self, faces: list[tuple[TrackedFace, LandmarkObservation]], frame: FitFrame,
@@ -193,7 +197,8 @@ class FaceFitter:
         """Fit each face to its observation in ``frame``; their states move on to this frame.
 
         The landmark fits of all faces are one batched solve (:func:`solve_frames`); then per face
-        the divergence guard, identity, photometric step, filter and result. Per face, its result
+        the divergence guard, identity and photometric step; the filters of all faces in one call
+        (:func:`filter_faces`); per face its result. Per face, its result
         or the exception that stopped its fit (one face's failure does not stop the others).
         """
         began = time.perf_counter()
@@ -206,7 +211,15 @@ class FaceFitter:
                 outcomes[index] = error
         solves = self._solve(prepared, config)
         frame.timings["fit"] += (time.perf_counter() - began) * 1000.0
+        refined = []
         for (index, fit), solved in zip(prepared, solves):
+            try:
+                self._refine(fit, solved, frame, config)
+                refined.append((index, fit, solved))
+            except Exception as error:   # noqa: BLE001
+                outcomes[index] = error
+        self._filter([fit for _, fit, _ in refined], frame)
+        for index, fit, solved in refined:
             try:
                 outcomes[index] = self._finish(fit, solved, frame, config)
             except Exception as error:   # noqa: BLE001
@@ -223,22 +236,33 @@ class FaceFitter:
                             [fit.face.identity.identity for fit in fits], self._solver_weights(config),
                             [fit.iterations for fit in fits], budget)
 
-    def _finish(self, fit: "_FaceFit", solved: SolveResult, frame: FitFrame, config: TrackerConfig) -> FaceResult:
-        """A face's solve -> its guarded parameters, photometric step, filter and result."""
-        face, observation = fit.face, fit.observation
+    def _refine(self, fit: "_FaceFit", solved: SolveResult, frame: FitFrame, config: TrackerConfig) -> None:
+        """A face's solve -> its guarded parameters and the photometric step (into ``fit.refined``)."""
         began = time.perf_counter()
         params = self._guarded(fit, solved, config)
         frame.timings["fit"] += (time.perf_counter() - began) * 1000.0
-
         began = time.perf_counter()
-        rotation, translation, expression = self.photometric(face, frame.image_rgb, frame.camera, params,
-                                                             observation, config)
+        fit.refined = self.photometric(fit.face, frame.image_rgb, frame.camera, params, fit.observation, config)
         frame.timings["photometric"] += (time.perf_counter() - began) * 1000.0
 
+    def _filter(self, fits: list["_FaceFit"], frame: FitFrame) -> None:
+        """The One-Euro filters of the frame's faces in one call (into ``fit.filtered``)."""
+        if not fits:
+            return
         began = time.perf_counter()
-        rotation, translation, expression = face.filter(rotation, translation, expression, frame.timestamp_s)
-        filtered = FaceParameters(torch.as_tensor(rotation), torch.as_tensor(translation), torch.as_tensor(expression))
-        result = self._result(face, observation, filtered, solved, frame, fit.obs.scale_px, config)
+        rotations, translations, expressions = filter_faces(
+            [fit.face.filter for fit in fits], *(np.stack(part) for part in zip(*(fit.refined for fit in fits))),
+            frame.timestamp_s)
+        for fit, rotation, translation, expression in zip(fits, rotations, translations, expressions):
+            fit.filtered = FaceParameters(torch.from_numpy(rotation), torch.from_numpy(translation),
+                                          torch.from_numpy(expression))
+        frame.timings["filter"] += (time.perf_counter() - began) * 1000.0
+
+    def _finish(self, fit: "_FaceFit", solved: SolveResult, frame: FitFrame, config: TrackerConfig) -> FaceResult:
+        """A face's filtered parameters -> its result; the face moves on to this frame."""
+        face, observation = fit.face, fit.observation
+        began = time.perf_counter()
+        result = self._result(face, observation, fit.filtered, solved, frame, fit.obs.scale_px, config)
         frame.timings["filter"] += (time.perf_counter() - began) * 1000.0
         face.bbox, face.last_seen_s, face.seen_last_frame, face.result = (observation.bbox, frame.timestamp_s,
                                                                           True, result)
@@ -247,14 +271,13 @@ class FaceFitter:
     def _prepare(self, face: TrackedFace, observation: LandmarkObservation, frame: FitFrame,
                  config: TrackerConfig) -> "_FaceFit":
         """A face's landmark problem in this frame: its observation, start values and iterations."""
-        prior = torch.as_tensor(mediapipe_to_ict_expression(self.model.expression_names, observation.blendshapes),
-                                dtype=DTYPE)
+        prior = torch.from_numpy(mediapipe_to_ict_expression(self.model.expression_names, observation.blendshapes))
         start, acquiring = self._start(face, observation, prior, frame.camera, frame.timestamp_s)
         used = observation.points[self.correspondence.mediapipe_ids]   # (M, 3), gathered once
         points = torch.as_tensor(used[:, :2], dtype=DTYPE)
-        pose_prior = (torch.as_tensor(rotation_from_points3d(
-            self.bases.arrays().shape(face.identity.identity), used, self.point_weights.numpy(), frame.camera))
-            if config.mediapipe_pose_weight > 0 else None)
+        pose_prior = (torch.from_numpy(self._rotation_prior(self.bases.arrays().shape(face.identity.identity), used,
+                                                            frame.camera))
+                      if config.mediapipe_pose_weight > 0 else None)
         obs = Observation(points, self.point_weights, frame.intrinsics, prior, None if acquiring else face.params,
                           pose_prior)
         iterations = max(ACQUIRE_ITERATIONS, config.max_iterations) if acquiring else config.max_iterations
@@ -366,7 +389,8 @@ class GazeTrack:
 
     def __init__(self, expression_names: tuple[str, ...], min_cutoff: float, beta: float):
         self._blink = [expression_names.index(f"eyeBlink_{side}") for side in SIDES]
-        self._look = {name: expression_names.index(name) for name in look_weights(np.zeros((2, 2)))}
+        self._look = np.array([expression_names.index(name) for name in LOOK_NAMES])
+        self._eyeballs: tuple[EyeballGeometry | None, np.ndarray | None] = (None, None)   # and its centres (m)
         self._filter = OneEuroFilter(min_cutoff, beta, POSE_UNITS["rotation"])
         self.angles: np.ndarray | None = None     #: (2, 2) yaw, pitch (rad) in the head frame
 
@@ -375,11 +399,14 @@ class GazeTrack:
                timestamp_s: float) -> np.ndarray:
         """(2, 3, 3) eye rotations in the head frame whose rotation is ``rotation`` (the filtered
         pose), so that the published gaze is the one seen from the (unfiltered) ``fitted`` pose."""
+        if self._eyeballs[0] is not eyeballs:
+            self._eyeballs = (eyeballs, eyeballs.centres_cm * CM_TO_M)
         fitted_rotation, fitted_translation = fitted.rotation.numpy(), fitted.translation.numpy()
-        centres = (eyeballs.centres_cm * CM_TO_M) @ fitted_rotation.T + fitted_translation
-        irises = points_px[list(IRIS_CENTRES)]
+        centres = self._eyeballs[1] @ fitted_rotation.T + fitted_translation
+        irises = points_px[_IRIS_CENTRES]
         seen = project_np(centres, camera)
-        if np.nansum(np.linalg.norm(seen - irises[::-1], axis=1)) < np.nansum(np.linalg.norm(seen - irises, axis=1)):
+        as_seen, swapped = np.nansum(np.linalg.norm(seen - np.stack((irises, irises[::-1])), axis=2), axis=1)
+        if swapped < as_seen:
             irises = irises[::-1]
         gaze_cam = gaze_from_iris(irises, centres, eyeballs.iris_depth_cm * CM_TO_M, camera)
         angles = yaw_pitch(gaze_cam @ rotation)      # rows: rotation^T g, the head frame
@@ -393,5 +420,4 @@ class GazeTrack:
 
     def write_look_weights(self, expression: np.ndarray) -> None:
         """Overwrite the eyeLook* weights of (K_exp,) ``expression`` with those of the fitted rotations."""
-        for name, value in look_weights(self.angles).items():
-            expression[self._look[name]] = value
+        expression[self._look] = look_weight_values(self.angles)

@@ -11,6 +11,8 @@ Speeds are measured in units where typical motions are comparable (see :data:`PO
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from face_tracking_3dmm.geometry import axis_angle_to_matrix_np, matrix_to_axis_angle_np
@@ -25,6 +27,8 @@ RESTART_GAP_S = 1.0
 
 def smoothing_factor(cutoff_hz: np.ndarray | float, dt_s: float) -> np.ndarray:
     """Weight of the new sample in an exponential low-pass with ``cutoff_hz`` at step ``dt_s``."""
+    if isinstance(cutoff_hz, float) and isinstance(dt_s, float):   # plain floats: a tenth of numpy's cost
+        return 1.0 / (1.0 + 1.0 / (2.0 * math.pi * cutoff_hz) / dt_s)
     tau = 1.0 / (2.0 * np.pi * np.asarray(cutoff_hz, dtype=np.float64))
     return 1.0 / (1.0 + tau / dt_s)
 
@@ -55,31 +59,82 @@ class OneEuroFilter:
         """Seconds since the last sample, or None when the filter must (re)start: also around a
         non-finite sample, which passes unchanged (for the caller to refuse) instead of sticking in
         the state until a long gap."""
+        if self._value is not None and value.shape != self._value.shape:
+            raise ValueError(f"sample shape changed from {self._value.shape} to {value.shape}")
         if self._time is None or self.min_cutoff == 0 or not np.isfinite(value).all() \
                 or not np.isfinite(self._value).all():
             return None
         dt = timestamp_s - self._time
         return dt if 0 < dt <= RESTART_GAP_S else None
 
-    def _cutoff(self, raw_speed: np.ndarray, dt: float) -> np.ndarray:
-        """Update the smoothed speed with a raw speed sample; the cut-off per parameter."""
-        a = smoothing_factor(SPEED_CUTOFF_HZ, dt)
-        self._speed = raw_speed if self._speed is None else self._speed + a * (raw_speed - self._speed)
-        return self.min_cutoff + self.beta * np.abs(self._speed)
-
     def __call__(self, value: np.ndarray, timestamp_s: float) -> np.ndarray:
         """Filter one (N,) sample taken at ``timestamp_s`` (seconds); returns the filtered (N,) values."""
-        value = np.asarray(value, dtype=np.float64)
-        if self._value is not None and value.shape != self._value.shape:
-            raise ValueError(f"sample shape changed from {self._value.shape} to {value.shape}")
-        dt = self._step(timestamp_s, value)
+        return filter_together([self], np.asarray(value, dtype=np.float64)[None], timestamp_s)[0]
+
+
+def _rows(arrays: list[np.ndarray]) -> np.ndarray:
+    """``np.stack(arrays)``; one array (one face, the usual case) as a view: np.stack's own overhead
+    is several times the filter's arithmetic."""
+    return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
+
+
+def _moving(filters: list[OneEuroFilter], samples: np.ndarray, timestamp_s: float
+            ) -> tuple[list[int], np.ndarray | float]:
+    """Which rows of ``samples`` continue their filter's history (the others restart it: their
+    sample passes unchanged), and their (moving, 1) seconds since the last sample (one row: a float,
+    whose arithmetic costs a tenth of a (1, 1) array's); every filter's time moves on to ``timestamp_s``."""
+    moving, dts = [], []
+    for row, (filt, sample) in enumerate(zip(filters, samples)):
+        dt = filt._step(timestamp_s, sample)
         if dt is None:
-            self._value, self._speed = value.copy(), None
+            filt._value, filt._speed = sample.copy(), None
         else:
-            cutoff = self._cutoff((value - self._value) * self.scale / dt, dt)
-            self._value = self._value + smoothing_factor(cutoff, dt) * (value - self._value)
-        self._time = timestamp_s
-        return self._value.copy()
+            moving.append(row)
+            dts.append([dt])
+        filt._time = timestamp_s
+    return moving, (dts[0][0] if len(dts) == 1 else np.array(dts))
+
+
+def _per_row(filters: list[OneEuroFilter], name: str) -> float | np.ndarray:
+    """A setting of the filters: one number when they share it (the faces of one tracker do), else (F, 1)."""
+    if len(filters) == 1:
+        return getattr(filters[0], name)
+    values = [getattr(filt, name) for filt in filters]
+    return values[0] if values.count(values[0]) == len(values) else np.array(values)[:, None]
+
+
+def _smoothed(filters: list[OneEuroFilter], change: np.ndarray, dts: np.ndarray | float) -> np.ndarray:
+    """(F, N) weights of the new samples, whose (F, N) ``change`` from the filters' last outputs (in
+    the values' tangent space) took ``dts`` (:func:`_moving`'s): each filter's smoothed speed moves towards the
+    raw one (first sample after a restart: taken as it is), which sets its cut-off."""
+    scales = _rows([filt.scale for filt in filters])
+    raw = change * (scales if scales.ndim == change.ndim else scales[:, None]) / dts
+    previous = [filt._speed for filt in filters]
+    if all(speed is not None for speed in previous):
+        last = _rows(previous)
+        speeds = last + smoothing_factor(SPEED_CUTOFF_HZ, dts) * (raw - last)
+    else:
+        smoothing = np.broadcast_to(smoothing_factor(SPEED_CUTOFF_HZ, dts), (len(raw), 1))
+        speeds = np.stack([row if speed is None else speed + a * (row - speed)
+                           for row, speed, a in zip(raw, previous, smoothing)])
+    for filt, speed in zip(filters, speeds):
+        filt._speed = speed
+    return smoothing_factor(_per_row(filters, "min_cutoff") + _per_row(filters, "beta") * np.abs(speeds), dts)
+
+
+def filter_together(filters: list[OneEuroFilter], samples: np.ndarray, timestamp_s: float) -> np.ndarray:
+    """Filter (F, N) ``samples``, row f by ``filters[f]`` (each with its own history and settings),
+    in one set of array operations: the faces of one frame together. Returns the (F, N) outputs,
+    equal to calling each filter on its row."""
+    samples = np.asarray(samples, dtype=np.float64)
+    moving, dts = _moving(filters, samples, timestamp_s)
+    if moving:
+        active = [filters[row] for row in moving]
+        last = _rows([filt._value for filt in active])
+        change = (samples if len(moving) == len(filters) else samples[moving]) - last
+        for filt, value in zip(active, last + _smoothed(active, change, dts) * change):
+            filt._value = value
+    return _rows([filt._value for filt in filters]).copy()
 
 
 class RotationOneEuroFilter(OneEuroFilter):
@@ -94,31 +149,63 @@ class RotationOneEuroFilter(OneEuroFilter):
         rotation = np.asarray(rotation, dtype=np.float64)
         if rotation.shape != (3, 3):
             raise ValueError(f"rotation must be (3, 3), got {rotation.shape}")
-        dt = self._step(timestamp_s, rotation)
-        if dt is None:
-            self._value, self._speed = rotation.copy(), None
-        else:
-            towards = matrix_to_axis_angle_np(self._value.T @ rotation)  # last output -> sample, head frame
-            cutoff = self._cutoff(towards * self.scale / dt, dt)
-            self._value = self._value @ axis_angle_to_matrix_np(smoothing_factor(cutoff, dt) * towards)
-        self._time = timestamp_s
-        return self._value.copy()
+        return filter_rotations_together([self], rotation[None], timestamp_s)[0]
+
+
+def filter_rotations_together(filters: list[RotationOneEuroFilter], rotations: np.ndarray,
+                              timestamp_s: float) -> np.ndarray:
+    """:func:`filter_together` for (F, 3, 3) rotations: each moves along the geodesic from its
+    filter's last output towards its sample (in the head frame)."""
+    rotations = np.asarray(rotations, dtype=np.float64)
+    moving, dts = _moving(filters, rotations, timestamp_s)
+    if moving:
+        active = [filters[row] for row in moving]
+        towards = _rows([matrix_to_axis_angle_np(filt._value.T @ rotations[row]) for filt, row in zip(active, moving)])
+        for filt, step in zip(active, _smoothed(active, towards, dts) * towards):
+            filt._value = filt._value @ axis_angle_to_matrix_np(step)
+    return _rows([filt._value for filt in filters]).copy()
 
 
 class PoseExpressionFilter:
-    """One-Euro filters for one face: rotation (3, 3), translation (3,) metres, expression (K,)."""
+    """One-Euro filters for one face: rotation (3, 3), and translation (3,) metres with expression
+    (K,) in one filter (one set of array operations for both; a non-finite value in either restarts
+    both)."""
 
     def __init__(self, min_cutoff: float, beta: float):
         self.rotation = RotationOneEuroFilter(min_cutoff, beta)
-        self.translation = OneEuroFilter(min_cutoff, beta, POSE_UNITS["translation"])
-        self.expression = OneEuroFilter(min_cutoff, beta, POSE_UNITS["expression"])
+        self.min_cutoff, self.beta = min_cutoff, beta
+        self.motion: OneEuroFilter | None = None   #: translation and expression, made at the first sample
 
     def reset(self) -> None:
-        for part in (self.rotation, self.translation, self.expression):
-            part.reset()
+        self.rotation.reset()
+        if self.motion is not None:
+            self.motion.reset()
+
+    def _motion(self, num_expression: int) -> OneEuroFilter:
+        if self.motion is None:
+            scale = np.concatenate((np.full(3, POSE_UNITS["translation"]), np.full(num_expression,
+                                                                                  POSE_UNITS["expression"])))
+            self.motion = OneEuroFilter(self.min_cutoff, self.beta, scale)
+        return self.motion
 
     def __call__(self, rotation: np.ndarray, translation: np.ndarray, expression: np.ndarray,
                  timestamp_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Filtered (rotation, translation, expression clipped to [0, 1]) at ``timestamp_s``."""
-        return (self.rotation(rotation, timestamp_s), self.translation(translation, timestamp_s),
-                np.clip(self.expression(expression, timestamp_s), 0.0, 1.0))
+        rotations, translations, expressions = filter_faces([self], np.asarray(rotation)[None],
+                                                            np.asarray(translation)[None],
+                                                            np.asarray(expression)[None], timestamp_s)
+        return rotations[0], translations[0], expressions[0]
+
+
+def filter_faces(filters: list[PoseExpressionFilter], rotations: np.ndarray, translations: np.ndarray,
+                 expressions: np.ndarray, timestamp_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The faces of one frame filtered together, face f by ``filters[f]``: (F, 3, 3) rotations,
+    (F, 3) translations and (F, K) expressions -> the filtered ones (expressions clipped to [0, 1])."""
+    rotations = np.asarray(rotations, dtype=np.float64)
+    if rotations.ndim != 3 or rotations.shape[1:] != (3, 3):
+        raise ValueError(f"rotations must be (F, 3, 3), got {rotations.shape}")
+    motions = np.concatenate((np.asarray(translations, dtype=np.float64).reshape(len(filters), 3),
+                              np.asarray(expressions, dtype=np.float64).reshape(len(filters), -1)), axis=1)
+    filtered = filter_together([filt._motion(motions.shape[1] - 3) for filt in filters], motions, timestamp_s)
+    return (filter_rotations_together([filt.rotation for filt in filters], rotations, timestamp_s),
+            filtered[:, :3], np.clip(filtered[:, 3:], 0.0, 1.0))

@@ -48,7 +48,9 @@ class FaceRoster:
         """
         self._forget_unseen(timestamp_s)
         histograms = histograms if histograms is not None else [appearance.NO_PIXELS] * len(observations)
-        pairs = sorted(((self._looks_same(face.face_id, histograms[n]), box_iou(obs.bbox, face.bbox), n, face.face_id)
+        looks = {(n, face.face_id): self._looks_same(face.face_id, histograms[n])
+                 for n in range(len(observations)) for face in self}   # each compared once a frame
+        pairs = sorted(((looks[n, face.face_id], box_iou(obs.bbox, face.bbox), n, face.face_id)
                         for n, obs in enumerate(observations) for face in self), reverse=True)
         matched: dict[int, TrackedFace] = {}
         for same, iou, n, face_id in pairs:
@@ -60,14 +62,14 @@ class FaceRoster:
         for n in range(len(observations)):
             if n not in matched:
                 if len(spare) == 1 and len(observations) == 1 \
-                        and self._may_continue(spare[0].face_id, self._looks_same(spare[0].face_id, histograms[n])):
+                        and self._may_continue(spare[0].face_id, looks[n, spare[0].face_id]):
                     matched[n] = spare.pop()
                 else:
                     matched[n] = self._add(new_face(self._next_id, histograms[n]))
         for face in self:
             face.seen_last_frame = False
         for n, face in matched.items():
-            self._remember(face.face_id, histograms[n])
+            self._remember(face.face_id, histograms[n], looks.get((n, face.face_id), True))
         return [(matched[n], observations[n]) for n in range(len(observations))]
 
     def _looks_same(self, face_id: int, histogram: np.ndarray) -> bool:
@@ -78,10 +80,10 @@ class FaceRoster:
         """Whether a detection that looks like it (``same``) or not may continue face ``face_id``."""
         return same or self.unlike.get(face_id, 0) + 1 < appearance.PERSISTENCE
 
-    def _remember(self, face_id: int, histogram: np.ndarray) -> None:
-        """A face continued by a detection with ``histogram``: its running histogram takes it when
-        it looks the same, else its run of unlike frames grows."""
-        if self._looks_same(face_id, histogram):
+    def _remember(self, face_id: int, histogram: np.ndarray, same: bool) -> None:
+        """A face continued by a detection with ``histogram`` that looks like it (``same``) or not:
+        its running histogram takes it when it does, else its run of unlike frames grows."""
+        if same:
             self.appearances[face_id] = appearance.updated(self.appearances.get(face_id), histogram)
             self.unlike[face_id] = 0
         else:

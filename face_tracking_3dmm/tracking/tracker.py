@@ -78,6 +78,7 @@ class FaceTracker:
         self._faces = FaceRoster()   # the fit stage's faces
         self._stream = self._detector.stream   # the stream the fit stage's faces belong to
         self._regions: RegionRequests | None = None   # the last fit's, for process()'s next detect
+        self._intrinsics: tuple[CameraIntrinsics | None, torch.Tensor | None] = (None, None)   # camera, its tensor
 
     @property
     def landmarker(self):
@@ -189,8 +190,10 @@ class FaceTracker:
         assigned = self._faces.assign(observations, timestamp_s,
                                       lambda face_id, histogram: self._new_face(face_id, detections.single_view,
                                                                                 histogram),
-                                      [appearance.face_histogram(image_rgb, obs.points) for obs in observations])
-        frame = FitFrame(image_rgb, camera, intrinsics_tensor(camera), timestamp_s, timings)
+                                      [appearance.box_histogram(image_rgb, obs.bbox) for obs in observations])
+        if self._intrinsics[0] != camera:   # made again only when the camera changes
+            self._intrinsics = (camera, intrinsics_tensor(camera))
+        frame = FitFrame(image_rgb, camera, self._intrinsics[1], timestamp_s, timings)
         for index, (face, observation) in enumerate(assigned):
             face.on_region = face.on_region or index >= detections.whole_frame
             if not face.identity.frozen:   # the colours stored with the identity once it is fitted
