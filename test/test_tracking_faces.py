@@ -8,7 +8,7 @@ from face_tracking_3dmm.fitting.gaze import look_weights
 from face_tracking_3dmm.tracking import faces
 
 NAMES = ("jawOpen", "eyeBlink_L", "eyeSquint_R", "eyeWide_L", "eyeLookDown_L", "eyeLookIn_R", "mouthSmile_L",
-         "mouthClose")
+         "mouthClose", "browInnerUp_R")
 
 
 def test_eye_channels_have_their_own_priors_and_lids_no_temporal_prior():
@@ -22,13 +22,14 @@ def test_eye_channels_have_their_own_priors_and_lids_no_temporal_prior():
     assert [name for name, c in temporal.items() if c == 0] == ["eyeBlink_L", "eyeSquint_R", "eyeWide_L"]
 
 
-def test_channels_mediapipe_reads_better_are_pulled_harder_in_proportion():
+def test_per_channel_prior_scales_with_the_configured_prior():
     for weight in (3.0, 0.5):
         weights = faces.solver_weights(TrackerConfig(expression_prior_weight=weight), NAMES)
         prior = dict(zip(NAMES, weights.expression_prior.tolist()))
-        assert prior["jawOpen"] == prior["mouthSmile_L"] == weight * faces.MEDIAPIPE_LED_SCALE
+        assert prior["jawOpen"] == prior["mouthSmile_L"] == weight * faces.PRIOR_SCALES["jawOpen"] > weight
+        assert prior["browInnerUp_R"] == weight * faces.PRIOR_SCALES["brow"] < weight
         assert prior["mouthClose"] == weight
-    assert not any(name.startswith("eye") for name in faces.MEDIAPIPE_LED_CHANNELS)   # the lids have their caps
+    assert not any(name.startswith("eye") for name in faces.PRIOR_SCALES)   # the lids have their own caps
 
 
 def test_eye_priors_never_exceed_the_configured_expression_prior():

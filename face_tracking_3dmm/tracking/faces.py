@@ -58,18 +58,20 @@ FAST_CHANNELS = ("eyeBlink", "eyeSquint", "eyeWide")
 BLINK_PRIOR_WEIGHT = 0.1
 SQUINT_PRIOR_WEIGHT = 0.1
 LOOK_PRIOR_WEIGHT = 0.1
-#: Channels whose MediaPipe score follows the truth better than the landmark fit does: their pull
-#: towards MediaPipe is ``expression_prior_weight`` times :data:`MEDIAPIPE_LED_SCALE` (3 -> 30);
-#: every other channel keeps ``expression_prior_weight`` (eyeWide included: at 0.1, as the other
-#: lids, it read 0.10 against MediaPipe's 0.33; at 3, 0.29, with the blinks unchanged). Chosen on
-#: renders outside the benchmark (truth_clips seeds 21 and 33), weights 1 / 3 / 10 / 30 / 100 for
-#: every mouth, jaw, cheek, nose and brow channel: only these rose with a stronger pull (jawOpen
-#: 0.72 -> 0.82 Pearson against the truth, mouthFunnel 0.39 -> 0.54, mouthLeft 0.50 -> 0.65,
-#: mouthRight 0.61 -> 0.67, mouthSmile 0.48 / 0.67 -> 0.55 / 0.72, mouthStretch 0.24 -> 0.30) and
-#: took their MAE down with it; mouthClose, jawLeft/Right and mouthPucker, which MediaPipe misses,
-#: fell at 30 - 100 for all channels (mouthClose 0.50 -> 0.10) but not with only these at 30.
-MEDIAPIPE_LED_CHANNELS = ("jawOpen", "mouthFunnel", "mouthLeft", "mouthRight", "mouthSmile", "mouthStretch")
-MEDIAPIPE_LED_SCALE = 10.0
+#: Per-channel pull towards MediaPipe, as a factor on ``expression_prior_weight`` (3 by default;
+#: channels not listed: 1, eye channels: see the caps above). Channels where MediaPipe's score
+#: follows the truth better than the landmark fit get 10 (30); the brows, which the fit reads
+#: better than MediaPipe, 1/3 (1). eyeWide is not capped with the other lids (at 0.1 it read 0.28
+#: Pearson against MediaPipe's 0.43; at 3, 0.40, MAE 0.062 -> 0.025, with the blinks unchanged).
+#: Chosen on renders outside the benchmark (truth_clips seeds 21 and 33, 150- and 170-frame
+#: suites), sweeping 1 / 3 / 10 / 30 / 100 for every mouth, jaw, cheek, nose and brow channel;
+#: Pearson against the truth, 170-frame suites, before -> after: jawOpen 0.78 -> 0.80, mouthFunnel
+#: 0.49 -> 0.58, mouthLeft 0.58 -> 0.68, mouthRight 0.55 -> 0.70, mouthSmile 0.40 / 0.73 -> 0.45 /
+#: 0.80, mouthStretch MAE 0.028 -> 0.023 (MAE down for all), brows up by 0.01 - 0.1. Not listed,
+#: as they fell when pulled harder: mouthClose, jawLeft/Right, mouthPucker, noseSneer (all
+#: channels at 30 - 100: mouthClose 0.50 -> 0.10 - 0.35), mouthRollLower and mouthFrown (no gain).
+PRIOR_SCALES = {"jawOpen": 10.0, "mouthFunnel": 10.0, "mouthLeft": 10.0, "mouthRight": 10.0,
+                "mouthSmile": 10.0, "mouthStretch": 10.0, "brow": 1.0 / 3.0}
 #: The start-up identity fit's pull towards MediaPipe's scores at most: a strong one lets the shape
 #: absorb MediaPipe's expression offsets (ground-truth identity error 3.1 mm -> 3.6 mm at 3.0).
 IDENTITY_PRIOR_WEIGHT = 0.1
@@ -96,15 +98,16 @@ def _mediapipe_keys(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 
 def solver_weights(config: TrackerConfig, expression_names: tuple[str, ...]) -> SolverWeights:
     """The per-frame landmark solver's weights from the tracker's settings: the
-    :data:`FAST_CHANNELS` have no temporal prior, the :data:`MEDIAPIPE_LED_CHANNELS` a
-    :data:`MEDIAPIPE_LED_SCALE` times stronger pull towards MediaPipe, and the eye channels' pull is
-    at most :data:`BLINK_PRIOR_WEIGHT`, :data:`SQUINT_PRIOR_WEIGHT` or :data:`LOOK_PRIOR_WEIGHT`."""
+    :data:`FAST_CHANNELS` have no temporal prior, the pull towards MediaPipe is scaled per channel
+    by :data:`PRIOR_SCALES`, and the eye channels' pull is at most :data:`BLINK_PRIOR_WEIGHT`,
+    :data:`SQUINT_PRIOR_WEIGHT` or :data:`LOOK_PRIOR_WEIGHT`."""
     def named(prefixes) -> torch.Tensor:
         return torch.tensor([name.startswith(prefixes) for name in expression_names])
 
     weight = config.expression_prior_weight
     prior = torch.full((len(expression_names),), weight, dtype=DTYPE)
-    prior[named(MEDIAPIPE_LED_CHANNELS)] = weight * MEDIAPIPE_LED_SCALE
+    for prefix, scale in PRIOR_SCALES.items():
+        prior[named(prefix)] = weight * scale
     prior[named("eyeSquint")] = min(weight, SQUINT_PRIOR_WEIGHT)
     prior[named("eyeLook")] = min(weight, LOOK_PRIOR_WEIGHT)
     prior[named("eyeBlink")] = min(weight, BLINK_PRIOR_WEIGHT)
