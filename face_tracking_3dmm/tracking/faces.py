@@ -60,18 +60,20 @@ SQUINT_PRIOR_WEIGHT = 0.1
 LOOK_PRIOR_WEIGHT = 0.1
 #: Per-channel pull towards MediaPipe, as a factor on ``expression_prior_weight`` (3 by default;
 #: channels not listed: 1, eye channels: see the caps above). Channels where MediaPipe's score
-#: follows the truth better than the landmark fit get 10 (30); the brows, which the fit reads
-#: better than MediaPipe, 1/3 (1). eyeWide is not capped with the other lids (at 0.1 it read 0.28
-#: Pearson against MediaPipe's 0.43; at 3, 0.40, MAE 0.062 -> 0.025, with the blinks unchanged).
+#: follows the truth better than the landmark fit get 10 (30). eyeWide is not capped with the
+#: other lids (at 0.1 it read 0.28 Pearson against MediaPipe's 0.43; at 3, 0.40, MAE 0.062 ->
+#: 0.025, with the blinks unchanged).
 #: Chosen on renders outside the benchmark (truth_clips seeds 21 and 33, 150- and 170-frame
 #: suites), sweeping 1 / 3 / 10 / 30 / 100 for every mouth, jaw, cheek, nose and brow channel;
 #: Pearson against the truth, 170-frame suites, before -> after: jawOpen 0.78 -> 0.80, mouthFunnel
 #: 0.49 -> 0.58, mouthLeft 0.58 -> 0.68, mouthRight 0.55 -> 0.70, mouthSmile 0.40 / 0.73 -> 0.45 /
-#: 0.80, mouthStretch MAE 0.028 -> 0.023 (MAE down for all), brows up by 0.01 - 0.1. Not listed,
-#: as they fell when pulled harder: mouthClose, jawLeft/Right, mouthPucker, noseSneer (all
-#: channels at 30 - 100: mouthClose 0.50 -> 0.10 - 0.35), mouthRollLower and mouthFrown (no gain).
+#: 0.80, mouthStretch MAE 0.028 -> 0.023 (MAE down for all). Not listed, as they fell when pulled
+#: harder: mouthClose, jawLeft/Right, mouthPucker, noseSneer (all channels at 30 - 100: mouthClose
+#: 0.50 -> 0.10 - 0.35), mouthRollLower and mouthFrown (no gain). The other way, the brows at 1/3
+#: (1), where the fit beats MediaPipe: Pearson up 0.01 - 0.1 but browDown's MAE 0.036 -> 0.053
+#: (on the benchmark 0.04 -> 0.07): not kept.
 PRIOR_SCALES = {"jawOpen": 10.0, "mouthFunnel": 10.0, "mouthLeft": 10.0, "mouthRight": 10.0,
-                "mouthSmile": 10.0, "mouthStretch": 10.0, "brow": 1.0 / 3.0}
+                "mouthSmile": 10.0, "mouthStretch": 10.0}
 #: The start-up identity fit's pull towards MediaPipe's scores at most: a strong one lets the shape
 #: absorb MediaPipe's expression offsets (ground-truth identity error 3.1 mm -> 3.6 mm at 3.0).
 IDENTITY_PRIOR_WEIGHT = 0.1
