@@ -26,8 +26,8 @@ def test_per_channel_prior_scales_with_the_configured_prior():
     for weight in (3.0, 0.5):
         weights = faces.solver_weights(TrackerConfig(expression_prior_weight=weight), NAMES)
         prior = dict(zip(NAMES, weights.expression_prior.tolist()))
-        assert prior["jawOpen"] == prior["mouthSmile_L"] == weight * faces.PRIOR_SCALES["jawOpen"] > weight
-        assert prior["mouthClose"] == prior["browInnerUp_R"] == weight
+        assert prior["mouthSmile_L"] == weight * faces.PRIOR_SCALES["mouthSmile"] > weight
+        assert prior["jawOpen"] == prior["mouthClose"] == prior["browInnerUp_R"] == weight
     assert not any(name.startswith("eye") for name in faces.PRIOR_SCALES)   # the lids have their own caps
 
 
