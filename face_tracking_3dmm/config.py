@@ -56,8 +56,10 @@ class TrackerConfig:
     temporal_weight: float = _param(1.0, "Prior pulling expression and pose towards the previous "
                                          "frame (0 = none; the eyelids have none)", 0.0, 1000.0)
     expression_prior_weight: float = _param(3.0, "Prior pulling expression towards MediaPipe's "
-                                                 "blendshape scores (eyelids and eyeLook* at most 0.1: "
-                                                 "their landmarks are read instead)", 0.0, 1000.0)
+                                                 "blendshape scores (eyeBlink, eyeSquint and eyeLook* at "
+                                                 "most 0.1: their landmarks are read instead; "
+                                                 "mouthFunnel/Left/Right/Smile/Stretch 10 times it: "
+                                                 "MediaPipe reads them better)", 0.0, 1000.0)
     mediapipe_pose_weight: float = _param(1.0, "Prior pulling the head rotation towards the rotation of "
                                                "MediaPipe's 3D points (their depth steadies pitch), in "
                                                "temporal_weight's units (0 = none)", 0.0, 1000.0)

@@ -7,23 +7,35 @@ from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.fitting.gaze import look_weights
 from face_tracking_3dmm.tracking import faces
 
-NAMES = ("jawOpen", "eyeBlink_L", "eyeSquint_R", "eyeWide_L", "eyeLookDown_L", "eyeLookIn_R", "mouthSmile_L")
+NAMES = ("jawOpen", "eyeBlink_L", "eyeSquint_R", "eyeWide_L", "eyeLookDown_L", "eyeLookIn_R", "mouthSmile_L",
+         "mouthClose", "browInnerUp_R")
 
 
 def test_eye_channels_have_their_own_priors_and_lids_no_temporal_prior():
     weights = faces.solver_weights(TrackerConfig(expression_prior_weight=3.0), NAMES)
     prior = dict(zip(NAMES, weights.expression_prior.tolist()))
-    assert prior["jawOpen"] == prior["mouthSmile_L"] == 3.0
     assert prior["eyeBlink_L"] == faces.BLINK_PRIOR_WEIGHT
-    assert prior["eyeSquint_R"] == prior["eyeWide_L"] == faces.LID_PRIOR_WEIGHT
+    assert prior["eyeSquint_R"] == faces.SQUINT_PRIOR_WEIGHT
     assert prior["eyeLookDown_L"] == prior["eyeLookIn_R"] == faces.LOOK_PRIOR_WEIGHT
+    assert prior["eyeWide_L"] == prior["mouthClose"] == 3.0
     temporal = dict(zip(NAMES, weights.temporal_expression.tolist()))
     assert [name for name, c in temporal.items() if c == 0] == ["eyeBlink_L", "eyeSquint_R", "eyeWide_L"]
 
 
+def test_per_channel_prior_scales_with_the_configured_prior():
+    for weight in (3.0, 0.5):
+        weights = faces.solver_weights(TrackerConfig(expression_prior_weight=weight), NAMES)
+        prior = dict(zip(NAMES, weights.expression_prior.tolist()))
+        assert prior["mouthSmile_L"] == weight * faces.PRIOR_SCALES["mouthSmile"] > weight
+        assert prior["jawOpen"] == prior["mouthClose"] == prior["browInnerUp_R"] == weight
+    assert not any(name.startswith("eye") for name in faces.PRIOR_SCALES)   # the lids have their own caps
+
+
 def test_eye_priors_never_exceed_the_configured_expression_prior():
     weights = faces.solver_weights(TrackerConfig(expression_prior_weight=0.01), NAMES)
-    assert np.allclose(weights.expression_prior.numpy(), 0.01)
+    prior = dict(zip(NAMES, weights.expression_prior.tolist()))
+    assert all(value == 0.01 for name, value in prior.items() if name.startswith("eye"))
+    assert not faces.solver_weights(TrackerConfig(expression_prior_weight=0.0), NAMES).expression_prior.any()
 
 
 def test_gaze_track_overwrites_only_the_look_channels():
