@@ -79,30 +79,21 @@ def gaze_from_iris(iris_px: np.ndarray, centres_cam: np.ndarray, iris_depth: flo
     if iris_px.ndim != 2 or iris_px.shape[1] != 2 or centres_cam.shape != (len(iris_px), 3):
         raise ValueError(f"need (E, 2) pixels and (E, 3) centres, got {iris_px.shape}, {centres_cam.shape}")
     rays = np.ones((len(iris_px), 3))
-    rays[:, 0] = (iris_px[:, 0] - camera.cx) / camera.fx   # per column: no (2,) arrays from tuples
-    rays[:, 1] = (iris_px[:, 1] - camera.cy) / camera.fy
-    rays /= _lengths(rays)
+    rays[:, :2] = (iris_px - (camera.cx, camera.cy)) / (camera.fx, camera.fy)
+    rays /= np.linalg.norm(rays, axis=1, keepdims=True)
     along = (rays * centres_cam).sum(1)
     discriminant = along ** 2 - (centres_cam ** 2).sum(1) + iris_depth ** 2
-    distance = along - np.sqrt(np.maximum(discriminant, 0.0))
+    distance = along - np.sqrt(np.clip(discriminant, 0.0, None))
     gaze = rays * distance[:, None] - centres_cam
-    return gaze / _lengths(gaze)
-
-
-def _lengths(vectors: np.ndarray) -> np.ndarray:
-    """(E, 1) Euclidean lengths of (E, 3) ``vectors``: ``np.linalg.norm(..., axis=1, keepdims=True)``'s
-    arithmetic without its Python overhead (a third of the gaze's cost on two eyes)."""
-    return np.sqrt((vectors * vectors).sum(1, keepdims=True))
+    return gaze / np.linalg.norm(gaze, axis=1, keepdims=True)
 
 
 def yaw_pitch(gaze_head: np.ndarray) -> np.ndarray:
     """(E, 2) yaw, pitch (rad) of (E, 3) unit gaze vectors in the head frame (inverse of
     :func:`eye_rotation_matrices`)."""
     gaze_head = np.asarray(gaze_head, np.float64)
-    out = np.empty((len(gaze_head), 2))   # filled by column: np.stack costs more than the arithmetic
-    np.arctan2(gaze_head[:, 0], gaze_head[:, 2], out=out[:, 0])
-    out[:, 1] = -np.arcsin(np.minimum(np.maximum(gaze_head[:, 1], -1.0), 1.0))
-    return out
+    return np.stack((np.arctan2(gaze_head[:, 0], gaze_head[:, 2]), -np.arcsin(np.clip(gaze_head[:, 1], -1, 1))),
+                    axis=1)
 
 
 def eye_rotation_matrices(angles: np.ndarray) -> np.ndarray:
