@@ -18,9 +18,9 @@ MAX_RELATIVE_RMS = 0.25
 
 def plausible(params: FaceParameters, rms_px: float, scale_px: float) -> bool:
     """True when ``params`` (with RMS landmark error ``rms_px``) look like a face that was fitted."""
-    depth = float(params.translation[2]) if params.finite else math.nan
-    return (params.finite and DEPTH_RANGE_M[0] < depth < DEPTH_RANGE_M[1]
-            and math.isfinite(rms_px) and rms_px < divergence_limit_px(scale_px))
+    if not (math.isfinite(rms_px) and rms_px < divergence_limit_px(scale_px)):
+        return False   # the cheap checks first: ``finite`` reads every parameter
+    return params.finite and DEPTH_RANGE_M[0] < float(params.translation[2]) < DEPTH_RANGE_M[1]
 
 
 def divergence_limit_px(scale_px: float) -> float:

@@ -395,7 +395,7 @@ class FaceFitter:
             eye_rotations=eye_rotations,
             eye_centers=eyeballs.centres_cm * CM_TO_M,
             jaw_open=float(expression[names.index("jawOpen")]),
-            landmarks_mediapipe=np.asarray(observation.points[:, :2], dtype=np.float64).copy(),
+            landmarks_mediapipe=observation.points[:, :2].astype(np.float64),   # always a copy
             bbox=tuple(float(v) for v in observation.bbox),
             mesh_expression=mesh_expression)
 
@@ -405,6 +405,16 @@ class FaceFitter:
         if face.eyeballs[0] is not identity:
             face.eyeballs = (identity, eyeball_geometry(self.model, identity))
         return face.eyeballs[1]
+
+
+def matched_irises(eyes_px: np.ndarray, irises_px: np.ndarray) -> np.ndarray:
+    """(2, 2) ``irises_px`` (2, 2) in the order of the eyes seen at ``eyes_px`` (2, 2; NaN: not
+    seen): swapped when that puts them nearer (summed distance, an unseen eye counting 0)."""
+    difference = eyes_px[:, None] - irises_px[None]                        # (eye, iris, xy)
+    (kept, across), (back, again) = np.sqrt((difference * difference).sum(2)).tolist()
+    as_seen = (0.0 if math.isnan(kept) else kept) + (0.0 if math.isnan(again) else again)
+    swapped = (0.0 if math.isnan(across) else across) + (0.0 if math.isnan(back) else back)
+    return irises_px[::-1] if swapped < as_seen else irises_px
 
 
 class GazeTrack:
@@ -427,11 +437,7 @@ class GazeTrack:
             self._eyeballs = (eyeballs, eyeballs.centres_cm * CM_TO_M)
         fitted_rotation, fitted_translation = fitted.rotation.numpy(), fitted.translation.numpy()
         centres = self._eyeballs[1] @ fitted_rotation.T + fitted_translation
-        irises = points_px[_IRIS_CENTRES]
-        seen = project_np(centres, camera)
-        as_seen, swapped = np.nansum(np.linalg.norm(seen - np.stack((irises, irises[::-1])), axis=2), axis=1)
-        if swapped < as_seen:
-            irises = irises[::-1]
+        irises = matched_irises(project_np(centres, camera), points_px[_IRIS_CENTRES])
         gaze_cam = gaze_from_iris(irises, centres, eyeballs.iris_depth_cm * CM_TO_M, camera)
         angles = yaw_pitch(gaze_cam @ rotation)      # rows: rotation^T g, the head frame
         shut = expression[self._blink] > SHUT_EYE
