@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
-import scipy.linalg
 import torch
 
-from face_tracking_3dmm.geometry import CM_TO_M, axis_angle_to_matrix_np
+from face_tracking_3dmm.fitting import lm_kernels
+from face_tracking_3dmm.geometry import CM_TO_M, MODEL_TO_OPTICAL
 from face_tracking_3dmm.model import ICTFaceModel
 
 #: Temporal prior per degree of rotation, relative to one unit of expression weight.
@@ -71,9 +71,11 @@ class PointBases:
         def combine(values: torch.Tensor) -> torch.Tensor:  # (V, 3, K) -> (M, 3, K)
             return (values.to(DTYPE)[idx] * bary[:, :, None, None]).sum(1)
 
-        return cls(mean=combine(sub.neutral[:, :, None])[..., 0],
-                   identity=combine(sub.identity_basis.permute(1, 2, 0)),
-                   expression=combine(sub.expression_basis.permute(1, 2, 0)))
+        bases = cls(mean=combine(sub.neutral[:, :, None])[..., 0],
+                    identity=combine(sub.identity_basis.permute(1, 2, 0)),
+                    expression=combine(sub.expression_basis.permute(1, 2, 0)))
+        _warm_up(bases)
+        return bases
 
     def __len__(self) -> int:
         return self.mean.shape[0]
@@ -184,26 +186,27 @@ class SolveResult:
 
 
 class PointArrays:
-    """A :class:`PointBases` as numpy views for the per-frame solve, with the shapes of recent
-    identities kept (one per thread: see :meth:`PointBases.arrays`)."""
+    """A :class:`PointBases` as contiguous numpy arrays for the compiled per-frame solve, with the
+    shapes of recent identities kept and the solve's work arrays (one per thread: see
+    :meth:`PointBases.arrays`)."""
 
     #: Identities whose shapes are kept (faces of one frame and the identity fit's candidates).
     KEPT_SHAPES = 16
 
     def __init__(self, bases: PointBases):
-        self.mean = bases.mean.numpy()
-        self.identity = bases.identity.numpy()                  # (M, 3, K_id)
-        self.expression = bases.expression.numpy()              # (M, 3, K_exp)
-        self._identity_flat = self.identity.reshape(-1, self.identity.shape[2])
-        self._expression_flat = self.expression.reshape(-1, self.expression.shape[2])
+        self.mean = np.ascontiguousarray(bases.mean.numpy())
+        self.identity = np.ascontiguousarray(bases.identity.numpy())                  # (M, 3, K_id)
+        self.expression = np.ascontiguousarray(bases.expression.numpy())              # (M, 3, K_exp)
+        self.identity_flat = self.identity.reshape(-1, self.identity.shape[2])        # (3M, K_id)
+        self.expression_flat = self.expression.reshape(-1, self.expression.shape[2])  # (3M, K_exp)
         #: float32 copies for the Jacobian, which only enters ``J^T J`` (taken in float32).
         self.identity32, self.expression32 = self.identity.astype(np.float32), self.expression.astype(np.float32)
         self._shapes: dict[int, tuple[torch.Tensor, np.ndarray]] = {}
-        self._work: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._work: dict[int, tuple[np.ndarray, ...]] = {}
 
     def shape_of(self, identity: np.ndarray | None) -> np.ndarray:
         """(M, 3) points with ``identity`` (K_id,) and no expression, cm."""
-        return self.mean if identity is None else self.mean + (self._identity_flat @ identity).reshape(-1, 3)
+        return self.mean if identity is None else self.mean + (self.identity_flat @ identity).reshape(-1, 3)
 
     def shape(self, identity: torch.Tensor | None) -> np.ndarray:
         """:meth:`shape_of` a (never modified in place) identity tensor, kept by tensor object:
@@ -219,28 +222,19 @@ class PointArrays:
 
     def points(self, shape: np.ndarray, expression: np.ndarray) -> np.ndarray:
         """(..., M, 3) points of identity shapes (..., M, 3) with ``expression`` (..., K_exp), cm."""
-        return shape + (expression @ self._expression_flat.T).reshape(expression.shape[:-1] + (-1, 3))
+        return shape + (expression @ self.expression_flat.T).reshape(expression.shape[:-1] + (-1, 3))
 
-    def basis_gradient(self, point_gradient: np.ndarray, out: np.ndarray) -> None:
-        """The gradient of the model coefficients, (F, K_exp) or (F, K_exp + K_id) as ``out`` is,
-        from (F, M, 3) gradients of the model points (cm): ``sum_m basis_m^T point_gradient_m``."""
-        flat = point_gradient.reshape(len(point_gradient), -1)
-        num_exp = self._expression_flat.shape[1]
-        np.matmul(flat, self._expression_flat, out=out[:, :num_exp])
-        if out.shape[1] > num_exp:
-            np.matmul(flat, self._identity_flat, out=out[:, num_exp:])
-
-    def jacobian_work(self, faces: int, columns: int) -> tuple[np.ndarray, np.ndarray]:
-        """float32 work arrays for the Jacobian of ``faces`` faces, (faces, M, 2, padded columns),
-        and its pixel rows, (faces, M, 2, 3), reused by every frame's solve. The columns are padded
-        with zeros to a multiple of 8: OpenBLAS's ``J^T J`` of 64 columns takes ~5/6 of the time of
-        59 (its kernels work in blocks of 8 or 16; measured on one thread)."""
-        work = self._work.get((faces, columns))
+    def work(self, columns: int) -> tuple[np.ndarray, ...]:
+        """The work arrays of :func:`lm_kernels.lm_iteration` for ``columns`` unknowns, reused by
+        every solve. The Jacobian's columns are padded with zeros to a multiple of 8: BLAS's
+        ``J^T J`` of 64 columns takes ~5/6 of the time of 59 (its kernels work in blocks of 8 or 16)."""
+        work = self._work.get(columns)
         if work is None:
-            padded = -(-columns // 8) * 8
-            # Zeros where d(pixel x)/d(camera y) and d(pixel y)/d(camera x) go (the translation's).
-            work = self._work[(faces, columns)] = (np.zeros((faces, len(self.mean), 2, padded), np.float32),
-                                                   np.empty((faces, len(self.mean), 2, 3), np.float32))
+            count, num_exp = len(self.mean), self.expression.shape[2]
+            work = self._work[columns] = (
+                np.zeros((2 * count, -(-columns // 8) * 8), np.float32), np.empty(columns), np.empty((3, 3)),
+                np.empty(3), np.empty(num_exp), np.empty((count, 3)), np.empty((count, 3)), np.empty(2 * count),
+                np.empty(columns))
         return work
 
 
@@ -250,12 +244,6 @@ def _stack(arrays: list[np.ndarray], copy: bool = False) -> np.ndarray:
     if len(arrays) != 1:
         return np.stack(arrays)
     return arrays[0][None].copy() if copy else arrays[0][None]
-
-
-def _selection(indices: np.ndarray, count: int) -> np.ndarray | slice:
-    """Sorted ``indices`` into ``count`` items as an index: a slice when they are all of them (the
-    usual case: numpy then gives views, not copies)."""
-    return slice(None) if len(indices) == count else indices
 
 
 class _Pose(NamedTuple):
@@ -276,27 +264,19 @@ class _Pose(NamedTuple):
         return [FaceParameters(torch.from_numpy(self.rotation[n]), torch.from_numpy(self.translation[n]),
                                torch.from_numpy(self.expression[n])) for n in range(len(self.rotation))]
 
-    def take(self, faces: np.ndarray | slice) -> "_Pose":
-        """The faces at ``faces`` (sorted indices or a slice)."""
-        return _Pose(self.rotation[faces], self.translation[faces], self.expression[faces])
-
-    def put(self, faces: np.ndarray | slice, other: "_Pose") -> None:
-        """Overwrite the faces at ``faces`` with ``other``'s (in place)."""
-        self.rotation[faces], self.translation[faces], self.expression[faces] = other
-
     def stepped(self, step: np.ndarray) -> "_Pose":
         """Apply (N, 6 + K_exp) steps: rotation increment on the left, expression clamped to [0, 1]."""
-        increment = (axis_angle_to_matrix_np(step[0, :3])[None] if len(step) == 1   # a tenth of the stack's cost
-                     else axis_angle_to_matrix_np(step[:, :3]))
-        expression = self.expression + step[:, 6:]
-        np.maximum(expression, 0.0, out=expression)   # np.clip's own overhead is several times this
-        np.minimum(expression, 1.0, out=expression)
-        return _Pose(increment @ self.rotation, self.translation + step[:, 3:6], expression)
+        step = np.ascontiguousarray(step, dtype=np.float64)
+        out = _Pose(np.empty_like(self.rotation), np.empty_like(self.translation), np.empty_like(self.expression))
+        for n in range(len(step)):
+            lm_kernels.stepped_pose(self.rotation[n], self.translation[n], self.expression[n], step[n],
+                                    out.rotation[n], out.translation[n], out.expression[n])
+        return out
 
 
 class _Energy:
-    """The energy (module docstring) of N observations in numpy, to be linearised at any parameters
-    of any of its faces; the faces are independent (a block-diagonal problem).
+    """The energy (module docstring) of N observations, as the arrays the compiled kernels read
+    (:meth:`problem`); the faces are independent (a block-diagonal problem).
 
     ``temporal`` False leaves the temporal prior out (the joint identity fit's frames need not be
     consecutive); ``identity_columns`` adds d/d(identity) to the Jacobian.
@@ -304,7 +284,7 @@ class _Energy:
 
     def __init__(self, arrays: PointArrays, observations: list[Observation], weights: SolverWeights,
                  temporal: bool = True, identity_columns: bool = False):
-        self.arrays, self.identity_columns = arrays, identity_columns
+        self.arrays = arrays
         observed = _stack([obs.points_px.numpy() for obs in observations])                     # (N, M, 2)
         point_weights = _stack([obs.weights.numpy() for obs in observations])                  # (N, M)
         self.scale_px = np.array([obs.scale_px for obs in observations])
@@ -352,11 +332,12 @@ class _Energy:
         self._fold_priors()
 
     def _fold_priors(self) -> None:
-        """The priors in the few arrays that :meth:`priors` reads (it runs at every trial step).
-        Expression: ``p (e - m)^2 + c (e - e_prev)^2 = (p + c) (e - target)^2 + constant`` with
-        ``target = (p m + c e_prev) / (p + c)`` and ``constant = p c / (p + c) (m - e_prev)^2``.
+        """The priors in the few arrays that :func:`lm_kernels.face_priors` reads (it runs at every
+        trial step). Expression: ``p (e - m)^2 + c (e - e_prev)^2 = (p + c) (e - target)^2 + constant``
+        with ``target = (p m + c e_prev) / (p + c)`` and ``constant = p c / (p + c) (m - e_prev)^2``.
         Pose: the temporal and the detector's rotation differences come from one product with both
-        reference rotations, (N, 3, 6); units (N, 9): rotation (temporal, detector's), translation."""
+        reference rotations, (N, 3, 6); units (N, 9): rotation (temporal, detector's), translation
+        (zeros where a face has no such term)."""
         count, num_exp = self.mediapipe_expression.shape
         prior = np.broadcast_to(self.expression_prior, (count, num_exp))
         units = prior + (0.0 if self.temporal_units is None else self.temporal_units[:, 6:])
@@ -366,15 +347,13 @@ class _Energy:
         self._expression_target = self.mediapipe_expression + (1.0 - weighted) * (previous - self.mediapipe_expression)
         self._expression_constant = np.einsum("nk,nk->n", (units - prior) * weighted,
                                               (self.mediapipe_expression - previous) ** 2)
-        self._pose_units: np.ndarray | None = None
-        if self.previous is None and self.rotation_prior is None:
-            return
-        identity = np.broadcast_to(np.eye(3), (count, 3, 3))
         self._pose_units = np.zeros((count, 9))
-        self._references = np.concatenate(
-            (identity if self.previous is None else self.previous.rotation,
-             identity if self.rotation_prior is None else self.rotation_prior), axis=1)   # (N, 6, 3)
-        self._references = self._references.transpose(0, 2, 1).copy()                    # (N, 3, 6)
+        self._references = np.empty((count, 3, 6))
+        self._references[:] = _IDENTITY_PAIR
+        if self.previous is not None:
+            self._references[:, :, :3] = self.previous.rotation.transpose(0, 2, 1)
+        if self.rotation_prior is not None:
+            self._references[:, :, 3:] = self.rotation_prior.transpose(0, 2, 1)
         self._previous_translation = np.zeros((count, 3)) if self.previous is None else self.previous.translation
         if self.temporal_units is not None:
             self._pose_units[:, :3], self._pose_units[:, 6:] = self.temporal_units[:, :3], self.temporal_units[:, 3:6]
@@ -384,42 +363,32 @@ class _Energy:
     def __len__(self) -> int:
         return len(self.observed_normalised)
 
-    def priors(self, pose: _Pose, faces: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
-        """Gradient (F, columns) and cost (F,) of the priors of ``faces`` (indices or a slice) at
-        ``pose`` (theirs), from the arrays of :meth:`_fold_priors`."""
-        count, num_exp = pose.expression.shape
-        grad = np.zeros((count, self.columns))
-        diff = pose.expression - self._expression_target[faces]
-        np.multiply(self._expression_units[faces], diff, out=grad[:, 6:6 + num_exp])
-        cost = np.einsum("nk,nk->n", grad[:, 6:6 + num_exp], diff)
-        cost += self._expression_constant[faces]
-        if self._pose_units is not None:
-            err = np.empty((count, 9))
-            relative = (pose.rotation @ self._references[faces]).reshape(count, 18)
-            np.subtract(relative[:, _SKEW_OF_TWO], relative[:, _SKEW_OF_TWO_TRANSPOSED], out=err[:, :6])
-            err[:, :6] *= 0.5
-            np.subtract(pose.translation, self._previous_translation[faces], out=err[:, 6:])
-            weighted = self._pose_units[faces] * err
-            grad[:, :3] += weighted[:, :3]
-            grad[:, :3] += weighted[:, 3:6]
-            grad[:, 3:6] += weighted[:, 6:]
-            cost += np.einsum("ni,ni->n", weighted, err)
-        return grad, cost
+    def problem(self, shapes: np.ndarray, faces: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """What the kernels read of ``faces`` (None: all, without copies) with identity shapes
+        ``shapes`` ((F, M, 3), theirs): see :func:`lm_kernels.lm_iteration`."""
+        arrays = self.arrays
+        per_face = (self.observed_normalised, self.residual_scale, self.scale_px, self._expression_units,
+                    self._expression_target, self._expression_constant, self._pose_units, self._references,
+                    self._previous_translation, self.prior_diag)
+        if faces is not None:
+            per_face = tuple(values[faces] for values in per_face)
+        return ((np.ascontiguousarray(shapes), arrays.expression_flat, arrays.identity_flat, arrays.expression32,
+                 arrays.identity32) + tuple(np.ascontiguousarray(values, dtype=np.float64) for values in per_face))
+
+    def priors(self, pose: _Pose, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient (F, columns) and cost (F,) of the priors of ``faces`` (indices) at ``pose`` (theirs)."""
+        lin = _Linearisation(self, pose, self.arrays.mean, faces)
+        return lin.prior_gradient, lin.cost - np.einsum("ni,ni->n", lin.residual, lin.residual)
 
 
-#: The skew part of a (3, 3) matrix D, flattened, as a vector: D[SKEW] - D[SKEW_TRANSPOSED]
-#: ((D21, D02, D10) - (D12, D20, D01)).
-_SKEW, _SKEW_TRANSPOSED = np.array([7, 2, 3]), np.array([5, 6, 1])
-#: The same for two (3, 3) matrices side by side, (3, 6) flattened: both skew parts, (6,).
-_SKEW_OF_TWO = np.concatenate([_SKEW // 3 * 6 + _SKEW % 3 + block for block in (0, 3)])
-_SKEW_OF_TWO_TRANSPOSED = np.concatenate([_SKEW_TRANSPOSED // 3 * 6 + _SKEW_TRANSPOSED % 3 + block
-                                          for block in (0, 3)])
+#: The two reference rotations of a face without pose priors, side by side.
+_IDENTITY_PAIR = np.hstack((np.eye(3), np.eye(3)))
 
 
 class _Linearisation:
-    """Residuals of some faces of an :class:`_Energy` at given parameters; the Jacobian is computed
-    on demand (:meth:`normal_equations`), so a trial step that is rejected, or the last one, costs
-    no Jacobian.
+    """Residuals of some faces of an :class:`_Energy` at given parameters (the compiled kernels of
+    the per-frame solve, here for the joint identity fit and the tests); the Jacobian is computed
+    on demand (:meth:`normal_equations`).
 
     Args:
         faces: (F,) indices of the energy's faces; ``pose`` and ``shapes`` ((F, M, 3) or (M, 3)) are theirs.
@@ -427,130 +396,57 @@ class _Linearisation:
 
     def __init__(self, energy: _Energy, pose: _Pose, shapes: np.ndarray, faces: np.ndarray | None = None):
         self._energy, self.pose = energy, pose
-        self.faces = np.arange(len(energy)) if faces is None else faces
-        # All faces (the usual case) are read through views, not copies.
-        select = _selection(self.faces, len(energy))
-        points_cm = energy.arrays.points(shapes, pose.expression)
-        # The rotated points (F, M, 3) with a column of ones: one product gives the gradient's
-        # moments and sums (:meth:`_gradient`).
-        self._rotated_and_one = np.empty(points_cm.shape[:-1] + (4,))
-        self._rotated_and_one[..., 3] = 1.0
-        self._rotated = self._rotated_and_one[..., :3]
-        np.matmul(points_cm, pose.rotation.transpose(0, 2, 1) * CM_TO_M, out=self._rotated)
-        self._cam = self._rotated + pose.translation[:, None]
-        self._residual_scale = energy.residual_scale[select]
-        # (x / z - observed, both in normalised image coordinates) * focal * sqrt(weight) / s.
-        residual = self._cam[..., :2] / self._cam[..., 2:3]
-        residual -= energy.observed_normalised[select]
-        residual *= self._residual_scale
-        self.residual = residual.reshape(len(self.faces), -1)
-        self.valid = self._cam[..., 2].min(axis=1) > 1e-3
-        self.prior_gradient, prior_cost = energy.priors(pose, select)
-        pixel_cost = np.einsum("ni,ni->n", self.residual, self.residual)
+        self.faces = np.arange(len(energy)) if faces is None else np.asarray(faces)
+        count, points = len(self.faces), len(energy.arrays.mean)
+        shapes = np.broadcast_to(shapes, (count, points, 3))
+        self._problem = energy.problem(shapes, None if faces is None else self.faces)
+        self._rotated, self._cam = np.empty((count, points, 3)), np.empty((count, points, 3))
+        self.residual = np.empty((count, 2 * points))
+        self.prior_gradient = np.empty((count, energy.columns))
+        pixel_cost, prior_cost, self.valid = np.empty(count), np.empty(count), np.empty(count, bool)
+        lm_kernels.evaluate_faces(self._problem, *(np.ascontiguousarray(part) for part in pose), self._rotated,
+                                  self._cam, self.residual, pixel_cost, prior_cost, self.prior_gradient, self.valid)
         self.cost = pixel_cost + prior_cost
-        self.rms_px = np.sqrt(pixel_cost) * energy.scale_px[select]   # the weights sum to 1
+        self.rms_px = np.sqrt(pixel_cost) * self._problem[7]   # the weights sum to 1
 
     def normal_equations(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`hessians` and :meth:`gradients` of the faces at ``rows`` (None: all)."""
-        rows = _selection(np.arange(len(self.faces)) if rows is None else rows, len(self.faces))
-        derivatives = self._pixel_derivatives(rows)
-        return self._hessians(rows, derivatives), self._gradient(rows, derivatives) + self.prior_gradient[rows]
+        return self._normal_equations(rows, True, True)
 
-    def hessians(self, rows: np.ndarray | slice) -> np.ndarray:
-        """Gauss-Newton Hessian ``J^T J + P`` (R, C, C) of the faces at ``rows`` (indices or a
-        slice). ``J^T J`` is taken in float32 from a float32 Jacobian: it only shapes the step."""
-        return self._hessians(rows, self._pixel_derivatives(rows))
+    def hessians(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Gauss-Newton Hessian ``J^T J + P`` (R, C, C) of the faces at ``rows``. ``J^T J`` is taken
+        in float32 from a float32 Jacobian: it only shapes the step."""
+        return self._normal_equations(rows, False, True)[0]
 
-    def gradients(self, rows: np.ndarray | slice) -> np.ndarray:
+    def gradients(self, rows: np.ndarray | None = None) -> np.ndarray:
         """Gradient ``J^T r + g`` (R, C) of the faces at ``rows``. It decides where the solve ends,
         so it stays float64, and it needs no Jacobian: ``J^T r`` is the chain rule applied to the
-        residuals' gradient at the camera points (:meth:`_gradient`)."""
-        return self._gradient(rows, self._pixel_derivatives(rows)) + self.prior_gradient[rows]
+        residuals' gradient at the camera points (:func:`lm_kernels.face_gradient`)."""
+        return self._normal_equations(rows, True, False)[1]
 
-    def jacobian(self, rows: np.ndarray | slice) -> np.ndarray:
+    def jacobian(self, rows: np.ndarray) -> np.ndarray:
         """(R, 2M, 6 + K_exp [+ K_id]) float32 d(weighted residual)/d(rotation increment,
-        translation, expression [, identity]) of the faces at ``rows`` (indices or a slice), in a
-        work array that the next call reuses."""
-        return self._jacobian(rows, self._pixel_derivatives(rows))[..., :self._energy.columns]
+        translation, expression [, identity]) of the faces at ``rows`` (:func:`lm_kernels.face_jacobian`)."""
+        return np.stack([self._normal_equations(np.array([row]), False, True, jacobian=True)
+                         for row in np.asarray(rows)])
 
-    def _hessians(self, rows: np.ndarray | slice, derivatives: tuple[np.ndarray, ...]) -> np.ndarray:
-        """:meth:`hessians` from :meth:`_pixel_derivatives`."""
-        jac, columns = self._jacobian(rows, derivatives), self._energy.columns
-        hessian = np.empty((len(jac), columns, columns))
-        for face, face_jacobian in enumerate(jac):   # one matrix: numpy takes BLAS's syrk
-            hessian[face] = (face_jacobian.T @ face_jacobian)[:columns, :columns]
-        np.einsum("nii->ni", hessian)[:] += self._energy.prior_diag[self.faces[rows]]
-        return hessian
-
-    def _pixel_derivatives(self, rows: np.ndarray | slice) -> tuple[np.ndarray, ...]:
-        """d(weighted pixel)/d(camera point) of the faces at ``rows``: rows (a, 0, b) and (0, c, d)
-        per point, each (R, M)."""
-        cam, residual_scale = self._cam[rows], self._residual_scale[rows]
-        x, y, inverse_z = cam[..., 0], cam[..., 1], 1.0 / cam[..., 2]
-        a, c = residual_scale[..., 0] * inverse_z, residual_scale[..., 1] * inverse_z
-        return a, -a * x * inverse_z, c, -c * y * inverse_z
-
-    def _gradient(self, rows: np.ndarray | slice, derivatives: tuple[np.ndarray, ...]) -> np.ndarray:
-        """(R, C) ``J^T r`` of the faces at ``rows``: from the residuals' gradient at each camera
-        point q (R, M, 3), rotation ``sum_m rotated_m x q_m``, translation ``sum_m q_m``, model
-        coefficients ``sum_m basis_m^T rotation^T q_m``."""
-        a, b, c, d = derivatives
-        error = self.residual[rows].reshape(len(a), -1, 2)
-        rx, ry = error[..., 0], error[..., 1]
-        point_gradient = np.empty(a.shape + (3,))
-        np.multiply(a, rx, out=point_gradient[..., 0])
-        np.multiply(c, ry, out=point_gradient[..., 1])
-        np.multiply(b, rx, out=point_gradient[..., 2])
-        point_gradient[..., 2] += d * ry
-        gradient = np.empty((len(a), self._energy.columns))
-        # (R, 4, 3): sum_m p_i q_j, then sum_m q_j.
-        moments = self._rotated_and_one[rows].transpose(0, 2, 1) @ point_gradient
-        flat = moments[:, :3].reshape(len(a), 9)
-        np.subtract(flat[:, _SKEW_TRANSPOSED], flat[:, _SKEW], out=gradient[:, :3])
-        gradient[:, 3:6] = moments[:, 3]
-        model_gradient = point_gradient @ (self.pose.rotation[rows] * CM_TO_M)
-        self._energy.arrays.basis_gradient(model_gradient, gradient[:, 6:])
-        return gradient
-
-    def _jacobian(self, rows: np.ndarray | slice, derivatives: tuple[np.ndarray, ...]) -> np.ndarray:
-        """:meth:`jacobian` from :meth:`_pixel_derivatives`, with the work array's zero columns."""
-        energy, arrays = self._energy, self._energy.arrays
-        num_exp = arrays.expression.shape[2]
-        rotated = self._rotated[rows]
-        out, pixel_rows = arrays.jacobian_work(len(rotated), energy.columns)
-        a, b, c, d = derivatives
-        px, py, pz = rotated[..., 0], rotated[..., 1], rotated[..., 2]
-        # Translation: d(pixel)/d(camera point) itself (its zeros are the work array's, set once);
-        # rotation increment: d(camera point) = -[rotated]x.
-        out[:, :, 0, 3], out[:, :, 0, 5], out[:, :, 1, 4], out[:, :, 1, 5] = a, b, c, d
-        out[:, :, 0, 0], out[:, :, 0, 1], out[:, :, 0, 2] = b * py, a * pz - b * px, -a * py
-        out[:, :, 1, 0], out[:, :, 1, 1], out[:, :, 1, 2] = d * py - c * pz, -d * px, c * px
-        # Model coefficients: d(pixel)/d(camera point) @ rotation (cm -> m) @ basis at each point.
-        rotation = (self.pose.rotation[rows] * CM_TO_M).astype(np.float32)
-        np.matmul(out[..., 3:6], rotation[:, None], out=pixel_rows)
-        np.matmul(pixel_rows, arrays.expression32, out=out[..., 6:6 + num_exp])
-        if energy.identity_columns:
-            np.matmul(pixel_rows, arrays.identity32, out=out[..., 6 + num_exp:energy.columns])
-        return out.reshape(len(rotated), -1, out.shape[3])
+    def _normal_equations(self, rows: np.ndarray | None, with_gradient: bool, with_hessian: bool,
+                          jacobian: bool = False):
+        rows = np.arange(len(self.faces)) if rows is None else np.asarray(rows)
+        columns = self._energy.columns
+        problem = self._problem if len(rows) == len(self.faces) else tuple(
+            values[rows] if index == 0 or index > 4 else values for index, values in enumerate(self._problem))
+        work = self._energy.arrays.work(columns)[0]
+        gradient, hessian = np.empty((len(rows), columns)), np.empty((len(rows), columns, columns))
+        lm_kernels.normal_equations(problem, self.pose.rotation[rows], self._rotated[rows], self._cam[rows],
+                                    self.residual[rows], self.prior_gradient[rows], work, gradient, hessian,
+                                    with_gradient, with_hessian)
+        return work[:, :columns].copy() if jacobian else (hessian, gradient)
 
 
 def _damped(hessian: np.ndarray, damping: float) -> np.ndarray:
     """A copy of ``hessian`` with its diagonal raised by ``damping`` times itself (Levenberg-Marquardt)."""
-    damped = hessian.copy()
-    diagonal = damped.reshape(-1)[::len(damped) + 1]   # a view
-    diagonal += damping * np.maximum(diagonal, 1e-9)
-    return damped
-
-
-def _lm_step(hessian: np.ndarray, gradient: np.ndarray, damping: float) -> np.ndarray:
-    """Solve (H + damping * diag(H)) step = -gradient by Cholesky (least squares if singular)."""
-    damped = _damped(hessian, damping)
-    factor, info = scipy.linalg.lapack.dpotrf(damped, lower=True, clean=False)
-    if info == 0:
-        step, info = scipy.linalg.lapack.dpotrs(factor, gradient, lower=True)
-        if info == 0:
-            return -step
-    return -np.linalg.lstsq(damped, gradient, rcond=None)[0]
+    return lm_kernels.damped(np.ascontiguousarray(hessian, dtype=np.float64), damping)
 
 
 def solve_frame(bases: PointBases, obs: Observation, start: FaceParameters, identity: torch.Tensor | None = None,
@@ -560,13 +456,21 @@ def solve_frame(bases: PointBases, obs: Observation, start: FaceParameters, iden
     return solve_frames(bases, [obs], [start], [identity], weights, max_iterations, max_time_ms)[0]
 
 
+#: A face's solve ends when a step lowers its energy by less than this fraction of it, or when
+#: the energy's quadratic model promises less (that step is not tried).
+CONVERGED = 1e-6
+#: A Hessian is kept for the next step while the energy fell by what its model promised, within
+#: this fraction.
+MODEL_HELD = 0.25
+
+
 def solve_frames(bases: PointBases, observations: list[Observation], starts: list[FaceParameters],
                  identities: list[torch.Tensor | None] | None = None, weights: SolverWeights | None = None,
                  max_iterations: int | list[int] = 4, max_time_ms: float = 0.0) -> list[SolveResult]:
     """Fit pose and expression of N faces of one frame (identities fixed) with projected
     Levenberg-Marquardt, all faces in one batch: the problem is block-diagonal (no unknown is
-    shared), so each step stacks the faces' residuals, Jacobians and normal equations and every
-    face keeps its own damping and stops on its own; a face's result is the one it gets alone.
+    shared), so every face keeps its own damping and stops on its own; a face's result is the one it
+    gets alone. Each iteration of the batch is one call of the compiled :func:`lm_kernels.lm_iteration`.
 
     Each step is :func:`_projected_step` with the gradient at the face's parameters and the
     Gauss-Newton Hessian of the last point where one was taken: it is taken again where the energy
@@ -586,89 +490,39 @@ def solve_frames(bases: PointBases, observations: list[Observation], starts: lis
     if len(starts) != count or not observations:
         raise ValueError("need one start per observation, and at least one")
     identities = [None] * count if identities is None else identities
-    limits = [max_iterations] * count if isinstance(max_iterations, int) else list(max_iterations)
     weights = weights or SolverWeights()
     arrays = bases.arrays()
     energy = _Energy(arrays, observations, weights)
-    shapes = _stack([arrays.shape(identity) for identity in identities])
+    problem = energy.problem(_stack([arrays.shape(identity) for identity in identities]))
     pose = _Pose.of(starts)
-    current = _Linearisation(energy, pose, shapes)
-    finite = (np.isfinite(current.cost) & np.isfinite(pose.rotation).all(axis=(1, 2))
-              & np.isfinite(pose.translation).all(1)).tolist()
+    points, columns = len(arrays.mean), energy.columns
+    rotated, cam, residual = np.empty((count, points, 3)), np.empty((count, points, 3)), np.empty((count, 2 * points))
+    pixel_cost, cost, valid = np.empty(count), np.empty(count), np.empty(count, bool)
+    gradient = np.empty((count, columns))
+    lm_kernels.evaluate_faces(problem, *pose, rotated, cam, residual, pixel_cost, cost, gradient, valid)
+    cost += pixel_cost
     # A corrupted start (NaN/inf) has nothing to linearise: 0 iterations, NaN error (the guard acts).
-    cost = current.cost.tolist()
-    rms = [value if ok else math.nan for value, ok in zip(current.rms_px.tolist(), finite)]
-    normals = _Normals(current, energy.columns)
-    # The per-face bookkeeping is a handful of scalars: Python lists cost less than numpy's tiny arrays.
-    damping = [weights.damping] * count
-    iterations = [0] * count
-    active = [ok and limit > 0 for ok, limit in zip(finite, limits)]
+    finite = (np.isfinite(cost) & np.isfinite(pose.rotation).all(axis=(1, 2)) & np.isfinite(pose.translation).all(1))
+    rms = np.where(finite, np.sqrt(pixel_cost) * problem[7], math.nan)
+    limits = np.array([max_iterations] * count if isinstance(max_iterations, int) else max_iterations, np.int64)
+    flags = np.ones((count, 4), np.int8)
+    flags[:, lm_kernels.ACTIVE] = finite & (limits > 0)
+    flags[:, lm_kernels.HESSIAN_CURRENT] = 0
+    iterations = np.zeros(count, np.int64)
+    state = (*pose, rotated, cam, residual, cost, rms, np.full(count, float(weights.damping)), gradient,
+             np.empty((count, columns, columns)), iterations, limits, flags)
+    work = arrays.work(columns)
     last_ms = 0.0
-    while any(active):
-        elapsed = (time.perf_counter() - began) * 1000.0
-        if max_time_ms > 0 and any(iterations) and elapsed + last_ms > max_time_ms:
-            break
+    while flags[:, lm_kernels.ACTIVE].any():
         step_began = time.perf_counter()
-        faces, steps, gains = _next_steps(normals, pose, damping, cost, active)
-        if not faces:
+        if max_time_ms > 0 and iterations.any() and (step_began - began) * 1000.0 + last_ms > max_time_ms:
             break
-        select = _selection(np.array(faces), count)
-        candidate = pose.take(select).stepped(_stack(steps))
-        trial = _Linearisation(energy, candidate, shapes[select], np.array(faces))
-        accepted = []   # rows of the trial: steps taken
-        for row, (n, trial_cost, valid, trial_rms, gain) in enumerate(zip(
-                faces, trial.cost.tolist(), trial.valid.tolist(), trial.rms_px.tolist(), gains)):
-            iterations[n] += 1
-            if valid and math.isfinite(trial_cost) and trial_cost < cost[n]:
-                active[n] = cost[n] - trial_cost >= CONVERGED * cost[n] and iterations[n] < limits[n]
-                # The model held when the energy fell by about what it promised: its Hessian serves
-                # the next step too.
-                normals.moved(n, trial, row, gain > 0 and abs((cost[n] - trial_cost) / gain - 1.0) < MODEL_HELD)
-                cost[n], rms[n] = trial_cost, trial_rms
-                damping[n] = max(damping[n] / 3.0, 1e-7)
-                accepted.append(row)
-            else:
-                # A stale Hessian is taken again at the face's parameters before the damping grows.
-                if not normals.refresh(n):
-                    damping[n] *= 8.0
-                active[n] = iterations[n] < limits[n]
-        if accepted:
-            pose.put(_selection(np.array([faces[row] for row in accepted]), count),
-                     candidate.take(_selection(np.array(accepted), len(faces))))
+        if not lm_kernels.lm_iteration(problem, state, work, CONVERGED, MODEL_HELD):
+            break
         last_ms = (time.perf_counter() - step_began) * 1000.0
     time_ms = (time.perf_counter() - began) * 1000.0
-    return [SolveResult(params, iterations[n], rms[n], time_ms) for n, params in enumerate(pose.parameters())]
-
-
-#: A face's solve ends when a step lowers its energy by less than this fraction of it, or when
-#: the energy's quadratic model promises less (that step is not tried).
-CONVERGED = 1e-6
-#: A Hessian is kept for the next step while the energy fell by what its model promised, within
-#: this fraction.
-MODEL_HELD = 0.25
-
-
-def _next_steps(normals: "_Normals", pose: _Pose, damping: list[float], cost: list[float],
-                active: list[bool]) -> tuple[list[int], list[np.ndarray], list[float]]:
-    """The active faces that step next, their :func:`_projected_step` and the decrease that its
-    model promises; a face whose step promises no measurable decrease is done (``active`` False)."""
-    normals.resolve([n for n in range(len(active)) if active[n]])
-    faces, steps, gains = [], [], []
-    for n in range(len(active)):
-        if active[n]:
-            step, promised, gain = _projected_step(normals.hessian[n], normals.gradient[n], damping[n],
-                                                   pose.expression[n])
-            if promised > CONVERGED * cost[n]:
-                faces.append(n)
-                steps.append(step)
-                gains.append(gain)
-            else:
-                active[n] = False
-    return faces, steps, gains
-
-
-#: The pose's unknowns are never held (:func:`_projected_step`).
-_POSE_FREE = np.ones(6, bool)
+    return [SolveResult(params, int(iterations[n]), float(rms[n]), time_ms)
+            for n, params in enumerate(pose.parameters())]
 
 
 def _projected_step(hessian: np.ndarray, gradient: np.ndarray, damping: float,
@@ -680,74 +534,12 @@ def _projected_step(hessian: np.ndarray, gradient: np.ndarray, damping: float,
     gradient pushes it outwards is held (projected Newton): its step would be clamped away, and
     leaving it in the system bends the other unknowns' step towards a move that is not made
     (recorded frames of talking clips: without it most steps after the first were rejected and the
-    solve ended 4 % above the minimum on median)."""
-    outwards = gradient[6:]
-    held = np.where(outwards > 0.0, expression <= 0.0, expression >= 1.0)
-    free = np.flatnonzero(np.concatenate((_POSE_FREE, ~held)))
-    step = np.zeros_like(gradient)
-    step[free] = _lm_step(hessian.take(free, 0).take(free, 1), gradient[free], damping)
-    promised = -float(gradient @ step)
-    moved = expression + step[6:]
-    np.maximum(moved, 0.0, out=moved)
-    np.minimum(moved, 1.0, out=moved)
-    np.subtract(moved, expression, out=step[6:])
-    return step, promised, _model_decrease(hessian, gradient, step)
-
-
-def _model_decrease(hessian: np.ndarray, gradient: np.ndarray, step: np.ndarray) -> float:
-    """The energy's decrease along ``step`` by its quadratic model ``2 g.s + s^T H s`` (the
-    gradient and Hessian here are those of half the energy)."""
-    return -float(2.0 * gradient @ step + step @ hessian @ step)
-
-
-class _Normals:
-    """Per face of a batched solve: the gradient at its current parameters and the Gauss-Newton
-    Hessian of the point where one was last taken, each computed when a step needs it."""
-
-    def __init__(self, first: _Linearisation, columns: int):
-        count = len(first.faces)
-        self.hessian, self.gradient = np.zeros((count, columns, columns)), np.zeros((count, columns))
-        #: Where each face's current parameters were linearised (linearisation, row), and where its
-        #: Hessian was taken (None: not yet).
-        self._at: list[tuple[_Linearisation, int]] = [(first, n) for n in range(count)]
-        self._hessian_at: list[tuple[_Linearisation, int] | None] = [None] * count
-        self._gradient_due = set(range(count))
-
-    def moved(self, face: int, linearisation: _Linearisation, row: int, keep_hessian: bool) -> None:
-        """The face's parameters are now those of ``linearisation``'s ``row``; its Hessian is
-        taken there too unless ``keep_hessian``."""
-        self._at[face] = (linearisation, row)
-        self._gradient_due.add(face)
-        if not keep_hessian:
-            self._hessian_at[face] = None
-
-    def refresh(self, face: int) -> bool:
-        """Take the face's Hessian again at its parameters on the next :meth:`resolve`; False when
-        it was taken there already."""
-        if self._hessian_at[face] == self._at[face]:
-            return False
-        self._hessian_at[face] = None
-        return True
-
-    def resolve(self, faces: list[int]) -> None:
-        """Compute what ``faces``' next steps need, one batch per linearisation."""
-        groups: dict[int, tuple[_Linearisation, list[int], list[int]]] = {}
-        for face in faces:
-            linearisation = self._at[face][0]
-            group = groups.setdefault(id(linearisation), (linearisation, [], []))
-            if face in self._gradient_due:
-                group[1].append(face)
-            if self._hessian_at[face] is None:
-                group[2].append(face)
-        for linearisation, gradient_faces, hessian_faces in groups.values():
-            for due, compute, out in ((gradient_faces, linearisation.gradients, self.gradient),
-                                      (hessian_faces, linearisation.hessians, self.hessian)):
-                if due:
-                    rows = [self._at[face][1] for face in due]
-                    out[due] = compute(_selection(np.array(rows), len(linearisation.faces)))
-            for face in hessian_faces:
-                self._hessian_at[face] = self._at[face]
-            self._gradient_due.difference_update(gradient_faces)
+    solve ended 4 % above the minimum on median). Computed by :func:`lm_kernels.projected_step`."""
+    step = np.empty(len(gradient))
+    promised, gain = lm_kernels.projected_step(np.ascontiguousarray(hessian, dtype=np.float64),
+                                               np.ascontiguousarray(gradient, dtype=np.float64), float(damping),
+                                               np.ascontiguousarray(expression, dtype=np.float64), step)
+    return step, promised, gain
 
 
 def solve_identity(bases: PointBases, observations: list[Observation], starts: list[FaceParameters],
@@ -804,3 +596,25 @@ def solve_identity(bases: PointBases, observations: list[Observation], starts: l
             damping *= 8.0
     rms = float(np.sqrt(np.mean(lin.rms_px ** 2)))
     return torch.from_numpy(identity), frames.parameters(), rms
+
+
+#: Set once the compiled kernels have run in this process (:func:`_warm_up`).
+_KERNELS_WARM = threading.Event()
+
+
+def _warm_up(bases: PointBases) -> None:
+    """Run every compiled kernel once per process (a compile of several seconds, or a load from
+    numba's on-disk cache) on a face of ``bases`` in front of a default camera, every prior on: the
+    tracker's first frame then pays none of it."""
+    if _KERNELS_WARM.is_set():
+        return
+    rotation = torch.as_tensor(MODEL_TO_OPTICAL, dtype=DTYPE)
+    translation = torch.tensor([0.0, 0.0, 0.5], dtype=DTYPE)
+    camera = (bases.mean * CM_TO_M) @ rotation.T + translation
+    intrinsics = torch.tensor([500.0, 500.0, 320.0, 240.0], dtype=DTYPE)
+    pixels = camera[:, :2] / camera[:, 2:] * intrinsics[:2] + intrinsics[2:]
+    start = FaceParameters(rotation, translation, torch.zeros(bases.expression.shape[2], dtype=DTYPE))
+    obs = Observation(pixels + 0.5, torch.ones(len(bases), dtype=DTYPE), intrinsics, start.expression, start, rotation)
+    solve_frame(bases, obs, start, weights=SolverWeights(mediapipe_rotation=1.0))
+    solve_identity(bases, [obs], [start], iterations=1)
+    _KERNELS_WARM.set()

@@ -1,0 +1,392 @@
+"""Compiled (numba) kernels of the landmark solver's energy and its projected Levenberg-Marquardt step.
+
+The per-frame problem is ~440 points x 59 unknowns: its arithmetic takes a fraction of a millisecond,
+while numpy's per-call overhead on arrays that small took ~1 ms a solve. These kernels do one face at a
+time in plain loops (BLAS for the two products that are large: the model at the points and ``J^T J``),
+and :func:`lm_iteration` runs one LM iteration of every face of a batch in one call, so the solve
+costs a handful of calls a frame. All take contiguous float64 arrays (the Jacobian float32) and release
+the GIL (the tracker runs MediaPipe on another thread). ``fitting.landmark_solver`` holds the energy's
+definition (module docstring) and the Python API; :func:`warm_up` compiles, or loads from numba's
+on-disk cache, every kernel before the first frame needs one.
+
+Shapes: M points, K expression channels, C unknowns (6 + K, + K_id with identity columns).
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from face_tracking_3dmm.geometry import _SMALL_ANGLE2, CM_TO_M
+
+_KERNEL = dict(cache=True, nogil=True)
+
+#: Columns of a batch's per-face flags (int8, (N, 4)).
+ACTIVE, GRADIENT_DUE, HESSIAN_DUE, HESSIAN_CURRENT = range(4)
+
+
+@numba.njit(**_KERNEL)
+def rotation_increment(rotvec: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation of a (3,) axis-angle by Rodrigues' formula, small angles by their series
+    (as ``geometry.axis_angle_to_matrix_np``)."""
+    x, y, z = rotvec[0], rotvec[1], rotvec[2]
+    xx, yy, zz = x * x, y * y, z * z
+    theta2 = xx + yy + zz
+    if theta2 < _SMALL_ANGLE2:
+        a, b = 1 - theta2 / 6 + theta2 * theta2 / 120, 0.5 - theta2 / 24 + theta2 * theta2 / 720
+    else:
+        theta = math.sqrt(theta2)
+        a, b = math.sin(theta) / theta, (1 - math.cos(theta)) / theta2
+    bxy, bxz, byz = b * x * y, b * x * z, b * y * z
+    out = np.empty((3, 3))
+    out[0, 0], out[0, 1], out[0, 2] = 1.0 - b * (yy + zz), bxy - a * z, bxz + a * y
+    out[1, 0], out[1, 1], out[1, 2] = bxy + a * z, 1.0 - b * (xx + zz), byz - a * x
+    out[2, 0], out[2, 1], out[2, 2] = bxz - a * y, byz + a * x, 1.0 - b * (xx + yy)
+    return out
+
+
+@numba.njit(**_KERNEL)
+def face_residuals(shape, expression_flat, expression, rotation, translation, observed, residual_scale,
+                   rotated, cam, residual):
+    """One face's weighted pixel residuals at its parameters.
+
+    Args:
+        shape: (M, 3) identity shape, cm; expression_flat: (3M, K) expression basis; expression (K,);
+        rotation (3, 3); translation (3,) m; observed: (M, 2) observations in normalised image
+        coordinates; residual_scale: (M, 2) focal * sqrt(weight) / s.
+        rotated, cam: (M, 3) outputs: rotated points (m) and camera points; residual: (2M,) output.
+    Returns:
+        (pixel cost ``|residual|^2``, whether every point is in front of the camera).
+    """
+    points = np.dot(expression_flat, expression)
+    cost, nearest = 0.0, np.inf
+    for m in range(shape.shape[0]):
+        px = shape[m, 0] + points[3 * m]
+        py = shape[m, 1] + points[3 * m + 1]
+        pz = shape[m, 2] + points[3 * m + 2]
+        for i in range(3):
+            value = (px * (rotation[i, 0] * CM_TO_M) + py * (rotation[i, 1] * CM_TO_M)
+                     + pz * (rotation[i, 2] * CM_TO_M))
+            rotated[m, i] = value
+            cam[m, i] = value + translation[i]
+        z = cam[m, 2]
+        nearest = min(nearest, z)
+        rx = (cam[m, 0] / z - observed[m, 0]) * residual_scale[m, 0]
+        ry = (cam[m, 1] / z - observed[m, 1]) * residual_scale[m, 1]
+        residual[2 * m], residual[2 * m + 1] = rx, ry
+        cost += rx * rx + ry * ry
+    return cost, nearest > 1e-3
+
+
+@numba.njit(**_KERNEL)
+def face_priors(expression, rotation, translation, units, target, constant, pose_units, references,
+                previous_translation, gradient):
+    """One face's prior energy (returned) and its gradient (written into ``gradient`` (C,), zeros
+    beyond the pose and expression), from ``landmark_solver._Energy``'s folded priors.
+
+    Args:
+        units, target: (K,) expression prior ``units (e - target)^2 + constant``;
+        pose_units: (9,) rotation (temporal, detector's) and translation weights;
+        references: (3, 6) the two reference rotations side by side, transposed;
+        previous_translation: (3,).
+    """
+    gradient[:] = 0.0
+    cost = constant
+    num_exp = expression.shape[0]
+    for k in range(num_exp):
+        diff = expression[k] - target[k]
+        weighted = units[k] * diff
+        gradient[6 + k] = weighted
+        cost += weighted * diff
+    relative = np.empty((3, 6))
+    for i in range(3):
+        for j in range(6):
+            relative[i, j] = (rotation[i, 0] * references[0, j] + rotation[i, 1] * references[1, j]
+                              + rotation[i, 2] * references[2, j])
+    for block in range(2):
+        # The skew part of each relative rotation: ((D21 - D12), (D02 - D20), (D10 - D01)) / 2.
+        o = 3 * block
+        err = (0.5 * (relative[2, o + 1] - relative[1, o + 2]), 0.5 * (relative[0, o + 2] - relative[2, o]),
+               0.5 * (relative[1, o] - relative[0, o + 1]))
+        for axis in range(3):
+            weighted = pose_units[o + axis] * err[axis]
+            gradient[axis] += weighted
+            cost += weighted * err[axis]
+    for axis in range(3):
+        err = translation[axis] - previous_translation[axis]
+        weighted = pose_units[6 + axis] * err
+        gradient[3 + axis] += weighted
+        cost += weighted * err
+    return cost
+
+
+@numba.njit(**_KERNEL)
+def _pixel_rows(cam, residual_scale, m):
+    """d(weighted pixel)/d(camera point) of point m: rows (a, 0, b) and (0, c, d)."""
+    inverse_z = 1.0 / cam[m, 2]
+    a, c = residual_scale[m, 0] * inverse_z, residual_scale[m, 1] * inverse_z
+    return a, -a * cam[m, 0] * inverse_z, c, -c * cam[m, 1] * inverse_z
+
+
+@numba.njit(**_KERNEL)
+def face_gradient(rotated, cam, residual, residual_scale, rotation, expression_flat, identity_flat, gradient):
+    """Add one face's ``J^T r`` to ``gradient`` (C,): the chain rule applied to the residuals'
+    gradient q at each camera point: rotation ``sum_m rotated_m x q_m``, translation ``sum_m q_m``,
+    model coefficients ``sum_m basis_m^T rotation^T q_m`` (identity too where C has its columns)."""
+    count = rotated.shape[0]
+    moments = np.zeros((3, 3))
+    model_gradient = np.empty(3 * count)
+    for m in range(count):
+        a, b, c, d = _pixel_rows(cam, residual_scale, m)
+        rx, ry = residual[2 * m], residual[2 * m + 1]
+        q = (a * rx, c * ry, b * rx + d * ry)
+        for i in range(3):
+            for j in range(3):
+                moments[i, j] += rotated[m, i] * q[j]
+            gradient[3 + i] += q[i]
+            model_gradient[3 * m + i] = (q[0] * rotation[0, i] + q[1] * rotation[1, i]
+                                         + q[2] * rotation[2, i]) * CM_TO_M
+    gradient[0] += moments[1, 2] - moments[2, 1]
+    gradient[1] += moments[2, 0] - moments[0, 2]
+    gradient[2] += moments[0, 1] - moments[1, 0]
+    num_exp = expression_flat.shape[1]
+    gradient[6:6 + num_exp] += np.dot(model_gradient, expression_flat)
+    if gradient.shape[0] > 6 + num_exp:
+        gradient[6 + num_exp:] += np.dot(model_gradient, identity_flat)
+
+
+@numba.njit(**_KERNEL)
+def face_jacobian(rotated, cam, residual_scale, rotation, expression32, identity32, columns, jacobian):
+    """One face's float32 Jacobian (2M, padded C) of the weighted residuals w.r.t. rotation increment,
+    translation, expression (and identity when ``columns`` C counts it); padding columns stay as
+    they are (zeros). ``expression32``/``identity32``: (M, 3, K) float32 bases."""
+    num_exp = expression32.shape[2]
+    with_identity = columns > 6 + num_exp
+    scaled = np.empty((3, 3), np.float32)
+    for i in range(3):
+        for j in range(3):
+            scaled[i, j] = rotation[i, j] * CM_TO_M
+    model_rows = np.empty((2, 3), np.float32)
+    for m in range(rotated.shape[0]):
+        a, b, c, d = _pixel_rows(cam, residual_scale, m)
+        px, py, pz = rotated[m, 0], rotated[m, 1], rotated[m, 2]
+        x_row, y_row = jacobian[2 * m], jacobian[2 * m + 1]
+        # Rotation increment: d(camera point) = -[rotated]x; translation: the pixel rows themselves.
+        x_row[0], x_row[1], x_row[2], x_row[3], x_row[4], x_row[5] = b * py, a * pz - b * px, -a * py, a, 0.0, b
+        y_row[0], y_row[1], y_row[2], y_row[3], y_row[4], y_row[5] = d * py - c * pz, -d * px, c * px, 0.0, c, d
+        # Model coefficients: pixel rows @ rotation (cm -> m) @ basis at the point.
+        for j in range(3):
+            model_rows[0, j] = x_row[3] * scaled[0, j] + x_row[5] * scaled[2, j]
+            model_rows[1, j] = y_row[4] * scaled[1, j] + y_row[5] * scaled[2, j]
+        for row in range(2):
+            out = jacobian[2 * m + row]
+            r0, r1, r2 = model_rows[row, 0], model_rows[row, 1], model_rows[row, 2]
+            for k in range(num_exp):
+                out[6 + k] = r0 * expression32[m, 0, k] + r1 * expression32[m, 1, k] + r2 * expression32[m, 2, k]
+            if with_identity:
+                for k in range(identity32.shape[2]):
+                    out[6 + num_exp + k] = (r0 * identity32[m, 0, k] + r1 * identity32[m, 1, k]
+                                            + r2 * identity32[m, 2, k])
+
+
+@numba.njit(**_KERNEL)
+def face_hessian(jacobian, prior_diag, hessian):
+    """``hessian`` (C, C) = ``J^T J`` (float32 BLAS: it only shapes the step) + the priors' constant
+    diagonal ``prior_diag`` (C,)."""
+    product = np.dot(jacobian.T, jacobian)
+    columns = hessian.shape[0]
+    for i in range(columns):
+        for j in range(columns):
+            hessian[i, j] = product[i, j]
+        hessian[i, i] += prior_diag[i]
+
+
+@numba.njit(**_KERNEL)
+def damped(hessian, damping):
+    """A copy of ``hessian`` with its diagonal raised by ``damping`` times itself (Levenberg-Marquardt)."""
+    out = hessian.copy()
+    for i in range(len(out)):
+        out[i, i] += damping * max(out[i, i], 1e-9)
+    return out
+
+
+@numba.njit(**_KERNEL)
+def _solve_damped(hessian, gradient, damping):
+    """Solve (H + damping * diag(H)) x = gradient by Cholesky (least squares if not positive
+    definite); plain loops: a call of BLAS per row product costs more than the row's arithmetic."""
+    system = damped(hessian, damping)
+    size = len(system)
+    factor = np.zeros_like(system)   # lower triangular, L L^T = system
+    for j in range(size):
+        pivot = system[j, j]
+        for k in range(j):
+            pivot -= factor[j, k] * factor[j, k]
+        if not pivot > 0.0:
+            return np.linalg.lstsq(system, gradient, np.finfo(np.float64).eps * size)[0]
+        factor[j, j] = math.sqrt(pivot)
+        for i in range(j + 1, size):
+            total = system[i, j]
+            for k in range(j):
+                total -= factor[i, k] * factor[j, k]
+            factor[i, j] = total / factor[j, j]
+    solution = gradient.copy()
+    for i in range(size):
+        total = solution[i]
+        for k in range(i):
+            total -= factor[i, k] * solution[k]
+        solution[i] = total / factor[i, i]
+    for i in range(size - 1, -1, -1):
+        total = solution[i]
+        for j in range(i + 1, size):
+            total -= factor[j, i] * solution[j]
+        solution[i] = total / factor[i, i]
+    return solution
+
+
+@numba.njit(**_KERNEL)
+def projected_step(hessian, gradient, damping, expression, step):
+    """One face's projected LM step into ``step`` (C,); returns the decrease it promised before its
+    expression was clamped to [0, 1] (``-g.s``) and the energy's quadratic-model decrease after
+    (``-(2 g.s + s^T H s)``: gradient and Hessian are those of half the energy). An expression weight
+    at a bound whose gradient pushes it outwards is held (see ``landmark_solver._projected_step``)."""
+    columns = gradient.shape[0]
+    free = np.empty(columns, np.int64)
+    count = 0
+    for i in range(columns):
+        held = False
+        if i >= 6:
+            value = expression[i - 6]
+            held = value <= 0.0 if gradient[i] > 0.0 else value >= 1.0
+        if not held:
+            free[count] = i
+            count += 1
+    free = free[:count]
+    sub_hessian = np.empty((count, count))
+    sub_gradient = np.empty(count)
+    for i in range(count):
+        sub_gradient[i] = gradient[free[i]]
+        for j in range(count):
+            sub_hessian[i, j] = hessian[free[i], free[j]]
+    solution = _solve_damped(sub_hessian, sub_gradient, damping)
+    step[:] = 0.0
+    for i in range(count):
+        step[free[i]] = -solution[i]
+    promised = -np.dot(gradient, step)
+    for k in range(columns - 6):
+        moved = min(max(expression[k] + step[6 + k], 0.0), 1.0)
+        step[6 + k] = moved - expression[k]
+    return promised, -(2.0 * np.dot(gradient, step) + np.dot(step, np.dot(hessian, step)))
+
+
+@numba.njit(**_KERNEL)
+def stepped_pose(rotation, translation, expression, step, out_rotation, out_translation, out_expression):
+    """Apply a (6 + K,) step: rotation increment on the left, expression clamped to [0, 1]."""
+    out_rotation[:] = np.dot(rotation_increment(step[:3]), rotation)
+    for i in range(3):
+        out_translation[i] = translation[i] + step[3 + i]
+    for k in range(expression.shape[0]):
+        out_expression[k] = min(max(expression[k] + step[6 + k], 0.0), 1.0)
+
+
+@numba.njit(**_KERNEL)
+def evaluate_faces(problem, rotation, translation, expression, rotated, cam, residual, pixel_cost, prior_cost,
+                   prior_gradient, valid):
+    """:func:`face_residuals` and :func:`face_priors` of every face of a batch ((N, ...) outputs).
+
+    ``problem``: the tuple ``landmark_solver._Energy.problem`` gives (bases, observations, priors).
+    """
+    (shapes, expression_flat, identity_flat, expression32, identity32, observed, residual_scale, scale_px,
+     units, target, constant, pose_units, references, previous_translation, prior_diag) = problem
+    for n in range(len(rotation)):
+        pixel_cost[n], valid[n] = face_residuals(shapes[n], expression_flat, expression[n], rotation[n],
+                                                 translation[n], observed[n], residual_scale[n], rotated[n],
+                                                 cam[n], residual[n])
+        prior_cost[n] = face_priors(expression[n], rotation[n], translation[n], units[n], target[n], constant[n],
+                                    pose_units[n], references[n], previous_translation[n], prior_gradient[n])
+
+
+@numba.njit(**_KERNEL)
+def normal_equations(problem, rotation, rotated, cam, residual, prior_gradient, jacobian, gradient, hessian,
+                     with_gradient, with_hessian):
+    """Per face of a batch, the gradient ``J^T r + prior gradient`` (N, C) and/or the Gauss-Newton
+    Hessian ``J^T J + prior diagonal`` (N, C, C); ``jacobian`` (2M, padded C) is the work array
+    (holding the last face's Jacobian after)."""
+    (shapes, expression_flat, identity_flat, expression32, identity32, observed, residual_scale, scale_px,
+     units, target, constant, pose_units, references, previous_translation, prior_diag) = problem
+    for n in range(len(rotation)):
+        if with_gradient:
+            gradient[n] = prior_gradient[n]
+            face_gradient(rotated[n], cam[n], residual[n], residual_scale[n], rotation[n], expression_flat,
+                          identity_flat, gradient[n])
+        if with_hessian:
+            face_jacobian(rotated[n], cam[n], residual_scale[n], rotation[n], expression32, identity32,
+                          prior_diag.shape[1], jacobian)
+            face_hessian(jacobian, prior_diag[n], hessian[n])
+
+
+@numba.njit(**_KERNEL)
+def lm_iteration(problem, state, work, converged, model_held):
+    """One projected LM iteration of every active face of a batch (``flags[n, ACTIVE]``); returns how
+    many faces tried a step (0: the solve is over). Semantics: ``landmark_solver.solve_frames``.
+
+    ``state``: (rotation (N, 3, 3), translation (N, 3), expression (N, K), rotated, cam (N, M, 3),
+    residual (N, 2M), cost, rms, damping (N,), gradient (N, C), hessian (N, C, C), iterations, limits
+    (N,) int64, flags (N, 4) int8), updated in place. ``work``: (jacobian (2M, padded C) float32,
+    step (C,), trial rotation (3, 3), translation (3,), expression (K,), rotated, cam (M, 3),
+    residual (2M,), prior gradient (C,)).
+    """
+    (shapes, expression_flat, identity_flat, expression32, identity32, observed, residual_scale, scale_px,
+     units, target, constant, pose_units, references, previous_translation, prior_diag) = problem
+    (rotation, translation, expression, rotated, cam, residual, cost, rms, damping, gradient, hessian,
+     iterations, limits, flags) = state
+    (jacobian, step, trial_rotation, trial_translation, trial_expression, trial_rotated, trial_cam,
+     trial_residual, trial_prior_gradient) = work
+    tried = 0
+    for n in range(len(cost)):
+        if not flags[n, ACTIVE]:
+            continue
+        if flags[n, GRADIENT_DUE]:
+            face_priors(expression[n], rotation[n], translation[n], units[n], target[n], constant[n], pose_units[n],
+                        references[n], previous_translation[n], gradient[n])
+            face_gradient(rotated[n], cam[n], residual[n], residual_scale[n], rotation[n], expression_flat,
+                          identity_flat, gradient[n])
+            flags[n, GRADIENT_DUE] = 0
+        if flags[n, HESSIAN_DUE]:
+            face_jacobian(rotated[n], cam[n], residual_scale[n], rotation[n], expression32, identity32,
+                          prior_diag.shape[1], jacobian)
+            face_hessian(jacobian, prior_diag[n], hessian[n])
+            flags[n, HESSIAN_DUE], flags[n, HESSIAN_CURRENT] = 0, 1
+        promised, gain = projected_step(hessian[n], gradient[n], damping[n], expression[n], step)
+        if not promised > converged * cost[n]:
+            flags[n, ACTIVE] = 0   # its model promises no measurable decrease: done
+            continue
+        tried += 1
+        stepped_pose(rotation[n], translation[n], expression[n], step, trial_rotation, trial_translation,
+                     trial_expression)
+        pixel_cost, valid = face_residuals(shapes[n], expression_flat, trial_expression, trial_rotation,
+                                           trial_translation, observed[n], residual_scale[n], trial_rotated,
+                                           trial_cam, trial_residual)
+        trial_cost = pixel_cost + face_priors(trial_expression, trial_rotation, trial_translation, units[n],
+                                              target[n], constant[n], pose_units[n], references[n],
+                                              previous_translation[n], trial_prior_gradient)
+        iterations[n] += 1
+        if valid and math.isfinite(trial_cost) and trial_cost < cost[n]:
+            flags[n, ACTIVE] = cost[n] - trial_cost >= converged * cost[n] and iterations[n] < limits[n]
+            # The model held when the energy fell by about what it promised: its Hessian serves the
+            # next step too.
+            if not (gain > 0 and abs((cost[n] - trial_cost) / gain - 1.0) < model_held):
+                flags[n, HESSIAN_DUE] = 1
+            flags[n, GRADIENT_DUE], flags[n, HESSIAN_CURRENT] = 1, 0
+            cost[n], rms[n] = trial_cost, math.sqrt(pixel_cost) * scale_px[n]
+            damping[n] = max(damping[n] / 3.0, 1e-7)
+            rotation[n], translation[n], expression[n] = trial_rotation, trial_translation, trial_expression
+            rotated[n], cam[n], residual[n] = trial_rotated, trial_cam, trial_residual
+        else:
+            # A stale Hessian is taken again at the face's parameters before the damping grows.
+            if flags[n, HESSIAN_CURRENT]:
+                damping[n] *= 8.0
+            else:
+                flags[n, HESSIAN_DUE] = 1
+            flags[n, ACTIVE] = iterations[n] < limits[n]
+    return tried
