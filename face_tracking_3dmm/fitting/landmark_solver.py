@@ -199,6 +199,7 @@ class PointArrays:
         self.expression = np.ascontiguousarray(bases.expression.numpy())              # (M, 3, K_exp)
         self.identity_flat = self.identity.reshape(-1, self.identity.shape[2])        # (3M, K_id)
         self.expression_flat = self.expression.reshape(-1, self.expression.shape[2])  # (3M, K_exp)
+        self.expression_rows = np.ascontiguousarray(self.expression_flat.T)             # (K_exp, 3M)
         #: float32 copies for the Jacobian, which only enters ``J^T J`` (taken in float32).
         self.identity32, self.expression32 = self.identity.astype(np.float32), self.expression.astype(np.float32)
         self._shapes: dict[int, tuple[torch.Tensor, np.ndarray]] = {}
@@ -285,80 +286,43 @@ class _Energy:
     def __init__(self, arrays: PointArrays, observations: list[Observation], weights: SolverWeights,
                  temporal: bool = True, identity_columns: bool = False):
         self.arrays = arrays
-        observed = _stack([obs.points_px.numpy() for obs in observations])                     # (N, M, 2)
-        point_weights = _stack([obs.weights.numpy() for obs in observations])                  # (N, M)
+        count, points, num_exp = len(observations), len(arrays.mean), arrays.expression.shape[2]
+        self.columns = 6 + num_exp + (arrays.identity.shape[2] if identity_columns else 0)
         self.scale_px = np.array([obs.scale_px for obs in observations])
-        intrinsics = _stack([obs.intrinsics.numpy() for obs in observations])                  # (N, 4)
-        focal, centre = intrinsics[:, None, :2], intrinsics[:, None, 2:]
         #: The observations in normalised image coordinates ((pixel - centre) / focal), (N, M, 2),
         #: and what turns those residuals into weighted pixel ones (focal * sqrt(w_i) / s), (N, M, 2).
-        self.observed_normalised = (observed - centre) / focal
-        self.residual_scale = focal * (np.sqrt(point_weights) / self.scale_px[:, None])[..., None]
-        self.mediapipe_expression = _stack([obs.expression_prior.numpy() for obs in observations])
-        prior = weights.expression_prior
-        self.expression_prior = prior.to(DTYPE).numpy() if isinstance(prior, torch.Tensor) else prior
-        count, num_exp = self.mediapipe_expression.shape
-        self.columns = 6 + num_exp + (arrays.identity.shape[2] if identity_columns else 0)
-        #: The priors' Hessian is diagonal and constant: (N, columns), 0 for identity (the identity
-        #: prior is the joint fit's).
-        self.prior_diag = np.zeros((count, self.columns))
-        self.prior_diag[:, 6:6 + num_exp] += self.expression_prior
-        #: Per face, the temporal prior's weights (0 for a face without a previous frame) and the
-        #: previous frame's parameters; None when no face has one.
-        self.temporal_units: np.ndarray | None = None
-        self.previous: _Pose | None = None
-        previous = [obs.previous if temporal and weights.temporal > 0 else None for obs in observations]
-        if any(p is not None for p in previous):
-            units = (1.0 if weights.temporal_expression is None
-                     else weights.temporal_expression.to(DTYPE).numpy())
-            row = np.empty(6 + num_exp)
-            row[:3], row[3:6], row[6:] = ROTATION_UNITS, TRANSLATION_UNITS, units
-            row *= weights.temporal
-            self.temporal_units = np.array([row if p is not None else np.zeros_like(row) for p in previous])
-            rest = None if all(p is not None for p in previous) else FaceParameters(
-                torch.eye(3, dtype=DTYPE), torch.zeros(3, dtype=DTYPE), torch.zeros(num_exp, dtype=DTYPE))
-            self.previous = _Pose.of([p if p is not None else rest for p in previous])
-            self.prior_diag[:, :6 + num_exp] += self.temporal_units
-        #: Per face, the rotation prior's weight (0 for a face without one) and its rotation; None
-        #: when no face has one.
-        self.rotation_prior_units: np.ndarray | None = None
-        self.rotation_prior: np.ndarray | None = None
-        priors = [obs.rotation_prior if weights.mediapipe_rotation > 0 else None for obs in observations]
-        if any(p is not None for p in priors):
-            self.rotation_prior_units = np.array([weights.mediapipe_rotation * ROTATION_UNITS if p is not None
-                                                  else 0.0 for p in priors])
-            self.rotation_prior = _stack([p.to(DTYPE).numpy() if p is not None else np.eye(3) for p in priors])
-            self.prior_diag[:, :3] += self.rotation_prior_units[:, None]
-        self._fold_priors()
-
-    def _fold_priors(self) -> None:
-        """The priors in the few arrays that :func:`lm_kernels.face_priors` reads (it runs at every
-        trial step). Expression: ``p (e - m)^2 + c (e - e_prev)^2 = (p + c) (e - target)^2 + constant``
-        with ``target = (p m + c e_prev) / (p + c)`` and ``constant = p c / (p + c) (m - e_prev)^2``.
-        Pose: the temporal and the detector's rotation differences come from one product with both
-        reference rotations, (N, 3, 6); units (N, 9): rotation (temporal, detector's), translation
-        (zeros where a face has no such term)."""
-        count, num_exp = self.mediapipe_expression.shape
-        prior = np.broadcast_to(self.expression_prior, (count, num_exp))
-        units = prior + (0.0 if self.temporal_units is None else self.temporal_units[:, 6:])
-        previous = self.mediapipe_expression if self.previous is None else self.previous.expression
-        weighted = np.divide(prior, units, out=np.zeros_like(units), where=units > 0)
-        self._expression_units = units
-        self._expression_target = self.mediapipe_expression + (1.0 - weighted) * (previous - self.mediapipe_expression)
-        self._expression_constant = np.einsum("nk,nk->n", (units - prior) * weighted,
-                                              (self.mediapipe_expression - previous) ** 2)
-        self._pose_units = np.zeros((count, 9))
-        self._references = np.empty((count, 3, 6))
-        self._references[:] = _IDENTITY_PAIR
-        if self.previous is not None:
-            self._references[:, :, :3] = self.previous.rotation.transpose(0, 2, 1)
-        if self.rotation_prior is not None:
-            self._references[:, :, 3:] = self.rotation_prior.transpose(0, 2, 1)
-        self._previous_translation = np.zeros((count, 3)) if self.previous is None else self.previous.translation
-        if self.temporal_units is not None:
-            self._pose_units[:, :3], self._pose_units[:, 6:] = self.temporal_units[:, :3], self.temporal_units[:, 3:6]
-        if self.rotation_prior_units is not None:
-            self._pose_units[:, 3:6] = self.rotation_prior_units[:, None]
+        self.observed_normalised, self.residual_scale = np.empty((count, points, 2)), np.empty((count, points, 2))
+        #: The priors folded (:func:`lm_kernels.fold_face`): expression ``units (e - target)^2 +
+        #: constant`` (N, K_exp), (N,); pose units (N, 9), reference rotations (N, 3, 6) and previous
+        #: translation (N, 3) (:func:`lm_kernels.face_priors`); the priors' Hessian is diagonal and
+        #: constant, (N, columns), 0 for identity (the identity prior is the joint fit's).
+        self._expression_units, self._expression_target = np.empty((count, num_exp)), np.empty((count, num_exp))
+        self._expression_constant = np.empty(count)
+        self._pose_units, self._references = np.empty((count, 9)), np.empty((count, 3, 6))
+        self._previous_translation, self.prior_diag = np.empty((count, 3)), np.empty((count, self.columns))
+        expression_prior = weights.expression_prior
+        expression_prior = (_float64(expression_prior) if isinstance(expression_prior, torch.Tensor)
+                            else np.full(num_exp, float(expression_prior)))
+        temporal_units = np.empty(6 + num_exp)
+        temporal_units[:3], temporal_units[3:6] = ROTATION_UNITS, TRANSLATION_UNITS
+        temporal_units[6:] = 1.0 if weights.temporal_expression is None else _float64(weights.temporal_expression)
+        temporal_units *= weights.temporal
+        no_temporal = np.zeros(6 + num_exp)
+        for n, obs in enumerate(observations):
+            mediapipe_expression = _float64(obs.expression_prior)
+            previous = obs.previous if temporal and weights.temporal > 0 else None
+            rotation_prior = obs.rotation_prior if weights.mediapipe_rotation > 0 else None
+            self._expression_constant[n] = lm_kernels.fold_face(
+                _float64(obs.points_px), _float64(obs.weights), obs.scale_px, _float64(obs.intrinsics),
+                mediapipe_expression, expression_prior, no_temporal if previous is None else temporal_units,
+                _IDENTITY if previous is None else _float64(previous.rotation),
+                _ZERO3 if previous is None else _float64(previous.translation),
+                mediapipe_expression if previous is None else _float64(previous.expression),
+                _IDENTITY if rotation_prior is None else _float64(rotation_prior),
+                0.0 if rotation_prior is None else weights.mediapipe_rotation * ROTATION_UNITS,
+                self.observed_normalised[n], self.residual_scale[n], self._expression_units[n],
+                self._expression_target[n], self._pose_units[n], self._references[n], self._previous_translation[n],
+                self.prior_diag[n])
 
     def __len__(self) -> int:
         return len(self.observed_normalised)
@@ -372,8 +336,8 @@ class _Energy:
                     self._previous_translation, self.prior_diag)
         if faces is not None:
             per_face = tuple(values[faces] for values in per_face)
-        return ((np.ascontiguousarray(shapes), arrays.expression_flat, arrays.identity_flat, arrays.expression32,
-                 arrays.identity32) + tuple(np.ascontiguousarray(values, dtype=np.float64) for values in per_face))
+        return (np.ascontiguousarray(shapes), arrays.expression_rows, arrays.expression_flat, arrays.identity_flat,
+                arrays.expression32, arrays.identity32) + per_face
 
     def priors(self, pose: _Pose, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Gradient (F, columns) and cost (F,) of the priors of ``faces`` (indices) at ``pose`` (theirs)."""
@@ -381,8 +345,13 @@ class _Energy:
         return lin.prior_gradient, lin.cost - np.einsum("ni,ni->n", lin.residual, lin.residual)
 
 
-#: The two reference rotations of a face without pose priors, side by side.
-_IDENTITY_PAIR = np.hstack((np.eye(3), np.eye(3)))
+#: The reference rotation and translation of a face without that prior.
+_IDENTITY, _ZERO3 = np.eye(3), np.zeros(3)
+
+
+def _float64(tensor: torch.Tensor) -> np.ndarray:
+    """A contiguous float64 array of ``tensor`` (its own memory when it is one already)."""
+    return np.ascontiguousarray(tensor.detach().to(DTYPE).numpy())
 
 
 class _Linearisation:
@@ -398,8 +367,8 @@ class _Linearisation:
         self._energy, self.pose = energy, pose
         self.faces = np.arange(len(energy)) if faces is None else np.asarray(faces)
         count, points = len(self.faces), len(energy.arrays.mean)
-        shapes = np.broadcast_to(shapes, (count, points, 3))
-        self._problem = energy.problem(shapes, None if faces is None else self.faces)
+        self._shapes = np.broadcast_to(shapes, (count, points, 3))
+        self._problem = energy.problem(self._shapes, None if faces is None else self.faces)
         self._rotated, self._cam = np.empty((count, points, 3)), np.empty((count, points, 3))
         self.residual = np.empty((count, 2 * points))
         self.prior_gradient = np.empty((count, energy.columns))
@@ -407,7 +376,7 @@ class _Linearisation:
         lm_kernels.evaluate_faces(self._problem, *(np.ascontiguousarray(part) for part in pose), self._rotated,
                                   self._cam, self.residual, pixel_cost, prior_cost, self.prior_gradient, self.valid)
         self.cost = pixel_cost + prior_cost
-        self.rms_px = np.sqrt(pixel_cost) * self._problem[7]   # the weights sum to 1
+        self.rms_px = np.sqrt(pixel_cost) * energy.scale_px[self.faces]   # the weights sum to 1
 
     def normal_equations(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`hessians` and :meth:`gradients` of the faces at ``rows`` (None: all)."""
@@ -434,8 +403,8 @@ class _Linearisation:
                           jacobian: bool = False):
         rows = np.arange(len(self.faces)) if rows is None else np.asarray(rows)
         columns = self._energy.columns
-        problem = self._problem if len(rows) == len(self.faces) else tuple(
-            values[rows] if index == 0 or index > 4 else values for index, values in enumerate(self._problem))
+        problem = (self._problem if len(rows) == len(self.faces)
+                   else self._energy.problem(self._shapes[rows], self.faces[rows]))
         work = self._energy.arrays.work(columns)[0]
         gradient, hessian = np.empty((len(rows), columns)), np.empty((len(rows), columns, columns))
         lm_kernels.normal_equations(problem, self.pose.rotation[rows], self._rotated[rows], self._cam[rows],
@@ -503,7 +472,7 @@ def solve_frames(bases: PointBases, observations: list[Observation], starts: lis
     cost += pixel_cost
     # A corrupted start (NaN/inf) has nothing to linearise: 0 iterations, NaN error (the guard acts).
     finite = (np.isfinite(cost) & np.isfinite(pose.rotation).all(axis=(1, 2)) & np.isfinite(pose.translation).all(1))
-    rms = np.where(finite, np.sqrt(pixel_cost) * problem[7], math.nan)
+    rms = np.where(finite, np.sqrt(pixel_cost) * energy.scale_px, math.nan)
     limits = np.array([max_iterations] * count if isinstance(max_iterations, int) else max_iterations, np.int64)
     flags = np.ones((count, 4), np.int8)
     flags[:, lm_kernels.ACTIVE] = finite & (limits > 0)

@@ -47,19 +47,86 @@ def rotation_increment(rotvec: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(**_KERNEL)
-def face_residuals(shape, expression_flat, expression, rotation, translation, observed, residual_scale,
+def _add_combination(rows, weights, out):
+    """``out (L,) += weights (K,) @ rows (K, L)``, a row at a time (vectorised; zero weights, as
+    expression weights at their lower bound, cost nothing). BLAS is not used: its per-call cost is
+    that of this arithmetic, and its threads would busy-wait on the cores MediaPipe needs."""
+    for k in range(len(weights)):
+        weight = weights[k]
+        if weight != 0.0:
+            for i in range(len(out)):
+                out[i] += weight * rows[k, i]
+
+
+@numba.njit(**_KERNEL)
+def _add_transposed_product(matrix, vector, out):
+    """``out (K,) += vector (L,) @ matrix (L, K)``, a row of ``matrix`` at a time (vectorised)."""
+    for i in range(len(vector)):
+        value = vector[i]
+        for k in range(len(out)):
+            out[k] += value * matrix[i, k]
+
+
+@numba.njit(**_KERNEL)
+def fold_face(points_px, weights, scale_px, intrinsics, mediapipe_expression, expression_prior, temporal_units,
+              previous_rotation, previous_translation_in, previous_expression, rotation_prior, rotation_prior_units,
+              observed, residual_scale, units, target, pose_units, references, previous_translation, prior_diag):
+    """One face's observation and priors as the kernels read them (``landmark_solver._Energy``).
+
+    Args:
+        points_px: (M, 2); weights: (M,) summing to 1; scale_px: s; intrinsics: (4,) fx, fy, cx, cy;
+        mediapipe_expression, expression_prior: (K,) the prior's target m and weights p;
+        temporal_units: (6 + K,) the temporal prior's weights (zeros: no previous frame), towards
+        ``previous_*`` ((3, 3), (3,), (K,)); rotation_prior: (3, 3) the detector's rotation, weighted
+        ``rotation_prior_units`` (0: none).
+        observed, residual_scale: (M, 2) outputs: observations in normalised image coordinates and
+        ``focal * sqrt(w) / s``; units, target: (K,) outputs; pose_units (9,), references (3, 6),
+        previous_translation (3,), prior_diag (C,): outputs (see :func:`face_priors`).
+    Returns:
+        The expression prior's constant: ``p (e - m)^2 + c (e - e_prev)^2 = (p + c) (e - target)^2
+        + constant`` with ``target = (p m + c e_prev) / (p + c)``, ``constant = p c / (p + c) (m - e_prev)^2``.
+    """
+    for m in range(points_px.shape[0]):
+        root = math.sqrt(weights[m]) / scale_px
+        for axis in range(2):
+            observed[m, axis] = (points_px[m, axis] - intrinsics[2 + axis]) / intrinsics[axis]
+            residual_scale[m, axis] = intrinsics[axis] * root
+    num_exp = mediapipe_expression.shape[0]
+    prior_diag[:] = 0.0
+    constant = 0.0
+    for k in range(num_exp):
+        prior, temporal = expression_prior[k], temporal_units[6 + k]
+        units[k] = prior + temporal
+        weighted = prior / units[k] if units[k] > 0 else 0.0
+        target[k] = mediapipe_expression[k] + (1.0 - weighted) * (previous_expression[k] - mediapipe_expression[k])
+        constant += (units[k] - prior) * weighted * (mediapipe_expression[k] - previous_expression[k]) ** 2
+        prior_diag[6 + k] = units[k]
+    for axis in range(3):
+        pose_units[axis], pose_units[3 + axis] = temporal_units[axis], rotation_prior_units
+        pose_units[6 + axis] = temporal_units[3 + axis]
+        prior_diag[axis] = temporal_units[axis] + rotation_prior_units
+        prior_diag[3 + axis] = temporal_units[3 + axis]
+        previous_translation[axis] = previous_translation_in[axis]
+        for j in range(3):
+            references[j, axis], references[j, 3 + axis] = previous_rotation[axis, j], rotation_prior[axis, j]
+    return constant
+
+
+@numba.njit(**_KERNEL)
+def face_residuals(shape, expression_rows, expression, rotation, translation, observed, residual_scale,
                    rotated, cam, residual):
     """One face's weighted pixel residuals at its parameters.
 
     Args:
-        shape: (M, 3) identity shape, cm; expression_flat: (3M, K) expression basis; expression (K,);
+        shape: (M, 3) identity shape, cm; expression_rows: (K, 3M) expression basis; expression (K,);
         rotation (3, 3); translation (3,) m; observed: (M, 2) observations in normalised image
         coordinates; residual_scale: (M, 2) focal * sqrt(weight) / s.
         rotated, cam: (M, 3) outputs: rotated points (m) and camera points; residual: (2M,) output.
     Returns:
         (pixel cost ``|residual|^2``, whether every point is in front of the camera).
     """
-    points = np.dot(expression_flat, expression)
+    points = np.zeros(3 * shape.shape[0])
+    _add_combination(expression_rows, expression, points)
     cost, nearest = 0.0, np.inf
     for m in range(shape.shape[0]):
         px = shape[m, 0] + points[3 * m]
@@ -151,9 +218,9 @@ def face_gradient(rotated, cam, residual, residual_scale, rotation, expression_f
     gradient[1] += moments[2, 0] - moments[0, 2]
     gradient[2] += moments[0, 1] - moments[1, 0]
     num_exp = expression_flat.shape[1]
-    gradient[6:6 + num_exp] += np.dot(model_gradient, expression_flat)
+    _add_transposed_product(expression_flat, model_gradient, gradient[6:6 + num_exp])
     if gradient.shape[0] > 6 + num_exp:
-        gradient[6 + num_exp:] += np.dot(model_gradient, identity_flat)
+        _add_transposed_product(identity_flat, model_gradient, gradient[6 + num_exp:])
 
 
 @numba.njit(**_KERNEL)
@@ -272,17 +339,30 @@ def projected_step(hessian, gradient, damping, expression, step):
     step[:] = 0.0
     for i in range(count):
         step[free[i]] = -solution[i]
-    promised = -np.dot(gradient, step)
+    promised = 0.0
+    for i in range(columns):
+        promised -= gradient[i] * step[i]
     for k in range(columns - 6):
         moved = min(max(expression[k] + step[6 + k], 0.0), 1.0)
         step[6 + k] = moved - expression[k]
-    return promised, -(2.0 * np.dot(gradient, step) + np.dot(step, np.dot(hessian, step)))
+    gain = 0.0   # -(2 g.s + s^T H s)
+    for i in range(columns):
+        if step[i] != 0.0:
+            row = 0.0
+            for j in range(columns):
+                row += hessian[i, j] * step[j]
+            gain -= step[i] * (2.0 * gradient[i] + row)
+    return promised, gain
 
 
 @numba.njit(**_KERNEL)
 def stepped_pose(rotation, translation, expression, step, out_rotation, out_translation, out_expression):
     """Apply a (6 + K,) step: rotation increment on the left, expression clamped to [0, 1]."""
-    out_rotation[:] = np.dot(rotation_increment(step[:3]), rotation)
+    increment = rotation_increment(step[:3])
+    for i in range(3):
+        for j in range(3):
+            out_rotation[i, j] = (increment[i, 0] * rotation[0, j] + increment[i, 1] * rotation[1, j]
+                                  + increment[i, 2] * rotation[2, j])
     for i in range(3):
         out_translation[i] = translation[i] + step[3 + i]
     for k in range(expression.shape[0]):
@@ -296,10 +376,10 @@ def evaluate_faces(problem, rotation, translation, expression, rotated, cam, res
 
     ``problem``: the tuple ``landmark_solver._Energy.problem`` gives (bases, observations, priors).
     """
-    (shapes, expression_flat, identity_flat, expression32, identity32, observed, residual_scale, scale_px,
-     units, target, constant, pose_units, references, previous_translation, prior_diag) = problem
+    (shapes, expression_rows, expression_flat, identity_flat, expression32, identity32, observed, residual_scale,
+     scale_px, units, target, constant, pose_units, references, previous_translation, prior_diag) = problem
     for n in range(len(rotation)):
-        pixel_cost[n], valid[n] = face_residuals(shapes[n], expression_flat, expression[n], rotation[n],
+        pixel_cost[n], valid[n] = face_residuals(shapes[n], expression_rows, expression[n], rotation[n],
                                                  translation[n], observed[n], residual_scale[n], rotated[n],
                                                  cam[n], residual[n])
         prior_cost[n] = face_priors(expression[n], rotation[n], translation[n], units[n], target[n], constant[n],
@@ -312,8 +392,8 @@ def normal_equations(problem, rotation, rotated, cam, residual, prior_gradient, 
     """Per face of a batch, the gradient ``J^T r + prior gradient`` (N, C) and/or the Gauss-Newton
     Hessian ``J^T J + prior diagonal`` (N, C, C); ``jacobian`` (2M, padded C) is the work array
     (holding the last face's Jacobian after)."""
-    (shapes, expression_flat, identity_flat, expression32, identity32, observed, residual_scale, scale_px,
-     units, target, constant, pose_units, references, previous_translation, prior_diag) = problem
+    (shapes, expression_rows, expression_flat, identity_flat, expression32, identity32, observed, residual_scale,
+     scale_px, units, target, constant, pose_units, references, previous_translation, prior_diag) = problem
     for n in range(len(rotation)):
         if with_gradient:
             gradient[n] = prior_gradient[n]
@@ -336,8 +416,8 @@ def lm_iteration(problem, state, work, converged, model_held):
     step (C,), trial rotation (3, 3), translation (3,), expression (K,), rotated, cam (M, 3),
     residual (2M,), prior gradient (C,)).
     """
-    (shapes, expression_flat, identity_flat, expression32, identity32, observed, residual_scale, scale_px,
-     units, target, constant, pose_units, references, previous_translation, prior_diag) = problem
+    (shapes, expression_rows, expression_flat, identity_flat, expression32, identity32, observed, residual_scale,
+     scale_px, units, target, constant, pose_units, references, previous_translation, prior_diag) = problem
     (rotation, translation, expression, rotated, cam, residual, cost, rms, damping, gradient, hessian,
      iterations, limits, flags) = state
     (jacobian, step, trial_rotation, trial_translation, trial_expression, trial_rotated, trial_cam,
@@ -364,7 +444,7 @@ def lm_iteration(problem, state, work, converged, model_held):
         tried += 1
         stepped_pose(rotation[n], translation[n], expression[n], step, trial_rotation, trial_translation,
                      trial_expression)
-        pixel_cost, valid = face_residuals(shapes[n], expression_flat, trial_expression, trial_rotation,
+        pixel_cost, valid = face_residuals(shapes[n], expression_rows, trial_expression, trial_rotation,
                                            trial_translation, observed[n], residual_scale[n], trial_rotated,
                                            trial_cam, trial_residual)
         trial_cost = pixel_cost + face_priors(trial_expression, trial_rotation, trial_translation, units[n],
