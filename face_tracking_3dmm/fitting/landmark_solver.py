@@ -199,9 +199,12 @@ class PointArrays:
         self.expression = np.ascontiguousarray(bases.expression.numpy())              # (M, 3, K_exp)
         self.identity_flat = self.identity.reshape(-1, self.identity.shape[2])        # (3M, K_id)
         self.expression_flat = self.expression.reshape(-1, self.expression.shape[2])  # (3M, K_exp)
-        self.expression_rows = np.ascontiguousarray(self.expression_flat.T)             # (K_exp, 3M)
-        #: float32 copies for the Jacobian, which only enters ``J^T J`` (taken in float32).
-        self.identity32, self.expression32 = self.identity.astype(np.float32), self.expression.astype(np.float32)
+        #: The bases as the kernels read them: (K, 3M) float64 and (K, 3, M) float32 (the Jacobian's,
+        #: which only enters ``J^T J``, taken in float32).
+        self.identity_rows, self.expression_rows = (np.ascontiguousarray(flat.T)
+                                                    for flat in (self.identity_flat, self.expression_flat))
+        self.identity_planes, self.expression_planes = (np.ascontiguousarray(basis.transpose(2, 1, 0), np.float32)
+                                                        for basis in (self.identity, self.expression))
         self._shapes: dict[int, tuple[torch.Tensor, np.ndarray]] = {}
         self._work: dict[int, tuple[np.ndarray, ...]] = {}
 
@@ -227,13 +230,14 @@ class PointArrays:
 
     def work(self, columns: int) -> tuple[np.ndarray, ...]:
         """The work arrays of :func:`lm_kernels.lm_iteration` for ``columns`` unknowns, reused by
-        every solve. The Jacobian's columns are padded with zeros to a multiple of 8: BLAS's
-        ``J^T J`` of 64 columns takes ~5/6 of the time of 59 (its kernels work in blocks of 8 or 16)."""
+        every solve. The (transposed) Jacobian's columns are padded with zeros to a multiple of 8
+        (:func:`lm_kernels.face_hessian` takes them in blocks)."""
         work = self._work.get(columns)
         if work is None:
             count, num_exp = len(self.mean), self.expression.shape[2]
             work = self._work[columns] = (
-                np.zeros((2 * count, -(-columns // 8) * 8), np.float32), np.empty(columns), np.empty((3, 3)),
+                np.zeros((-(-columns // 8) * 8, 2 * count), np.float32), np.empty((2, 3, count), np.float32),
+                np.empty(columns), np.empty((3, 3)),
                 np.empty(3), np.empty(num_exp), np.empty((count, 3)), np.empty((count, 3)), np.empty(2 * count),
                 np.empty(columns))
         return work
@@ -336,8 +340,8 @@ class _Energy:
                     self._previous_translation, self.prior_diag)
         if faces is not None:
             per_face = tuple(values[faces] for values in per_face)
-        return (np.ascontiguousarray(shapes), arrays.expression_rows, arrays.expression_flat, arrays.identity_flat,
-                arrays.expression32, arrays.identity32) + per_face
+        return (np.ascontiguousarray(shapes), arrays.expression_rows, arrays.identity_rows, arrays.expression_planes,
+                arrays.identity_planes) + per_face
 
     def priors(self, pose: _Pose, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Gradient (F, columns) and cost (F,) of the priors of ``faces`` (indices) at ``pose`` (theirs)."""
@@ -405,12 +409,15 @@ class _Linearisation:
         columns = self._energy.columns
         problem = (self._problem if len(rows) == len(self.faces)
                    else self._energy.problem(self._shapes[rows], self.faces[rows]))
-        work = self._energy.arrays.work(columns)[0]
+        work, model_rows = self._energy.arrays.work(columns)[:2]
         gradient, hessian = np.empty((len(rows), columns)), np.empty((len(rows), columns, columns))
         lm_kernels.normal_equations(problem, self.pose.rotation[rows], self._rotated[rows], self._cam[rows],
-                                    self.residual[rows], self.prior_gradient[rows], work, gradient, hessian,
-                                    with_gradient, with_hessian)
-        return work[:, :columns].copy() if jacobian else (hessian, gradient)
+                                    self.residual[rows], self.prior_gradient[rows], work, model_rows, gradient,
+                                    hessian, with_gradient, with_hessian)
+        if not jacobian:
+            return hessian, gradient
+        # (C, x rows then y rows) -> (2M, C) with each point's x and y rows together, as the residuals.
+        return work[:columns].reshape(columns, 2, -1).transpose(2, 1, 0).reshape(-1, columns).copy()
 
 
 def _damped(hessian: np.ndarray, damping: float) -> np.ndarray:

@@ -58,13 +58,13 @@ def _add_combination(rows, weights, out):
                 out[i] += weight * rows[k, i]
 
 
-@numba.njit(**_KERNEL)
-def _add_transposed_product(matrix, vector, out):
-    """``out (K,) += vector (L,) @ matrix (L, K)``, a row of ``matrix`` at a time (vectorised)."""
-    for i in range(len(vector)):
-        value = vector[i]
-        for k in range(len(out)):
-            out[k] += value * matrix[i, k]
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _dot(first, second):
+    """``first . second``, summed in any order (vectorised): the gradient's basis products."""
+    total = 0.0
+    for i in range(len(first)):
+        total += first[i] * second[i]
+    return total
 
 
 @numba.njit(**_KERNEL)
@@ -197,10 +197,11 @@ def _pixel_rows(cam, residual_scale, m):
 
 
 @numba.njit(**_KERNEL)
-def face_gradient(rotated, cam, residual, residual_scale, rotation, expression_flat, identity_flat, gradient):
+def face_gradient(rotated, cam, residual, residual_scale, rotation, expression_rows, identity_rows, gradient):
     """Add one face's ``J^T r`` to ``gradient`` (C,): the chain rule applied to the residuals'
     gradient q at each camera point: rotation ``sum_m rotated_m x q_m``, translation ``sum_m q_m``,
-    model coefficients ``sum_m basis_m^T rotation^T q_m`` (identity too where C has its columns)."""
+    model coefficients ``sum_m basis_m^T rotation^T q_m`` (identity too where C has its columns;
+    ``*_rows``: (K, 3M) bases)."""
     count = rotated.shape[0]
     moments = np.zeros((3, 3))
     model_gradient = np.empty(3 * count)
@@ -217,55 +218,77 @@ def face_gradient(rotated, cam, residual, residual_scale, rotation, expression_f
     gradient[0] += moments[1, 2] - moments[2, 1]
     gradient[1] += moments[2, 0] - moments[0, 2]
     gradient[2] += moments[0, 1] - moments[1, 0]
-    num_exp = expression_flat.shape[1]
-    _add_transposed_product(expression_flat, model_gradient, gradient[6:6 + num_exp])
-    if gradient.shape[0] > 6 + num_exp:
-        _add_transposed_product(identity_flat, model_gradient, gradient[6 + num_exp:])
+    num_exp = expression_rows.shape[0]
+    for k in range(num_exp):
+        gradient[6 + k] += _dot(expression_rows[k], model_gradient)
+    for k in range(gradient.shape[0] - 6 - num_exp):
+        gradient[6 + num_exp + k] += _dot(identity_rows[k], model_gradient)
 
 
 @numba.njit(**_KERNEL)
-def face_jacobian(rotated, cam, residual_scale, rotation, expression32, identity32, columns, jacobian):
-    """One face's float32 Jacobian (2M, padded C) of the weighted residuals w.r.t. rotation increment,
-    translation, expression (and identity when ``columns`` C counts it); padding columns stay as
-    they are (zeros). ``expression32``/``identity32``: (M, 3, K) float32 bases."""
-    num_exp = expression32.shape[2]
-    with_identity = columns > 6 + num_exp
+def face_jacobian(rotated, cam, residual_scale, rotation, expression_planes, identity_planes, columns, jacobian,
+                  model_rows):
+    """One face's float32 Jacobian of the weighted residuals w.r.t. rotation increment, translation,
+    expression (and identity when ``columns`` C counts it), transposed: ``jacobian`` (padded C, 2M),
+    the x residuals' rows first, then the y residuals' (the order ``J^T J`` does not see; each
+    column then comes out of contiguous, vectorised loops). Padding rows stay as they are (zeros).
+    ``*_planes``: (K, 3, M) float32 bases; ``model_rows``: (2, 3, M) float32 work array."""
+    count = rotated.shape[0]
     scaled = np.empty((3, 3), np.float32)
     for i in range(3):
         for j in range(3):
             scaled[i, j] = rotation[i, j] * CM_TO_M
-    model_rows = np.empty((2, 3), np.float32)
-    for m in range(rotated.shape[0]):
+    for m in range(count):
         a, b, c, d = _pixel_rows(cam, residual_scale, m)
         px, py, pz = rotated[m, 0], rotated[m, 1], rotated[m, 2]
-        x_row, y_row = jacobian[2 * m], jacobian[2 * m + 1]
+        y = count + m
         # Rotation increment: d(camera point) = -[rotated]x; translation: the pixel rows themselves.
-        x_row[0], x_row[1], x_row[2], x_row[3], x_row[4], x_row[5] = b * py, a * pz - b * px, -a * py, a, 0.0, b
-        y_row[0], y_row[1], y_row[2], y_row[3], y_row[4], y_row[5] = d * py - c * pz, -d * px, c * px, 0.0, c, d
+        jacobian[0, m], jacobian[1, m], jacobian[2, m] = b * py, a * pz - b * px, -a * py
+        jacobian[3, m], jacobian[4, m], jacobian[5, m] = a, 0.0, b
+        jacobian[0, y], jacobian[1, y], jacobian[2, y] = d * py - c * pz, -d * px, c * px
+        jacobian[3, y], jacobian[4, y], jacobian[5, y] = 0.0, c, d
         # Model coefficients: pixel rows @ rotation (cm -> m) @ basis at the point.
         for j in range(3):
-            model_rows[0, j] = x_row[3] * scaled[0, j] + x_row[5] * scaled[2, j]
-            model_rows[1, j] = y_row[4] * scaled[1, j] + y_row[5] * scaled[2, j]
+            model_rows[0, j, m] = jacobian[3, m] * scaled[0, j] + jacobian[5, m] * scaled[2, j]
+            model_rows[1, j, m] = jacobian[4, y] * scaled[1, j] + jacobian[5, y] * scaled[2, j]
+    num_exp = expression_planes.shape[0]
+    for k in range(columns - 6):
+        planes = expression_planes[k] if k < num_exp else identity_planes[k - num_exp]
         for row in range(2):
-            out = jacobian[2 * m + row]
-            r0, r1, r2 = model_rows[row, 0], model_rows[row, 1], model_rows[row, 2]
-            for k in range(num_exp):
-                out[6 + k] = r0 * expression32[m, 0, k] + r1 * expression32[m, 1, k] + r2 * expression32[m, 2, k]
-            if with_identity:
-                for k in range(identity32.shape[2]):
-                    out[6 + num_exp + k] = (r0 * identity32[m, 0, k] + r1 * identity32[m, 1, k]
-                                            + r2 * identity32[m, 2, k])
+            out = jacobian[6 + k, row * count:(row + 1) * count]
+            first, second, third = model_rows[row, 0], model_rows[row, 1], model_rows[row, 2]
+            for m in range(count):
+                out[m] = first[m] * planes[0, m] + second[m] * planes[1, m] + third[m] * planes[2, m]
 
 
-@numba.njit(**_KERNEL)
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def face_hessian(jacobian, prior_diag, hessian):
-    """``hessian`` (C, C) = ``J^T J`` (float32 BLAS: it only shapes the step) + the priors' constant
-    diagonal ``prior_diag`` (C,)."""
-    product = np.dot(jacobian.T, jacobian)
-    columns = hessian.shape[0]
+    """``hessian`` (C, C) = ``J^T J`` + the priors' constant diagonal ``prior_diag`` (C,), from the
+    transposed float32 Jacobian (padded C, 2M) of :func:`face_jacobian` (float32: it only shapes the
+    step). Blocks of 4 x 2 of the upper triangle, each summed in registers over the residuals:
+    as fast as BLAS's product on one thread, without its threads or per-call cost."""
+    columns, length = hessian.shape[0], jacobian.shape[1]
+    for i in range(0, columns, 4):
+        r0, r1, r2, r3 = jacobian[i], jacobian[i + 1], jacobian[i + 2], jacobian[i + 3]
+        for j in range(i, columns, 2):
+            s0, s1 = jacobian[j], jacobian[j + 1]
+            a00 = a01 = a10 = a11 = a20 = a21 = a30 = a31 = np.float32(0.0)
+            for m in range(length):
+                x0, x1 = s0[m], s1[m]
+                a00 += r0[m] * x0
+                a01 += r0[m] * x1
+                a10 += r1[m] * x0
+                a11 += r1[m] * x1
+                a20 += r2[m] * x0
+                a21 += r2[m] * x1
+                a30 += r3[m] * x0
+                a31 += r3[m] * x1
+            block = ((a00, a01), (a10, a11), (a20, a21), (a30, a31))
+            for a in range(4):
+                for b in range(2):
+                    if i + a < columns and j + b < columns and j + b >= i + a:
+                        hessian[i + a, j + b] = hessian[j + b, i + a] = block[a][b]
     for i in range(columns):
-        for j in range(columns):
-            hessian[i, j] = product[i, j]
         hessian[i, i] += prior_diag[i]
 
 
@@ -376,7 +399,7 @@ def evaluate_faces(problem, rotation, translation, expression, rotated, cam, res
 
     ``problem``: the tuple ``landmark_solver._Energy.problem`` gives (bases, observations, priors).
     """
-    (shapes, expression_rows, expression_flat, identity_flat, expression32, identity32, observed, residual_scale,
+    (shapes, expression_rows, identity_rows, expression_planes, identity_planes, observed, residual_scale,
      scale_px, units, target, constant, pose_units, references, previous_translation, prior_diag) = problem
     for n in range(len(rotation)):
         pixel_cost[n], valid[n] = face_residuals(shapes[n], expression_rows, expression[n], rotation[n],
@@ -387,21 +410,21 @@ def evaluate_faces(problem, rotation, translation, expression, rotated, cam, res
 
 
 @numba.njit(**_KERNEL)
-def normal_equations(problem, rotation, rotated, cam, residual, prior_gradient, jacobian, gradient, hessian,
-                     with_gradient, with_hessian):
+def normal_equations(problem, rotation, rotated, cam, residual, prior_gradient, jacobian, model_rows, gradient,
+                     hessian, with_gradient, with_hessian):
     """Per face of a batch, the gradient ``J^T r + prior gradient`` (N, C) and/or the Gauss-Newton
-    Hessian ``J^T J + prior diagonal`` (N, C, C); ``jacobian`` (2M, padded C) is the work array
-    (holding the last face's Jacobian after)."""
-    (shapes, expression_rows, expression_flat, identity_flat, expression32, identity32, observed, residual_scale,
+    Hessian ``J^T J + prior diagonal`` (N, C, C); ``jacobian`` (padded C, 2M) and ``model_rows`` are
+    :func:`face_jacobian`'s work arrays (holding the last face's Jacobian after)."""
+    (shapes, expression_rows, identity_rows, expression_planes, identity_planes, observed, residual_scale,
      scale_px, units, target, constant, pose_units, references, previous_translation, prior_diag) = problem
     for n in range(len(rotation)):
         if with_gradient:
             gradient[n] = prior_gradient[n]
-            face_gradient(rotated[n], cam[n], residual[n], residual_scale[n], rotation[n], expression_flat,
-                          identity_flat, gradient[n])
+            face_gradient(rotated[n], cam[n], residual[n], residual_scale[n], rotation[n], expression_rows,
+                          identity_rows, gradient[n])
         if with_hessian:
-            face_jacobian(rotated[n], cam[n], residual_scale[n], rotation[n], expression32, identity32,
-                          prior_diag.shape[1], jacobian)
+            face_jacobian(rotated[n], cam[n], residual_scale[n], rotation[n], expression_planes, identity_planes,
+                          prior_diag.shape[1], jacobian, model_rows)
             face_hessian(jacobian, prior_diag[n], hessian[n])
 
 
@@ -412,15 +435,15 @@ def lm_iteration(problem, state, work, converged, model_held):
 
     ``state``: (rotation (N, 3, 3), translation (N, 3), expression (N, K), rotated, cam (N, M, 3),
     residual (N, 2M), cost, rms, damping (N,), gradient (N, C), hessian (N, C, C), iterations, limits
-    (N,) int64, flags (N, 4) int8), updated in place. ``work``: (jacobian (2M, padded C) float32,
-    step (C,), trial rotation (3, 3), translation (3,), expression (K,), rotated, cam (M, 3),
+    (N,) int64, flags (N, 4) int8), updated in place. ``work``: (jacobian (padded C, 2M) and model
+    rows (2, 3, M) float32 (:func:`face_jacobian`), step (C,), trial rotation (3, 3), translation (3,), expression (K,), rotated, cam (M, 3),
     residual (2M,), prior gradient (C,)).
     """
-    (shapes, expression_rows, expression_flat, identity_flat, expression32, identity32, observed, residual_scale,
+    (shapes, expression_rows, identity_rows, expression_planes, identity_planes, observed, residual_scale,
      scale_px, units, target, constant, pose_units, references, previous_translation, prior_diag) = problem
     (rotation, translation, expression, rotated, cam, residual, cost, rms, damping, gradient, hessian,
      iterations, limits, flags) = state
-    (jacobian, step, trial_rotation, trial_translation, trial_expression, trial_rotated, trial_cam,
+    (jacobian, model_rows, step, trial_rotation, trial_translation, trial_expression, trial_rotated, trial_cam,
      trial_residual, trial_prior_gradient) = work
     tried = 0
     for n in range(len(cost)):
@@ -429,12 +452,12 @@ def lm_iteration(problem, state, work, converged, model_held):
         if flags[n, GRADIENT_DUE]:
             face_priors(expression[n], rotation[n], translation[n], units[n], target[n], constant[n], pose_units[n],
                         references[n], previous_translation[n], gradient[n])
-            face_gradient(rotated[n], cam[n], residual[n], residual_scale[n], rotation[n], expression_flat,
-                          identity_flat, gradient[n])
+            face_gradient(rotated[n], cam[n], residual[n], residual_scale[n], rotation[n], expression_rows,
+                          identity_rows, gradient[n])
             flags[n, GRADIENT_DUE] = 0
         if flags[n, HESSIAN_DUE]:
-            face_jacobian(rotated[n], cam[n], residual_scale[n], rotation[n], expression32, identity32,
-                          prior_diag.shape[1], jacobian)
+            face_jacobian(rotated[n], cam[n], residual_scale[n], rotation[n], expression_planes, identity_planes,
+                          prior_diag.shape[1], jacobian, model_rows)
             face_hessian(jacobian, prior_diag[n], hessian[n])
             flags[n, HESSIAN_DUE], flags[n, HESSIAN_CURRENT] = 0, 1
         promised, gain = projected_step(hessian[n], gradient[n], damping[n], expression[n], step)
