@@ -14,7 +14,8 @@ and in one batch (solve_frames).
 
 With ``--clip``: instead, the solves the tracker (landmarks_only profile) asks for on the first
 ``--frames`` frames of a video, recorded and solved again: thread CPU ms per solve (p50), steps per
-solve, and per solve the calls and ms of its parts (residual evaluations, Hessians, gradients, steps).
+solve, and per solve the calls and ms of its parts (the energy's set-up, the start's evaluation, the
+compiled LM iterations: each one call for all faces).
 
 Usage: .venv/bin/python scripts/bench_landmark_solver.py [--problems 10]
        .venv/bin/python scripts/bench_landmark_solver.py --clip ../shared/eval_data/talking_faces/d3.mp4
@@ -166,7 +167,7 @@ def replay_clip(clip: Path, frames: int, repeats: int = 3) -> int:
     from face_tracking_3dmm.evaluation import solve_recording
     from face_tracking_3dmm.evaluation.bench import profile_config
     from face_tracking_3dmm.evaluation.step_profile import Step, StepProfile
-    from face_tracking_3dmm.fitting import landmark_solver
+    from face_tracking_3dmm.fitting import landmark_solver, lm_kernels
     from face_tracking_3dmm.fitting.blas_threads import set_blas_threads
 
     solves = solve_recording.record_clip(clip, frames, profile_config("landmarks_only"))
@@ -182,14 +183,10 @@ def replay_clip(clip: Path, frames: int, repeats: int = 3) -> int:
     print(f"{clip.name}: {len(solves)} recorded solves, {sum(len(r.starts) for r in solves)} faces; "
           f"thread CPU per solve p50 {np.median(cpu_ms):.3f} ms, mean {np.mean(cpu_ms):.3f} ms; "
           f"steps per face {np.mean(steps):.2f}")
-    solver = landmark_solver._Linearisation
     profile = StepProfile([Step(0, "solve_frames", solve_recording, "solve_frames"),
                            Step(1, "energy (once a frame)", landmark_solver._Energy, "__init__"),
-                           Step(1, "residuals (incl. priors)", solver, "__init__"),
-                           Step(2, "priors", landmark_solver._Energy, "priors"),
-                           Step(1, "Hessians (J^T J)", solver, "hessians"),
-                           Step(1, "gradients", solver, "gradients"),
-                           Step(1, "projected LM steps", landmark_solver, "_projected_step")])
+                           Step(1, "start evaluation", lm_kernels, "evaluate_faces"),
+                           Step(1, "LM iterations (compiled)", lm_kernels, "lm_iteration")])
     with profile:
         for recorded in solves:
             profile.next_frame()

@@ -168,11 +168,9 @@ class Observation:
         self.points_px = self.points_px.to(DTYPE)
         self.intrinsics = self.intrinsics.to(DTYPE)
         self.expression_prior = self.expression_prior.to(DTYPE)
-        points, weights = self.points_px.detach().numpy(), self.weights.detach().to(DTYPE).numpy()
-        self.weights = torch.from_numpy(weights / max(float(weights.sum()), 1e-12))
-        used = points[weights > 0]
-        extent = np.ptp(used, axis=0) if len(used) > 1 else np.ones(2)
-        self.scale_px = max(math.sqrt(float(extent.prod())) * 0.01, 0.05)
+        normalised = np.empty(len(self.weights))
+        self.scale_px = lm_kernels.observation_scale(_float64(self.points_px), _float64(self.weights), normalised)
+        self.weights = torch.from_numpy(normalised)
 
 
 @dataclass

@@ -68,6 +68,26 @@ def _dot(first, second):
 
 
 @numba.njit(**_KERNEL)
+def observation_scale(points_px, weights, normalised):
+    """An observation's weights (M,) summing to 1 (into ``normalised``) and its scale s: 1 % of the
+    square root of the area of the used points' (M, 2) bounding box (at least 0.05 px)."""
+    total = 0.0
+    for m in range(len(weights)):
+        total += weights[m]
+    total = max(total, 1e-12)
+    low, high = np.full(2, np.inf), np.full(2, -np.inf)
+    used = 0
+    for m in range(len(weights)):
+        normalised[m] = weights[m] / total
+        if weights[m] > 0:
+            used += 1
+            for axis in range(2):
+                low[axis], high[axis] = min(low[axis], points_px[m, axis]), max(high[axis], points_px[m, axis])
+    area = (high[0] - low[0]) * (high[1] - low[1]) if used > 1 else 1.0
+    return max(math.sqrt(area) * 0.01, 0.05)
+
+
+@numba.njit(**_KERNEL)
 def fold_face(points_px, weights, scale_px, intrinsics, mediapipe_expression, expression_prior, temporal_units,
               previous_rotation, previous_translation_in, previous_expression, rotation_prior, rotation_prior_units,
               observed, residual_scale, units, target, pose_units, references, previous_translation, prior_diag):
