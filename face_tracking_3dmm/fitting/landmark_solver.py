@@ -16,9 +16,10 @@ Expression is kept in [0, 1] by clamping after each step, a weight at a bound th
 pushes outwards held out of the step (a projected LM step).
 Unknown order: rotation increment (3, left-multiplied), translation (3, metres), expression (K_exp).
 
-The problem is small (a 59x59 solve), so the solver works in numpy on views of the caller's float64
-tensors: torch's per-call dispatch on such tiny tensors cost several times the arithmetic
-(scripts/bench_face_fit.py). The API keeps torch tensors; they share memory with the arrays.
+The problem is small (a 59x59 solve): the per-frame solve runs as compiled kernels
+(:mod:`.lm_kernels`, one call per LM iteration of all faces), since numpy's and torch's per-call
+cost on such tiny arrays is several times the arithmetic (scripts/bench_landmark_solver.py --clip).
+The API keeps torch tensors; they share memory with the arrays.
 """
 from __future__ import annotations
 

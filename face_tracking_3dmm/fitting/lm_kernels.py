@@ -1,13 +1,15 @@
 """Compiled (numba) kernels of the landmark solver's energy and its projected Levenberg-Marquardt step.
 
 The per-frame problem is ~440 points x 59 unknowns: its arithmetic takes a fraction of a millisecond,
-while numpy's per-call overhead on arrays that small took ~1 ms a solve. These kernels do one face at a
-time in plain loops (BLAS for the two products that are large: the model at the points and ``J^T J``),
-and :func:`lm_iteration` runs one LM iteration of every face of a batch in one call, so the solve
-costs a handful of calls a frame. All take contiguous float64 arrays (the Jacobian float32) and release
-the GIL (the tracker runs MediaPipe on another thread). ``fitting.landmark_solver`` holds the energy's
-definition (module docstring) and the Python API; :func:`warm_up` compiles, or loads from numba's
-on-disk cache, every kernel before the first frame needs one.
+while numpy's per-call overhead on arrays that small took ~1 ms a solve (scripts/bench_landmark_solver.py
+--clip: 1.2 ms -> 0.34 ms per solve). These kernels do one face at a time in plain, vectorised loops
+(no BLAS: its per-call cost is that of these products, and its threads busy-wait on the cores that
+MediaPipe needs), and :func:`lm_iteration` runs one LM iteration of every face of a batch in one call,
+so a solve costs a handful of calls a frame. All take contiguous float64 arrays (the Jacobian float32)
+and release the GIL (the tracker runs MediaPipe on another thread). ``fitting.landmark_solver`` holds
+the energy's definition (module docstring) and the Python API; its ``_warm_up`` compiles, or loads
+from numba's on-disk cache, every kernel where the solver's point bases are built, before a first
+frame needs one.
 
 Shapes: M points, K expression channels, C unknowns (6 + K, + K_id with identity columns).
 """
@@ -456,8 +458,8 @@ def lm_iteration(problem, state, work, converged, model_held):
     ``state``: (rotation (N, 3, 3), translation (N, 3), expression (N, K), rotated, cam (N, M, 3),
     residual (N, 2M), cost, rms, damping (N,), gradient (N, C), hessian (N, C, C), iterations, limits
     (N,) int64, flags (N, 4) int8), updated in place. ``work``: (jacobian (padded C, 2M) and model
-    rows (2, 3, M) float32 (:func:`face_jacobian`), step (C,), trial rotation (3, 3), translation (3,), expression (K,), rotated, cam (M, 3),
-    residual (2M,), prior gradient (C,)).
+    rows (2, 3, M) float32 (:func:`face_jacobian`), step (C,), trial rotation (3, 3), translation
+    (3,), expression (K,), rotated, cam (M, 3), residual (2M,), prior gradient (C,)).
     """
     (shapes, expression_rows, identity_rows, expression_planes, identity_planes, observed, residual_scale,
      scale_px, units, target, constant, pose_units, references, previous_translation, prior_diag) = problem
