@@ -62,7 +62,8 @@ def _add_combination(rows, weights, out):
 
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _dot(first, second):
-    """``first . second``, summed in any order (vectorised): the gradient's basis products."""
+    """``first . second``, summed in any order (vectorised): the gradient's basis products, the
+    Cholesky factor's row products."""
     total = 0.0
     for i in range(len(first)):
         total += first[i] * second[i]
@@ -326,28 +327,21 @@ def damped(hessian, damping):
 @numba.njit(**_KERNEL)
 def _solve_damped(hessian, gradient, damping):
     """Solve (H + damping * diag(H)) x = gradient by Cholesky (least squares if not positive
-    definite); plain loops: a call of BLAS per row product costs more than the row's arithmetic."""
+    definite); the row products vectorised (:func:`_dot`): a call of BLAS per row product costs
+    more than the row's arithmetic."""
     system = damped(hessian, damping)
     size = len(system)
     factor = np.zeros_like(system)   # lower triangular, L L^T = system
     for j in range(size):
-        pivot = system[j, j]
-        for k in range(j):
-            pivot -= factor[j, k] * factor[j, k]
+        pivot = system[j, j] - _dot(factor[j, :j], factor[j, :j])
         if not pivot > 0.0:
             return np.linalg.lstsq(system, gradient, np.finfo(np.float64).eps * size)[0]
         factor[j, j] = math.sqrt(pivot)
         for i in range(j + 1, size):
-            total = system[i, j]
-            for k in range(j):
-                total -= factor[i, k] * factor[j, k]
-            factor[i, j] = total / factor[j, j]
+            factor[i, j] = (system[i, j] - _dot(factor[i, :j], factor[j, :j])) / factor[j, j]
     solution = gradient.copy()
     for i in range(size):
-        total = solution[i]
-        for k in range(i):
-            total -= factor[i, k] * solution[k]
-        solution[i] = total / factor[i, i]
+        solution[i] = (solution[i] - _dot(factor[i, :i], solution[:i])) / factor[i, i]
     for i in range(size - 1, -1, -1):
         total = solution[i]
         for j in range(i + 1, size):
