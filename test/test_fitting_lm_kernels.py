@@ -1,6 +1,6 @@
 """The landmark solver's compiled kernels (fitting.lm_kernels), each against plain numpy, and the
-compiled solve against the projected LM written plainly (float64 autograd Jacobian, one face at a
-time, no kernels) on synthetic and recorded observations."""
+compiled solve against the projected LM written plainly (float64 forward-mode autograd Jacobian, one
+face at a time, no kernels) on synthetic and recorded observations."""
 from __future__ import annotations
 
 import math
@@ -198,7 +198,7 @@ def test_lm_iteration_leaves_inactive_faces_alone(model, bases):
 def _plain_solve(bases, obs: Observation, start: FaceParameters, identity, weights: SolverWeights,
                  limit: int) -> tuple[FaceParameters, int, float]:
     """The projected LM of ``solve_frames`` for one face, written plainly: the energy in torch with
-    an autograd (float64) Jacobian, the priors as the module docstring writes them (rotations by the
+    a forward-mode autograd (float64) Jacobian, the priors as the module docstring writes them (rotations by the
     skew part of the relative rotation, with its small-angle gradient), each rule spelled out."""
     shape = bases.shape(identity)
     sqrt_w = (obs.weights.sqrt() / obs.scale_px)[:, None]
@@ -249,19 +249,19 @@ def _plain_solve(bases, obs: Observation, start: FaceParameters, identity, weigh
         camera_z = model_to_camera(bases.points(shape, params.expression), params.rotation, params.translation)[:, 2]
         return float(r @ r) + prior_cost, float(r @ r), bool(camera_z.min() > 1e-3), r, prior_gradient
 
+    def jacobian_at(params):   # forward mode: one pass per unknown, not per residual
+        return torch.func.jacfwd(lambda delta: residual(params, delta))(torch.zeros(6 + num_exp, dtype=DTYPE))
+
     params = start.copy()
     cost, pixel_cost, _, r, prior_gradient = linearise(params)
     if not (math.isfinite(cost) and params.finite):
         return params, 0, math.nan
-    jacobian = torch.autograd.functional.jacobian(lambda delta: residual(params, delta),
-                                                  torch.zeros(6 + num_exp, dtype=DTYPE))
-    gradient = (jacobian.T @ r + prior_gradient).numpy()
+    gradient = (jacobian_at(params).T @ r + prior_gradient).numpy()
     hessian, hessian_here = None, False
     damping, iterations, active = weights.damping, 0, limit > 0
     while active:
         if hessian is None:   # taken at the current parameters
-            jacobian = torch.autograd.functional.jacobian(lambda delta: residual(params, delta),
-                                                          torch.zeros(6 + num_exp, dtype=DTYPE))
+            jacobian = jacobian_at(params)
             hessian, hessian_here = (jacobian.T @ jacobian + torch.diag(diagonal)).numpy(), True
         expression = params.expression.numpy()
         held = np.where(gradient[6:] > 0, expression <= 0, expression >= 1)
@@ -284,9 +284,7 @@ def _plain_solve(bases, obs: Observation, start: FaceParameters, identity, weigh
                 hessian = None
             hessian_here = False
             params, cost, pixel_cost, damping = trial, trial_cost, trial_pixel_cost, max(damping / 3, 1e-7)
-            jacobian = torch.autograd.functional.jacobian(lambda delta: residual(params, delta),
-                                                          torch.zeros(6 + num_exp, dtype=DTYPE))
-            gradient = (jacobian.T @ r + prior_gradient).numpy()
+            gradient = (jacobian_at(params).T @ r + prior_gradient).numpy()
         else:
             if hessian_here:
                 damping *= 8
@@ -316,6 +314,11 @@ def _assert_same_solve(compiled, plain):
     np.testing.assert_allclose(compiled.parameters.expression.numpy(), params.expression.numpy(), atol=1e-6)
 
 
+#: torch.func's first use scripts a helper with torch.jit.script, deprecated in this torch.
+_TORCH_FUNC_SCRIPTS = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+
+
+@_TORCH_FUNC_SCRIPTS
 def test_compiled_solve_matches_the_plain_solve(model, bases):
     """Three faces of a frame (own identities, previous frames, one with a detector's rotation) in
     one batch: each ends where the plain projected LM ends, step for step."""
@@ -328,7 +331,8 @@ def test_compiled_solve_matches_the_plain_solve(model, bases):
         _assert_same_solve(compiled, _plain_solve(bases, obs, start, identity, weights, limit))
 
 
-@pytest.mark.slow   # ~15 s: MediaPipe and the tracker on 30 frames, then the plain solves
+@_TORCH_FUNC_SCRIPTS
+@pytest.mark.slow   # ~5 s: MediaPipe and the tracker on 30 frames, then the plain solves
 def test_compiled_solve_matches_the_plain_solve_on_recorded_frames(model):
     """What the tracker asks of the solver on a real clip (its weights, budget of steps and
     starts), solved compiled and plainly."""
