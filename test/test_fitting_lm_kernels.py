@@ -195,47 +195,52 @@ def test_lm_iteration_leaves_inactive_faces_alone(model, bases):
         np.testing.assert_array_equal(old, new)
 
 
-def _plain_solve(bases, obs: Observation, start: FaceParameters, identity, weights: SolverWeights,
-                 limit: int) -> tuple[FaceParameters, int, float]:
-    """The projected LM of ``solve_frames`` for one face, written plainly: the energy in torch with
-    a forward-mode autograd (float64) Jacobian, the priors as the module docstring writes them (rotations by the
-    skew part of the relative rotation, with its small-angle gradient), each rule spelled out."""
-    shape = bases.shape(identity)
-    sqrt_w = (obs.weights.sqrt() / obs.scale_px)[:, None]
-    num_exp = len(start.expression)
-    prior = weights.expression_prior if isinstance(weights.expression_prior, torch.Tensor) else torch.full(
-        (num_exp,), float(weights.expression_prior), dtype=DTYPE)
-    previous = obs.previous if weights.temporal > 0 else None
-    temporal = weights.temporal * (torch.ones(num_exp, dtype=DTYPE) if weights.temporal_expression is None
-                                   else weights.temporal_expression)
-    references = [(previous.rotation, weights.temporal * ROTATION_UNITS)] if previous is not None else []
-    if obs.rotation_prior is not None and weights.mediapipe_rotation > 0:
-        references.append((obs.rotation_prior, weights.mediapipe_rotation * ROTATION_UNITS))
-    diagonal = torch.zeros(6 + num_exp, dtype=DTYPE)
-    diagonal[6:] = prior + (temporal if previous is not None else 0.0)
-    for _, units in references:
-        diagonal[:3] += units
-    if previous is not None:
-        diagonal[3:6] = weights.temporal * TRANSLATION_UNITS
+class _PlainEnergy:
+    """One face's energy written plainly: in torch, with a forward-mode autograd (float64) Jacobian,
+    the priors as the module docstring writes them (rotations by the skew part of the relative
+    rotation, with its small-angle gradient)."""
 
-    def residual(params, delta):
+    def __init__(self, bases, obs: Observation, identity, weights: SolverWeights):
+        self.bases, self.obs, self.shape = bases, obs, bases.shape(identity)
+        self.sqrt_w = (obs.weights.sqrt() / obs.scale_px)[:, None]
+        self.columns = 6 + len(obs.expression_prior)
+        num_exp = self.columns - 6
+        self.prior = weights.expression_prior if isinstance(weights.expression_prior, torch.Tensor) else torch.full(
+            (num_exp,), float(weights.expression_prior), dtype=DTYPE)
+        self.previous = obs.previous if weights.temporal > 0 else None
+        self.temporal = weights.temporal * (torch.ones(num_exp, dtype=DTYPE) if weights.temporal_expression is None
+                                            else weights.temporal_expression)
+        self.translation_units = weights.temporal * TRANSLATION_UNITS
+        self.references = ([] if self.previous is None
+                           else [(self.previous.rotation, weights.temporal * ROTATION_UNITS)])
+        if obs.rotation_prior is not None and weights.mediapipe_rotation > 0:
+            self.references.append((obs.rotation_prior, weights.mediapipe_rotation * ROTATION_UNITS))
+        self.diagonal = torch.zeros(self.columns, dtype=DTYPE)   # the priors' Hessian
+        self.diagonal[6:] = self.prior + (self.temporal if self.previous is not None else 0.0)
+        for _, units in self.references:
+            self.diagonal[:3] += units
+        if self.previous is not None:
+            self.diagonal[3:6] = self.translation_units
+
+    def residual(self, params: FaceParameters, delta: torch.Tensor | None = None) -> torch.Tensor:
         rotation = params.rotation if delta is None else _torch_rotation(delta[:3]) @ params.rotation
         translation = params.translation + (0.0 if delta is None else delta[3:6])
         expression = params.expression + (0.0 if delta is None else delta[6:])
-        pixels = project(model_to_camera(bases.points(shape, expression), rotation, translation), obs.intrinsics)
-        return ((pixels - obs.points_px) * sqrt_w).reshape(-1)
+        camera = model_to_camera(self.bases.points(self.shape, expression), rotation, translation)
+        return ((project(camera, self.obs.intrinsics) - self.obs.points_px) * self.sqrt_w).reshape(-1)
 
-    def priors(params):   # cost and half-gradient
-        gradient = torch.zeros(6 + num_exp, dtype=DTYPE)
-        gradient[6:] = prior * (params.expression - obs.expression_prior)
-        cost = float(gradient[6:] @ (params.expression - obs.expression_prior))
-        if previous is not None:
-            gradient[6:] += temporal * (params.expression - previous.expression)
-            cost += float(temporal @ (params.expression - previous.expression) ** 2)
-            moved = params.translation - previous.translation
-            gradient[3:6] = weights.temporal * TRANSLATION_UNITS * moved
-            cost += weights.temporal * TRANSLATION_UNITS * float(moved @ moved)
-        for reference, units in references:
+    def priors(self, params: FaceParameters) -> tuple[float, torch.Tensor]:
+        """Cost and half-gradient."""
+        gradient = torch.zeros(self.columns, dtype=DTYPE)
+        gradient[6:] = self.prior * (params.expression - self.obs.expression_prior)
+        cost = float(gradient[6:] @ (params.expression - self.obs.expression_prior))
+        if self.previous is not None:
+            gradient[6:] += self.temporal * (params.expression - self.previous.expression)
+            cost += float(self.temporal @ (params.expression - self.previous.expression) ** 2)
+            moved = params.translation - self.previous.translation
+            gradient[3:6] = self.translation_units * moved
+            cost += self.translation_units * float(moved @ moved)
+        for reference, units in self.references:
             relative = params.rotation @ reference.T
             skew = 0.5 * torch.stack([relative[2, 1] - relative[1, 2], relative[0, 2] - relative[2, 0],
                                       relative[1, 0] - relative[0, 1]])
@@ -243,53 +248,69 @@ def _plain_solve(bases, obs: Observation, start: FaceParameters, identity, weigh
             cost += units * float(skew @ skew)
         return cost, gradient
 
-    def linearise(params):
-        r = residual(params, None)
-        prior_cost, prior_gradient = priors(params)
-        camera_z = model_to_camera(bases.points(shape, params.expression), params.rotation, params.translation)[:, 2]
-        return float(r @ r) + prior_cost, float(r @ r), bool(camera_z.min() > 1e-3), r, prior_gradient
+    def linearise(self, params: FaceParameters):
+        """Cost, pixel cost, whether every point is in front of the camera, and the half-gradient."""
+        r = self.residual(params)
+        prior_cost, prior_gradient = self.priors(params)
+        camera_z = model_to_camera(self.bases.points(self.shape, params.expression), params.rotation,
+                                   params.translation)[:, 2]
+        gradient = self.jacobian(params).T @ r + prior_gradient
+        return float(r @ r) + prior_cost, float(r @ r), bool(camera_z.min() > 1e-3), gradient.numpy()
 
-    def jacobian_at(params):   # forward mode: one pass per unknown, not per residual
-        return torch.func.jacfwd(lambda delta: residual(params, delta))(torch.zeros(6 + num_exp, dtype=DTYPE))
+    def jacobian(self, params: FaceParameters) -> torch.Tensor:
+        """Forward mode: one pass per unknown, not per residual."""
+        return torch.func.jacfwd(lambda delta: self.residual(params, delta))(torch.zeros(self.columns, dtype=DTYPE))
 
+    def hessian(self, params: FaceParameters) -> np.ndarray:
+        jacobian = self.jacobian(params)
+        return (jacobian.T @ jacobian + torch.diag(self.diagonal)).numpy()
+
+
+def _plain_step(hessian, gradient, damping, expression) -> tuple[np.ndarray, float, float]:
+    """The projected step: expression weights at a bound that the gradient pushes out held, the
+    rest solved, then clamped; what it promised before the clamp and the model's decrease after."""
+    held = np.where(gradient[6:] > 0, expression <= 0, expression >= 1)
+    free = np.flatnonzero(np.concatenate((np.zeros(6, bool), held)) == 0)
+    step = np.zeros(len(gradient))
+    step[free] = -np.linalg.solve(_damped(hessian[np.ix_(free, free)], damping), gradient[free])
+    promised = -gradient @ step
+    step[6:] = np.clip(expression + step[6:], 0, 1) - expression
+    return step, promised, -(2 * gradient @ step + step @ hessian @ step)
+
+
+def _plain_solve(bases, obs: Observation, start: FaceParameters, identity, weights: SolverWeights,
+                 limit: int) -> tuple[FaceParameters, int, float]:
+    """The projected LM of ``solve_frames`` for one face on :class:`_PlainEnergy`, each rule spelled out."""
+    energy = _PlainEnergy(bases, obs, identity, weights)
     params = start.copy()
-    cost, pixel_cost, _, r, prior_gradient = linearise(params)
+    cost, pixel_cost, _, gradient = energy.linearise(params)
     if not (math.isfinite(cost) and params.finite):
         return params, 0, math.nan
-    gradient = (jacobian_at(params).T @ r + prior_gradient).numpy()
     hessian, hessian_here = None, False
     damping, iterations, active = weights.damping, 0, limit > 0
     while active:
         if hessian is None:   # taken at the current parameters
-            jacobian = jacobian_at(params)
-            hessian, hessian_here = (jacobian.T @ jacobian + torch.diag(diagonal)).numpy(), True
-        expression = params.expression.numpy()
-        held = np.where(gradient[6:] > 0, expression <= 0, expression >= 1)
-        free = np.flatnonzero(np.concatenate((np.zeros(6, bool), held)) == 0)
-        step = np.zeros(6 + num_exp)
-        step[free] = -np.linalg.solve(_damped(hessian[np.ix_(free, free)], damping), gradient[free])
-        promised = -gradient @ step
-        step[6:] = np.clip(expression + step[6:], 0, 1) - expression
-        gain = -(2 * gradient @ step + step @ hessian @ step)
+            hessian, hessian_here = energy.hessian(params), True
+        step, promised, gain = _plain_step(hessian, gradient, damping, params.expression.numpy())
         if not promised > CONVERGED * cost:
             break
         trial = FaceParameters(torch.as_tensor(_rotation(step[:3])) @ params.rotation,
                                params.translation + torch.as_tensor(step[3:6]),
                                (params.expression + torch.as_tensor(step[6:])).clamp(0, 1))
-        trial_cost, trial_pixel_cost, valid, r, prior_gradient = linearise(trial)
+        trial_cost, trial_pixel_cost, valid, trial_gradient = energy.linearise(trial)
         iterations += 1
         if valid and math.isfinite(trial_cost) and trial_cost < cost:
             active = cost - trial_cost >= CONVERGED * cost and iterations < limit
             if not (gain > 0 and abs((cost - trial_cost) / gain - 1) < MODEL_HELD):
-                hessian = None
+                hessian = None   # the model did not hold: taken again at the new parameters
             hessian_here = False
-            params, cost, pixel_cost, damping = trial, trial_cost, trial_pixel_cost, max(damping / 3, 1e-7)
-            gradient = (jacobian_at(params).T @ r + prior_gradient).numpy()
+            params, cost, pixel_cost, gradient = trial, trial_cost, trial_pixel_cost, trial_gradient
+            damping = max(damping / 3, 1e-7)
         else:
             if hessian_here:
                 damping *= 8
             else:
-                hessian = None
+                hessian = None   # a stale Hessian is taken again before the damping grows
             active = iterations < limit
     return params, iterations, math.sqrt(pixel_cost) * obs.scale_px
 
