@@ -11,7 +11,9 @@ Energy (all terms divided by nothing else than written here):
   + sum_k p_k (e_k - e_mediapipe_k)^2
   + temporal (sum_k c_k (e_k - e_prev_k)^2 + ROTATION_UNITS |log(R R_prev^T)|^2 + TRANSLATION_UNITS |t - t_prev|^2)
   + identity_prior |identity|^2                   (only when identity is solved)
-  + mediapipe_rotation ROTATION_UNITS |log(R R_prior^T)|^2   (when the observation has a rotation prior)
+  + mediapipe_rotation ROTATION_UNITS sum_a f_a g |log(R R_prior^T)_a|^2   (when the observation has a
+    rotation prior; f_a per camera axis, g = 1 + mediapipe_rotation_turned sin^2(turn) / sin^2(40 deg),
+    turn = the prior face's angle from the optical axis)
 Expression is kept in [0, 1] by clamping after each step, a weight at a bound that the gradient
 pushes outwards held out of the step (a projected LM step).
 Unknown order: rotation increment (3, left-multiplied), translation (3, metres), expression (K_exp).
@@ -117,6 +119,12 @@ class SolverWeights:
     #: Pull of the rotation towards a rotation the detector's output implies
     #: (``Observation.rotation_prior``), in the temporal prior's units per degree.
     mediapipe_rotation: float = 0.0
+    #: f_a: factors of ``mediapipe_rotation`` about the camera's x, y and z axes (x: the pitch of a
+    #: face seen head-on).
+    mediapipe_rotation_axes: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    #: ``mediapipe_rotation`` grows by this much at 40 degrees of turn from the camera (as sin^2 of
+    #: the turn), where the silhouette points leave the face and the 2D points read the pose worse.
+    mediapipe_rotation_turned: float = 0.0
 
 
 @dataclass
@@ -339,16 +347,19 @@ class _Energy:
                 torch.eye(3, dtype=DTYPE), torch.zeros(3, dtype=DTYPE), torch.zeros(num_exp, dtype=DTYPE))
             self.previous = _Pose.of([p if p is not None else rest for p in previous])
             self.prior_diag[:, :6 + num_exp] += self.temporal_units
-        #: Per face, the rotation prior's weight (0 for a face without one) and its rotation; None
-        #: when no face has one.
+        #: Per face, the rotation prior's weights per camera axis, (N, 3) (0 for a face without one),
+        #: and its rotation; None when no face has one.
         self.rotation_prior_units: np.ndarray | None = None
         self.rotation_prior: np.ndarray | None = None
         priors = [obs.rotation_prior if weights.mediapipe_rotation > 0 else None for obs in observations]
         if any(p is not None for p in priors):
-            self.rotation_prior_units = np.array([weights.mediapipe_rotation * ROTATION_UNITS if p is not None
-                                                  else 0.0 for p in priors])
+            given = np.array([p is not None for p in priors], dtype=np.float64)
             self.rotation_prior = _stack([p.to(DTYPE).numpy() if p is not None else np.eye(3) for p in priors])
-            self.prior_diag[:, :3] += self.rotation_prior_units[:, None]
+            # sin^2 of the turn: the face's forward axis against the optical axis.
+            turned = 1.0 + weights.mediapipe_rotation_turned * (1.0 - self.rotation_prior[:, 2, 2] ** 2) / _SIN2_40_DEG
+            self.rotation_prior_units = ((weights.mediapipe_rotation * ROTATION_UNITS * given * turned)[:, None]
+                                         * np.asarray(weights.mediapipe_rotation_axes, dtype=np.float64))
+            self.prior_diag[:, :3] += self.rotation_prior_units
         self._fold_priors()
 
     def _fold_priors(self) -> None:
@@ -379,7 +390,7 @@ class _Energy:
         if self.temporal_units is not None:
             self._pose_units[:, :3], self._pose_units[:, 6:] = self.temporal_units[:, :3], self.temporal_units[:, 3:6]
         if self.rotation_prior_units is not None:
-            self._pose_units[:, 3:6] = self.rotation_prior_units[:, None]
+            self._pose_units[:, 3:6] = self.rotation_prior_units
 
     def __len__(self) -> int:
         return len(self.observed_normalised)
@@ -406,6 +417,8 @@ class _Energy:
             cost += np.einsum("ni,ni->n", weighted, err)
         return grad, cost
 
+
+_SIN2_40_DEG = math.sin(math.radians(40.0)) ** 2
 
 #: The skew part of a (3, 3) matrix D, flattened, as a vector: D[SKEW] - D[SKEW_TRANSPOSED]
 #: ((D21, D02, D10) - (D12, D20, D01)).
