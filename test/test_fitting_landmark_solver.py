@@ -14,11 +14,11 @@ import scipy.optimize
 import torch
 
 from face_tracking_3dmm.correspondence import load_correspondence
-from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, SolverWeights,
-                                                        _damped, _Energy, _Linearisation, _Pose, _projected_step,
-                                                        solve_frame, solve_frames, solve_identity)
+from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, ROTATION_UNITS, FaceParameters, Observation,
+                                                        SolverWeights, _damped, _Energy, _Linearisation, _Pose,
+                                                        _projected_step, solve_frame, solve_frames, solve_identity)
 from face_tracking_3dmm.geometry import (MODEL_TO_OPTICAL, CameraIntrinsics, axis_angle_to_matrix, intrinsics_tensor,
-                                         model_to_camera, project, rotation_angle)
+                                         matrix_to_axis_angle_np, model_to_camera, project, rotation_angle)
 
 CAMERA = CameraIntrinsics.default_for(640, 480)
 K = intrinsics_tensor(CAMERA)
@@ -162,6 +162,35 @@ def test_mediapipe_rotation_prior_pulls_the_pose_towards_the_detectors(model, ba
         numeric = (energy.priors(pose.stepped(step), faces)[1][0] - energy.priors(pose.stepped(-step), faces)[1][0]) / 2e-6
         # Within the small-angle form's error at 5 degrees (1 - cos 5 deg = 0.4 %).
         assert numeric == pytest.approx(2 * gradient[axis], rel=1e-2)
+
+
+def test_rotation_prior_is_weighted_per_camera_axis_and_grows_as_the_face_turns(model, bases):
+    """The detector's rotation 4 degrees off the points' about the camera's x and y axes: weighting x
+    ten times brings the fit nearer the detector about x, not about y. A detector's face turned 40
+    degrees from the optical axis is pulled (1 + mediapipe_rotation_turned) times as hard as one seen
+    head-on, on every axis."""
+    truth = _truth(model, [0.0, 0.2, 0.0], [0.0, 0.0, 0.5])
+    detector = axis_angle_to_matrix(torch.tensor([math.radians(4.0), math.radians(4.0), 0.0], dtype=DTYPE)) \
+        @ truth.rotation
+    off_detector = {}
+    for axes in ((1.0, 1.0, 1.0), (10.0, 1.0, 1.0)):
+        obs = _observe(bases, truth, noise_px=0.0)
+        obs.rotation_prior = detector
+        solved = solve_frame(bases, obs, _frontal_start(model), max_iterations=20,
+                             weights=SolverWeights(mediapipe_rotation=30.0, mediapipe_rotation_axes=axes))
+        off_detector[axes] = np.degrees(matrix_to_axis_angle_np((solved.parameters.rotation @ detector.T).numpy()))
+    plain, pitched = off_detector[1.0, 1.0, 1.0], off_detector[10.0, 1.0, 1.0]
+    assert abs(pitched[0]) < 0.5 * abs(plain[0])
+    assert abs(pitched[1]) == pytest.approx(abs(plain[1]), abs=0.5)
+    units = {}
+    for yaw_deg in (0.0, 40.0):
+        obs = _observe(bases, truth)
+        obs.rotation_prior = _truth(model, [0.0, math.radians(yaw_deg), 0.0], [0.0, 0.0, 0.5]).rotation
+        weights = SolverWeights(mediapipe_rotation=2.0, mediapipe_rotation_axes=(3.0, 1.0, 1.0),
+                                mediapipe_rotation_turned=0.5)
+        units[yaw_deg] = _Energy(bases.arrays(), [obs], weights).prior_diag[0, :3]   # no previous frame
+    assert units[0.0] == pytest.approx(2.0 * ROTATION_UNITS * np.array([3.0, 1.0, 1.0]))
+    assert units[40.0] == pytest.approx(1.5 * units[0.0])
 
 
 def test_joint_identity_fit_recovers_the_face(model, bases):

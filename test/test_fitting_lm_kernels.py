@@ -55,16 +55,17 @@ def test_fold_face_gives_the_priors_in_their_folded_form():
     outputs = (np.empty((points, 2)), np.empty((points, 2)), np.empty(num_exp), np.empty(num_exp), np.empty(9),
                np.empty((3, 6)), np.empty(3), np.empty(6 + num_exp + 2))
     constant = lm_kernels.fold_face(pixels, weights, 1.5, intrinsics, mediapipe, prior, temporal, previous_rotation,
-                                    np.array([0.1, 0.2, 0.3]), previous, detector, 7.0, *outputs)
+                                    np.array([0.1, 0.2, 0.3]), previous, detector, np.array([7.0, 5.0, 4.0]),
+                                    *outputs)
     observed, residual_scale, units, target, pose_units, references, previous_translation, prior_diag = outputs
     np.testing.assert_allclose(observed, (pixels - intrinsics[2:]) / intrinsics[:2])
     np.testing.assert_allclose(residual_scale, intrinsics[:2] * np.sqrt(weights)[:, None] / 1.5)
     plain = prior * (expression - mediapipe) ** 2 + temporal[6:] * (expression - previous) ** 2
     assert float(np.sum(units * (expression - target) ** 2)) + constant == pytest.approx(plain.sum(), rel=1e-12)
-    np.testing.assert_array_equal(pose_units, [2.0] * 3 + [7.0] * 3 + [3.0] * 3)
+    np.testing.assert_array_equal(pose_units, [2.0] * 3 + [7.0, 5.0, 4.0] + [3.0] * 3)
     np.testing.assert_array_equal(references, np.hstack((previous_rotation.T, detector.T)))
     np.testing.assert_array_equal(previous_translation, [0.1, 0.2, 0.3])
-    np.testing.assert_allclose(prior_diag, np.concatenate(([9.0] * 3, [3.0] * 3, prior + temporal[6:], [0.0, 0.0])))
+    np.testing.assert_allclose(prior_diag, np.concatenate(([9.0, 7.0, 6.0], [3.0] * 3, prior + temporal[6:], [0.0, 0.0])))
 
 
 def _face(model, bases):
@@ -214,7 +215,11 @@ class _PlainEnergy:
         self.references = ([] if self.previous is None
                            else [(self.previous.rotation, weights.temporal * ROTATION_UNITS)])
         if obs.rotation_prior is not None and weights.mediapipe_rotation > 0:
-            self.references.append((obs.rotation_prior, weights.mediapipe_rotation * ROTATION_UNITS))
+            # Per camera axis, growing with sin^2 of the detector's face's turn (1 + turned at 40 degrees).
+            turned = 1.0 + weights.mediapipe_rotation_turned * (1.0 - float(obs.rotation_prior[2, 2]) ** 2) / math.sin(
+                math.radians(40.0)) ** 2
+            self.references.append((obs.rotation_prior, weights.mediapipe_rotation * ROTATION_UNITS * turned
+                                    * torch.tensor(weights.mediapipe_rotation_axes, dtype=DTYPE)))
         self.diagonal = torch.zeros(self.columns, dtype=DTYPE)   # the priors' Hessian
         self.diagonal[6:] = self.prior + (self.temporal if self.previous is not None else 0.0)
         for _, units in self.references:
@@ -245,7 +250,7 @@ class _PlainEnergy:
             skew = 0.5 * torch.stack([relative[2, 1] - relative[1, 2], relative[0, 2] - relative[2, 0],
                                       relative[1, 0] - relative[0, 1]])
             gradient[:3] += units * skew
-            cost += units * float(skew @ skew)
+            cost += float((units * skew) @ skew)
         return cost, gradient
 
     def linearise(self, params: FaceParameters):

@@ -11,7 +11,9 @@ Energy (all terms divided by nothing else than written here):
   + sum_k p_k (e_k - e_mediapipe_k)^2
   + temporal (sum_k c_k (e_k - e_prev_k)^2 + ROTATION_UNITS |log(R R_prev^T)|^2 + TRANSLATION_UNITS |t - t_prev|^2)
   + identity_prior |identity|^2                   (only when identity is solved)
-  + mediapipe_rotation ROTATION_UNITS |log(R R_prior^T)|^2   (when the observation has a rotation prior)
+  + mediapipe_rotation ROTATION_UNITS sum_a f_a g |log(R R_prior^T)_a|^2   (when the observation has a
+    rotation prior; f_a per camera axis, g = 1 + mediapipe_rotation_turned sin^2(turn) / sin^2(40 deg),
+    turn = the prior face's angle from the optical axis)
 Expression is kept in [0, 1] by clamping after each step, a weight at a bound that the gradient
 pushes outwards held out of the step (a projected LM step).
 Unknown order: rotation increment (3, left-multiplied), translation (3, metres), expression (K_exp).
@@ -120,6 +122,12 @@ class SolverWeights:
     #: Pull of the rotation towards a rotation the detector's output implies
     #: (``Observation.rotation_prior``), in the temporal prior's units per degree.
     mediapipe_rotation: float = 0.0
+    #: f_a: factors of ``mediapipe_rotation`` about the camera's x, y and z axes (x: the pitch of a
+    #: face seen head-on).
+    mediapipe_rotation_axes: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    #: ``mediapipe_rotation`` grows by this much at 40 degrees of turn from the camera (as sin^2 of
+    #: the turn), where the silhouette points leave the face and the 2D points read the pose worse.
+    mediapipe_rotation_turned: float = 0.0
 
 
 @dataclass
@@ -322,10 +330,18 @@ class _Energy:
                 _ZERO3 if previous is None else _float64(previous.translation),
                 mediapipe_expression if previous is None else _float64(previous.expression),
                 _IDENTITY if rotation_prior is None else _float64(rotation_prior),
-                0.0 if rotation_prior is None else weights.mediapipe_rotation * ROTATION_UNITS,
+                _ZERO3 if rotation_prior is None else self._rotation_prior_units(_float64(rotation_prior), weights),
                 self.observed_normalised[n], self.residual_scale[n], self._expression_units[n],
                 self._expression_target[n], self._pose_units[n], self._references[n], self._previous_translation[n],
                 self.prior_diag[n])
+
+    @staticmethod
+    def _rotation_prior_units(rotation_prior: np.ndarray, weights: SolverWeights) -> np.ndarray:
+        """(3,) the detector's rotation prior's weights about the camera's axes: ``f_a g`` (module
+        docstring), g from sin^2 of the turn (the face's forward axis against the optical axis)."""
+        turned = 1.0 + weights.mediapipe_rotation_turned * (1.0 - rotation_prior[2, 2] ** 2) / _SIN2_40_DEG
+        return (weights.mediapipe_rotation * ROTATION_UNITS * turned) * np.asarray(weights.mediapipe_rotation_axes,
+                                                                                    dtype=np.float64)
 
     def __len__(self) -> int:
         return len(self.observed_normalised)
@@ -350,6 +366,10 @@ class _Energy:
 
 #: The reference rotation and translation of a face without that prior.
 _IDENTITY, _ZERO3 = np.eye(3), np.zeros(3)
+
+
+#: sin^2 of 40 degrees, where the rotation prior's growth with the turn is ``mediapipe_rotation_turned``.
+_SIN2_40_DEG = math.sin(math.radians(40.0)) ** 2
 
 
 def _float64(tensor: torch.Tensor) -> np.ndarray:

@@ -101,7 +101,7 @@ def fold_face(points_px, weights, scale_px, intrinsics, mediapipe_expression, ex
         mediapipe_expression, expression_prior: (K,) the prior's target m and weights p;
         temporal_units: (6 + K,) the temporal prior's weights (zeros: no previous frame), towards
         ``previous_*`` ((3, 3), (3,), (K,)); rotation_prior: (3, 3) the detector's rotation, weighted
-        ``rotation_prior_units`` (0: none).
+        ``rotation_prior_units`` (3,) about the camera's axes (zeros: none).
         observed, residual_scale: (M, 2) outputs: observations in normalised image coordinates and
         ``focal * sqrt(w) / s``; units, target: (K,) outputs; pose_units (9,), references (3, 6),
         previous_translation (3,), prior_diag (C,): outputs (see :func:`face_priors`).
@@ -125,9 +125,9 @@ def fold_face(points_px, weights, scale_px, intrinsics, mediapipe_expression, ex
         constant += (units[k] - prior) * weighted * (mediapipe_expression[k] - previous_expression[k]) ** 2
         prior_diag[6 + k] = units[k]
     for axis in range(3):
-        pose_units[axis], pose_units[3 + axis] = temporal_units[axis], rotation_prior_units
+        pose_units[axis], pose_units[3 + axis] = temporal_units[axis], rotation_prior_units[axis]
         pose_units[6 + axis] = temporal_units[3 + axis]
-        prior_diag[axis] = temporal_units[axis] + rotation_prior_units
+        prior_diag[axis] = temporal_units[axis] + rotation_prior_units[axis]
         prior_diag[3 + axis] = temporal_units[3 + axis]
         previous_translation[axis] = previous_translation_in[axis]
         for j in range(3):
