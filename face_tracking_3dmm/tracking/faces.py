@@ -22,13 +22,13 @@ from face_tracking_3dmm.correspondence import IRIS_CENTRES, LandmarkCorresponden
 from face_tracking_3dmm.fitting.contour import Landmarks68
 from face_tracking_3dmm.fitting.divergence import divergence_limit_px, plausible
 from face_tracking_3dmm.fitting.gaze import (LOOK_NAMES, SIDES, EyeballGeometry, eye_rotation_matrices,
-                                             eyeball_geometry, gaze_from_iris, look_weight_values, yaw_pitch)
+                                             eyeball_geometry, gaze_angles, irises_swapped, look_weight_values)
 from face_tracking_3dmm.fitting.identity import IdentityEstimator
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases,
                                                         SolveResult, SolverWeights, solve_frame, solve_frames)
 from face_tracking_3dmm.fitting.point_pose import RotationFromPoints3d
 from face_tracking_3dmm.geometry import (CM_TO_M, MODEL_TO_OPTICAL, CameraIntrinsics, nearest_rotation,
-                                         pose_from_points, project_np)
+                                         pose_from_points)
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.results import FaceResult, TrackingState
 from face_tracking_3dmm.tracking.blinks import BlinkReading
@@ -409,12 +409,9 @@ class FaceFitter:
 
 def matched_irises(eyes_px: np.ndarray, irises_px: np.ndarray) -> np.ndarray:
     """(2, 2) ``irises_px`` (2, 2) in the order of the eyes seen at ``eyes_px`` (2, 2; NaN: not
-    seen): swapped when that puts them nearer (summed distance, an unseen eye counting 0)."""
-    difference = eyes_px[:, None] - irises_px[None]                        # (eye, iris, xy)
-    (kept, across), (back, again) = np.sqrt((difference * difference).sum(2)).tolist()
-    as_seen = (0.0 if math.isnan(kept) else kept) + (0.0 if math.isnan(again) else again)
-    swapped = (0.0 if math.isnan(across) else across) + (0.0 if math.isnan(back) else back)
-    return irises_px[::-1] if swapped < as_seen else irises_px
+    seen): swapped when that puts them nearer (:func:`irises_swapped`)."""
+    return irises_px[::-1] if irises_swapped(np.asarray(eyes_px, np.float64), np.asarray(irises_px, np.float64)) \
+        else irises_px
 
 
 class GazeTrack:
@@ -435,11 +432,8 @@ class GazeTrack:
         pose), so that the published gaze is the one seen from the (unfiltered) ``fitted`` pose."""
         if self._eyeballs[0] is not eyeballs:
             self._eyeballs = (eyeballs, eyeballs.centres_cm * CM_TO_M)
-        fitted_rotation, fitted_translation = fitted.rotation.numpy(), fitted.translation.numpy()
-        centres = self._eyeballs[1] @ fitted_rotation.T + fitted_translation
-        irises = matched_irises(project_np(centres, camera), points_px[_IRIS_CENTRES])
-        gaze_cam = gaze_from_iris(irises, centres, eyeballs.iris_depth_cm * CM_TO_M, camera)
-        angles = yaw_pitch(gaze_cam @ rotation)      # rows: rotation^T g, the head frame
+        angles = gaze_angles(self._eyeballs[1], fitted.rotation.numpy(), fitted.translation.numpy(),
+                             points_px[_IRIS_CENTRES], eyeballs.iris_depth_cm * CM_TO_M, camera, rotation)
         shut = expression[self._blink] > SHUT_EYE
         if self.angles is not None:
             angles[shut] = self.angles[shut]
