@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from face_tracking_3dmm.geometry import CameraIntrinsics, axis_angle_to_matrix_np
@@ -28,7 +29,13 @@ AXES_OFFSET_DEG = (1.804, 0.055, -0.230)
 
 def rotation_towards(direction: np.ndarray) -> np.ndarray:
     """(3, 3) the smallest rotation taking the optical axis (0, 0, 1) onto ``direction`` (3,)."""
-    x, y, z = (float(v) for v in direction)   # scalars: numpy's calls cost more than this arithmetic
+    x, y, z = (float(v) for v in direction)
+    return _rotation_towards(x, y, z)
+
+
+@numba.njit(cache=True, nogil=True)
+def _rotation_towards(x: float, y: float, z: float) -> np.ndarray:
+    """:func:`rotation_towards` of the direction (x, y, z), compiled."""
     length = math.sqrt(x * x + y * y + z * z)
     x, y, cos = x / length, y / length, z / length
     sin = math.hypot(x, y)   # |(0, 0, 1) x d|, the axis being (-y, x, 0)
@@ -36,9 +43,11 @@ def rotation_towards(direction: np.ndarray) -> np.ndarray:
         return np.eye(3)
     kx, ky, versine = -y / sin, x / sin, 1.0 - cos
     # Rodrigues' I + sin K + (1 - cos) K^2 for the unit axis (kx, ky, 0), written out.
-    return np.array([[1.0 - versine * ky * ky, versine * kx * ky, sin * ky],
-                     [versine * kx * ky, 1.0 - versine * kx * kx, -sin * kx],
-                     [-sin * ky, sin * kx, cos]])
+    out = np.empty((3, 3))
+    out[0, 0], out[0, 1], out[0, 2] = 1.0 - versine * ky * ky, versine * kx * ky, sin * ky
+    out[1, 0], out[1, 1], out[1, 2] = versine * kx * ky, 1.0 - versine * kx * kx, -sin * kx
+    out[2, 0], out[2, 1], out[2, 2] = -sin * ky, sin * kx, cos
+    return out
 
 
 def rotation_from_points3d(model_points: np.ndarray, observed: np.ndarray, weights: np.ndarray,
@@ -71,21 +80,33 @@ class RotationFromPoints3d:
             if points.shape != (len(self._weights), 3):
                 raise ValueError(f"model_points must be ({len(self._weights)}, 3), got {points.shape}")
             self._model = (model_points, (points - self._weights @ points) * self._weights[:, None])
-        observed = np.asarray(observed, np.float64)   # one copy of float32 points: then BLAS products
+        observed = np.asarray(observed)
         if observed.shape != (len(self._weights), 3):
             raise ValueError(f"observed must be ({len(self._weights)}, 3), got {observed.shape}")
-        u, _, vt = np.linalg.svd(observed.T @ self._model[1])   # the weighted covariance
-        if _determinant(u @ vt) < 0:
-            u[:, 2] = -u[:, 2]
-        centre = self._weights @ observed[:, :2]
-        ray = ((float(centre[0]) - camera.cx) / camera.fx, (float(centre[1]) - camera.cy) / camera.fy, 1.0)
-        return rotation_towards(ray) @ (u @ vt) @ _AXES_OFFSET_T
+        return _rotation_of(observed.astype(np.float64, copy=False), self._model[1], self._weights,
+                            np.array((camera.fx, camera.fy, camera.cx, camera.cy)), _AXES_OFFSET_T)
 
 
-def _determinant(matrix: np.ndarray) -> float:
-    """Determinant of a (3, 3) matrix in plain floats (numpy's costs more than the arithmetic)."""
-    (a, b, c), (d, e, f), (g, h, i) = matrix.tolist()
-    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+@numba.njit(cache=True, nogil=True)
+def _rotation_of(observed: np.ndarray, centred: np.ndarray, weights: np.ndarray, intrinsics: np.ndarray,
+                 offset_t: np.ndarray) -> np.ndarray:
+    """:meth:`RotationFromPoints3d.__call__` compiled: (M, 3) ``observed``, the (M, 3) weighted,
+    centred model points, the (M,) weights (summing to 1), (4,) fx, fy, cx, cy and the transposed
+    axes offset -> (3, 3). The covariance, the ray and the products in one pass, a 3 x 3 SVD."""
+    covariance = np.zeros((3, 3))
+    centre_x = centre_y = 0.0
+    for point in range(observed.shape[0]):
+        for row in range(3):
+            for column in range(3):
+                covariance[row, column] += observed[point, row] * centred[point, column]
+        centre_x += weights[point] * observed[point, 0]
+        centre_y += weights[point] * observed[point, 1]
+    u, _, vt = np.linalg.svd(covariance)
+    if np.linalg.det(u @ vt) < 0:
+        u[:, 2] = -u[:, 2]
+    towards = _rotation_towards((centre_x - intrinsics[2]) / intrinsics[0], (centre_y - intrinsics[3]) / intrinsics[1],
+                                1.0)
+    return towards @ (u @ vt) @ offset_t
 
 
 _AXES_OFFSET_T = axis_angle_to_matrix_np(np.radians(AXES_OFFSET_DEG)).T
