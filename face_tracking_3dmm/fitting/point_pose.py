@@ -101,12 +101,69 @@ def _rotation_of(observed: np.ndarray, centred: np.ndarray, weights: np.ndarray,
                 covariance[row, column] += observed[point, row] * centred[point, column]
         centre_x += weights[point] * observed[point, 0]
         centre_y += weights[point] * observed[point, 1]
-    u, _, vt = np.linalg.svd(covariance)
-    if np.linalg.det(u @ vt) < 0:
-        u[:, 2] = -u[:, 2]
     towards = _rotation_towards((centre_x - intrinsics[2]) / intrinsics[0], (centre_y - intrinsics[3]) / intrinsics[1],
                                 1.0)
-    return towards @ (u @ vt) @ offset_t
+    return _product3(_product3(towards, _nearest_rotation(covariance)), offset_t)
+
+
+@numba.njit(cache=True, nogil=True)
+def _product3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(3, 3) ``a @ b`` in plain loops: BLAS's call costs more than the arithmetic (and in the
+    tracker's process its threads made a 3 x 3 product or SVD take ~80 us)."""
+    out = np.zeros((3, 3))
+    for row in range(3):
+        for column in range(3):
+            for k in range(3):
+                out[row, column] += a[row, k] * b[k, column]
+    return out
+
+
+#: Newton steps of the polar decomposition at most, and the change (Frobenius) at which it has converged.
+POLAR_STEPS, POLAR_TOLERANCE = 30, 1e-14
+
+
+@numba.njit(cache=True, nogil=True)
+def _nearest_rotation(matrix: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation nearest (Frobenius) to ``matrix``, i.e. ``u @ vt`` of its SVD with the last
+    column of ``u`` negated when that product is a reflection (Umeyama). For a positive determinant,
+    the orthogonal polar factor by scaled Newton steps ``X <- (g X + X^-T / g) / 2`` (Higham; a
+    handful of 3 x 3 steps without LAPACK); otherwise, or without convergence, LAPACK's SVD."""
+    current = matrix.copy()
+    converged = False
+    if _determinant(matrix) > 0.0:
+        for _ in range(POLAR_STEPS):
+            inverse_t = _inverse_transpose(current)
+            gamma = math.sqrt(math.sqrt((inverse_t ** 2).sum() / (current ** 2).sum()))
+            following = 0.5 * (gamma * current + inverse_t / gamma)
+            change = math.sqrt(((following - current) ** 2).sum())
+            current = following
+            if change < POLAR_TOLERANCE:
+                converged = True
+                break
+    if converged:
+        return current
+    u, _, vt = np.linalg.svd(matrix)
+    if _determinant(_product3(u, vt)) < 0:
+        u[:, 2] = -u[:, 2]
+    return _product3(u, vt)
+
+
+@numba.njit(cache=True, nogil=True)
+def _determinant(m: np.ndarray) -> float:
+    return (m[0, 0] * (m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1]) - m[0, 1] * (m[1, 0] * m[2, 2] - m[1, 2] * m[2, 0])
+            + m[0, 2] * (m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0]))
+
+
+@numba.njit(cache=True, nogil=True)
+def _inverse_transpose(m: np.ndarray) -> np.ndarray:
+    """(3, 3) ``inv(m).T``: the cofactor matrix over the determinant."""
+    out = np.empty((3, 3))
+    for row in range(3):
+        for column in range(3):
+            r1, r2 = (row + 1) % 3, (row + 2) % 3
+            c1, c2 = (column + 1) % 3, (column + 2) % 3
+            out[row, column] = m[r1, c1] * m[r2, c2] - m[r1, c2] * m[r2, c1]
+    return out / _determinant(m)
 
 
 _AXES_OFFSET_T = axis_angle_to_matrix_np(np.radians(AXES_OFFSET_DEG)).T
