@@ -184,14 +184,23 @@ def gaze_angles(centres_head: np.ndarray, rotation: np.ndarray, translation: np.
 
 def eye_rotation_matrices(angles: np.ndarray) -> np.ndarray:
     """(E, 3, 3) ``R_y(yaw) R_x(pitch)`` from (E, 2) yaw, pitch in radians."""
-    angles = np.asarray(angles, np.float64)
-    cy, sy = np.cos(angles[:, 0]), np.sin(angles[:, 0])
-    cp, sp = np.cos(angles[:, 1]), np.sin(angles[:, 1])
-    out = np.zeros((len(angles), 3, 3))   # filled entry by entry: a third of stacking rows of columns
-    out[:, 0, 0], out[:, 0, 1], out[:, 0, 2] = cy, sy * sp, sy * cp
-    out[:, 1, 1], out[:, 1, 2] = cp, -sp
-    out[:, 2, 0], out[:, 2, 1], out[:, 2, 2] = -sy, cy * sp, cy * cp
+    angles = np.ascontiguousarray(angles, np.float64)
+    if angles.ndim != 2 or angles.shape[1] != 2:
+        raise ValueError(f"need (E, 2) angles, got {angles.shape}")
+    out = np.zeros((len(angles), 3, 3))
+    _eye_rotations(angles, out)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _eye_rotations(angles: np.ndarray, out: np.ndarray) -> None:
+    """:func:`eye_rotation_matrices` into zeros ``out`` (E, 3, 3), compiled."""
+    for eye in range(angles.shape[0]):
+        cy, sy = math.cos(angles[eye, 0]), math.sin(angles[eye, 0])
+        cp, sp = math.cos(angles[eye, 1]), math.sin(angles[eye, 1])
+        out[eye, 0, 0], out[eye, 0, 1], out[eye, 0, 2] = cy, sy * sp, sy * cp
+        out[eye, 1, 1], out[eye, 1, 2] = cp, -sp
+        out[eye, 2, 0], out[eye, 2, 1], out[eye, 2, 2] = -sy, cy * sp, cy * cp
 
 
 #: The eyeLook* channels in the order of :func:`look_weight_values`.

@@ -434,11 +434,9 @@ class GazeTrack:
             self._eyeballs = (eyeballs, eyeballs.centres_cm * CM_TO_M)
         angles = gaze_angles(self._eyeballs[1], fitted.rotation.numpy(), fitted.translation.numpy(),
                              points_px[_IRIS_CENTRES], eyeballs.iris_depth_cm * CM_TO_M, camera, rotation)
-        shut = expression[self._blink] > SHUT_EYE
-        if self.angles is not None:
-            angles[shut] = self.angles[shut]
-        elif shut.any():
-            angles[shut] = 0.0
+        for eye, column in enumerate(self._blink):
+            if expression[column] > SHUT_EYE:   # its iris is hidden: the last value held
+                angles[eye] = 0.0 if self.angles is None else self.angles[eye]
         self.angles = self._filter(angles.ravel(), timestamp_s).reshape(2, 2)
         return eye_rotation_matrices(self.angles)
 

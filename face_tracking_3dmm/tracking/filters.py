@@ -63,21 +63,23 @@ class OneEuroFilter:
         self._time: float | None = None
 
     def _step(self, timestamp_s: float, value: np.ndarray) -> float | None:
-        """Seconds since the last sample, or None when the filter must (re)start: also around a
-        non-finite sample, which passes unchanged (for the caller to refuse) instead of sticking in
-        the state until a long gap."""
+        """Seconds since the last sample, or None when the filter must (re)start (first sample, a
+        long gap, filtering off). A non-finite sample or state restarts it too (:func:`_advance`)."""
         if self._value is not None and value.shape != self._value.shape:
             raise ValueError(f"sample shape changed from {self._value.shape} to {value.shape}")
-        if self._time is None or self.min_cutoff == 0 or not np.isfinite(value).all() \
-                or not np.isfinite(self._value).all():
+        if self._time is None or self.min_cutoff == 0:
             return None
         dt = timestamp_s - self._time
         return dt if 0 < dt <= RESTART_GAP_S else None
 
-    def _scale_row(self, change: np.ndarray) -> np.ndarray:
-        """(N,) ``scale`` for a (N,) tangent ``change``, broadcast once and kept."""
-        if self._scales is None or self._scales.shape != change.shape:
-            self._scales = np.ascontiguousarray(np.broadcast_to(self.scale, change.shape), dtype=np.float64)
+    def _tangent_size(self, sample: np.ndarray) -> int:
+        """How many numbers a sample's change has (a rotation's: 3)."""
+        return len(sample)
+
+    def _scale_row(self, size: int) -> np.ndarray:
+        """(size,) ``scale`` for a change of ``size`` numbers, broadcast once and kept."""
+        if self._scales is None or len(self._scales) != size:
+            self._scales = np.ascontiguousarray(np.broadcast_to(self.scale, (size,)), dtype=np.float64)
         return self._scales
 
     def __call__(self, value: np.ndarray, timestamp_s: float) -> np.ndarray:
@@ -118,24 +120,37 @@ def _one_euro_vector(value: np.ndarray, speed: np.ndarray, started: bool, sample
         value[j] += weights[j] * change[j]
 
 
+@numba.njit(cache=True, nogil=True)
+def all_finite(first: np.ndarray, second: np.ndarray) -> bool:
+    """Whether every value of both arrays is finite."""
+    for value in first.ravel():
+        if not math.isfinite(value):
+            return False
+    for value in second.ravel():
+        if not math.isfinite(value):
+            return False
+    return True
+
+
 def _advance(filters: list[OneEuroFilter], samples: np.ndarray, timestamp_s: float, step) -> None:
     """Each filter's history after its row of ``samples``: ``step(filter, sample, started, dt)``
-    where it continues, else a restart (its sample passes unchanged); every filter's time moves on
-    to ``timestamp_s``."""
+    where it continues, else a restart (its sample passes unchanged): also around a non-finite
+    sample, which passes unchanged (for the caller to refuse) instead of sticking in the state until
+    a long gap. Every filter's time moves on to ``timestamp_s``."""
     for filt, sample in zip(filters, samples):
         dt = filt._step(timestamp_s, sample)
-        if dt is None:
+        if dt is None or not all_finite(sample, filt._value):
             filt._value, filt._speed = sample.copy(), None
         else:
             started = filt._speed is not None
             if not started:
-                filt._speed = np.zeros(len(filt._scale_row(sample)))
+                filt._speed = np.zeros(filt._tangent_size(sample))
             step(filt, sample, started, dt)
         filt._time = timestamp_s
 
 
 def _vector_step(filt: OneEuroFilter, sample: np.ndarray, started: bool, dt: float) -> None:
-    _one_euro_vector(filt._value, filt._speed, started, sample, filt._scale_row(sample), dt, filt.min_cutoff,
+    _one_euro_vector(filt._value, filt._speed, started, sample, filt._scale_row(len(sample)), dt, filt.min_cutoff,
                      filt.beta)
 
 
@@ -153,6 +168,9 @@ class RotationOneEuroFilter(OneEuroFilter):
 
     def __init__(self, min_cutoff: float, beta: float):
         super().__init__(min_cutoff, beta, POSE_UNITS["rotation"])
+
+    def _tangent_size(self, sample: np.ndarray) -> int:
+        return 3
 
     def __call__(self, rotation: np.ndarray, timestamp_s: float) -> np.ndarray:
         """Filter a (3, 3) rotation; returns the filtered (3, 3) rotation."""
@@ -224,7 +242,7 @@ def _rotation_step(filt: OneEuroFilter, rotation: np.ndarray, started: bool, dt:
     towards = np.empty(3)
     if not relative_rotation_log(filt._value, rotation, towards):
         towards = matrix_to_axis_angle_np(filt._value.T @ rotation)
-    _rotate_towards(filt._value, filt._speed, started, towards, filt._scale_row(towards), dt, filt.min_cutoff,
+    _rotate_towards(filt._value, filt._speed, started, towards, filt._scale_row(3), dt, filt.min_cutoff,
                     filt.beta)
 
 
