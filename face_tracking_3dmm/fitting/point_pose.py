@@ -18,7 +18,7 @@ import math
 import numba
 import numpy as np
 
-from face_tracking_3dmm.geometry import CameraIntrinsics, axis_angle_to_matrix_np
+from face_tracking_3dmm.geometry import CameraIntrinsics, axis_angle_to_matrix_np, nearest_rotation
 
 #: The estimate's constant tilt against ICT's head axes (axis-angle, degrees; mostly +1.8 deg of
 #: pitch), removed from every estimate: measured on 28 truth renders (evaluation/truth_render.py) of 4
@@ -83,17 +83,25 @@ class RotationFromPoints3d:
         observed = np.asarray(observed)
         if observed.shape != (len(self._weights), 3):
             raise ValueError(f"observed must be ({len(self._weights)}, 3), got {observed.shape}")
-        return _rotation_of(observed.astype(np.float64, copy=False), self._model[1], self._weights,
-                            np.array((camera.fx, camera.fy, camera.cx, camera.cy)), _AXES_OFFSET_T)
+        covariance, towards = np.empty((3, 3)), np.empty((3, 3))
+        rotation = _rotation_of(observed.astype(np.float64, copy=False), self._model[1], self._weights,
+                                np.array((camera.fx, camera.fy, camera.cx, camera.cy)), _AXES_OFFSET_T, covariance,
+                                towards)
+        if np.isnan(rotation[0, 0]):   # the Newton steps did not settle (a reflection or a degenerate view)
+            rotation = towards @ nearest_rotation(covariance) @ _AXES_OFFSET_T
+        return rotation
 
 
 @numba.njit(cache=True, nogil=True)
 def _rotation_of(observed: np.ndarray, centred: np.ndarray, weights: np.ndarray, intrinsics: np.ndarray,
-                 offset_t: np.ndarray) -> np.ndarray:
+                 offset_t: np.ndarray, covariance: np.ndarray, towards: np.ndarray) -> np.ndarray:
     """:meth:`RotationFromPoints3d.__call__` compiled: (M, 3) ``observed``, the (M, 3) weighted,
     centred model points, the (M,) weights (summing to 1), (4,) fx, fy, cx, cy and the transposed
-    axes offset -> (3, 3). The covariance, the ray and the products in one pass, a 3 x 3 SVD."""
-    covariance = np.zeros((3, 3))
+    axes offset -> (3, 3), the weighted ``covariance`` and the rotation ``towards`` the ray written
+    out too. NaN when the polar steps of :func:`_polar_rotation` do not settle (the caller then
+    takes the SVD). One pass over the points, 3 x 3 arithmetic in plain loops: BLAS's and LAPACK's
+    calls cost more than that (in the tracker's process a 3 x 3 product or SVD took ~80 us)."""
+    covariance[:] = 0.0
     centre_x = centre_y = 0.0
     for point in range(observed.shape[0]):
         for row in range(3):
@@ -101,15 +109,14 @@ def _rotation_of(observed: np.ndarray, centred: np.ndarray, weights: np.ndarray,
                 covariance[row, column] += observed[point, row] * centred[point, column]
         centre_x += weights[point] * observed[point, 0]
         centre_y += weights[point] * observed[point, 1]
-    towards = _rotation_towards((centre_x - intrinsics[2]) / intrinsics[0], (centre_y - intrinsics[3]) / intrinsics[1],
-                                1.0)
-    return _product3(_product3(towards, _nearest_rotation(covariance)), offset_t)
+    towards[:] = _rotation_towards((centre_x - intrinsics[2]) / intrinsics[0],
+                                   (centre_y - intrinsics[3]) / intrinsics[1], 1.0)
+    return _product3(_product3(towards, _polar_rotation(covariance)), offset_t)
 
 
 @numba.njit(cache=True, nogil=True)
 def _product3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(3, 3) ``a @ b`` in plain loops: BLAS's call costs more than the arithmetic (and in the
-    tracker's process its threads made a 3 x 3 product or SVD take ~80 us)."""
+    """(3, 3) ``a @ b`` in plain loops."""
     out = np.zeros((3, 3))
     for row in range(3):
         for column in range(3):
@@ -123,29 +130,34 @@ POLAR_STEPS, POLAR_TOLERANCE = 30, 1e-14
 
 
 @numba.njit(cache=True, nogil=True)
-def _nearest_rotation(matrix: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation nearest (Frobenius) to ``matrix``, i.e. ``u @ vt`` of its SVD with the last
-    column of ``u`` negated when that product is a reflection (Umeyama). For a positive determinant,
-    the orthogonal polar factor by scaled Newton steps ``X <- (g X + X^-T / g) / 2`` (Higham; a
-    handful of 3 x 3 steps without LAPACK); otherwise, or without convergence, LAPACK's SVD."""
-    current = matrix.copy()
-    converged = False
+def _polar_rotation(matrix: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation nearest (Frobenius) to ``matrix`` of positive determinant: its orthogonal
+    polar factor (``u @ vt`` of its SVD) by scaled Newton steps ``X <- (g X + X^-T / g) / 2``
+    (Higham), a handful of 3 x 3 steps. NaN for a determinant <= 0 (the nearest rotation is then
+    not the polar factor) or without convergence."""
+    current, inverse_t = matrix.copy(), np.empty((3, 3))
     if _determinant(matrix) > 0.0:
         for _ in range(POLAR_STEPS):
-            inverse_t = _inverse_transpose(current)
-            gamma = math.sqrt(math.sqrt((inverse_t ** 2).sum() / (current ** 2).sum()))
-            following = 0.5 * (gamma * current + inverse_t / gamma)
-            change = math.sqrt(((following - current) ** 2).sum())
-            current = following
-            if change < POLAR_TOLERANCE:
-                converged = True
-                break
-    if converged:
-        return current
-    u, _, vt = np.linalg.svd(matrix)
-    if _determinant(_product3(u, vt)) < 0:
-        u[:, 2] = -u[:, 2]
-    return _product3(u, vt)
+            _inverse_transpose(current, inverse_t)
+            gamma = math.sqrt(math.sqrt(_squared_norm(inverse_t) / _squared_norm(current)))
+            change = 0.0
+            for row in range(3):
+                for column in range(3):
+                    following = 0.5 * (gamma * current[row, column] + inverse_t[row, column] / gamma)
+                    change += (following - current[row, column]) ** 2
+                    current[row, column] = following
+            if math.sqrt(change) < POLAR_TOLERANCE:
+                return current
+    return np.full((3, 3), np.nan)
+
+
+@numba.njit(cache=True, nogil=True)
+def _squared_norm(m: np.ndarray) -> float:
+    total = 0.0
+    for row in range(3):
+        for column in range(3):
+            total += m[row, column] * m[row, column]
+    return total
 
 
 @numba.njit(cache=True, nogil=True)
@@ -155,15 +167,14 @@ def _determinant(m: np.ndarray) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
-def _inverse_transpose(m: np.ndarray) -> np.ndarray:
-    """(3, 3) ``inv(m).T``: the cofactor matrix over the determinant."""
-    out = np.empty((3, 3))
+def _inverse_transpose(m: np.ndarray, out: np.ndarray) -> None:
+    """(3, 3) ``inv(m).T`` into ``out``: the cofactor matrix over the determinant."""
+    determinant = _determinant(m)
     for row in range(3):
         for column in range(3):
             r1, r2 = (row + 1) % 3, (row + 2) % 3
             c1, c2 = (column + 1) % 3, (column + 2) % 3
-            out[row, column] = m[r1, c1] * m[r2, c2] - m[r1, c2] * m[r2, c1]
-    return out / _determinant(m)
+            out[row, column] = (m[r1, c1] * m[r2, c2] - m[r1, c2] * m[r2, c1]) / determinant
 
 
 _AXES_OFFSET_T = axis_angle_to_matrix_np(np.radians(AXES_OFFSET_DEG)).T
