@@ -156,7 +156,8 @@ def _project_68(shape: np.ndarray, expression_rows: np.ndarray, expression: np.n
             * intrinsics[0] + intrinsics[2]
         pixels[row, 1] = (x * posed[1, 0] + y * posed[1, 1] + z * posed[1, 2] + translation[1]) / depth \
             * intrinsics[1] + intrinsics[3]
-    out[:] = pixels[:68]
+    for row in range(68):   # loops, not array expressions: those take seconds to compile
+        out[row, 0], out[row, 1] = pixels[row, 0], pixels[row, 1]
     if len(jawline) == 0:
         return
     # Image direction of the head's +x axis (1 cm): "outwards" is +side along it.

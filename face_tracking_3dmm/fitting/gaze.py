@@ -153,7 +153,11 @@ def _gaze_angles(centres_head: np.ndarray, rotation: np.ndarray, translation: np
         depth = centres[eye, 2] if centres[eye, 2] > MIN_DEPTH_M else np.nan
         eyes_px[eye, 0] = centres[eye, 0] / depth * intrinsics[0] + intrinsics[2]
         eyes_px[eye, 1] = centres[eye, 1] / depth * intrinsics[1] + intrinsics[3]
-    matched = irises_px[::-1].copy() if irises_swapped(eyes_px, irises_px) else irises_px
+    matched = irises_px
+    if irises_swapped(eyes_px, irises_px):
+        matched = np.empty((2, 2))
+        for eye in range(2):
+            matched[eye, 0], matched[eye, 1] = irises_px[1 - eye, 0], irises_px[1 - eye, 1]
     gaze = np.empty((2, 3))
     _gaze_rows(matched, centres, iris_depth, intrinsics, gaze)
     head = np.empty((2, 3))   # rows: head_rotation^T g, the head frame

@@ -101,7 +101,7 @@ def _rotation_of(observed: np.ndarray, centred: np.ndarray, weights: np.ndarray,
     out too. NaN when the polar steps of :func:`_polar_rotation` do not settle (the caller then
     takes the SVD). One pass over the points, 3 x 3 arithmetic in plain loops: BLAS's and LAPACK's
     calls cost more than that (in the tracker's process a 3 x 3 product or SVD took ~80 us)."""
-    covariance[:] = 0.0
+    covariance.fill(0.0)
     centre_x = centre_y = 0.0
     for point in range(observed.shape[0]):
         for row in range(3):
@@ -109,8 +109,10 @@ def _rotation_of(observed: np.ndarray, centred: np.ndarray, weights: np.ndarray,
                 covariance[row, column] += observed[point, row] * centred[point, column]
         centre_x += weights[point] * observed[point, 0]
         centre_y += weights[point] * observed[point, 1]
-    towards[:] = _rotation_towards((centre_x - intrinsics[2]) / intrinsics[0],
-                                   (centre_y - intrinsics[3]) / intrinsics[1], 1.0)
+    ray = _rotation_towards((centre_x - intrinsics[2]) / intrinsics[0], (centre_y - intrinsics[3]) / intrinsics[1], 1.0)
+    for row in range(3):   # loops, not array expressions: those take seconds to compile
+        for column in range(3):
+            towards[row, column] = ray[row, column]
     return _product3(_product3(towards, _polar_rotation(covariance)), offset_t)
 
 
@@ -148,7 +150,8 @@ def _polar_rotation(matrix: np.ndarray) -> np.ndarray:
                     current[row, column] = following
             if math.sqrt(change) < POLAR_TOLERANCE:
                 return current
-    return np.full((3, 3), np.nan)
+    current.fill(np.nan)
+    return current
 
 
 @numba.njit(cache=True, nogil=True)

@@ -215,6 +215,27 @@ class FaceFitter:
         self.photometric = PhotometricStep(model, correspondence, point_weights)
         self._rotation_prior = RotationFromPoints3d(point_weights.numpy())
         self._weights: tuple[tuple, SolverWeights | None] = ((), None)
+        self._compile_kernels()
+
+    def _compile_kernels(self) -> None:
+        """Run each compiled (numba) kernel of a frame's fit once on made-up values: numba compiles
+        them here (the first run of an installation: seconds) or loads them from its disk cache,
+        at construction instead of in the first tracked frame."""
+        names = self.model.expression_names
+        camera = CameraIntrinsics.default_for(640, 480)
+        params = FaceParameters(torch.eye(3, dtype=DTYPE), torch.tensor([0.0, 0.0, 0.6], dtype=DTYPE),
+                                torch.zeros(len(names), dtype=DTYPE))
+        self.landmarks68.project(None, params, torch.tensor([camera.fx, camera.fy, camera.cx, camera.cy], dtype=DTYPE))
+        shape = self.bases.arrays().shape(None)
+        self._rotation_prior(shape, shape.astype(np.float32), camera)
+        motion, gaze = PoseExpressionFilter(1.0, 0.1), GazeTrack(names, 1.0, 0.1)
+        resting, blinks = RestingExpression(names, 1.0), BlinkReading(names)
+        eyeballs = EyeballGeometry(np.array([[3.0, 3.0, 1.0], [-3.0, 3.0, 1.0]]), 1.0)
+        points, expression = np.full((478, 2), 300.0, np.float32), np.zeros(len(names))
+        for timestamp_s in (0.0, 0.05, 0.1):   # a start, then steps that continue the histories
+            filter_faces([motion], np.eye(3)[None], np.array([[0.0, 0.0, 0.6]]), expression[None], timestamp_s)
+            gaze.update(points, eyeballs, params, np.eye(3), expression, camera, timestamp_s)
+            blinks(resting(expression, timestamp_s), timestamp_s)
 
     def fit(self, faces: list[tuple[TrackedFace, LandmarkObservation]], frame: FitFrame,
             config: TrackerConfig) -> list[FaceResult | Exception]:

@@ -113,7 +113,9 @@ def one_euro_weights(speed: np.ndarray, started: bool, change: np.ndarray, scale
 def _one_euro_vector(value: np.ndarray, speed: np.ndarray, started: bool, sample: np.ndarray, scale: np.ndarray,
                      dt: float, min_cutoff: float, beta: float) -> None:
     """(N,) ``value`` and ``speed`` after the (N,) ``sample`` (:func:`one_euro_weights`), in place."""
-    change = sample - value
+    change = np.empty_like(value)
+    for j in range(value.shape[0]):   # loops, not array expressions: those take seconds to compile
+        change[j] = sample[j] - value[j]
     weights = np.empty_like(change)
     one_euro_weights(speed, started, change, scale, dt, min_cutoff, beta, weights)
     for j in range(value.shape[0]):
@@ -209,13 +211,13 @@ def _rotate_towards(value: np.ndarray, speed: np.ndarray, started: bool, towards
     to the sample (:func:`one_euro_weights`), in place; ``speed`` (3,) too."""
     weights = np.empty(3)
     one_euro_weights(speed, started, towards, scale, dt, min_cutoff, beta, weights)
-    step = axis_angle_matrix(weights * towards)
-    turned = np.zeros((3, 3))
-    for i in range(3):
-        for j in range(3):
-            for k in range(3):
-                turned[i, j] += value[i, k] * step[k, j]
-    value[:] = turned
+    for axis in range(3):   # loops, not array expressions: those take seconds to compile
+        weights[axis] *= towards[axis]
+    step = axis_angle_matrix(weights)
+    for row in range(3):
+        x, y, z = value[row, 0], value[row, 1], value[row, 2]
+        for column in range(3):
+            value[row, column] = x * step[0, column] + y * step[1, column] + z * step[2, column]
 
 
 @numba.njit(cache=True, nogil=True)
