@@ -215,10 +215,22 @@ def look_weight_values(angles: np.ndarray) -> np.ndarray:
     """(8,) ARKit eyeLook* weights (in :data:`LOOK_NAMES`' order) of (2, 2) yaw, pitch (rad; left
     eye first): linear up to EYE_YAW_DEG / EYE_PITCH_DEG, then 1. "Out" is towards the ear: +yaw
     for the left eye."""
-    degrees = np.degrees(np.asarray(angles, np.float64))
-    horizontal = degrees[:, 0] * np.array([1.0, -1.0]) / EYE_YAW_DEG
-    vertical = -degrees[:, 1] / EYE_PITCH_DEG
-    return np.clip(np.stack((horizontal, -horizontal, vertical, -vertical), axis=1), 0.0, 1.0).ravel()
+    angles = np.ascontiguousarray(angles, np.float64)
+    if angles.shape != (2, 2):
+        raise ValueError(f"need (2, 2) angles, got {angles.shape}")
+    out = np.empty(8)
+    _look_weights(angles, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _look_weights(angles: np.ndarray, out: np.ndarray) -> None:
+    """:func:`look_weight_values` into ``out`` (8,), compiled (NaN stays NaN, as in np.clip)."""
+    for eye in range(2):
+        horizontal = np.degrees(angles[eye, 0]) * (1.0 if eye == 0 else -1.0) / EYE_YAW_DEG
+        vertical = -np.degrees(angles[eye, 1]) / EYE_PITCH_DEG
+        for index, weight in enumerate((horizontal, -horizontal, vertical, -vertical)):
+            out[4 * eye + index] = 0.0 if weight < 0.0 else (1.0 if weight > 1.0 else weight)
 
 
 def look_weights(angles: np.ndarray) -> dict[str, float]:

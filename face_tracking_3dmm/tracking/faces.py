@@ -89,18 +89,21 @@ _IRIS_CENTRES = np.array(IRIS_CENTRES)
 def mediapipe_to_ict_expression(names: tuple[str, ...], scores: dict[str, float]) -> np.ndarray:
     """MediaPipe's ARKit blendshape scores (e.g. "eyeBlinkLeft") in ICT's order ("eyeBlink_L");
     ICT's browInnerUp_L/_R and cheekPuff_L/_R both take MediaPipe's single score."""
-    out = np.array([scores.get(key, scores.get(base, 0.0)) for key, base in _mediapipe_keys(names)], dtype=np.float64)
-    return np.clip(out, 0.0, 1.0)
+    values = np.array([*scores.values(), 0.0], dtype=np.float64)   # the last: a channel MediaPipe lacks
+    return np.clip(values[_mediapipe_rows(names, tuple(scores))], 0.0, 1.0)
 
 
 @functools.lru_cache(maxsize=4)
-def _mediapipe_keys(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """Per ICT channel, MediaPipe's name for it and the one-sided fallback (e.g. "cheekPuff")."""
-    keys = []
+def _mediapipe_rows(names: tuple[str, ...], keys: tuple[str, ...]) -> np.ndarray:
+    """(K_exp,) per ICT channel, the position among MediaPipe's score ``keys`` of its name, else of
+    its one-sided fallback (e.g. "cheekPuff"), else ``len(keys)`` (no score: 0). MediaPipe's names
+    come in one order frame after frame, so this is worked out once."""
+    position = {key: index for index, key in enumerate(keys)}
+    rows = []
     for name in names:
         base, _, side = name.partition("_")
-        keys.append((base + {"L": "Left", "R": "Right"}.get(side, ""), base))
-    return tuple(keys)
+        rows.append(position.get(base + {"L": "Left", "R": "Right"}.get(side, ""), position.get(base, len(keys))))
+    return np.array(rows)
 
 
 def solver_weights(config: TrackerConfig, expression_names: tuple[str, ...]) -> SolverWeights:
@@ -235,6 +238,7 @@ class FaceFitter:
         for timestamp_s in (0.0, 0.05, 0.1):   # a start, then steps that continue the histories
             filter_faces([motion], np.eye(3)[None], np.array([[0.0, 0.0, 0.6]]), expression[None], timestamp_s)
             gaze.update(points, eyeballs, params, np.eye(3), expression, camera, timestamp_s)
+            gaze.write_look_weights(expression)
             blinks(resting(expression, timestamp_s), timestamp_s)
 
     def fit(self, faces: list[tuple[TrackedFace, LandmarkObservation]], frame: FitFrame,
@@ -318,8 +322,9 @@ class FaceFitter:
         """A face's landmark problem in this frame: its observation, start values and iterations."""
         prior = torch.from_numpy(mediapipe_to_ict_expression(self.model.expression_names, observation.blendshapes))
         start, acquiring = self._start(face, observation, prior, frame.camera, frame.timestamp_s)
-        used = observation.points[self.correspondence.mediapipe_ids]   # (M, 3), gathered once
-        points = torch.as_tensor(used[:, :2], dtype=DTYPE)
+        # (M, 3) gathered and made float64 once: the rotation prior reads it, the solve its x, y.
+        used = observation.points[self.correspondence.mediapipe_ids].astype(np.float64)
+        points = torch.from_numpy(np.ascontiguousarray(used[:, :2]))
         pose_prior = (torch.from_numpy(self._rotation_prior(self.bases.arrays().shape(face.identity.identity), used,
                                                             frame.camera))
                       if config.mediapipe_pose_weight > 0 else None)
