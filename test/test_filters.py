@@ -210,7 +210,8 @@ def test_compiled_rotation_helpers_match_the_numpy_ones():
 def test_one_euro_weights_and_finiteness_kernels():
     """The per-step kernel: the smoothed speed moves towards the raw one (taken as it is after a
     restart) and the weights are the smoothing factors of the speed's cut-off."""
-    from face_tracking_3dmm.tracking.filters import SPEED_CUTOFF_HZ, all_finite, one_euro_weights
+    from face_tracking_3dmm.fitting.divergence import all_finite
+    from face_tracking_3dmm.tracking.filters import SPEED_CUTOFF_HZ, one_euro_weights
 
     change, scale, dt = np.array([0.01, -0.02, 0.0]), np.array([100.0, 100.0, 1.0]), 1 / FPS
     speed, weights = np.array([0.5, 0.1, -0.2]), np.empty(3)

@@ -229,6 +229,7 @@ class FaceFitter:
         params = FaceParameters(torch.eye(3, dtype=DTYPE), torch.tensor([0.0, 0.0, 0.6], dtype=DTYPE),
                                 torch.zeros(len(names), dtype=DTYPE))
         self.landmarks68.project(None, params, torch.tensor([camera.fx, camera.fy, camera.cx, camera.cy], dtype=DTYPE))
+        plausible(params, 1.0, 1.0)
         shape = self.bases.arrays().shape(None)
         self._rotation_prior(shape, shape.astype(np.float32), camera)
         motion, gaze = PoseExpressionFilter(1.0, 0.1), GazeTrack(names, 1.0, 0.1)

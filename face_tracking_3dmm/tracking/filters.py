@@ -16,6 +16,7 @@ import math
 import numba
 import numpy as np
 
+from face_tracking_3dmm.fitting.divergence import all_finite
 from face_tracking_3dmm.geometry import matrix_to_axis_angle_np
 
 #: Units the filter measures speed in: degrees, millimetres, and percent of a blendshape weight.
@@ -120,18 +121,6 @@ def _one_euro_vector(value: np.ndarray, speed: np.ndarray, started: bool, sample
     one_euro_weights(speed, started, change, scale, dt, min_cutoff, beta, weights)
     for j in range(value.shape[0]):
         value[j] += weights[j] * change[j]
-
-
-@numba.njit(cache=True, nogil=True)
-def all_finite(first: np.ndarray, second: np.ndarray) -> bool:
-    """Whether every value of both arrays is finite."""
-    for value in first.ravel():
-        if not math.isfinite(value):
-            return False
-    for value in second.ravel():
-        if not math.isfinite(value):
-            return False
-    return True
 
 
 def _advance(filters: list[OneEuroFilter], samples: np.ndarray, timestamp_s: float, step) -> None:
