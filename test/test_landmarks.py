@@ -256,3 +256,21 @@ def test_results_read_from_mediapipes_structs_equal_its_public_api():
             assert face.points.dtype == np.float32 and np.array_equal(face.points, points)
             assert face.blendshapes == blendshapes and list(face.blendshapes) == list(blendshapes)
             assert face.transform.dtype == np.float64 and np.array_equal(face.transform, transform)
+
+
+def test_category_names_are_read_again_when_they_change():
+    """MediaPipe's blendshape names are kept between frames, and read again when the count, first or
+    last name differ."""
+    from types import SimpleNamespace
+
+    from face_tracking_3dmm.tracking.landmarks import _category_names
+
+    def categories(*names):
+        return SimpleNamespace(categories_count=len(names),
+                               categories=[SimpleNamespace(category_name=name.encode()) for name in names])
+
+    first = _category_names(categories("_neutral", "browDownLeft", "jawOpen"))
+    assert first == ("_neutral", "browDownLeft", "jawOpen")
+    assert _category_names(categories("_neutral", "browDownLeft", "jawOpen")) is first   # kept
+    assert _category_names(categories("_neutral", "cheekPuff", "mouthClose")) == ("_neutral", "cheekPuff", "mouthClose")
+    assert _category_names(categories("a", "b")) == ("a", "b") and _category_names(categories()) == ()

@@ -143,6 +143,25 @@ def _records(pointer, count: int, fields: tuple[tuple[str, int], ...]) -> np.nda
                          _record_dtype(struct, fields))
 
 
+#: Blendshape names of MediaPipe's categories by their count (see :func:`_category_names`).
+_CATEGORY_NAMES: dict[int, tuple[str, ...]] = {}
+
+
+def _category_names(categories) -> tuple[str, ...]:
+    """The names of MediaPipe's blendshape ``categories`` (a C ``Categories``). Its blendshape model
+    lists the same names in the same order frame after frame, so they are read in full only when
+    the count, first or last name differ from the last read (52 ctypes reads cost ~50 us a frame)."""
+    count = categories.categories_count
+    if count == 0:
+        return ()
+    first, last = (categories.categories[j].category_name.decode() for j in (0, count - 1))
+    known = _CATEGORY_NAMES.get(count)
+    if known is None or known[0] != first or known[-1] != last:
+        known = _CATEGORY_NAMES[count] = tuple(categories.categories[j].category_name.decode()
+                                               for j in range(count))
+    return known
+
+
 def _raw_faces(result_c) -> list[_RawFace]:
     """MediaPipe's C result (``MpFaceLandmarkerResultC``) as numpy arrays; MediaPipe's own reader
     builds a Python object per point and category (~0.45 ms a frame for one face)."""
@@ -155,8 +174,7 @@ def _raw_faces(result_c) -> list[_RawFace]:
         if result_c.face_blendshapes_count:
             categories = result_c.face_blendshapes[index]
             scores = _records(categories.categories, categories.categories_count, (("score", 1),))["score"]
-            names = (categories.categories[j].category_name.decode() for j in range(categories.categories_count))
-            blendshapes = dict(zip(names, scores.tolist()))
+            blendshapes = dict(zip(_category_names(categories), scores.tolist()))
         transform = (np.asarray(result_c.facial_transformation_matrixes[index].to_numpy(), dtype=np.float64)
                      if result_c.facial_transformation_matrixes_count else np.eye(4))
         faces.append(_RawFace(normalised, blendshapes, transform))
