@@ -274,3 +274,19 @@ def test_category_names_are_read_again_when_they_change():
     assert _category_names(categories("_neutral", "browDownLeft", "jawOpen")) is first   # kept
     assert _category_names(categories("_neutral", "cheekPuff", "mouthClose")) == ("_neutral", "cheekPuff", "mouthClose")
     assert _category_names(categories("a", "b")) == ("a", "b") and _category_names(categories()) == ()
+
+
+def test_pixel_points_and_their_box():
+    """MediaPipe's normalised points -> frame pixels (computed in float64, stored float32) and the
+    float64 points' box; NaN points give a NaN box."""
+    from face_tracking_3dmm.tracking.landmarks import _pixel_points
+
+    normalised = np.array([[0.25, 0.5, -0.1], [0.75, 0.1, 0.2]], np.float32)
+    out = np.empty((2, 3), np.float32)
+    box = _pixel_points(normalised, 640.0, 480.0, 2.0, 10.0, 20.0, out)
+    x = normalised[:, 0].astype(np.float64) * 640.0 / 2.0 - 0.5 + 10.0
+    y = normalised[:, 1].astype(np.float64) * 480.0 / 2.0 - 0.5 + 20.0
+    np.testing.assert_array_equal(out, np.stack((x, y, normalised[:, 2].astype(np.float64) * 320.0), 1).astype(np.float32))
+    assert box == (x.min(), y.min(), x.max(), y.max())
+    normalised[1, 1] = np.nan
+    assert np.isnan(_pixel_points(normalised, 640.0, 480.0, 1.0, 0.0, 0.0, out)).all()

@@ -461,9 +461,9 @@ def _kernel_signatures() -> dict[str, int]:
     import numba
 
     from face_tracking_3dmm.fitting import contour, divergence, gaze, point_pose
-    from face_tracking_3dmm.tracking import blinks, calibration, filters
+    from face_tracking_3dmm.tracking import blinks, calibration, filters, landmarks
     return {f"{module.__name__}.{name}": len(value.signatures)
-            for module in (contour, divergence, gaze, point_pose, blinks, calibration, filters)
+            for module in (contour, divergence, gaze, point_pose, blinks, calibration, filters, landmarks)
             for name, value in vars(module).items() if isinstance(value, numba.core.registry.CPUDispatcher)}
 
 
