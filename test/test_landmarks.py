@@ -286,7 +286,8 @@ def test_pixel_points_and_their_box():
     box = _pixel_points(normalised, 640.0, 480.0, 2.0, 10.0, 20.0, out)
     x = normalised[:, 0].astype(np.float64) * 640.0 / 2.0 - 0.5 + 10.0
     y = normalised[:, 1].astype(np.float64) * 480.0 / 2.0 - 0.5 + 20.0
-    np.testing.assert_array_equal(out, np.stack((x, y, normalised[:, 2].astype(np.float64) * 320.0), 1).astype(np.float32))
+    z = normalised[:, 2].astype(np.float64) * 320.0
+    np.testing.assert_array_equal(out, np.stack((x, y, z), 1).astype(np.float32))
     assert box == (x.min(), y.min(), x.max(), y.max())
     normalised[1, 1] = np.nan
     assert np.isnan(_pixel_points(normalised, 640.0, 480.0, 1.0, 0.0, 0.0, out)).all()

@@ -189,8 +189,8 @@ def _observations(faces: list[_RawFace], width: int, height: int, scale: float =
     observations = []
     for face in faces:
         points = np.empty(face.normalised.shape, np.float32)
-        bbox = _pixel_points(np.ascontiguousarray(face.normalised, np.float32), float(width), float(height), float(scale), float(offset[0]),
-                             float(offset[1]), points)
+        bbox = _pixel_points(np.ascontiguousarray(face.normalised, np.float32), float(width), float(height),
+                             float(scale), float(offset[0]), float(offset[1]), points)
         observations.append(LandmarkObservation(points, face.blendshapes, face.transform, bbox))
     return observations
 
@@ -298,7 +298,8 @@ class FaceLandmarker:
         self._tile_landmarker = None
         self._tile_lock = threading.Lock()
         self._last_timestamp_ms: int | None = None
-        _pixel_points(np.zeros((1, 3), np.float32), 1.0, 1.0, 1.0, 0.0, 0.0, np.empty((1, 3), np.float32))  # compiled now
+        # Compiled (or loaded from numba's disk cache) now, not in the first frame.
+        _pixel_points(np.zeros((1, 3), np.float32), 1.0, 1.0, 1.0, 0.0, 0.0, np.empty((1, 3), np.float32))
 
     def _create(self, mode: str, num_faces: int):
         from mediapipe.tasks.python.core.base_options import BaseOptions
