@@ -22,7 +22,7 @@ from face_tracking_3dmm.correspondence import IRIS_CENTRES, LandmarkCorresponden
 from face_tracking_3dmm.fitting.contour import Landmarks68
 from face_tracking_3dmm.fitting.divergence import divergence_limit_px, plausible
 from face_tracking_3dmm.fitting.gaze import (LOOK_NAMES, SIDES, EyeballGeometry, eye_rotation_matrices,
-                                             eyeball_geometry, gaze_angles, irises_swapped, look_weight_values)
+                                             eyeball_geometry, gaze_angles, look_weight_values)
 from face_tracking_3dmm.fitting.identity import IdentityEstimator
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases,
                                                         SolveResult, SolverWeights, solve_frame, solve_frames)
@@ -432,13 +432,6 @@ class FaceFitter:
         if face.eyeballs[0] is not identity:
             face.eyeballs = (identity, eyeball_geometry(self.model, identity))
         return face.eyeballs[1]
-
-
-def matched_irises(eyes_px: np.ndarray, irises_px: np.ndarray) -> np.ndarray:
-    """(2, 2) ``irises_px`` (2, 2) in the order of the eyes seen at ``eyes_px`` (2, 2; NaN: not
-    seen): swapped when that puts them nearer (:func:`irises_swapped`)."""
-    return irises_px[::-1] if irises_swapped(np.asarray(eyes_px, np.float64), np.asarray(irises_px, np.float64)) \
-        else irises_px
 
 
 class GazeTrack:
