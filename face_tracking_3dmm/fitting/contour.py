@@ -138,8 +138,8 @@ def _project_68(shape: np.ndarray, expression_rows: np.ndarray, expression: np.n
     identity ``shape`` (R, 3) with ``expression`` (K_exp,) along ``expression_rows`` (K_exp, 3 R),
     posed and projected, and each of the ``jawline`` points (J,) moved to its candidate row
     (``rows`` (J, W)) furthest out along the image direction of the head's +x axis times its side
-    (``sides`` (J, 1)); ties go to the first. Into ``out`` (68, 2). One thread, no BLAS: in the
-    tracker's process numpy's (threaded) product of the basis took ~45 us of the ~90."""
+    (``sides`` (J, 1)); ties go to the first. Into ``out`` (68, 2). No BLAS call: in the
+    tracker (d3, between MediaPipe's calls) numpy's product of the basis took ~45 us of the ~90."""
     points = shape.copy().reshape(-1)
     for channel in range(expression_rows.shape[0]):
         weight = expression[channel]
