@@ -52,3 +52,9 @@ def test_an_eye_held_shut_for_seconds_still_reads_mostly_shut():
     out = _read([[0.1, 0.1, 0.0]] * 10 + [[0.65, 0.65, 0.0]] * int(5 * FPS))
     assert out[-1, 0] >= (0.65 - blinks.MAX_OPEN_LEVEL) / blinks.SHUT_SPAN - 1e-6
     assert out[-1, 0] > 0.5
+
+
+def test_closure_keeps_nan():
+    """A NaN weight or open-eye level gives a NaN closure (as numpy's minimum and clip did), for the
+    result's finiteness check to refuse."""
+    assert np.isnan(blink_closure(np.array([np.nan, 0.5]), np.array([0.1, np.nan]))).all()

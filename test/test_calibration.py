@@ -52,3 +52,16 @@ def test_lower_envelope_drops_within_fall_s_and_rises_only_over_rise_s():
     assert 0.15 < levels[-1] < 0.2              # 1 s up towards 0.9: about a tenth of the way
     with pytest.raises(ValueError, match="rise_s"):
         LowerEnvelope(rise_s=0.0)
+
+
+def test_compiled_steps_match_their_formulas():
+    """The envelope's exponential step (fall_s downwards, rise_s upwards) and the weights relative
+    to rest on calibrated channels (the others as they are, NaN kept)."""
+    from face_tracking_3dmm.tracking.calibration import _followed, _relative_to_rest
+
+    level, value = np.array([0.2, 0.2, 0.5]), np.array([0.1, 0.6, 0.5])
+    expected = level + (1.0 - np.exp(-0.1 / np.array([0.3, 5.0, 5.0]))) * (value - level)
+    np.testing.assert_allclose(_followed(level, value, 0.1, 5.0, 0.3), expected, rtol=1e-14)
+    expression, rest = np.array([0.6, 0.1, 1.0, np.nan]), np.array([0.2, 0.3, 0.9995, 0.1])   # 3rd: headroom 1e-3
+    calibrated = np.array([True, True, True, False])
+    np.testing.assert_allclose(_relative_to_rest(expression, rest, calibrated), [0.5, 0.0, 0.5, np.nan])

@@ -188,3 +188,39 @@ def test_filters_follow_the_textbook_recurrence():
     out = np.stack([filter_together(filters, samples[:, n], stamp) for n, stamp in enumerate(stamps)], axis=1)
     for face in range(3):
         np.testing.assert_allclose(out[face], _textbook_one_euro(samples[face], stamps, 1.0, 0.5, 100.0), rtol=1e-12)
+
+
+def test_compiled_rotation_helpers_match_the_numpy_ones():
+    """The rotation filter's kernels: Rodrigues' formula and the log of the turn between two
+    rotations, as geometry's numpy functions give them (tiny angles by their series)."""
+    from face_tracking_3dmm.geometry import axis_angle_to_matrix_np, matrix_to_axis_angle_np
+    from face_tracking_3dmm.tracking.filters import axis_angle_matrix, relative_rotation_log
+
+    rng = np.random.default_rng(8)
+    for rotvec in (*rng.normal(0.0, 0.8, (20, 3)), np.array([1e-5, -2e-5, 0.0]), np.zeros(3)):
+        np.testing.assert_allclose(axis_angle_matrix(rotvec), axis_angle_to_matrix_np(rotvec), atol=1e-15)
+    for _ in range(20):
+        value, sample = (axis_angle_to_matrix_np(v) for v in rng.normal(0.0, 0.4, (2, 3)))
+        turn = np.empty(3)
+        assert relative_rotation_log(value, sample, turn)
+        np.testing.assert_allclose(turn, matrix_to_axis_angle_np(value.T @ sample), atol=1e-12)
+    assert not relative_rotation_log(np.eye(3), axis_angle_to_matrix_np(np.array([0.0, 3.0, 0.0])), turn)  # ~172 deg
+
+
+def test_one_euro_weights_and_finiteness_kernels():
+    """The per-step kernel: the smoothed speed moves towards the raw one (taken as it is after a
+    restart) and the weights are the smoothing factors of the speed's cut-off."""
+    from face_tracking_3dmm.fitting.divergence import all_finite
+    from face_tracking_3dmm.tracking.filters import SPEED_CUTOFF_HZ, one_euro_weights
+
+    change, scale, dt = np.array([0.01, -0.02, 0.0]), np.array([100.0, 100.0, 1.0]), 1 / FPS
+    speed, weights = np.array([0.5, 0.1, -0.2]), np.empty(3)
+    one_euro_weights(speed, True, change, scale, dt, 1.0, 0.3, weights)
+    raw = change * scale / dt
+    expected_speed = np.array([0.5, 0.1, -0.2]) + smoothing_factor(SPEED_CUTOFF_HZ, dt) * (raw - [0.5, 0.1, -0.2])
+    np.testing.assert_allclose(speed, expected_speed, rtol=1e-14)
+    np.testing.assert_allclose(weights, smoothing_factor(1.0 + 0.3 * np.abs(expected_speed), dt), rtol=1e-14)
+    one_euro_weights(speed, False, change, scale, dt, 1.0, 0.3, weights)
+    np.testing.assert_allclose(speed, raw, rtol=1e-14)
+    assert all_finite(np.eye(3), np.zeros(2)) and not all_finite(np.zeros(2), np.array([1.0, np.nan]))
+    assert not all_finite(np.array([[np.inf]]), np.zeros(1))

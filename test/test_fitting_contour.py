@@ -80,3 +80,27 @@ def test_eyebrow_jaw_and_chin_points_sit_lower_than_icts_landmarks_and_the_rest_
         # The chin's go as low as the face region reaches (0.25-0.4 cm).
         assert np.all((drop > 0.2) & (drop < drop_cm + 0.35)), (points, drop)
         assert np.all(np.abs(neutral[fixed[points], 0] - neutral[ict[points], 0]) < 0.5)
+
+
+def test_project_is_the_numpy_silhouette_search(landmarks, model):
+    """The compiled projection equals the search written in numpy: model points of the identity
+    and expression, posed, projected, each jawline point on its candidate furthest out along the
+    image direction of the head's +x axis (ties to the first)."""
+    from face_tracking_3dmm.geometry import CM_TO_M, project_array
+
+    rng = np.random.default_rng(12)
+    arrays = landmarks.bases.arrays()
+    for yaw in (-50.0, -10.0, 0.0, 30.0, 65.0):
+        params = _pose(model, yaw)
+        params.expression = torch.as_tensor(rng.uniform(0.0, 0.6, model.num_expression))
+        identity = torch.as_tensor(rng.normal(0.0, 1.0, model.num_identity))
+        rotation, translation, k = params.rotation.numpy(), params.translation.numpy(), K.numpy()
+        pixels = project_array(arrays.points(arrays.shape(identity), params.expression.numpy())
+                               @ (rotation.T * CM_TO_M) + translation, k)
+        origin, tip = project_array(np.stack((translation, rotation[:, 0] * CM_TO_M + translation)), k)
+        axis = (tip - origin) / np.linalg.norm(tip - origin)
+        expected = pixels[:68].copy()
+        along = (pixels @ axis)[landmarks._rows] * landmarks._sides
+        expected[landmarks._points] = pixels[landmarks._rows[np.arange(len(along)), np.argmax(along, axis=1)]]
+        np.testing.assert_allclose(landmarks.project(identity, params, K), expected, atol=1e-9)
+        np.testing.assert_allclose(landmarks.project(identity, params, K, contour=False), pixels[:68], atol=1e-9)

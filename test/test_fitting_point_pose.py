@@ -73,3 +73,33 @@ def test_kept_model_side_gives_the_same_rotation_frame_after_frame():
         estimate(shapes[0], np.zeros((50, 2)), CAMERA)
     with pytest.raises(ValueError, match="weights"):
         RotationFromPoints3d(-np.ones(5))
+
+
+def test_polar_rotation_is_the_svd_nearest_rotation():
+    """The kernel's Newton polar steps give u @ vt of the SVD for a positive determinant, NaN (the
+    caller takes the SVD) for a reflection."""
+    from face_tracking_3dmm.fitting.point_pose import _polar_rotation
+
+    rng = np.random.default_rng(10)
+    for _ in range(50):
+        matrix = rng.normal(0.0, 3.0, (3, 3))
+        matrix *= np.sign(np.linalg.det(matrix))
+        u, _, vt = np.linalg.svd(matrix)
+        np.testing.assert_allclose(_polar_rotation(matrix), u @ vt, atol=1e-12)
+    assert np.isnan(_polar_rotation(np.diag([1.0, 2.0, -3.0]))).all()
+
+
+def test_a_reflected_view_falls_back_to_the_svd():
+    """Observed points mirrored in depth (the covariance a reflection): the estimate is the SVD's
+    nearest rotation with its last axis flipped (Umeyama), as before the kernel."""
+    rng = np.random.default_rng(11)
+    model_points = rng.normal(0.0, 5.0, (40, 3))
+    observed = model_points * [10.0, 10.0, -10.0] + [320.0, 240.0, 0.0]
+    weights = np.full(40, 1 / 40)
+    centred = (model_points - weights @ model_points) * weights[:, None]
+    u, _, vt = np.linalg.svd(observed.T @ centred)
+    u[:, 2] = -u[:, 2]
+    centre = weights @ observed[:, :2]
+    ray = ((centre[0] - CAMERA.cx) / CAMERA.fx, (centre[1] - CAMERA.cy) / CAMERA.fy, 1.0)
+    expected = rotation_towards(ray) @ u @ vt @ axis_angle_to_matrix_np(np.radians(AXES_OFFSET_DEG)).T
+    np.testing.assert_allclose(RotationFromPoints3d(weights)(model_points, observed, CAMERA), expected, atol=1e-12)

@@ -68,3 +68,37 @@ def test_look_weight_values_are_the_weights_in_look_names_order():
     assert values.shape == (8,) and values.min() >= 0.0 and values.max() <= 1.0
     assert dict(zip(gaze.LOOK_NAMES, values.tolist())) == gaze.look_weights(angles)
     assert gaze.look_weights(angles)["eyeLookOut_L"] == 1.0 and gaze.look_weights(angles)["eyeLookUp_R"] == 1.0
+
+
+def test_gaze_angles_is_the_numpy_steps_in_one_call():
+    """gaze_angles = eye centres posed and projected, irises matched to them (swapped when
+    nearer), gaze_from_iris, then yaw_pitch in the head frame of another rotation."""
+    from face_tracking_3dmm.geometry import axis_angle_to_matrix_np
+
+    rng = np.random.default_rng(9)
+    centres_head = np.array([[0.032, 0.03, 0.02], [-0.032, 0.03, 0.02]])
+    for case in range(30):
+        rotation, head = (axis_angle_to_matrix_np(v) for v in rng.normal(0.0, 0.3, (2, 3)))
+        translation = np.array([0.05, -0.02, 0.6]) + rng.normal(0.0, 0.05, 3)
+        centres = centres_head @ rotation.T + translation
+        irises = (_project(centres) + rng.normal(0.0, 2.0, (2, 2))).astype(np.float32)
+        if case % 2:
+            irises = irises[::-1].copy()     # listed the other way round: matched back
+        eyes = _project(centres)
+        matched = irises[::-1] if gaze.irises_swapped(eyes, irises.astype(np.float64)) else irises
+        assert (matched == irises[::-1] if case % 2 else matched == irises).all()
+        expected = gaze.yaw_pitch(gaze.gaze_from_iris(matched, centres, 0.011, CAMERA) @ head)
+        found = gaze.gaze_angles(centres_head, rotation, translation, irises, 0.011, CAMERA, head)
+        np.testing.assert_allclose(found, expected, atol=1e-12)
+    with pytest.raises(ValueError, match="arrays"):
+        gaze.gaze_angles(centres_head, np.eye(3), np.zeros(3), np.zeros((3, 2)), 0.011, CAMERA, np.eye(3))
+
+
+def test_irises_swapped_only_when_that_puts_them_nearer():
+    eyes = np.array([[100.0, 50.0], [140.0, 50.0]])
+    irises = np.array([[101.0, 51.0], [139.0, 49.0]])
+    assert not gaze.irises_swapped(eyes, irises)
+    assert gaze.irises_swapped(eyes, irises[::-1].copy())
+    # An eye that is not seen (NaN) counts 0: the one seen decides.
+    assert gaze.irises_swapped(np.array([[np.nan, np.nan], [140.0, 50.0]]), irises[::-1].copy())
+    assert not gaze.irises_swapped(np.full((2, 2), np.nan), irises[::-1].copy())   # a tie keeps the order

@@ -256,3 +256,38 @@ def test_results_read_from_mediapipes_structs_equal_its_public_api():
             assert face.points.dtype == np.float32 and np.array_equal(face.points, points)
             assert face.blendshapes == blendshapes and list(face.blendshapes) == list(blendshapes)
             assert face.transform.dtype == np.float64 and np.array_equal(face.transform, transform)
+
+
+def test_category_names_are_read_again_when_they_change():
+    """MediaPipe's blendshape names are kept between frames, and read again when the count, first or
+    last name differ."""
+    from types import SimpleNamespace
+
+    from face_tracking_3dmm.tracking.landmarks import _category_names
+
+    def categories(*names):
+        return SimpleNamespace(categories_count=len(names),
+                               categories=[SimpleNamespace(category_name=name.encode()) for name in names])
+
+    first = _category_names(categories("_neutral", "browDownLeft", "jawOpen"))
+    assert first == ("_neutral", "browDownLeft", "jawOpen")
+    assert _category_names(categories("_neutral", "browDownLeft", "jawOpen")) is first   # kept
+    assert _category_names(categories("_neutral", "cheekPuff", "mouthClose")) == ("_neutral", "cheekPuff", "mouthClose")
+    assert _category_names(categories("a", "b")) == ("a", "b") and _category_names(categories()) == ()
+
+
+def test_pixel_points_and_their_box():
+    """MediaPipe's normalised points -> frame pixels (computed in float64, stored float32) and the
+    float64 points' box; NaN points give a NaN box."""
+    from face_tracking_3dmm.tracking.landmarks import _pixel_points
+
+    normalised = np.array([[0.25, 0.5, -0.1], [0.75, 0.1, 0.2]], np.float32)
+    out = np.empty((2, 3), np.float32)
+    box = _pixel_points(normalised, 640.0, 480.0, 2.0, 10.0, 20.0, out)
+    x = normalised[:, 0].astype(np.float64) * 640.0 / 2.0 - 0.5 + 10.0
+    y = normalised[:, 1].astype(np.float64) * 480.0 / 2.0 - 0.5 + 20.0
+    z = normalised[:, 2].astype(np.float64) * 320.0
+    np.testing.assert_array_equal(out, np.stack((x, y, z), 1).astype(np.float32))
+    assert box == (x.min(), y.min(), x.max(), y.max())
+    normalised[1, 1] = np.nan
+    assert np.isnan(_pixel_points(normalised, 640.0, 480.0, 1.0, 0.0, 0.0, out)).all()

@@ -454,3 +454,25 @@ def test_bad_run_time_settings_and_cameras_change_nothing(tracker_factory, frame
     height, width = frames[2][1].shape[:2]
     with pytest.raises(ValueError, match="camera intrinsics"):
         tracker.process(frames[2][1], frames[2][0], CameraIntrinsics(0.0, 0.0, width / 2, height / 2, width, height))
+
+
+def _kernel_signatures() -> dict[str, int]:
+    """How many type specialisations each compiled (numba) kernel of the per-frame fit has."""
+    import numba
+
+    from face_tracking_3dmm.fitting import contour, divergence, gaze, point_pose
+    from face_tracking_3dmm.tracking import blinks, calibration, filters, landmarks
+    return {f"{module.__name__}.{name}": len(value.signatures)
+            for module in (contour, divergence, gaze, point_pose, blinks, calibration, filters, landmarks)
+            for name, value in vars(module).items() if isinstance(value, numba.core.registry.CPUDispatcher)}
+
+
+def test_tracking_compiles_no_kernel(tracker_factory, frames):
+    """The per-frame fit's kernels are compiled (or loaded from numba's disk cache) when the tracker
+    is made: tracking frames, the identity freezing among them, adds no specialisation (a first
+    compile takes seconds in a frame)."""
+    tracker = tracker_factory(identity_frames=3)
+    before = _kernel_signatures()
+    for stamp, image in frames[:12]:
+        tracker.process(image, stamp)
+    assert _kernel_signatures() == before

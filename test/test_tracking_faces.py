@@ -58,14 +58,3 @@ def test_mediapipe_scores_in_ict_order():
     assert faces.mediapipe_to_ict_expression(names, scores).tolist() == expected
     reordered = dict(reversed(list(scores.items())))
     assert faces.mediapipe_to_ict_expression(names, reordered).tolist() == expected
-
-
-def test_matched_irises_swaps_only_when_that_puts_them_nearer():
-    eyes = np.array([[100.0, 50.0], [140.0, 50.0]])
-    irises = np.array([[101.0, 51.0], [139.0, 49.0]])
-    assert faces.matched_irises(eyes, irises) is irises
-    assert (faces.matched_irises(eyes, irises[::-1]) == irises).all()
-    # An eye that is not seen (NaN) counts 0: the one seen decides.
-    hidden = np.array([[np.nan, np.nan], [140.0, 50.0]])
-    assert (faces.matched_irises(hidden, irises[::-1]) == irises).all()
-    assert faces.matched_irises(np.full((2, 2), np.nan), irises[::-1]) is not irises   # a tie keeps the order

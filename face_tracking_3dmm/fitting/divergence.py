@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import math
 
+import numba
+import numpy as np
+
 from face_tracking_3dmm.fitting.landmark_solver import FaceParameters
 
 #: Plausible head distance (m).
@@ -20,7 +23,22 @@ def plausible(params: FaceParameters, rms_px: float, scale_px: float) -> bool:
     """True when ``params`` (with RMS landmark error ``rms_px``) look like a face that was fitted."""
     if not (math.isfinite(rms_px) and rms_px < divergence_limit_px(scale_px)):
         return False   # the cheap checks first: ``finite`` reads every parameter
-    return params.finite and DEPTH_RANGE_M[0] < float(params.translation[2]) < DEPTH_RANGE_M[1]
+    translation = params.translation.detach().numpy()
+    return (all_finite(params.rotation.detach().numpy(), translation)
+            and all_finite(params.expression.detach().numpy(), translation)
+            and DEPTH_RANGE_M[0] < float(translation[2]) < DEPTH_RANGE_M[1])
+
+
+@numba.njit(cache=True, nogil=True)
+def all_finite(first: np.ndarray, second: np.ndarray) -> bool:
+    """Whether every value of both arrays is finite (compiled: a tenth of reading them into Python)."""
+    for value in first.ravel():
+        if not math.isfinite(value):
+            return False
+    for value in second.ravel():
+        if not math.isfinite(value):
+            return False
+    return True
 
 
 def divergence_limit_px(scale_px: float) -> float:

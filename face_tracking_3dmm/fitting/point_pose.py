@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
-from face_tracking_3dmm.geometry import CameraIntrinsics, axis_angle_to_matrix_np
+from face_tracking_3dmm.geometry import CameraIntrinsics, axis_angle_to_matrix_np, nearest_rotation
 
 #: The estimate's constant tilt against ICT's head axes (axis-angle, degrees; mostly +1.8 deg of
 #: pitch), removed from every estimate: measured on 28 truth renders (evaluation/truth_render.py) of 4
@@ -28,7 +29,13 @@ AXES_OFFSET_DEG = (1.804, 0.055, -0.230)
 
 def rotation_towards(direction: np.ndarray) -> np.ndarray:
     """(3, 3) the smallest rotation taking the optical axis (0, 0, 1) onto ``direction`` (3,)."""
-    x, y, z = (float(v) for v in direction)   # scalars: numpy's calls cost more than this arithmetic
+    x, y, z = (float(v) for v in direction)
+    return _rotation_towards(x, y, z)
+
+
+@numba.njit(cache=True, nogil=True)
+def _rotation_towards(x: float, y: float, z: float) -> np.ndarray:
+    """:func:`rotation_towards` of the direction (x, y, z), compiled."""
     length = math.sqrt(x * x + y * y + z * z)
     x, y, cos = x / length, y / length, z / length
     sin = math.hypot(x, y)   # |(0, 0, 1) x d|, the axis being (-y, x, 0)
@@ -36,9 +43,11 @@ def rotation_towards(direction: np.ndarray) -> np.ndarray:
         return np.eye(3)
     kx, ky, versine = -y / sin, x / sin, 1.0 - cos
     # Rodrigues' I + sin K + (1 - cos) K^2 for the unit axis (kx, ky, 0), written out.
-    return np.array([[1.0 - versine * ky * ky, versine * kx * ky, sin * ky],
-                     [versine * kx * ky, 1.0 - versine * kx * kx, -sin * kx],
-                     [-sin * ky, sin * kx, cos]])
+    out = np.empty((3, 3))
+    out[0, 0], out[0, 1], out[0, 2] = 1.0 - versine * ky * ky, versine * kx * ky, sin * ky
+    out[1, 0], out[1, 1], out[1, 2] = versine * kx * ky, 1.0 - versine * kx * kx, -sin * kx
+    out[2, 0], out[2, 1], out[2, 2] = -sin * ky, sin * kx, cos
+    return out
 
 
 def rotation_from_points3d(model_points: np.ndarray, observed: np.ndarray, weights: np.ndarray,
@@ -71,21 +80,104 @@ class RotationFromPoints3d:
             if points.shape != (len(self._weights), 3):
                 raise ValueError(f"model_points must be ({len(self._weights)}, 3), got {points.shape}")
             self._model = (model_points, (points - self._weights @ points) * self._weights[:, None])
-        observed = np.asarray(observed, np.float64)   # one copy of float32 points: then BLAS products
+        observed = np.asarray(observed)
         if observed.shape != (len(self._weights), 3):
             raise ValueError(f"observed must be ({len(self._weights)}, 3), got {observed.shape}")
-        u, _, vt = np.linalg.svd(observed.T @ self._model[1])   # the weighted covariance
-        if _determinant(u @ vt) < 0:
-            u[:, 2] = -u[:, 2]
-        centre = self._weights @ observed[:, :2]
-        ray = ((float(centre[0]) - camera.cx) / camera.fx, (float(centre[1]) - camera.cy) / camera.fy, 1.0)
-        return rotation_towards(ray) @ (u @ vt) @ _AXES_OFFSET_T
+        covariance, towards = np.empty((3, 3)), np.empty((3, 3))
+        rotation = _rotation_of(observed.astype(np.float64, copy=False), self._model[1], self._weights,
+                                np.array((camera.fx, camera.fy, camera.cx, camera.cy)), _AXES_OFFSET_T, covariance,
+                                towards)
+        if np.isnan(rotation[0, 0]):   # the Newton steps did not settle (a reflection or a degenerate view)
+            rotation = towards @ nearest_rotation(covariance) @ _AXES_OFFSET_T
+        return rotation
 
 
-def _determinant(matrix: np.ndarray) -> float:
-    """Determinant of a (3, 3) matrix in plain floats (numpy's costs more than the arithmetic)."""
-    (a, b, c), (d, e, f), (g, h, i) = matrix.tolist()
-    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+@numba.njit(cache=True, nogil=True)
+def _rotation_of(observed: np.ndarray, centred: np.ndarray, weights: np.ndarray, intrinsics: np.ndarray,
+                 offset_t: np.ndarray, covariance: np.ndarray, towards: np.ndarray) -> np.ndarray:
+    """:meth:`RotationFromPoints3d.__call__` compiled: (M, 3) ``observed``, the (M, 3) weighted,
+    centred model points, the (M,) weights (summing to 1), (4,) fx, fy, cx, cy and the transposed
+    axes offset -> (3, 3), the weighted ``covariance`` and the rotation ``towards`` the ray written
+    out too. NaN when the polar steps of :func:`_polar_rotation` do not settle (the caller then
+    takes the SVD). One pass over the points, 3 x 3 arithmetic in plain loops: BLAS's and LAPACK's
+    calls cost more than that (in the tracker's process a 3 x 3 product or SVD took ~80 us)."""
+    covariance.fill(0.0)
+    centre_x = centre_y = 0.0
+    for point in range(observed.shape[0]):
+        for row in range(3):
+            for column in range(3):
+                covariance[row, column] += observed[point, row] * centred[point, column]
+        centre_x += weights[point] * observed[point, 0]
+        centre_y += weights[point] * observed[point, 1]
+    ray = _rotation_towards((centre_x - intrinsics[2]) / intrinsics[0], (centre_y - intrinsics[3]) / intrinsics[1], 1.0)
+    for row in range(3):   # loops, not array expressions: those take seconds to compile
+        for column in range(3):
+            towards[row, column] = ray[row, column]
+    return _product3(_product3(towards, _polar_rotation(covariance)), offset_t)
+
+
+@numba.njit(cache=True, nogil=True)
+def _product3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(3, 3) ``a @ b`` in plain loops."""
+    out = np.zeros((3, 3))
+    for row in range(3):
+        for column in range(3):
+            for k in range(3):
+                out[row, column] += a[row, k] * b[k, column]
+    return out
+
+
+#: Newton steps of the polar decomposition at most, and the change (Frobenius) at which it has converged.
+POLAR_STEPS, POLAR_TOLERANCE = 30, 1e-14
+
+
+@numba.njit(cache=True, nogil=True)
+def _polar_rotation(matrix: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation nearest (Frobenius) to ``matrix`` of positive determinant: its orthogonal
+    polar factor (``u @ vt`` of its SVD) by scaled Newton steps ``X <- (g X + X^-T / g) / 2``
+    (Higham), a handful of 3 x 3 steps. NaN for a determinant <= 0 (the nearest rotation is then
+    not the polar factor) or without convergence."""
+    current, inverse_t = matrix.copy(), np.empty((3, 3))
+    if _determinant(matrix) > 0.0:
+        for _ in range(POLAR_STEPS):
+            _inverse_transpose(current, inverse_t)
+            gamma = math.sqrt(math.sqrt(_squared_norm(inverse_t) / _squared_norm(current)))
+            change = 0.0
+            for row in range(3):
+                for column in range(3):
+                    following = 0.5 * (gamma * current[row, column] + inverse_t[row, column] / gamma)
+                    change += (following - current[row, column]) ** 2
+                    current[row, column] = following
+            if math.sqrt(change) < POLAR_TOLERANCE:
+                return current
+    current.fill(np.nan)
+    return current
+
+
+@numba.njit(cache=True, nogil=True)
+def _squared_norm(m: np.ndarray) -> float:
+    total = 0.0
+    for row in range(3):
+        for column in range(3):
+            total += m[row, column] * m[row, column]
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _determinant(m: np.ndarray) -> float:
+    return (m[0, 0] * (m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1]) - m[0, 1] * (m[1, 0] * m[2, 2] - m[1, 2] * m[2, 0])
+            + m[0, 2] * (m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0]))
+
+
+@numba.njit(cache=True, nogil=True)
+def _inverse_transpose(m: np.ndarray, out: np.ndarray) -> None:
+    """(3, 3) ``inv(m).T`` into ``out``: the cofactor matrix over the determinant."""
+    determinant = _determinant(m)
+    for row in range(3):
+        for column in range(3):
+            r1, r2 = (row + 1) % 3, (row + 2) % 3
+            c1, c2 = (column + 1) % 3, (column + 2) % 3
+            out[row, column] = (m[r1, c1] * m[r2, c2] - m[r1, c2] * m[r2, c1]) / determinant
 
 
 _AXES_OFFSET_T = axis_angle_to_matrix_np(np.radians(AXES_OFFSET_DEG)).T

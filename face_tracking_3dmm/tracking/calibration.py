@@ -10,6 +10,9 @@ reported as ``(w - rest) / (1 - rest)``, so a full expression still reads 1.
 """
 from __future__ import annotations
 
+import math
+
+import numba
 import numpy as np
 
 #: Time constant (s) with which a channel's resting level follows the weight downwards.
@@ -44,8 +47,7 @@ class LowerEnvelope:
         if self.level is None:
             self.level = value.copy()
         elif timestamp_s > self._time:
-            time_constant = np.where(value < self.level, self.fall_s, self.rise_s)
-            self.level = self.level + (1.0 - np.exp(-(timestamp_s - self._time) / time_constant)) * (value - self.level)
+            self.level = _followed(self.level, value, timestamp_s - self._time, self.rise_s, self.fall_s)
         self._time = timestamp_s
         return self.level
 
@@ -77,6 +79,28 @@ class RestingExpression:
         expression = np.asarray(expression, dtype=np.float64)
         if self._envelope is None:
             return expression.copy()
-        rest = np.where(self.calibrated, self._envelope(expression, timestamp_s), 0.0)
-        relative = (expression - rest) / np.clip(1.0 - rest, 1e-3, None)
-        return np.where(self.calibrated, np.clip(relative, 0.0, 1.0), expression)
+        return _relative_to_rest(expression, self._envelope(expression, timestamp_s), self.calibrated)
+
+
+@numba.njit(cache=True, nogil=True)
+def _followed(level: np.ndarray, value: np.ndarray, elapsed_s: float, rise_s: float, fall_s: float) -> np.ndarray:
+    """(N,) :class:`LowerEnvelope` level after (N,) ``value`` came ``elapsed_s`` after the last
+    sample: an exponential step towards it, with ``fall_s`` downwards and ``rise_s`` upwards."""
+    out = np.empty_like(level)
+    for index in range(level.shape[0]):
+        time_constant = fall_s if value[index] < level[index] else rise_s
+        out[index] = level[index] + (1.0 - math.exp(-elapsed_s / time_constant)) * (value[index] - level[index])
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _relative_to_rest(expression: np.ndarray, rest: np.ndarray, calibrated: np.ndarray) -> np.ndarray:
+    """(K,) ``(w - rest) / (1 - rest)`` in [0, 1] on the ``calibrated`` (K,) channels (the others
+    as they are) of (K,) weights ``expression`` and their (K,) resting levels (NaN stays NaN)."""
+    out = expression.copy()
+    for index in range(expression.shape[0]):
+        if calibrated[index]:
+            headroom = 1.0 - rest[index]
+            relative = (expression[index] - rest[index]) / (1e-3 if headroom < 1e-3 else headroom)
+            out[index] = 0.0 if relative < 0.0 else (1.0 if relative > 1.0 else relative)
+    return out

@@ -22,13 +22,13 @@ from face_tracking_3dmm.correspondence import IRIS_CENTRES, LandmarkCorresponden
 from face_tracking_3dmm.fitting.contour import Landmarks68
 from face_tracking_3dmm.fitting.divergence import divergence_limit_px, plausible
 from face_tracking_3dmm.fitting.gaze import (LOOK_NAMES, SIDES, EyeballGeometry, eye_rotation_matrices,
-                                             eyeball_geometry, gaze_from_iris, look_weight_values, yaw_pitch)
+                                             eyeball_geometry, gaze_angles, look_weight_values)
 from face_tracking_3dmm.fitting.identity import IdentityEstimator
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases,
                                                         SolveResult, SolverWeights, solve_frame, solve_frames)
 from face_tracking_3dmm.fitting.point_pose import RotationFromPoints3d
 from face_tracking_3dmm.geometry import (CM_TO_M, MODEL_TO_OPTICAL, CameraIntrinsics, nearest_rotation,
-                                         pose_from_points, project_np)
+                                         pose_from_points)
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.results import FaceResult, TrackingState
 from face_tracking_3dmm.tracking.blinks import BlinkReading
@@ -97,18 +97,21 @@ _IRIS_CENTRES = np.array(IRIS_CENTRES)
 def mediapipe_to_ict_expression(names: tuple[str, ...], scores: dict[str, float]) -> np.ndarray:
     """MediaPipe's ARKit blendshape scores (e.g. "eyeBlinkLeft") in ICT's order ("eyeBlink_L");
     ICT's browInnerUp_L/_R and cheekPuff_L/_R both take MediaPipe's single score."""
-    out = np.array([scores.get(key, scores.get(base, 0.0)) for key, base in _mediapipe_keys(names)], dtype=np.float64)
-    return np.clip(out, 0.0, 1.0)
+    values = np.array([*scores.values(), 0.0], dtype=np.float64)   # the last: a channel MediaPipe lacks
+    return np.clip(values[_mediapipe_rows(names, tuple(scores))], 0.0, 1.0)
 
 
 @functools.lru_cache(maxsize=4)
-def _mediapipe_keys(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """Per ICT channel, MediaPipe's name for it and the one-sided fallback (e.g. "cheekPuff")."""
-    keys = []
+def _mediapipe_rows(names: tuple[str, ...], keys: tuple[str, ...]) -> np.ndarray:
+    """(K_exp,) per ICT channel, the position among MediaPipe's score ``keys`` of its name, else of
+    its one-sided fallback (e.g. "cheekPuff"), else ``len(keys)`` (no score: 0). MediaPipe's names
+    come in one order frame after frame, so this is worked out once."""
+    position = {key: index for index, key in enumerate(keys)}
+    rows = []
     for name in names:
         base, _, side = name.partition("_")
-        keys.append((base + {"L": "Left", "R": "Right"}.get(side, ""), base))
-    return tuple(keys)
+        rows.append(position.get(base + {"L": "Left", "R": "Right"}.get(side, ""), position.get(base, len(keys))))
+    return np.array(rows)
 
 
 def solver_weights(config: TrackerConfig, expression_names: tuple[str, ...]) -> SolverWeights:
@@ -224,6 +227,29 @@ class FaceFitter:
         self.photometric = PhotometricStep(model, correspondence, point_weights)
         self._rotation_prior = RotationFromPoints3d(point_weights.numpy())
         self._weights: tuple[tuple, SolverWeights | None] = ((), None)
+        self._compile_kernels()
+
+    def _compile_kernels(self) -> None:
+        """Run each compiled (numba) kernel of a frame's fit once on made-up values: numba compiles
+        them here (the first run of an installation: seconds) or loads them from its disk cache,
+        at construction instead of in the first tracked frame."""
+        names = self.model.expression_names
+        camera = CameraIntrinsics.default_for(640, 480)
+        params = FaceParameters(torch.eye(3, dtype=DTYPE), torch.tensor([0.0, 0.0, 0.6], dtype=DTYPE),
+                                torch.zeros(len(names), dtype=DTYPE))
+        self.landmarks68.project(None, params, torch.tensor([camera.fx, camera.fy, camera.cx, camera.cy], dtype=DTYPE))
+        plausible(params, 1.0, 1.0)
+        shape = self.bases.arrays().shape(None)
+        self._rotation_prior(shape, shape.astype(np.float32), camera)
+        motion, gaze = PoseExpressionFilter(1.0, 0.1), GazeTrack(names, 1.0, 0.1)
+        resting, blinks = RestingExpression(names, 1.0), BlinkReading(names)
+        eyeballs = EyeballGeometry(np.array([[3.0, 3.0, 1.0], [-3.0, 3.0, 1.0]]), 1.0)
+        points, expression = np.full((478, 2), 300.0, np.float32), np.zeros(len(names))
+        for timestamp_s in (0.0, 0.05, 0.1):   # a start, then steps that continue the histories
+            filter_faces([motion], np.eye(3)[None], np.array([[0.0, 0.0, 0.6]]), expression[None], timestamp_s)
+            gaze.update(points, eyeballs, params, np.eye(3), expression, camera, timestamp_s)
+            gaze.write_look_weights(expression)
+            blinks(resting(expression, timestamp_s), timestamp_s)
 
     def fit(self, faces: list[tuple[TrackedFace, LandmarkObservation]], frame: FitFrame,
             config: TrackerConfig) -> list[FaceResult | Exception]:
@@ -306,8 +332,9 @@ class FaceFitter:
         """A face's landmark problem in this frame: its observation, start values and iterations."""
         prior = torch.from_numpy(mediapipe_to_ict_expression(self.model.expression_names, observation.blendshapes))
         start, acquiring = self._start(face, observation, prior, frame.camera, frame.timestamp_s)
-        used = observation.points[self.correspondence.mediapipe_ids]   # (M, 3), gathered once
-        points = torch.as_tensor(used[:, :2], dtype=DTYPE)
+        # (M, 3) gathered and made float64 once: the rotation prior reads it, the solve its x, y.
+        used = observation.points[self.correspondence.mediapipe_ids].astype(np.float64)
+        points = torch.from_numpy(np.ascontiguousarray(used[:, :2]))
         pose_prior = (torch.from_numpy(self._rotation_prior(self.bases.arrays().shape(face.identity.identity), used,
                                                             frame.camera))
                       if config.mediapipe_pose_weight > 0 else None)
@@ -416,16 +443,6 @@ class FaceFitter:
         return face.eyeballs[1]
 
 
-def matched_irises(eyes_px: np.ndarray, irises_px: np.ndarray) -> np.ndarray:
-    """(2, 2) ``irises_px`` (2, 2) in the order of the eyes seen at ``eyes_px`` (2, 2; NaN: not
-    seen): swapped when that puts them nearer (summed distance, an unseen eye counting 0)."""
-    difference = eyes_px[:, None] - irises_px[None]                        # (eye, iris, xy)
-    (kept, across), (back, again) = np.sqrt((difference * difference).sum(2)).tolist()
-    as_seen = (0.0 if math.isnan(kept) else kept) + (0.0 if math.isnan(again) else again)
-    swapped = (0.0 if math.isnan(across) else across) + (0.0 if math.isnan(back) else back)
-    return irises_px[::-1] if swapped < as_seen else irises_px
-
-
 class GazeTrack:
     """Eye rotations of one face from MediaPipe's iris centres (:mod:`face_tracking_3dmm.fitting.gaze`),
     held while an eye is shut and smoothed by a One-Euro filter like the rest of the face."""
@@ -444,16 +461,11 @@ class GazeTrack:
         pose), so that the published gaze is the one seen from the (unfiltered) ``fitted`` pose."""
         if self._eyeballs[0] is not eyeballs:
             self._eyeballs = (eyeballs, eyeballs.centres_cm * CM_TO_M)
-        fitted_rotation, fitted_translation = fitted.rotation.numpy(), fitted.translation.numpy()
-        centres = self._eyeballs[1] @ fitted_rotation.T + fitted_translation
-        irises = matched_irises(project_np(centres, camera), points_px[_IRIS_CENTRES])
-        gaze_cam = gaze_from_iris(irises, centres, eyeballs.iris_depth_cm * CM_TO_M, camera)
-        angles = yaw_pitch(gaze_cam @ rotation)      # rows: rotation^T g, the head frame
-        shut = expression[self._blink] > SHUT_EYE
-        if self.angles is not None:
-            angles[shut] = self.angles[shut]
-        elif shut.any():
-            angles[shut] = 0.0
+        angles = gaze_angles(self._eyeballs[1], fitted.rotation.numpy(), fitted.translation.numpy(),
+                             points_px[_IRIS_CENTRES], eyeballs.iris_depth_cm * CM_TO_M, camera, rotation)
+        for eye, column in enumerate(self._blink):
+            if expression[column] > SHUT_EYE:   # its iris is hidden: the last value held
+                angles[eye] = 0.0 if self.angles is None else self.angles[eye]
         self.angles = self._filter(angles.ravel(), timestamp_s).reshape(2, 2)
         return eye_rotation_matrices(self.angles)
 

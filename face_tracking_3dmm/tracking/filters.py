@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
-from face_tracking_3dmm.geometry import axis_angle_to_matrix_np, matrix_to_axis_angle_np
+from face_tracking_3dmm.fitting.divergence import all_finite
+from face_tracking_3dmm.geometry import matrix_to_axis_angle_np
 
 #: Units the filter measures speed in: degrees, millimetres, and percent of a blendshape weight.
 POSE_UNITS = {"rotation": 180.0 / np.pi, "translation": 1000.0, "expression": 100.0}
@@ -23,6 +25,11 @@ POSE_UNITS = {"rotation": 180.0 / np.pi, "translation": 1000.0, "expression": 10
 SPEED_CUTOFF_HZ = 1.0
 #: A gap longer than this (s) between samples restarts the filter (a face lost and found again).
 RESTART_GAP_S = 1.0
+#: Below this cosine of the turn between two samples the rotation filter takes the turn's
+#: axis-angle from scipy's quaternions (as matrix_to_axis_angle_np does): the skew part no longer fixes the axis.
+SKEW_LOG_MIN_COS = -0.85
+#: Squared angle (rad^2) below which Rodrigues' coefficients are taken from their series.
+SMALL_ANGLE2 = 1e-6
 
 
 def smoothing_factor(cutoff_hz: np.ndarray | float, dt_s: float) -> np.ndarray:
@@ -47,6 +54,7 @@ class OneEuroFilter:
             raise ValueError(f"min_cutoff and beta must be >= 0, got {min_cutoff}, {beta}")
         self.min_cutoff, self.beta = float(min_cutoff), float(beta)
         self.scale = np.asarray(scale, dtype=np.float64)
+        self._scales: np.ndarray | None = None   # ``scale`` broadcast to the samples' tangent shape
         self.reset()
 
     def reset(self) -> None:
@@ -56,16 +64,24 @@ class OneEuroFilter:
         self._time: float | None = None
 
     def _step(self, timestamp_s: float, value: np.ndarray) -> float | None:
-        """Seconds since the last sample, or None when the filter must (re)start: also around a
-        non-finite sample, which passes unchanged (for the caller to refuse) instead of sticking in
-        the state until a long gap."""
+        """Seconds since the last sample, or None when the filter must (re)start (first sample, a
+        long gap, filtering off). A non-finite sample or state restarts it too (:func:`_advance`)."""
         if self._value is not None and value.shape != self._value.shape:
             raise ValueError(f"sample shape changed from {self._value.shape} to {value.shape}")
-        if self._time is None or self.min_cutoff == 0 or not np.isfinite(value).all() \
-                or not np.isfinite(self._value).all():
+        if self._time is None or self.min_cutoff == 0:
             return None
         dt = timestamp_s - self._time
         return dt if 0 < dt <= RESTART_GAP_S else None
+
+    def _tangent_size(self, sample: np.ndarray) -> int:
+        """How many numbers a sample's change has (a rotation's: 3)."""
+        return len(sample)
+
+    def _scale_row(self, size: int) -> np.ndarray:
+        """(size,) ``scale`` for a change of ``size`` numbers, broadcast once and kept."""
+        if self._scales is None or len(self._scales) != size:
+            self._scales = np.ascontiguousarray(np.broadcast_to(self.scale, (size,)), dtype=np.float64)
+        return self._scales
 
     def __call__(self, value: np.ndarray, timestamp_s: float) -> np.ndarray:
         """Filter one (N,) sample taken at ``timestamp_s`` (seconds); returns the filtered (N,) values."""
@@ -78,62 +94,62 @@ def _rows(arrays: list[np.ndarray]) -> np.ndarray:
     return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
 
 
-def _moving(filters: list[OneEuroFilter], samples: np.ndarray, timestamp_s: float
-            ) -> tuple[list[int], np.ndarray | float]:
-    """Which rows of ``samples`` continue their filter's history (the others restart it: their
-    sample passes unchanged), and their (moving, 1) seconds since the last sample (one row: a float,
-    whose arithmetic costs a tenth of a (1, 1) array's); every filter's time moves on to ``timestamp_s``."""
-    moving, dts = [], []
-    for row, (filt, sample) in enumerate(zip(filters, samples)):
+@numba.njit(cache=True, nogil=True)
+def one_euro_weights(speed: np.ndarray, started: bool, change: np.ndarray, scale: np.ndarray, dt: float,
+                     min_cutoff: float, beta: float, out: np.ndarray) -> None:
+    """One One-Euro step of (N,) values that changed by (N,) ``change`` (in the values' tangent
+    space) from the last output in ``dt`` s: the (N,) smoothed ``speed`` moves towards the raw one
+    (``started`` False: the first sample after a restart, taken as it is) and ``out`` (N,) gets the
+    weights of the new samples. ``scale`` (N,) turns changes into speed units. In place, compiled:
+    one call instead of a dozen tiny numpy operations."""
+    speed_weight = 1.0 / (1.0 + 1.0 / (2.0 * math.pi * SPEED_CUTOFF_HZ) / dt)
+    for j in range(change.shape[0]):
+        raw = change[j] * scale[j] / dt
+        smoothed = speed[j] + speed_weight * (raw - speed[j]) if started else raw
+        speed[j] = smoothed
+        out[j] = 1.0 / (1.0 + 1.0 / (2.0 * math.pi * (min_cutoff + beta * abs(smoothed))) / dt)
+
+
+@numba.njit(cache=True, nogil=True)
+def _one_euro_vector(value: np.ndarray, speed: np.ndarray, started: bool, sample: np.ndarray, scale: np.ndarray,
+                     dt: float, min_cutoff: float, beta: float) -> None:
+    """(N,) ``value`` and ``speed`` after the (N,) ``sample`` (:func:`one_euro_weights`), in place."""
+    change = np.empty_like(value)
+    for j in range(value.shape[0]):   # loops, not array expressions: those take seconds to compile
+        change[j] = sample[j] - value[j]
+    weights = np.empty_like(change)
+    one_euro_weights(speed, started, change, scale, dt, min_cutoff, beta, weights)
+    for j in range(value.shape[0]):
+        value[j] += weights[j] * change[j]
+
+
+def _advance(filters: list[OneEuroFilter], samples: np.ndarray, timestamp_s: float, step) -> None:
+    """Each filter's history after its row of ``samples``: ``step(filter, sample, started, dt)``
+    where it continues, else a restart (its sample passes unchanged): also around a non-finite
+    sample, which passes unchanged (for the caller to refuse) instead of sticking in the state until
+    a long gap. Every filter's time moves on to ``timestamp_s``."""
+    for filt, sample in zip(filters, samples):
         dt = filt._step(timestamp_s, sample)
-        if dt is None:
+        if dt is None or not all_finite(sample, filt._value):
             filt._value, filt._speed = sample.copy(), None
         else:
-            moving.append(row)
-            dts.append([dt])
+            started = filt._speed is not None
+            if not started:
+                filt._speed = np.zeros(filt._tangent_size(sample))
+            step(filt, sample, started, dt)
         filt._time = timestamp_s
-    return moving, (dts[0][0] if len(dts) == 1 else np.array(dts))
 
 
-def _per_row(filters: list[OneEuroFilter], name: str) -> float | np.ndarray:
-    """A setting of the filters: one number when they share it (the faces of one tracker do), else (F, 1)."""
-    if len(filters) == 1:
-        return getattr(filters[0], name)
-    values = [getattr(filt, name) for filt in filters]
-    return values[0] if values.count(values[0]) == len(values) else np.array(values)[:, None]
-
-
-def _smoothed(filters: list[OneEuroFilter], change: np.ndarray, dts: np.ndarray | float) -> np.ndarray:
-    """(F, N) weights of the new samples, whose (F, N) ``change`` from the filters' last outputs (in
-    the values' tangent space) took ``dts`` (:func:`_moving`'s): each filter's smoothed speed moves towards the
-    raw one (first sample after a restart: taken as it is), which sets its cut-off."""
-    scales = _rows([filt.scale for filt in filters])
-    raw = change * (scales if scales.ndim == change.ndim else scales[:, None]) / dts
-    previous = [filt._speed for filt in filters]
-    if all(speed is not None for speed in previous):
-        last = _rows(previous)
-        speeds = last + smoothing_factor(SPEED_CUTOFF_HZ, dts) * (raw - last)
-    else:
-        smoothing = np.broadcast_to(smoothing_factor(SPEED_CUTOFF_HZ, dts), (len(raw), 1))
-        speeds = np.stack([row if speed is None else speed + a * (row - speed)
-                           for row, speed, a in zip(raw, previous, smoothing)])
-    for filt, speed in zip(filters, speeds):
-        filt._speed = speed
-    return smoothing_factor(_per_row(filters, "min_cutoff") + _per_row(filters, "beta") * np.abs(speeds), dts)
+def _vector_step(filt: OneEuroFilter, sample: np.ndarray, started: bool, dt: float) -> None:
+    _one_euro_vector(filt._value, filt._speed, started, sample, filt._scale_row(len(sample)), dt, filt.min_cutoff,
+                     filt.beta)
 
 
 def filter_together(filters: list[OneEuroFilter], samples: np.ndarray, timestamp_s: float) -> np.ndarray:
-    """Filter (F, N) ``samples``, row f by ``filters[f]`` (each with its own history and settings),
-    in one set of array operations: the faces of one frame together. Returns the (F, N) outputs,
-    equal to calling each filter on its row."""
+    """Filter (F, N) ``samples``, row f by ``filters[f]`` (each with its own history and settings):
+    the faces of one frame together. Returns the (F, N) outputs, equal to calling each filter on its row."""
     samples = np.asarray(samples, dtype=np.float64)
-    moving, dts = _moving(filters, samples, timestamp_s)
-    if moving:
-        active = [filters[row] for row in moving]
-        last = _rows([filt._value for filt in active])
-        change = (samples if len(moving) == len(filters) else samples[moving]) - last
-        for filt, value in zip(active, last + _smoothed(active, change, dts) * change):
-            filt._value = value
+    _advance(filters, samples, timestamp_s, _vector_step)
     return _rows([filt._value for filt in filters]).copy()
 
 
@@ -144,6 +160,9 @@ class RotationOneEuroFilter(OneEuroFilter):
     def __init__(self, min_cutoff: float, beta: float):
         super().__init__(min_cutoff, beta, POSE_UNITS["rotation"])
 
+    def _tangent_size(self, sample: np.ndarray) -> int:
+        return 3
+
     def __call__(self, rotation: np.ndarray, timestamp_s: float) -> np.ndarray:
         """Filter a (3, 3) rotation; returns the filtered (3, 3) rotation."""
         rotation = np.asarray(rotation, dtype=np.float64)
@@ -152,17 +171,78 @@ class RotationOneEuroFilter(OneEuroFilter):
         return filter_rotations_together([self], rotation[None], timestamp_s)[0]
 
 
+@numba.njit(cache=True, nogil=True)
+def relative_rotation_log(value: np.ndarray, sample: np.ndarray, out: np.ndarray) -> bool:
+    """(3,) axis-angle of ``value^T sample`` ((3, 3) rotations) into ``out`` from its skew part, as
+    :func:`~face_tracking_3dmm.geometry.matrix_to_axis_angle_np` takes it; False (``out`` not
+    written) for a turn near 180 degrees, where the skew part no longer fixes the axis."""
+    relative = np.zeros((3, 3))
+    for i in range(3):
+        for j in range(3):
+            for k in range(3):
+                relative[i, j] += value[k, i] * sample[k, j]
+    sin_x = 0.5 * (relative[2, 1] - relative[1, 2])
+    sin_y = 0.5 * (relative[0, 2] - relative[2, 0])
+    sin_z = 0.5 * (relative[1, 0] - relative[0, 1])
+    cos = 0.5 * (relative[0, 0] + relative[1, 1] + relative[2, 2] - 1.0)
+    if not cos > SKEW_LOG_MIN_COS:
+        return False
+    sin = math.sqrt(sin_x * sin_x + sin_y * sin_y + sin_z * sin_z)
+    factor = math.atan2(sin, cos) / sin if sin > 1e-12 else 1.0
+    out[0], out[1], out[2] = sin_x * factor, sin_y * factor, sin_z * factor
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _rotate_towards(value: np.ndarray, speed: np.ndarray, started: bool, towards: np.ndarray, scale: np.ndarray,
+                    dt: float, min_cutoff: float, beta: float) -> None:
+    """(3, 3) ``value`` turned by the One-Euro step along ``towards`` (3,), the axis-angle from it
+    to the sample (:func:`one_euro_weights`), in place; ``speed`` (3,) too."""
+    weights = np.empty(3)
+    one_euro_weights(speed, started, towards, scale, dt, min_cutoff, beta, weights)
+    for axis in range(3):   # loops, not array expressions: those take seconds to compile
+        weights[axis] *= towards[axis]
+    step = axis_angle_matrix(weights)
+    for row in range(3):
+        x, y, z = value[row, 0], value[row, 1], value[row, 2]
+        for column in range(3):
+            value[row, column] = x * step[0, column] + y * step[1, column] + z * step[2, column]
+
+
+@numba.njit(cache=True, nogil=True)
+def axis_angle_matrix(rotvec: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation of a (3,) axis-angle by Rodrigues' formula (series near zero), compiled: the
+    filter's step inside its kernel (geometry.axis_angle_to_matrix_np is the same formula in Python)."""
+    x, y, z = rotvec[0], rotvec[1], rotvec[2]
+    xx, yy, zz = x * x, y * y, z * z
+    theta2 = xx + yy + zz
+    if theta2 < SMALL_ANGLE2:
+        a, b = 1 - theta2 / 6 + theta2 * theta2 / 120, 0.5 - theta2 / 24 + theta2 * theta2 / 720
+    else:
+        theta = math.sqrt(theta2)
+        a, b = math.sin(theta) / theta, (1 - math.cos(theta)) / theta2
+    bxy, bxz, byz = b * x * y, b * x * z, b * y * z
+    out = np.empty((3, 3))
+    out[0, 0], out[0, 1], out[0, 2] = 1.0 - b * (yy + zz), bxy - a * z, bxz + a * y
+    out[1, 0], out[1, 1], out[1, 2] = bxy + a * z, 1.0 - b * (xx + zz), byz - a * x
+    out[2, 0], out[2, 1], out[2, 2] = bxz - a * y, byz + a * x, 1.0 - b * (xx + yy)
+    return out
+
+
+def _rotation_step(filt: OneEuroFilter, rotation: np.ndarray, started: bool, dt: float) -> None:
+    towards = np.empty(3)
+    if not relative_rotation_log(filt._value, rotation, towards):
+        towards = matrix_to_axis_angle_np(filt._value.T @ rotation)
+    _rotate_towards(filt._value, filt._speed, started, towards, filt._scale_row(3), dt, filt.min_cutoff,
+                    filt.beta)
+
+
 def filter_rotations_together(filters: list[RotationOneEuroFilter], rotations: np.ndarray,
                               timestamp_s: float) -> np.ndarray:
     """:func:`filter_together` for (F, 3, 3) rotations: each moves along the geodesic from its
     filter's last output towards its sample (in the head frame)."""
     rotations = np.asarray(rotations, dtype=np.float64)
-    moving, dts = _moving(filters, rotations, timestamp_s)
-    if moving:
-        active = [filters[row] for row in moving]
-        towards = _rows([matrix_to_axis_angle_np(filt._value.T @ rotations[row]) for filt, row in zip(active, moving)])
-        for filt, step in zip(active, _smoothed(active, towards, dts) * towards):
-            filt._value = filt._value @ axis_angle_to_matrix_np(step)
+    _advance(filters, rotations, timestamp_s, _rotation_step)
     return _rows([filt._value for filt in filters]).copy()
 
 
