@@ -460,10 +460,10 @@ def _kernel_signatures() -> dict[str, int]:
     """How many type specialisations each compiled (numba) kernel of the per-frame fit has."""
     import numba
 
-    from face_tracking_3dmm.fitting import contour, divergence, gaze, point_pose
+    from face_tracking_3dmm.fitting import contour, divergence, gaze, lm_kernels, point_pose
     from face_tracking_3dmm.tracking import blinks, calibration, filters, landmarks
     return {f"{module.__name__}.{name}": len(value.signatures)
-            for module in (contour, divergence, gaze, point_pose, blinks, calibration, filters, landmarks)
+            for module in (contour, divergence, gaze, lm_kernels, point_pose, blinks, calibration, filters, landmarks)
             for name, value in vars(module).items() if isinstance(value, numba.core.registry.CPUDispatcher)}
 
 

@@ -611,5 +611,5 @@ def _warm_up(bases: PointBases) -> None:
     start = FaceParameters(rotation, translation, torch.zeros(bases.expression.shape[2], dtype=DTYPE))
     obs = Observation(pixels + 0.5, torch.ones(len(bases), dtype=DTYPE), intrinsics, start.expression, start, rotation)
     solve_frame(bases, obs, start, weights=SolverWeights(mediapipe_rotation=1.0))
-    solve_identity(bases, [obs], [start], iterations=1)
+    solve_identity(bases, [obs, obs], [start, start], iterations=1)   # frames one at a time (its other path)
     _KERNELS_WARM.set()
