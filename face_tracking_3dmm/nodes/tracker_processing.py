@@ -437,7 +437,7 @@ class TrackerProcessing:
         """Decode, check the stamp, find the landmarks; hand over to the fit stage."""
         try:
             rgb = (conversions.compressed_to_rgb(msg) if isinstance(msg, CompressedImage)
-                   else image_encodings.message_to_rgb(msg))
+                   else image_cdr.rgb_pixels(msg))
         except ValueError as error:
             self._bad_image(error)
             return
