@@ -28,10 +28,10 @@ publishes. While the second fits frame t, the first already works on frame t + 1
 the node keeps up with about twice the frame rate that one thread would, at the same latency. The
 stages hand over through a one-slot buffer: landmarks replaced before the fit stage took them are
 dropped and counted, so a slow tracker never builds a queue and latency stays one frame's
-processing time. The fit thread
-publishes ``faces`` and ``face_params`` first and hands TF, REP-155 and markers to a thread of
-their own (:class:`SideOutputs`), the overlay to :class:`OverlayWorker`; diagnostics go out on the
-executor. Bad input is refused with a throttled warning naming the problem; the node keeps running.
+processing time. The fit thread publishes ``faces`` and ``face_params`` first and hands TF,
+REP-155 and markers to a thread of their own (:class:`SideOutputs`), the overlay to
+:class:`OverlayWorker`; camera_info, parameters and diagnostics are the executor's. Bad input
+is refused with a throttled warning naming the problem; the node keeps running.
 """
 from __future__ import annotations
 
