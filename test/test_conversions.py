@@ -15,7 +15,7 @@ from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
 from face_tracking_3dmm import config, frames  # noqa: E402
-from face_tracking_3dmm.msg import FaceParamsArray  # noqa: E402
+from face_tracking_3dmm.msg import FaceParams, FaceParamsArray  # noqa: E402
 from face_tracking_3dmm.geometry import CameraIntrinsics  # noqa: E402
 from face_tracking_3dmm.io import image_encodings, results  # noqa: E402
 from face_tracking_3dmm.nodes import conversions, parameters  # noqa: E402
@@ -151,6 +151,18 @@ def test_face_params_message_carries_the_fit():
     gaze = msg.gaze_directions[0]
     np.testing.assert_allclose([gaze.x, gaze.y, gaze.z], face.rotation[:, 2], atol=1e-9)  # eyes straight ahead
     assert dict(zip(msg.stage_names, msg.stage_times_ms)) == {"landmarks": 5.0, "total": 9.0}
+
+
+def test_float32_sequence_is_what_the_message_makes_of_a_list():
+    """The message's own conversion of a list (each value checked, then array('f')) and the fast
+    path give the same field, and it goes through CDR unchanged."""
+    values = np.random.default_rng(2).normal(size=(2, 27)) * 1e3
+    fast = conversions.float32_sequence(values)
+    assert fast.typecode == "f" and fast.tobytes() == values.ravel().astype(np.float32).tobytes()
+    from_list, from_array = FaceParams(identity=values.ravel().tolist()), FaceParams(identity=fast)
+    assert from_list == from_array
+    assert deserialize_message(serialize_message(from_array), FaceParams) == from_list
+    assert len(conversions.float32_sequence([])) == 0
 
 
 def test_face_params_message_gives_the_results_json_of_its_face():

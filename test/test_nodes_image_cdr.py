@@ -63,6 +63,27 @@ def test_data_is_a_view_of_the_received_bytes():
 
 
 @pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "mono8", "yuv422"])
+def test_rgb_pixels_are_the_decoded_image(encoding):
+    rgb = np.random.default_rng(3).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    parsed = image_cdr.parse_image(conversions.rgb_to_image_bytes(rgb, Header(frame_id="camera"), encoding))
+    np.testing.assert_array_equal(image_cdr.rgb_pixels(parsed), image_encodings.message_to_rgb(parsed))
+
+
+def test_rgb_pixels_of_rgb8_are_a_read_only_view_unless_rows_are_padded():
+    rgb = np.random.default_rng(4).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    raw = conversions.rgb_to_image_bytes(rgb, Header(frame_id="camera"))
+    pixels = image_cdr.rgb_pixels(image_cdr.parse_image(raw))
+    np.testing.assert_array_equal(pixels, rgb)
+    assert not pixels.flags.writeable and np.shares_memory(pixels, np.frombuffer(raw, np.uint8)), "no copy"
+    padded = np.zeros((4, 20), np.uint8)
+    padded[:, :18] = rgb.reshape(4, 18)
+    raw = image_cdr.image_bytes(Header(), 4, 6, "rgb8", 20, padded)
+    pixels = image_cdr.rgb_pixels(image_cdr.parse_image(raw))
+    np.testing.assert_array_equal(pixels, rgb)
+    assert pixels.flags.c_contiguous
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "mono8", "yuv422"])
 def test_rgb_to_image_bytes_is_rgb_to_image_serialized(encoding):
     rgb = np.random.default_rng(1).integers(0, 256, (6, 8, 3), dtype=np.uint8)
     header = Header(stamp=Time(sec=3, nanosec=4), frame_id="cam")

@@ -4,8 +4,9 @@ Why: a 640x640 rgb8 image is 1.2 MB; rclpy turns its ``data`` into an ``array.ar
 message is built, copies it into a C message to publish, and back into a new ``array.array`` on
 receipt. The image path of the nodes works on serialized bytes instead: a subscription with
 ``raw=True`` hands the bytes over, :func:`parse_image` reads the few header fields and leaves the
-pixels where they are (a read-only view of the received bytes), and :func:`image_bytes` builds
-the bytes to publish with one copy of the pixels (``Publisher.publish`` takes bytes as they are).
+pixels where they are (a read-only view of the received bytes; :func:`rgb_pixels` makes rgb8
+pixels an array without copying them), and :func:`image_bytes` builds the bytes to publish with
+one copy of the pixels (``Publisher.publish`` takes bytes as they are).
 
 Layout (CDR, little-endian, encapsulation header ``00 01 00 00``; each field aligned to its own size
 counted from the end of that header): header.stamp.sec int32, header.stamp.nanosec uint32,
@@ -18,8 +19,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+import numpy as np
 from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
+
+from face_tracking_3dmm.io import image_encodings
 
 #: Encapsulation header of little-endian CDR (XCDR1), the form Fast DDS sends on x86 and ARM.
 CDR_LE = b"\x00\x01\x00\x00"
@@ -102,6 +106,18 @@ def parse_image(raw) -> RawImage:
         raise ValueError(f"serialized Image: {len(raw) - reader.at} bytes after data")
     header = Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
     return RawImage(header, height, width, encoding, is_bigendian, step, data.toreadonly())
+
+
+def rgb_pixels(image: RawImage) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a parsed image whose layout was checked (:func:`image_encodings.check_layout`).
+
+    rgb8 with rows unpadded: a read-only view of the received bytes, no copy (copying 1.2 MB was
+    0.06 ms alone and 0.25-0.3 ms p50 on the tracker's landmark thread at 640x640); other
+    encodings and padded rows: decoded into a new array (:func:`image_encodings.message_to_rgb`).
+    """
+    if image.encoding == "rgb8" and image.step == 3 * image.width:
+        return np.frombuffer(image.data, dtype=np.uint8).reshape(image.height, image.width, 3)
+    return image_encodings.message_to_rgb(image)
 
 
 class _Writer:

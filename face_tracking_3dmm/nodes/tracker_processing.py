@@ -20,17 +20,18 @@ A face that was tracked and is lost is listed in ``faces`` with tracking_state L
 values, confidence 0) for as long as the tracker keeps it (a few seconds), and sent on face_params
 at ``lost_rate`` per second, so subscribers see it go.
 
-Latest-frame policy: the subscription callback only reads the image's serialized header
-(:mod:`.image_cdr`: a ``raw`` subscription, the pixels stay in the received bytes), checks it and
-puts the image in a one-slot buffer. Two worker threads form a pipeline: one decodes the latest
-image and finds its landmarks (MediaPipe), the other fits the model and publishes; while the second
-fits frame t, the first already works on frame t + 1, so on two cores the node keeps up with about
-twice the frame rate that one thread would, at the same latency. Each stage hands over through a
-one-slot buffer: a frame replaced before the next stage took it is dropped and counted, so a slow
-tracker never builds a queue and latency stays one frame's processing time. The fit thread
-publishes ``faces`` and ``face_params`` first and hands TF, REP-155 and markers to a thread of
-their own (:class:`SideOutputs`), the overlay to :class:`OverlayWorker`; diagnostics go out on the
-executor. Bad input is refused with a throttled warning naming the problem; the node keeps running.
+Latest-frame policy: two worker threads form a pipeline: one takes the newest image straight
+from its subscription (:mod:`.direct_take`: no executor in between; older images waiting are
+dropped and counted), reads its serialized header (:mod:`.image_cdr`: the pixels stay in the
+received bytes), decodes it and finds its landmarks (MediaPipe); the other fits the model and
+publishes. While the second fits frame t, the first already works on frame t + 1, so on two cores
+the node keeps up with about twice the frame rate that one thread would, at the same latency. The
+stages hand over through a one-slot buffer: landmarks replaced before the fit stage took them are
+dropped and counted, so a slow tracker never builds a queue and latency stays one frame's
+processing time. The fit thread publishes ``faces`` and ``face_params`` first and hands TF,
+REP-155 and markers to a thread of their own (:class:`SideOutputs`), the overlay to
+:class:`OverlayWorker`; camera_info, parameters and diagnostics are the executor's. Bad input
+is refused with a throttled warning naming the problem; the node keeps running.
 """
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ from face_tracking_3dmm import rep155
 from face_tracking_3dmm.io import image_encodings, overlay
 from face_tracking_3dmm.msg import FaceParams, FaceParamsArray
 from face_tracking_3dmm.nodes import conversions, image_cdr, parameters
+from face_tracking_3dmm.nodes.direct_take import DirectSubscription
 from face_tracking_3dmm.nodes.rep155 import Rep155Output
 from face_tracking_3dmm.nodes.tf import TransformBroadcaster
 from face_tracking_3dmm.results import TrackingState
@@ -307,7 +309,8 @@ class TrackerProcessing:
         self.tracker = None
         self.camera_info: CameraInfo | None = None
         self.counters = Counters()
-        self.slot = LatestSlot()       # images for the landmark stage
+        self.images: DirectSubscription | None = None   # taken by the landmark stage, while processing
+        self.images_dropped = 0        # by the image subscriptions of earlier activations
         self.detected = LatestSlot()   # landmarks for the fit stage
         self.last_stamp_ns: int | None = None
         # The faces the landmark stage follows on regions: the last fit's, replaced whole by the fit
@@ -347,31 +350,32 @@ class TrackerProcessing:
     def _start(self) -> None:
         """Subscribe to the images and camera_info, start the diagnostics and the two stage threads."""
         if self.options["input"] == "compressed":
-            image = self.create_subscription(CompressedImage, "image/compressed", self._on_compressed,
-                                             qos_profile_sensor_data)
+            self.images = DirectSubscription(self, CompressedImage, "image/compressed", qos_profile_sensor_data,
+                                             self._on_compressed)
         else:
-            image = self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data, raw=True)
-        self._subscriptions = [image, self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
-                                                               qos_profile_sensor_data)]
+            self.images = DirectSubscription(self, Image, "image", qos_profile_sensor_data, self._on_image, raw=True)
+        self._subscriptions = [self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
+                                                        qos_profile_sensor_data)]
         self._diagnostics_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self._closing.clear()
-        self._workers = [threading.Thread(target=self._work, args=(slot, stage), name=f"face_tracker_{name}",
+        self._workers = [threading.Thread(target=self._work, args=(take, stage), name=f"face_tracker_{name}",
                                           daemon=True)
-                         for name, slot, stage in (("landmarks", self.slot, self._detect_stage),
-                                                   ("fit", self.detected, self._fit_stage))]
+                         for name, take, stage in (("landmarks", self.images.take_latest, self._detect_stage),
+                                                   ("fit", self.detected.take, self._fit_stage))]
         for worker in self._workers:
             worker.start()
         self.overlay.start()
         self.side_outputs.start()
-        self.get_logger().info(f"tracking the latest image on {self.resolve_topic_name('image')}")
+        self.get_logger().info(f"tracking the latest image on {self.images.topic_name}")
 
-    # ------------------------------------------------------------------ input (executor thread)
+    # ------------------------------------------------------------------ input
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.camera_info = msg
 
-    def _on_image(self, raw: bytes) -> None:
-        """The serialized image (rclpy's conversion of 1 MB to a Python message is left out): its
-        header fields are read, its pixels stay in ``raw`` (:mod:`.image_cdr`)."""
+    def _on_image(self, raw: bytes) -> tuple[image_cdr.RawImage, float] | None:
+        """The landmark stage's item of a serialized image (rclpy's conversion of 1 MB to a Python
+        message is left out): its header fields are read, its pixels stay in ``raw``
+        (:mod:`.image_cdr`); None when refused."""
         self.counters.received += 1
         self.counters.last_received_s = time.monotonic()
         try:
@@ -379,13 +383,13 @@ class TrackerProcessing:
             image_encodings.check_layout(msg.encoding, msg.width, msg.height, msg.step, len(msg.data))
         except ValueError as error:
             self._bad_image(error)
-            return
-        self.slot.put((msg, time.monotonic()))
+            return None
+        return msg, self.counters.last_received_s
 
-    def _on_compressed(self, msg: CompressedImage) -> None:
+    def _on_compressed(self, msg: CompressedImage) -> tuple[CompressedImage, float]:
         self.counters.received += 1
         self.counters.last_received_s = time.monotonic()
-        self.slot.put((msg, time.monotonic()))   # checked when decoded: the header says nothing of the size
+        return msg, self.counters.last_received_s   # checked when decoded: the header says nothing of the size
 
     def _bad_image(self, error: Exception) -> None:
         self.counters.bad_images += 1
@@ -414,10 +418,10 @@ class TrackerProcessing:
         return result
 
     # ------------------------------------------------------------------ tracking (worker threads)
-    def _work(self, slot: LatestSlot, stage) -> None:
-        """One pipeline stage: run ``stage`` on each item taken from ``slot`` until closing."""
+    def _work(self, take, stage) -> None:
+        """One pipeline stage: run ``stage`` on each item that ``take(timeout_s)`` gives until closing."""
         while not self._closing.is_set():
-            item = slot.take(timeout_s=0.2)
+            item = take(timeout_s=0.2)
             if item is None:
                 continue
             try:
@@ -433,7 +437,7 @@ class TrackerProcessing:
         """Decode, check the stamp, find the landmarks; hand over to the fit stage."""
         try:
             rgb = (conversions.compressed_to_rgb(msg) if isinstance(msg, CompressedImage)
-                   else image_encodings.message_to_rgb(msg))
+                   else image_cdr.rgb_pixels(msg))
         except ValueError as error:
             self._bad_image(error)
             return
@@ -516,7 +520,7 @@ class TrackerProcessing:
 
     # ------------------------------------------------------------------ diagnostics (executor thread)
     def _publish_diagnostics(self) -> None:
-        level, message, values = self.counters.report(self.tracker.stats, self.slot.dropped + self.detected.dropped,
+        level, message, values = self.counters.report(self.tracker.stats, self._images_dropped(),
                                                       all(worker.is_alive() for worker in self._workers))
         # The overlay's own totals: whether it keeps up is no concern of the tracking's health.
         values.update(overlays_published=self.overlay.published, overlays_dropped=self.overlay.slot.dropped,
@@ -543,10 +547,13 @@ class TrackerProcessing:
         for worker in self._workers:
             worker.join(timeout=10.0)
         self._workers = []
+        if self.images is not None:   # its thread has ended
+            self.images_dropped += self.images.dropped
+            self.images.destroy()
+            self.images = None
         self.side_outputs.stop()   # before the overlay: it hands frames to the overlay
         if self.overlay is not None:
             self.overlay.stop()
-        self.slot.take(timeout_s=0.0)
         self.detected.take(timeout_s=0.0)
         if self.rep155 is not None:   # the faces' topics go with the processing; ``tracked`` stays
             self.rep155.forget_all()
@@ -558,9 +565,14 @@ class TrackerProcessing:
         self.tracker.close()
         self.tracker = None
         self.rep155 = None
-        c, dropped = self.counters, self.slot.dropped + self.detected.dropped
+        c, dropped = self.counters, self._images_dropped()
         self.get_logger().info(f"tracked {c.processed} of {c.received} images ({dropped} dropped while "
                                f"busy, {c.bad_images} refused, {c.errors} tracking errors)")
+
+    def _images_dropped(self) -> int:
+        """Images the pipeline dropped while busy: newer ones came first, or newer landmarks."""
+        images = self.images   # _stop may end it meanwhile
+        return self.images_dropped + (images.dropped if images is not None else 0) + self.detected.dropped
 
     def close(self) -> None:
         """Finish the frame in progress, stop the workers, release the tracker; log the totals."""
