@@ -333,10 +333,12 @@ class TrackerProcessing:
 
     def _load(self, values: dict) -> None:
         """Load the model and the landmarker (seconds); create the publishers."""
+        from face_tracking_3dmm.tracking.display import LIVE_REGION
         from face_tracking_3dmm.tracking.tracker import FaceTracker  # torch + MediaPipe: slow import
 
         self.options = {spec.name: values[spec.name] for spec in parameters.TRACKER_NODE_PARAMETERS}
         self.tracker = FaceTracker(parameters.tracker_config(values))
+        self.tracker.prepare_face_mesh(LIVE_REGION)   # not on the side thread's first marker (0.7 s)
         self.expression_names = list(self.tracker.model.expression_names)
         self.faces_publisher = self._new_publisher(FaceParamsArray, "faces", 10)
         self.params_publisher = self._new_publisher(FaceParams, "face_params", 10)

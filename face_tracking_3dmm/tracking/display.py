@@ -32,14 +32,20 @@ class FaceGeometry:
     def face_mesh(self, face: FaceResult, region: str = "face") -> Mesh:
         """A tracked face's ``region`` in the camera frame (metres, float64), for display: a region
         of the model ("face" by default), "full" for the whole head, or :data:`LIVE_REGION`."""
-        if region not in self._region_models:
-            self._region_models[region] = self._region_model(region)
+        self.prepare(region)
         model, triangles = self._region_models[region]
         vertices = model.vertices(torch.as_tensor(face.identity, dtype=torch.float32),
                                   torch.as_tensor(face.mesh_weights, dtype=torch.float32)).to(DTYPE)
         camera = model_to_camera(vertices, torch.as_tensor(face.rotation, dtype=DTYPE),
                                  torch.as_tensor(face.translation, dtype=DTYPE))
         return Mesh(camera, triangles)
+
+    def prepare(self, region: str) -> None:
+        """Make ``region``'s sub-model now (the live mesh's decimation takes most of a second): a
+        node does it at start-up, not on the thread that publishes the first marker, where frames
+        would be dropped meanwhile."""
+        if region not in self._region_models:
+            self._region_models[region] = self._region_model(region)
 
     def _region_model(self, region: str) -> tuple[ICTFaceModel, torch.Tensor]:
         if region == "full":

@@ -270,6 +270,10 @@ class FaceTracker:
         frame (metres, float64), for display."""
         return self._geometry.face_mesh(face, region)
 
+    def prepare_face_mesh(self, region: str = "face") -> None:
+        """Make what :meth:`face_mesh` of ``region`` needs now rather than at its first call."""
+        self._geometry.prepare(region)
+
     def project_points(self, face: FaceResult, intrinsics: CameraIntrinsics) -> np.ndarray:
         """(M, 2) pixels of the fitted model at the corresponded MediaPipe points
         (``self.correspondence.mediapipe_ids``), e.g. to compare with MediaPipe's raw points."""
