@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numba
 import numpy as np
 
 if TYPE_CHECKING:
@@ -315,13 +316,21 @@ def matrix_from_euler_yxz_np(yaw: float, pitch: float, roll: float) -> np.ndarra
 def axis_angle_to_matrix_np(rotvec: np.ndarray) -> np.ndarray:
     """(..., 3) axis-angle (radians) -> (..., 3, 3) rotation matrices by Rodrigues' formula.
 
-    One vector (every frame's filter) takes plain floats; a stack (the batched solver's steps of
-    all faces) numpy's element-wise ops: each a tenth of scipy's per-call cost.
+    One vector (every frame's filter) by the compiled :func:`axis_angle_to_matrix_jit`; a stack
+    (the identity fit's steps of all frames) by numpy's element-wise ops: each a tenth of scipy's
+    per-call cost.
     """
     rotvec = np.asarray(rotvec, dtype=np.float64)
     if rotvec.shape != (3,):
         return _axis_angle_stack_to_matrix(rotvec)
-    x, y, z = rotvec.tolist()
+    return axis_angle_to_matrix_jit(rotvec)
+
+
+@numba.njit(cache=True, nogil=True)
+def axis_angle_to_matrix_jit(rotvec: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation of one (3,) axis-angle (radians), compiled: also called inside the compiled
+    kernels (the solver's step, the rotation filter's)."""
+    x, y, z = rotvec[0], rotvec[1], rotvec[2]
     xx, yy, zz = x * x, y * y, z * z
     theta2 = xx + yy + zz
     if theta2 < _SMALL_ANGLE2:   # sin(t)/t and (1 - cos(t))/t^2 by their series
@@ -329,11 +338,13 @@ def axis_angle_to_matrix_np(rotvec: np.ndarray) -> np.ndarray:
     else:
         theta = math.sqrt(theta2)
         a, b = math.sin(theta) / theta, (1 - math.cos(theta)) / theta2
-    # I + a K + b K^2 with K = [rotvec]x, written out (one array instead of a dozen tiny ones).
+    # I + a K + b K^2 with K = [rotvec]x, written out.
     bxy, bxz, byz = b * x * y, b * x * z, b * y * z
-    return np.array([[1.0 - b * (yy + zz), bxy - a * z, bxz + a * y],
-                     [bxy + a * z, 1.0 - b * (xx + zz), byz - a * x],
-                     [bxz - a * y, byz + a * x, 1.0 - b * (xx + yy)]])
+    out = np.empty((3, 3))
+    out[0, 0], out[0, 1], out[0, 2] = 1.0 - b * (yy + zz), bxy - a * z, bxz + a * y
+    out[1, 0], out[1, 1], out[1, 2] = bxy + a * z, 1.0 - b * (xx + zz), byz - a * x
+    out[2, 0], out[2, 1], out[2, 2] = bxz - a * y, byz + a * x, 1.0 - b * (xx + yy)
+    return out
 
 
 def _axis_angle_stack_to_matrix(rotvec: np.ndarray) -> np.ndarray:

@@ -191,14 +191,12 @@ def test_filters_follow_the_textbook_recurrence():
 
 
 def test_compiled_rotation_helpers_match_the_numpy_ones():
-    """The rotation filter's kernels: Rodrigues' formula and the log of the turn between two
-    rotations, as geometry's numpy functions give them (tiny angles by their series)."""
+    """The rotation filter's kernel: the log of the turn between two rotations, as geometry's numpy
+    function gives it."""
     from face_tracking_3dmm.geometry import axis_angle_to_matrix_np, matrix_to_axis_angle_np
-    from face_tracking_3dmm.tracking.filters import axis_angle_matrix, relative_rotation_log
+    from face_tracking_3dmm.tracking.filters import relative_rotation_log
 
     rng = np.random.default_rng(8)
-    for rotvec in (*rng.normal(0.0, 0.8, (20, 3)), np.array([1e-5, -2e-5, 0.0]), np.zeros(3)):
-        np.testing.assert_allclose(axis_angle_matrix(rotvec), axis_angle_to_matrix_np(rotvec), atol=1e-15)
     for _ in range(20):
         value, sample = (axis_angle_to_matrix_np(v) for v in rng.normal(0.0, 0.4, (2, 3)))
         turn = np.empty(3)

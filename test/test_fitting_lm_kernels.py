@@ -24,11 +24,6 @@ def _rotation(rotvec) -> np.ndarray:
     return axis_angle_to_matrix_np(np.asarray(rotvec, dtype=float))
 
 
-def test_rotation_increment_is_rodrigues():
-    for rotvec in ([0.0, 0.0, 0.0], [1e-5, -2e-4, 3e-4], [0.3, -0.2, 0.1], [2.0, 1.0, -0.5]):
-        np.testing.assert_allclose(lm_kernels.rotation_increment(np.array(rotvec)), _rotation(rotvec), atol=1e-15)
-
-
 def test_observation_scale_normalises_the_weights_and_ignores_unused_points():
     points = RNG.uniform(0, 200, (50, 2))
     weights = RNG.uniform(0.5, 2.0, 50)

@@ -257,7 +257,7 @@ def test_quaternion_np_convention_and_round_trip():
 
 
 def test_one_matrix_and_one_rotvec_take_the_stacks_values():
-    """The plain-float single-matrix paths (Shepperd, Rodrigues) give what the stacked paths give,
+    """The single-matrix paths (Shepperd in plain floats, Rodrigues compiled) give what the stacked paths give,
     half turns (w = 0, each axis largest) and tiny angles included."""
     rotvecs = np.concatenate((_random_rotvecs(200).numpy(), np.pi * np.eye(3), [[np.pi / np.sqrt(2), -np.pi / np.sqrt(2), 0.0],
                               [0.0, 1e-9, 0.0], [0.0, 0.0, 0.0]]))

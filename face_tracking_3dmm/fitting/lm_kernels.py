@@ -20,32 +20,12 @@ import math
 import numba
 import numpy as np
 
-from face_tracking_3dmm.geometry import _SMALL_ANGLE2, CM_TO_M
+from face_tracking_3dmm.geometry import CM_TO_M, axis_angle_to_matrix_jit
 
 _KERNEL = dict(cache=True, nogil=True)
 
 #: Columns of a batch's per-face flags (int8, (N, 4)).
 ACTIVE, GRADIENT_DUE, HESSIAN_DUE, HESSIAN_CURRENT = range(4)
-
-
-@numba.njit(**_KERNEL)
-def rotation_increment(rotvec: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation of a (3,) axis-angle by Rodrigues' formula, small angles by their series
-    (as ``geometry.axis_angle_to_matrix_np``)."""
-    x, y, z = rotvec[0], rotvec[1], rotvec[2]
-    xx, yy, zz = x * x, y * y, z * z
-    theta2 = xx + yy + zz
-    if theta2 < _SMALL_ANGLE2:
-        a, b = 1 - theta2 / 6 + theta2 * theta2 / 120, 0.5 - theta2 / 24 + theta2 * theta2 / 720
-    else:
-        theta = math.sqrt(theta2)
-        a, b = math.sin(theta) / theta, (1 - math.cos(theta)) / theta2
-    bxy, bxz, byz = b * x * y, b * x * z, b * y * z
-    out = np.empty((3, 3))
-    out[0, 0], out[0, 1], out[0, 2] = 1.0 - b * (yy + zz), bxy - a * z, bxz + a * y
-    out[1, 0], out[1, 1], out[1, 2] = bxy + a * z, 1.0 - b * (xx + zz), byz - a * x
-    out[2, 0], out[2, 1], out[2, 2] = bxz - a * y, byz + a * x, 1.0 - b * (xx + yy)
-    return out
 
 
 @numba.njit(**_KERNEL)
@@ -397,7 +377,7 @@ def projected_step(hessian, gradient, damping, expression, step):
 @numba.njit(**_KERNEL)
 def stepped_pose(rotation, translation, expression, step, out_rotation, out_translation, out_expression):
     """Apply a (6 + K,) step: rotation increment on the left, expression clamped to [0, 1]."""
-    increment = rotation_increment(step[:3])
+    increment = axis_angle_to_matrix_jit(step[:3])
     for i in range(3):
         for j in range(3):
             out_rotation[i, j] = (increment[i, 0] * rotation[0, j] + increment[i, 1] * rotation[1, j]

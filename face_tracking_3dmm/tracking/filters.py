@@ -17,7 +17,7 @@ import numba
 import numpy as np
 
 from face_tracking_3dmm.fitting.divergence import all_finite
-from face_tracking_3dmm.geometry import matrix_to_axis_angle_np
+from face_tracking_3dmm.geometry import axis_angle_to_matrix_jit, matrix_to_axis_angle_np
 
 #: Units the filter measures speed in: degrees, millimetres, and percent of a blendshape weight.
 POSE_UNITS = {"rotation": 180.0 / np.pi, "translation": 1000.0, "expression": 100.0}
@@ -28,8 +28,6 @@ RESTART_GAP_S = 1.0
 #: Below this cosine of the turn between two samples the rotation filter takes the turn's
 #: axis-angle from scipy's quaternions (as matrix_to_axis_angle_np does): the skew part no longer fixes the axis.
 SKEW_LOG_MIN_COS = -0.85
-#: Squared angle (rad^2) below which Rodrigues' coefficients are taken from their series.
-SMALL_ANGLE2 = 1e-6
 
 
 def smoothing_factor(cutoff_hz: np.ndarray | float, dt_s: float) -> np.ndarray:
@@ -202,31 +200,11 @@ def _rotate_towards(value: np.ndarray, speed: np.ndarray, started: bool, towards
     one_euro_weights(speed, started, towards, scale, dt, min_cutoff, beta, weights)
     for axis in range(3):   # loops, not array expressions: those take seconds to compile
         weights[axis] *= towards[axis]
-    step = axis_angle_matrix(weights)
+    step = axis_angle_to_matrix_jit(weights)
     for row in range(3):
         x, y, z = value[row, 0], value[row, 1], value[row, 2]
         for column in range(3):
             value[row, column] = x * step[0, column] + y * step[1, column] + z * step[2, column]
-
-
-@numba.njit(cache=True, nogil=True)
-def axis_angle_matrix(rotvec: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation of a (3,) axis-angle by Rodrigues' formula (series near zero), compiled: the
-    filter's step inside its kernel (geometry.axis_angle_to_matrix_np is the same formula in Python)."""
-    x, y, z = rotvec[0], rotvec[1], rotvec[2]
-    xx, yy, zz = x * x, y * y, z * z
-    theta2 = xx + yy + zz
-    if theta2 < SMALL_ANGLE2:
-        a, b = 1 - theta2 / 6 + theta2 * theta2 / 120, 0.5 - theta2 / 24 + theta2 * theta2 / 720
-    else:
-        theta = math.sqrt(theta2)
-        a, b = math.sin(theta) / theta, (1 - math.cos(theta)) / theta2
-    bxy, bxz, byz = b * x * y, b * x * z, b * y * z
-    out = np.empty((3, 3))
-    out[0, 0], out[0, 1], out[0, 2] = 1.0 - b * (yy + zz), bxy - a * z, bxz + a * y
-    out[1, 0], out[1, 1], out[1, 2] = bxy + a * z, 1.0 - b * (xx + zz), byz - a * x
-    out[2, 0], out[2, 1], out[2, 2] = bxz - a * y, byz + a * x, 1.0 - b * (xx + yy)
-    return out
 
 
 def _rotation_step(filt: OneEuroFilter, rotation: np.ndarray, started: bool, dt: float) -> None:
