@@ -1,8 +1,10 @@
 """FaceParams and FaceParamsArray serialized (CDR) straight from the tracker's FaceResult.
 
-Why: building the Python messages of one face and letting rclpy convert them to C and serialize
-took 0.8-1.0 ms p50 on the fit thread, between the fit and ``faces`` going out (53 expression
-names as Python strings, nested Pose/Vector3 objects); writing the bytes takes a tenth of that.
+Why: building the Python messages of a frame and letting rclpy convert and serialize them sat
+between the fit and ``faces`` going out: traced in the node (one face, p50 of 90 frames, two runs of
+``scripts/bench_ros_hop.py``) 0.41-0.53 ms building and 0.35-0.44 ms publishing, now 0.27 and
+0.25-0.29 ms (what is left of publishing is Fast DDS's write); alone on a quiet core building and
+serializing one face took 0.18 ms, writing its bytes 0.07 ms.
 The bytes are those of :func:`.conversions.face_params_message` and
 :func:`.conversions.face_params_array_message` (the tests compare them with rclpy's
 ``serialize_message`` of those), so subscribers see the same messages.
