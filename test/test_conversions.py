@@ -331,7 +331,7 @@ def test_lost_face_bookkeeping_forgets_faces_the_tracker_forgot():
 
     published, arrays = [], []
     node = SimpleNamespace(options={"lost_rate": 1000.0},
-                           counters=SimpleNamespace(faces=0), lost_sent_s={}, expression_names=[],
+                           counters=SimpleNamespace(faces=0), lost_sent_s={}, expression_names=(),
                            params_publisher=SimpleNamespace(publish=published.append),
                            faces_publisher=SimpleNamespace(publish=arrays.append),
                            rep155=None,   # REP-155 output off
@@ -342,7 +342,8 @@ def test_lost_face_bookkeeping_forgets_faces_the_tracker_forgot():
         lost = dataclasses.replace(face_result(face_id), tracking_state=TrackingState.LOST)
         TrackerNode._publish(node, FrameResult(faces=[lost], timings_ms={}), header, None, None)
     assert list(node.lost_sent_s) == [199] and len(published) == 200
-    assert [array.faces[0].face_id for array in arrays] == list(range(200)), "a LOST face is in its image's array"
+    assert [deserialize_message(array, FaceParamsArray).faces[0].face_id for array in arrays] == list(range(200)), \
+        "a LOST face is in its image's array"
 
 
 def test_camera_info_carries_the_calibration_distortion():

@@ -8,11 +8,9 @@ pixels where they are (a read-only view of the received bytes; :func:`rgb_pixels
 pixels an array without copying them), and :func:`image_bytes` builds the bytes to publish with
 one copy of the pixels (``Publisher.publish`` takes bytes as they are).
 
-Layout (CDR, little-endian, encapsulation header ``00 01 00 00``; each field aligned to its own size
-counted from the end of that header): header.stamp.sec int32, header.stamp.nanosec uint32,
+Layout (CDR rules: :mod:`.cdr`): header.stamp.sec int32, header.stamp.nanosec uint32,
 header.frame_id string, height uint32, width uint32, encoding string, is_bigendian uint8, step
-uint32, data uint8[]; a string is its uint32 length counting a closing NUL, its bytes, the NUL; a
-sequence is its uint32 length and its items.
+uint32, data uint8[].
 """
 from __future__ import annotations
 
@@ -24,11 +22,8 @@ from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
 
 from face_tracking_3dmm.io import image_encodings
+from face_tracking_3dmm.nodes import cdr
 
-#: Encapsulation header of little-endian CDR (XCDR1), the form Fast DDS sends on x86 and ARM.
-CDR_LE = b"\x00\x01\x00\x00"
-_ENCAPSULATION = len(CDR_LE)
-_U32 = struct.Struct("<I")
 _STAMP = struct.Struct("<iI")
 _SIZE = struct.Struct("<II")
 
@@ -48,19 +43,14 @@ class RawImage:
     data: memoryview
 
 
-def _padding(offset: int, alignment: int) -> int:
-    """Bytes that bring ``offset`` (counted from the end of the encapsulation header) to ``alignment``."""
-    return -(offset - _ENCAPSULATION) % alignment
-
-
 class _Reader:
     """Reads CDR fields one after another from ``raw``; every overrun is a ValueError naming the field."""
 
     def __init__(self, raw: memoryview):
-        self.raw, self.at = raw, _ENCAPSULATION
+        self.raw, self.at = raw, cdr.ENCAPSULATION
 
     def take(self, size: int, alignment: int, field: str) -> memoryview:
-        start = self.at + _padding(self.at, alignment)
+        start = self.at + cdr.padding(self.at, alignment)
         if size < 0 or start + size > len(self.raw):
             raise ValueError(f"serialized Image truncated in {field}: {len(self.raw)} bytes, "
                              f"{field} needs {max(size, 0)} from byte {start}")
@@ -71,7 +61,7 @@ class _Reader:
         return layout.unpack(self.take(layout.size, 4, field))
 
     def string(self, field: str) -> str:
-        (length,) = self.unpack(_U32, field)
+        (length,) = self.unpack(cdr.U32, field)
         text = self.take(length, 1, field)
         if length == 0 or text[-1] != 0:
             raise ValueError(f"serialized Image: {field} is not a NUL-terminated string")
@@ -90,17 +80,17 @@ def parse_image(raw) -> RawImage:
     step, size) is not checked here (:func:`image_encodings.check_layout` does that).
     """
     raw = memoryview(raw).cast("B")
-    if bytes(raw[:2]) != CDR_LE[:2]:
+    if bytes(raw[:2]) != cdr.CDR_LE[:2]:
         raise ValueError(f"serialized Image: encapsulation {bytes(raw[:4]).hex() or 'missing'}, "
-                         f"expected little-endian CDR ({CDR_LE.hex()})")
+                         f"expected little-endian CDR ({cdr.CDR_LE.hex()})")
     reader = _Reader(raw)
     sec, nanosec = reader.unpack(_STAMP, "header.stamp")
     frame_id = reader.string("header.frame_id")
     height, width = reader.unpack(_SIZE, "height/width")
     encoding = reader.string("encoding")
     (is_bigendian,) = reader.take(1, 1, "is_bigendian")
-    (step,) = reader.unpack(_U32, "step")
-    (length,) = reader.unpack(_U32, "data length")
+    (step,) = reader.unpack(cdr.U32, "step")
+    (length,) = reader.unpack(cdr.U32, "data length")
     data = reader.take(length, 1, "data")
     if reader.at != len(raw):
         raise ValueError(f"serialized Image: {len(raw) - reader.at} bytes after data")
@@ -120,25 +110,6 @@ def rgb_pixels(image: RawImage) -> np.ndarray:
     return image_encodings.message_to_rgb(image)
 
 
-class _Writer:
-    """Appends CDR fields, each after the padding its alignment needs."""
-
-    def __init__(self):
-        self.parts, self.at = [CDR_LE], _ENCAPSULATION
-
-    def put(self, part, alignment: int) -> None:
-        padding = _padding(self.at, alignment)
-        if padding:
-            self.parts.append(b"\x00" * padding)
-        self.parts.append(part)
-        self.at += padding + len(part)
-
-    def string(self, text: str) -> None:
-        encoded = text.encode("utf-8") + b"\x00"
-        self.put(_U32.pack(len(encoded)), 4)
-        self.put(encoded, 1)
-
-
 def image_bytes(header: Header, height: int, width: int, encoding: str, step: int, data) -> bytes:
     """The serialized (CDR) sensor_msgs/Image of these fields (is_bigendian 0), for ``Publisher.publish``.
 
@@ -148,13 +119,13 @@ def image_bytes(header: Header, height: int, width: int, encoding: str, step: in
     data = memoryview(data).cast("B")
     if len(data) != step * height:
         raise ValueError(f"image data has {len(data)} bytes, expected step * height = {step} * {height}")
-    writer = _Writer()
+    writer = cdr.Writer()
     writer.put(_STAMP.pack(header.stamp.sec, header.stamp.nanosec), 4)
     writer.string(header.frame_id)
     writer.put(_SIZE.pack(height, width), 4)
     writer.string(encoding)
     writer.put(b"\x00", 1)
-    writer.put(_U32.pack(step), 4)
-    writer.put(_U32.pack(len(data)), 4)
+    writer.put(cdr.U32.pack(step), 4)
+    writer.put(cdr.U32.pack(len(data)), 4)
     writer.put(data, 1)
-    return b"".join(writer.parts)
+    return writer.bytes()

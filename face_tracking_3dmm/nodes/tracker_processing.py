@@ -51,7 +51,7 @@ from visualization_msgs.msg import Marker
 from face_tracking_3dmm import rep155
 from face_tracking_3dmm.io import image_encodings, overlay
 from face_tracking_3dmm.msg import FaceParams, FaceParamsArray
-from face_tracking_3dmm.nodes import conversions, image_cdr, parameters
+from face_tracking_3dmm.nodes import conversions, face_params_cdr, image_cdr, parameters
 from face_tracking_3dmm.nodes.direct_take import DirectSubscription
 from face_tracking_3dmm.nodes.rep155 import Rep155Output
 from face_tracking_3dmm.nodes.tf import TransformBroadcaster
@@ -339,7 +339,7 @@ class TrackerProcessing:
         self.options = {spec.name: values[spec.name] for spec in parameters.TRACKER_NODE_PARAMETERS}
         self.tracker = FaceTracker(parameters.tracker_config(values))
         self.tracker.prepare_face_mesh(LIVE_REGION)   # not on the side thread's first marker (0.7 s)
-        self.expression_names = list(self.tracker.model.expression_names)
+        self.expression_names = tuple(self.tracker.model.expression_names)
         self.faces_publisher = self._new_publisher(FaceParamsArray, "faces", 10)
         self.params_publisher = self._new_publisher(FaceParams, "face_params", 10)
         self.mesh_publisher = self._new_publisher(Marker, "face_mesh", 10)
@@ -498,17 +498,18 @@ class TrackerProcessing:
         self.counters.latencies_ms.append(1000.0 * (time.monotonic() - received_s))
 
     def _publish(self, result, header: Header, rgb: np.ndarray, camera) -> None:
-        """``faces`` and ``face_params`` of one frame; the rest goes to :class:`SideOutputs`."""
+        """``faces`` and ``face_params`` of one frame, published as their serialized bytes
+        (:mod:`.face_params_cdr`); the rest goes to :class:`SideOutputs`."""
         now = time.monotonic()
         tracked = [face for face in result.faces if face.tracking_state != TrackingState.LOST]
         self.counters.faces = len(tracked)
         kept = {face.face_id for face in result.faces}   # forget the faces the tracker forgot
         self.lost_sent_s = {face_id: sent for face_id, sent in self.lost_sent_s.items() if face_id in kept}
         ids = {} if self.rep155 is None else self.rep155.ids_of(result.faces, self.stream)
-        messages = [conversions.face_params_message(face, header, self.expression_names, result.timings_ms,
-                                                    ids.get(face.face_id, "")) for face in result.faces]
-        self.faces_publisher.publish(conversions.face_params_array_message(messages, header))
-        for face, message in zip(result.faces, messages):
+        fields = [face_params_cdr.FaceFields(face, self.expression_names, result.timings_ms, ids.get(face.face_id, ""))
+                  for face in result.faces]
+        self.faces_publisher.publish(face_params_cdr.face_params_array_bytes(fields, header))
+        for face, face_fields in zip(result.faces, fields):
             if face.tracking_state == TrackingState.LOST:
                 rate = self.options["lost_rate"]
                 if rate <= 0 or now - self.lost_sent_s.get(face.face_id, -np.inf) < 1.0 / rate:
@@ -516,7 +517,7 @@ class TrackerProcessing:
                 self.lost_sent_s[face.face_id] = now
             else:
                 self.lost_sent_s.pop(face.face_id, None)
-            self.params_publisher.publish(message)
+            self.params_publisher.publish(face_params_cdr.face_params_bytes(face_fields, header))
         self.side_outputs.offer(tracked, ids, header, rgb)
         self.overlay.offer(result, header, rgb, camera)
 
