@@ -358,11 +358,6 @@ class _Energy:
         return (np.ascontiguousarray(shapes), arrays.expression_rows, arrays.identity_rows, arrays.expression_planes,
                 arrays.identity_planes) + per_face
 
-    def priors(self, pose: _Pose, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Gradient (F, columns) and cost (F,) of the priors of ``faces`` (indices) at ``pose`` (theirs)."""
-        lin = _Linearisation(self, pose, self.arrays.mean, faces)
-        return lin.prior_gradient, lin.cost - np.einsum("ni,ni->n", lin.residual, lin.residual)
-
 
 #: The reference rotation and translation of a face without that prior.
 _IDENTITY, _ZERO3 = np.eye(3), np.zeros(3)
