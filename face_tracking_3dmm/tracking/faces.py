@@ -410,9 +410,9 @@ class FaceFitter:
         if face.resting is None:
             face.resting = RestingExpression(names, config.resting_rise_s)
         expression = face.resting(expression, frame.timestamp_s)
-        face.blinks = face.blinks or BlinkReading(names)
-        expression = face.blinks(expression, frame.timestamp_s)
         face.gaze.write_look_weights(expression)
+        face.blinks = face.blinks or BlinkReading(names)
+        expression = face.blinks(expression, frame.timestamp_s)   # reads the gaze's eyeLookDown
         # A diverged solve (NaN RMS) continues from the last good values: reported with confidence 0
         # and the divergence limit as its error (at least that large).
         converged = math.isfinite(solved.rms_px)
