@@ -58,3 +58,34 @@ def test_closure_keeps_nan():
     """A NaN weight or open-eye level gives a NaN closure (as numpy's minimum and clip did), for the
     result's finiteness check to refuse."""
     assert np.isnan(blink_closure(np.array([np.nan, 0.5]), np.array([0.1, np.nan]))).all()
+
+
+LOOKING = ("eyeBlink_L", "eyeBlink_R", "eyeLookDown_L", "eyeLookDown_R")
+
+
+def _read_looking(values: list[list[float]]) -> np.ndarray:
+    reading = BlinkReading(LOOKING)
+    return np.array([reading(np.array(v), i / FPS) for i, v in enumerate(values)])
+
+
+def test_a_downcast_open_eye_has_its_look_down_taken_off():
+    """Looking down (eyeLookDown 0.8 for a second) lowers the lids: the fit's eyeBlink rises by
+    LOOK_DOWN_LID times it, and the reading takes that off instead of reporting a closing eye."""
+    rest, down = [[0.1, 0.1, 0.0, 0.0]] * 30, [[0.1 + blinks.LOOK_DOWN_LID * 0.8] * 2 + [0.8, 0.8]] * 30
+    out = _read_looking(rest + down)
+    assert out[40:, :2].max() < 0.05
+    np.testing.assert_allclose(out[:, 2:], np.array(rest + down)[:, 2:])      # the look weights pass unchanged
+    without = BlinkReading(LOOKING[:2])                                          # no eyeLookDown: no correction
+    read = [without(np.array(v[:2]), i / FPS) for i, v in enumerate(rest + down)]
+    assert read[-1].min() > 0.1
+
+
+def test_a_blink_whose_iris_reads_downcast_still_peaks_shut():
+    """MediaPipe's iris points drop while the lid covers them: eyeLookDown rises with the blink,
+    and the slow rise of the level taken off keeps the blink reading shut on its peak frame."""
+    rest = [[0.1, 0.1, 0.1, 0.1]] * 30
+    blink = [[0.35, 0.35, 0.4, 0.4], [0.65, 0.65, 0.6, 0.6], [0.65, 0.65, 0.6, 0.6], [0.35, 0.35, 0.4, 0.4]]
+    out = _read_looking(rest + blink + rest[:10])
+    assert int(np.argmax(out[:, 0])) == 31
+    assert out[31:33, :2].min() >= 0.8
+    assert out[-1, :2].max() < 0.05
