@@ -129,6 +129,19 @@ def test_blink_peak_value_and_timing():
     assert missed["peak_value"] is None
 
 
+def test_blink_summary_counts_caught_peaks_and_their_signed_timing():
+    from face_tracking_3dmm.evaluation.accuracy_bench import blink_summary
+
+    rows = [{"peak_value": 0.9, "timing_error_frames": 2}, {"peak_value": 0.6, "timing_error_frames": -1},
+            {"peak_value": 0.3, "timing_error_frames": -4}, {"peak_value": None, "timing_error_frames": None}]
+    summary = blink_summary(rows)
+    assert summary["events"] == 4 and summary["caught_fraction"] == pytest.approx(0.5)
+    assert summary["mean_peak"] == pytest.approx(0.6)
+    assert summary["mean_abs_timing_frames_caught"] == pytest.approx(1.5)
+    assert summary["mean_signed_timing_frames_caught"] == pytest.approx(0.5)     # one late by 2, one early by 1
+    assert summary["within_one_frame_caught"] == 1
+
+
 def test_gaze_angle_and_head_pose_errors():
     assert accuracy.angle_deg([0, 0, 1], [0, 1, 1])[()] == pytest.approx(45.0)
     rotations = np.stack([MODEL_TO_OPTICAL @ matrix_from_euler_yxz_np(*np.radians(a)) for a in

@@ -231,7 +231,7 @@ def score_method(clips: list[Clip], arrays: list[dict], names: tuple[str, ...], 
     ms = np.concatenate([a["ms"] for a in arrays])
     found = np.concatenate([a["found"] for a in arrays])
     return {"channels": accuracy.channel_scores(truth_expression, expression, names),
-            "blinks": blinks, "blink_summary": _blink_summary(blinks),
+            "blinks": blinks, "blink_summary": blink_summary(blinks),
             "gaze_deg": {side: _stats(gaze_error[:, k]) for k, side in enumerate(("left", "right"))},
             "pose": accuracy.pose_scores(truth_rotation, np.concatenate([a["rotation"] for a in arrays]), False),
             "pose_offset_deg": {c.name: a["offset_deg"] for c, a in zip(clips, arrays)},
@@ -247,13 +247,18 @@ def _stats(values: np.ndarray) -> dict:
     return {"mean": float(values.mean()), "median": float(np.median(values)), "frames": int(values.size)}
 
 
-def _blink_summary(blinks: list[dict]) -> dict:
+def blink_summary(blinks: list[dict]) -> dict:
+    """Summary of :func:`~face_tracking_3dmm.evaluation.accuracy.blink_scores`' per-blink rows: mean
+    peak, the fraction caught (peak >= :data:`BLINK_CAUGHT`) and, of those caught, the mean absolute
+    and signed (late > 0) peak timing errors and how many peak within one frame of the truth."""
     peaks = np.array([b["peak_value"] for b in blinks if b["peak_value"] is not None])
     timing = np.array([b["timing_error_frames"] for b in blinks
                        if b["peak_value"] is not None and b["peak_value"] >= BLINK_CAUGHT])
     return {"events": len(blinks), "mean_peak": float(peaks.mean()) if peaks.size else None,
             "caught_fraction": float((peaks >= BLINK_CAUGHT).sum() / len(blinks)) if blinks else None,
-            "mean_abs_timing_frames_caught": float(np.abs(timing).mean()) if timing.size else None}
+            "mean_abs_timing_frames_caught": float(np.abs(timing).mean()) if timing.size else None,
+            "mean_signed_timing_frames_caught": float(timing.mean()) if timing.size else None,
+            "within_one_frame_caught": int((np.abs(timing) <= 1).sum())}
 
 
 # ---------------------------------------------------------------------------------------------- the run
