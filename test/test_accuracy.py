@@ -212,3 +212,16 @@ def test_quick_benchmark_writes_json_png_and_contact_sheet(model, tmp_path, monk
     assert {"truth", "mediapipe", "tracker"} <= set(result["curves"])
     assert (tmp_path / "out" / "accuracy.png").stat().st_size > 10_000
     assert (tmp_path / "out" / "contact_sheet.png").stat().st_size > 10_000
+
+
+def test_benchmark_options_choose_another_suite():
+    import argparse
+
+    from face_tracking_3dmm.evaluation import accuracy_bench
+
+    parser = argparse.ArgumentParser()
+    accuracy_bench.add_arguments(parser)
+    default = parser.parse_args([])
+    assert (default.seed, default.frames) == (accuracy_bench.BENCHMARK_SEED, accuracy_bench.DEFAULT_FRAMES)
+    tuning = parser.parse_args(["--seed", "21", "--frames", "170"])
+    assert (tuning.seed, tuning.frames) == (21, 170)

@@ -263,6 +263,8 @@ def blink_summary(blinks: list[dict]) -> dict:
 
 # ---------------------------------------------------------------------------------------------- the run
 DEFAULT_FRAMES, QUICK_FRAMES = 150, 30
+#: The benchmark's suite (:func:`truth_clips.default_suite`'s seed).
+BENCHMARK_SEED = 9
 
 
 def score_outputs(clips: list[Clip], outputs: dict[str, list[MethodOutput]], model: ICTFaceModel,
@@ -325,13 +327,15 @@ def curves(clip: Clip, outputs: dict[str, list[MethodOutput]], index: int, names
 
 
 def run_accuracy(output: str | Path, quick: bool = False, offline: bool = False, annotations: bool = True,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, seed: int = BENCHMARK_SEED, frames: int = DEFAULT_FRAMES) -> dict:
     """Render (or load) the suite, run every method on the same frames, score, and write
     DIR/accuracy.json, DIR/accuracy.png and DIR/contact_sheet.png; print the table.
 
     ``quick``: two clips of :data:`QUICK_FRAMES` frames (for tests). ``offline``: also the offline
     profile on the first :data:`OFFLINE_FRAMES` frames of the first clip, scored beside the others
     on those frames. ``annotations``: also the real annotated photos (dlib NME, AFLW2000 pose).
+    ``seed`` and ``frames``: another suite of :func:`truth_clips.default_suite` (settings are chosen
+    on suites other than the benchmark's, e.g. seeds 21, 33 and 45 of 170 frames).
     """
     import json
 
@@ -340,7 +344,7 @@ def run_accuracy(output: str | Path, quick: bool = False, offline: bool = False,
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     model = ICTFaceModel.load()
-    specs = truth_clips.default_suite(QUICK_FRAMES if quick else DEFAULT_FRAMES)
+    specs = truth_clips.default_suite(QUICK_FRAMES if quick else frames, seed)
     clips = load_clips([specs[0], specs[-1]] if quick else specs, model, progress)
     outputs = {"mediapipe": [run_mediapipe(c, model) for c in clips]}
     for profile in TRACKER_PROFILES:
@@ -376,9 +380,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--offline", action="store_true",
                         help=f"also the offline profile (seconds a frame) on {OFFLINE_FRAMES} frames of one clip")
     parser.add_argument("--no-annotations", action="store_true", help="skip the real annotated photos")
+    parser.add_argument("--seed", type=int, default=BENCHMARK_SEED,
+                        help="the synthetic suite's seed (another than the benchmark's: a suite to choose settings on)")
+    parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help="frames per synthetic clip")
 
 
 def run_from_args(args) -> int:
     run_accuracy(args.output, quick=args.quick, offline=args.offline,
-                 annotations=not (args.no_annotations or args.quick))
+                 annotations=not (args.no_annotations or args.quick), seed=args.seed, frames=args.frames)
     return 0
