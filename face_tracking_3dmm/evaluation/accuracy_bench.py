@@ -195,6 +195,13 @@ class ShapeProbe:
             return None
         return accuracy.aligned_error(self.mesh_mm(identity), self.mesh_mm(truth.identity))
 
+    def identity_tilt(self, truth: truth_clips.ClipTruth, identity: np.ndarray | None) -> list[float] | None:
+        """Yaw, pitch, roll (deg) of the rotation taking the fitted neutral face onto the true one:
+        the head pose reads about this much off (its per-clip bias) for the shape alone."""
+        if identity is None:
+            return None
+        return accuracy.shape_tilt_deg(self.mesh_mm(identity), self.mesh_mm(truth.identity))
+
 
 def clip_arrays(clip: Clip, output: MethodOutput, fit_offset: bool, frames: slice = slice(None)) -> dict:
     """The method's per-frame values made comparable with the truth: its head rotation with ONE
@@ -235,6 +242,8 @@ def score_method(clips: list[Clip], arrays: list[dict], names: tuple[str, ...], 
             "gaze_deg": {side: _stats(gaze_error[:, k]) for k, side in enumerate(("left", "right"))},
             "pose": accuracy.pose_scores(truth_rotation, np.concatenate([a["rotation"] for a in arrays]), False),
             "pose_offset_deg": {c.name: a["offset_deg"] for c, a in zip(clips, arrays)},
+            "pose_bias_deg": {c.name: accuracy.head_angle_bias_deg(c.truth.rotation[frames], a["rotation"])
+                              for c, a in zip(clips, arrays)},
             "pose_offset_removed": bool(arrays and arrays[0]["offset_removed"]),
             "found_fraction": float(found.mean()), "frames": int(found.size),
             "ms_per_frame": {"p50": float(np.median(ms)), "mean": float(ms.mean())}}
@@ -272,6 +281,8 @@ def score_outputs(clips: list[Clip], outputs: dict[str, list[MethodOutput]], mod
             vertex = [e for c, o in zip(clips, per_clip) for e in probe.vertex_errors(c.truth, o)]
             methods[method]["vertex_error_mm"] = _stats(np.array(vertex))
             methods[method]["identity_error_mm"] = {c.name: probe.identity_error(c.truth, o.frozen_identity)
+                                                    for c, o in zip(clips, per_clip)}
+            methods[method]["identity_tilt_deg"] = {c.name: probe.identity_tilt(c.truth, o.frozen_identity)
                                                     for c, o in zip(clips, per_clip)}
     for method, scores in same_frames_pose(clips, outputs, frames).items():
         methods[method]["pose_same_frames"] = scores
