@@ -169,10 +169,16 @@ def run_tracker(clip: Clip, profile: str, model: ICTFaceModel, max_frames: int |
 
 # ---------------------------------------------------------------------------------------------- scoring
 class ShapeProbe:
-    """Face-region meshes of truth and fit, in mm, for the vertex and identity errors."""
+    """Face-region meshes of truth and fit, in mm, for the vertex and identity errors; the fitted
+    points (cm) for the identity's tilt."""
 
     def __init__(self, model: ICTFaceModel):
+        from face_tracking_3dmm.correspondence import load_correspondence
+        from face_tracking_3dmm.fitting.landmark_solver import PointBases
+
         self.face = model.subset(model.region("face"))
+        correspondence = load_correspondence().fitted()
+        self.fitted_points = PointBases.from_model(model, correspondence.vertex_ids, correspondence.barycentric).arrays()
 
     def mesh_mm(self, identity: np.ndarray, expression: np.ndarray | None = None) -> np.ndarray:
         import torch
@@ -196,11 +202,15 @@ class ShapeProbe:
         return accuracy.aligned_error(self.mesh_mm(identity), self.mesh_mm(truth.identity))
 
     def identity_tilt(self, truth: truth_clips.ClipTruth, identity: np.ndarray | None) -> list[float] | None:
-        """Yaw, pitch, roll (deg) of the rotation taking the fitted neutral face onto the true one:
-        the head pose reads about this much off (its per-clip bias) for the shape alone."""
+        """Yaw, pitch, roll (deg) of the rotation taking the fitted neutral face onto the true one, at
+        the points the fit matches to MediaPipe's: the head pose reads about this much off for the
+        shape alone (on truth suites 21 / 33 / 45 the change of the per-clip pitch bias when the true
+        identity replaces the fitted one is 0.87 x this pitch, correlation 0.97 over 15 clips; the
+        whole face region's tilt correlates 0.57)."""
         if identity is None:
             return None
-        return accuracy.shape_tilt_deg(self.mesh_mm(identity), self.mesh_mm(truth.identity))
+        return accuracy.shape_tilt_deg(self.fitted_points.shape_of(np.asarray(identity, dtype=np.float64)),
+                                       self.fitted_points.shape_of(np.asarray(truth.identity, dtype=np.float64)))
 
 
 def clip_arrays(clip: Clip, output: MethodOutput, fit_offset: bool, frames: slice = slice(None)) -> dict:
