@@ -145,10 +145,10 @@ def similarity_align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def shape_tilt_deg(source: np.ndarray, target: np.ndarray) -> list[float]:
-    """Yaw, pitch, roll (deg, the model's head axes) of the rotation that best takes the face
-    ``source`` (N, 3) onto ``target`` (N, 3), model axes: how much ``source`` is itself turned
-    against ``target``. A fitted shape turned against the true one is read as the head turned the
-    other way (landmarks cannot tell one from the other), so it shows up as a constant pose bias."""
+    """Yaw, pitch, roll (deg) of the rotation that best takes the face ``source`` (N, 3, model axes)
+    onto ``target`` (N, 3): how much ``target`` is turned against ``source``. A fitted shape turned
+    against the true one is read as the head turned the other way (landmarks cannot tell one from
+    the other), so it shows up as a constant pose bias."""
     return [float(v) for v in head_angles_deg(MODEL_TO_OPTICAL @ similarity_rotation(source, target)[1])[0]]
 
 
