@@ -192,6 +192,35 @@ def test_similarity_alignment_removes_scale_rotation_translation():
     assert 0.0 < accuracy.aligned_error(noisy, points) < 0.1
 
 
+def test_head_angle_bias_is_the_mean_signed_error_over_found_frames():
+    angles = [(30, 10, -5), (-60, -20, 15), (5, 25, 0), (0, 0, 0)]
+    truth = np.stack([MODEL_TO_OPTICAL @ matrix_from_euler_yxz_np(*np.radians(a)) for a in angles])
+    read = np.stack([MODEL_TO_OPTICAL @ matrix_from_euler_yxz_np(*np.radians((y + 1, p + 4, r))) for y, p, r in angles])
+    read[3] = np.nan                                                  # a frame the method missed
+    np.testing.assert_allclose(accuracy.head_angle_bias_deg(truth, read), [1.0, 4.0, 0.0], atol=1e-9)
+    assert accuracy.head_angle_bias_deg(truth, np.full_like(read, np.nan)) is None
+
+
+def test_shape_tilt_is_the_rotation_between_two_faces():
+    """A face turned 5 deg in pitch (about the model's x) against another, scaled and moved: its tilt
+    back onto the other is -5 deg of pitch; yaw and roll are read on their own axes."""
+    face = np.random.default_rng(2).normal(size=(60, 3))
+    tilted = 1.1 * face @ matrix_from_euler_yxz_np(0.0, np.radians(5.0), 0.0).T + [0.3, 0.0, -1.0]
+    np.testing.assert_allclose(accuracy.shape_tilt_deg(tilted, face), [0.0, -5.0, 0.0], atol=1e-9)
+    turned = face @ matrix_from_euler_yxz_np(np.radians(-3.0), 0.0, np.radians(2.0)).T
+    np.testing.assert_allclose(accuracy.shape_tilt_deg(face, turned), [-3.0, 0.0, 2.0], atol=1e-9)
+
+
+def test_pitch_bias_lines_name_each_clip_and_the_identity_tilt():
+    from face_tracking_3dmm.evaluation.accuracy_report import pitch_bias_lines
+
+    methods = {"mediapipe": {"pose_bias_deg": {"a": [0.0, 0.1, 0.0], "b": None}},
+               "tracker": {"pose_bias_deg": {"a": [1.0, -3.3, 0.0], "b": [0.0, 2.0, 0.0]},
+                           "identity_tilt_deg": {"a": [0.0, -2.5, 0.0], "b": None}}}
+    assert pitch_bias_lines(methods) == ["Head pitch bias per clip deg (a / b):", "  mediapipe: +0.1 / -",
+                                         "  tracker: -3.3 / +2.0; identity pitch tilt against the truth -2.5 / -"]
+
+
 @pytest.mark.slow
 def test_quick_benchmark_writes_json_png_and_contact_sheet(model, tmp_path, monkeypatch):
     from face_tracking_3dmm.evaluation import accuracy_bench
@@ -208,6 +237,7 @@ def test_quick_benchmark_writes_json_png_and_contact_sheet(model, tmp_path, monk
         assert len(scores["channels"]) == 53 and scores["found_fraction"] > 0.9
     assert all(scores["pose_same_frames"]["frames"] > 0 for scores in result["methods"].values())
     assert "vertex_error_mm" in result["methods"]["tracker"] and "identity_error_mm" in result["methods"]["tracker"]
+    assert set(result["methods"]["tracker"]["identity_tilt_deg"]) == set(result["methods"]["tracker"]["pose_bias_deg"])
     assert result["methods"]["mediapipe"]["pose"]["geodesic_mean"] < 10.0
     assert {"truth", "mediapipe", "tracker"} <= set(result["curves"])
     assert (tmp_path / "out" / "accuracy.png").stat().st_size > 10_000

@@ -82,6 +82,21 @@ def head_angles_deg(rotation: np.ndarray) -> np.ndarray:
     return np.degrees(np.stack((yaw, pitch, roll), axis=1))
 
 
+def signed_angle_errors_deg(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """(N, 3) read minus true yaw, pitch, roll (deg, wrapped to [-180, 180)) of (N, 3, 3) rotations."""
+    return (head_angles_deg(predicted) - head_angles_deg(truth) + 180.0) % 360.0 - 180.0
+
+
+def head_angle_bias_deg(truth: np.ndarray, predicted: np.ndarray) -> list[float] | None:
+    """Mean signed yaw, pitch, roll error (deg) over the frames with a finite prediction (None when
+    there is none): the constant part of one clip's pose error, e.g. one person's head read tilted."""
+    truth, predicted = np.asarray(truth, dtype=np.float64), np.asarray(predicted, dtype=np.float64)
+    rows = np.isfinite(predicted).all((1, 2))
+    if not rows.any():
+        return None
+    return [float(v) for v in signed_angle_errors_deg(truth[rows], predicted[rows]).mean(0)]
+
+
 def pose_scores(truth: np.ndarray, predicted: np.ndarray, fit_offset: bool) -> dict:
     """Head-pose error: geodesic mean/median/p95, per-axis MAE (deg) and gain (slope of the read angle
     against the true one; None where the truth spans under 1 deg) over frames with a prediction.
@@ -99,7 +114,7 @@ def pose_scores(truth: np.ndarray, predicted: np.ndarray, fit_offset: bool) -> d
     p = p @ offset.T
     geodesic = metrics.geodesic_deg(t, p)
     true_angles = head_angles_deg(t)
-    signed = (head_angles_deg(p) - true_angles + 180.0) % 360.0 - 180.0
+    signed = signed_angle_errors_deg(t, p)
     axes = np.abs(signed)
     # Gain: slope of the read angle against the true one (1 = neither under- nor over-read).
     gains = [float(np.polyfit(true_angles[:, k], true_angles[:, k] + signed[:, k], 1)[0])
@@ -112,16 +127,29 @@ def pose_scores(truth: np.ndarray, predicted: np.ndarray, fit_offset: bool) -> d
             "offset_deg": float(metrics.geodesic_deg(np.eye(3), offset)[0]) if fit_offset else None}
 
 
+def similarity_rotation(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+    """Scale and (3, 3) rotation of the similarity that best takes ``source`` (N, 3) onto ``target``
+    (N, 3) once both are centred (Umeyama)."""
+    source, target = np.asarray(source, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    s, t = source - source.mean(0), target - target.mean(0)
+    u, sigma, vt = np.linalg.svd(t.T @ s)
+    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    return float(np.trace(np.diag(sigma) @ d) / np.sum(s * s)), u @ d @ vt
+
+
 def similarity_align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """``source`` (N, 3) moved by the scale, rotation and translation that best fit ``target`` (Umeyama)."""
     source, target = np.asarray(source, dtype=np.float64), np.asarray(target, dtype=np.float64)
-    mu_s, mu_t = source.mean(0), target.mean(0)
-    s, t = source - mu_s, target - mu_t
-    u, sigma, vt = np.linalg.svd(t.T @ s)
-    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
-    rotation = u @ d @ vt
-    scale = np.trace(np.diag(sigma) @ d) / np.sum(s * s)
-    return scale * s @ rotation.T + mu_t
+    scale, rotation = similarity_rotation(source, target)
+    return scale * (source - source.mean(0)) @ rotation.T + target.mean(0)
+
+
+def shape_tilt_deg(source: np.ndarray, target: np.ndarray) -> list[float]:
+    """Yaw, pitch, roll (deg) of the rotation that best takes the face ``source`` (N, 3, model axes)
+    onto ``target`` (N, 3): how much ``target`` is turned against ``source``. A fitted shape turned
+    against the true one is read as the head turned the other way (landmarks cannot tell one from
+    the other), so it shows up as a constant pose bias."""
+    return [float(v) for v in head_angles_deg(MODEL_TO_OPTICAL @ similarity_rotation(source, target)[1])[0]]
 
 
 def aligned_error(predicted: np.ndarray, truth: np.ndarray) -> float:

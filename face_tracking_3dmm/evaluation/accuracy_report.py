@@ -92,6 +92,7 @@ def format_table(result: dict) -> str:
                  "method on the frames all found, one offset per method over the suite (as AFLW2000). MediaPipe gaze: its eyeLook* scores at "
                  "ARKit's angles + its head rotation. Gaze of 'eyes straight ahead' with the true head pose: "
                  f"{_cell(result.get('gaze_straight_ahead_deg'), '{:.1f}')} deg.")
+    lines += pitch_bias_lines(result["methods"])
     block = result.get("offline_subsample")
     if block:
         lines += [""] + _table(block["methods"], [], f"Offline subsample: clip {block['clip']}, frames "
@@ -100,6 +101,21 @@ def format_table(result: dict) -> str:
     if annotations:
         lines += ["", *annotation_lines(annotations)]
     return "\n".join(lines)
+
+
+def pitch_bias_lines(methods: dict) -> list[str]:
+    """Per clip, each method's mean signed pitch error as scored in its row and, for a fit, its
+    start-up identity's own pitch against the true face's (a tilted shape reads as a tilted head)."""
+    def cells(values: dict) -> str:
+        return " / ".join(_cell(None if v is None else v[1], "{:+.1f}") for v in values.values())
+
+    lines = [f"Head pitch bias per clip deg ({' / '.join(next(iter(methods.values())).get('pose_bias_deg', {}))}):"]
+    for method, scores in methods.items():
+        if "pose_bias_deg" in scores:
+            tilt = scores.get("identity_tilt_deg")
+            lines.append(f"  {method}: {cells(scores['pose_bias_deg'])}"
+                         + (f"; identity pitch tilt against the truth {cells(tilt)}" if tilt else ""))
+    return lines
 
 
 def annotation_lines(annotations: dict) -> list[str]:
