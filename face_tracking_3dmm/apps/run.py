@@ -30,6 +30,8 @@ CAMERA_INFO_TOPIC = "/" + REMAPPINGS["camera_info"]
 OVERLAY_TOPIC = "/overlay"
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+#: Frames the recorder's camera subscriptions queue (3 s at 10 fps) before best effort drops one.
+RECORD_QUEUE_DEPTH = 30
 #: Frames whose latencies and stage times the summary's percentiles cover (the latest), so that a
 #: live camera running for days keeps memory bounded.
 SUMMARY_WINDOW = 100_000
@@ -201,16 +203,19 @@ def run(source: str, output: Path, *, params_file: Path | None = None, max_frame
 def _start_nodes(pipeline: graph.Graph, source: str, params_file: Path, rate: float, loop: bool,
                  record_images: bool, startup_timeout_s: float, progress: bool) -> None:
     """The tracker first, until it listens and answers; then the camera."""
-    from rclpy.qos import qos_profile_sensor_data
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     pipeline.start("tracker", graph.node_command("tracker", params_file=params_file, remappings=REMAPPINGS))
     if progress:
         print("starting the tracker node (loading the model and MediaPipe)...", flush=True)
     pipeline.wait_for_tracker(IMAGE_TOPIC, startup_timeout_s)
-    # Before the camera starts (sensor-data QoS, as it publishes), so that its first frames count.
-    pipeline.recorder.subscribe(CAMERA_INFO_TOPIC, CAMERA_INFO_TYPE, qos_profile_sensor_data)
+    # Before the camera starts (best effort, as it publishes), so that its first frames count; a queue of
+    # RECORD_QUEUE_DEPTH frames, not sensor data's 5, so that a recorder stalled for a moment on a busy
+    # machine still records every frame's CameraInfo.
+    recording = QoSProfile(depth=RECORD_QUEUE_DEPTH, reliability=ReliabilityPolicy.BEST_EFFORT)
+    pipeline.recorder.subscribe(CAMERA_INFO_TOPIC, CAMERA_INFO_TYPE, recording)
     if record_images:
-        pipeline.recorder.subscribe(IMAGE_TOPIC, IMAGE_TYPE, qos_profile_sensor_data)
+        pipeline.recorder.subscribe(IMAGE_TOPIC, IMAGE_TYPE, recording)
     camera_parameters = {"source": str(source), "rate": float(rate), "loop": loop}
     pipeline.start("camera", graph.node_command("camera", params_file=params_file, parameters=camera_parameters,
                                                 remappings=REMAPPINGS))
