@@ -129,6 +129,24 @@ def test_blink_peak_value_and_timing():
     assert missed["peak_value"] is None
 
 
+def test_peak_frame_is_the_middle_of_a_flat_top():
+    assert accuracy.peak_frame(np.array([0.1, 0.9, 0.4])) == 1.0
+    assert accuracy.peak_frame(np.array([0.0, 0.92, 0.92, 0.38])) == 1.5         # even-length blink
+    assert accuracy.peak_frame(np.array([0.2, 1.0, 1.0, 1.0, 0.99, 0.3, 1.0])) == 2.5   # 0.99 within 0.02
+    assert accuracy.peak_frame(np.array([np.nan, 0.5, 0.6, np.nan])) == 2.0
+    with pytest.raises(ValueError):
+        accuracy.peak_frame(np.full(3, np.nan))
+
+
+def test_blink_timing_counts_from_the_middle_of_both_tops():
+    truth = np.zeros(20)
+    truth[5:11] = [0.5, 1.0, 1.0, 1.0, 1.0, 0.5]                 # a wink held shut: its middle is 7.5
+    reading = np.zeros(20)
+    reading[6:10] = 1.0                                          # clipped at 1.0 on frames 6-9
+    (score,) = accuracy.blink_scores(truth, reading, [(5, 11, 7)])
+    assert score["timing_error_frames"] == 0.0 and score["peak_value"] == 1.0
+
+
 def test_blink_summary_counts_caught_peaks_and_their_signed_timing():
     from face_tracking_3dmm.evaluation.accuracy_bench import blink_summary
 

@@ -16,6 +16,9 @@ from face_tracking_3dmm.geometry import MODEL_TO_OPTICAL
 EXCITED_RANGE = 0.1
 #: Frames either side of a truth blink searched for the method's peak.
 BLINK_MARGIN = 3
+#: Values within this of a blink's highest belong to its top: a flat top (a wink held shut, a reading
+#: clipped at 1.0, two equal middle frames of an even-length blink) peaks at its middle, not its first frame.
+PEAK_TOLERANCE = 0.02
 
 
 def pearson(truth: np.ndarray, predicted: np.ndarray) -> float | None:
@@ -47,11 +50,28 @@ def channel_scores(truth: np.ndarray, predicted: np.ndarray, names: Sequence[str
     return out
 
 
+def peak_frame(values: np.ndarray, tolerance: float = PEAK_TOLERANCE) -> float:
+    """(N,) values with at least one finite -> the middle (a frame index, maybe x.5) of the contiguous
+    run of frames around the highest value whose values are within ``tolerance`` of it."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1 or not np.isfinite(values).any():
+        raise ValueError(f"peak_frame needs a 1-D series with a finite value, got shape {values.shape}")
+    best = int(np.nanargmax(values))
+    top = np.nan_to_num(values, nan=-np.inf) >= values[best] - tolerance
+    first, last = best, best
+    while first > 0 and top[first - 1]:
+        first -= 1
+    while last < len(values) - 1 and top[last + 1]:
+        last += 1
+    return (first + last) / 2.0
+
+
 def blink_scores(truth: np.ndarray, predicted: np.ndarray, events: Sequence[tuple[int, int, int]],
                  margin: int = BLINK_MARGIN) -> list[dict]:
     """Per truth blink (start, end, peak frame): the method's highest value within the blink
-    +- ``margin`` frames and the frame offset of that peak from the truth's (None: no frames)."""
-    predicted = np.asarray(predicted, dtype=np.float64)
+    +- ``margin`` frames and the frame offset of its peak from the truth's, both the middle of
+    their tops (:func:`peak_frame`; None: no frames)."""
+    truth, predicted = np.asarray(truth, dtype=np.float64), np.asarray(predicted, dtype=np.float64)
     out = []
     for start, end, peak in events:
         lo, hi = max(0, start - margin), min(len(predicted), end + margin)
@@ -59,8 +79,8 @@ def blink_scores(truth: np.ndarray, predicted: np.ndarray, events: Sequence[tupl
         if not np.isfinite(window).any():
             out.append({"peak_value": None, "timing_error_frames": None, "truth_peak": float(truth[peak])})
             continue
-        best = int(np.nanargmax(window))
-        out.append({"peak_value": float(window[best]), "timing_error_frames": lo + best - peak,
+        timing = lo + peak_frame(window) - (start + peak_frame(truth[start:end]))
+        out.append({"peak_value": float(np.nanmax(window)), "timing_error_frames": timing,
                     "truth_peak": float(truth[peak])})
     return out
 
