@@ -265,3 +265,62 @@ def filter_faces(filters: list[PoseExpressionFilter], rotations: np.ndarray, tra
     filtered = filter_together([filt._motion(motions.shape[1] - 3) for filt in filters], motions, timestamp_s)
     return (filter_rotations_together([filt.rotation for filt in filters], rotations, timestamp_s),
             filtered[:, :3], np.clip(filtered[:, 3:], 0.0, 1.0))
+
+
+#: Time constant (s) of the eyes' vergence (the left minus right eye's yaw) in
+#: :class:`BinocularCoupling`: vergence follows a change of fixation distance within about a second,
+#: while saccades move both eyes together in tens of milliseconds.
+VERGENCE_TIME_CONSTANT_S = 1.0
+
+
+class BinocularCoupling:
+    """Both eyes' gaze angles from one shared movement (Hering's law: the eyes turn together).
+
+    Per frame both eyes get the mean of their yaws (version, which carries saccades at once) and
+    the mean of their pitches (vertical vergence is ~0 in healthy eyes); the difference of the
+    yaws (vergence, which follows the fixation distance) is low-passed with
+    :data:`VERGENCE_TIME_CONSTANT_S`. Averaging halves the variance of the two irises' independent
+    errors, and the eyes no longer wander apart on their own. While one eye is shut (or its angles
+    are not finite) it follows the open one at the last vergence.
+
+    Args:
+        time_constant_s: vergence time constant (s); 0 keeps each frame's own difference.
+    """
+
+    def __init__(self, time_constant_s: float = VERGENCE_TIME_CONSTANT_S):
+        if not time_constant_s >= 0:
+            raise ValueError(f"time_constant_s must be >= 0, got {time_constant_s}")
+        self.time_constant_s = float(time_constant_s)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the vergence: the next frame with both eyes open starts it afresh."""
+        self._vergence: float | None = None
+        self._time: float | None = None
+
+    def __call__(self, angles: np.ndarray, open_eyes: np.ndarray, timestamp_s: float) -> np.ndarray:
+        """(2, 2) coupled yaw, pitch (rad; left eye first) from each eye's own (2, 2) ``angles``;
+        ``open_eyes`` (2,) bool. With no usable eye the angles come back unchanged."""
+        angles = np.asarray(angles, np.float64)
+        if angles.shape != (2, 2) or np.shape(open_eyes) != (2,):
+            raise ValueError(f"need (2, 2) angles and (2,) open_eyes, got {angles.shape}, {np.shape(open_eyes)}")
+        usable = np.asarray(open_eyes, bool) & np.isfinite(angles).all(1)
+        if not usable.any():
+            return angles.copy()
+        if usable.all():
+            self._follow_vergence(float(angles[0, 0] - angles[1, 0]), timestamp_s)
+            version, pitch = angles.mean(0)
+        else:
+            eye = int(np.flatnonzero(usable)[0])
+            version = angles[eye, 0] - (0.5 if eye == 0 else -0.5) * (self._vergence or 0.0)
+            pitch = angles[eye, 1]
+        half = 0.5 * (self._vergence or 0.0)
+        return np.array([[version + half, pitch], [version - half, pitch]])
+
+    def _follow_vergence(self, vergence: float, timestamp_s: float) -> None:
+        dt = None if self._time is None else timestamp_s - self._time
+        self._time = timestamp_s
+        if self._vergence is None or dt is None or not 0 < dt <= RESTART_GAP_S or self.time_constant_s == 0:
+            self._vergence = vergence
+        else:
+            self._vergence += (1.0 - math.exp(-dt / self.time_constant_s)) * (vergence - self._vergence)
