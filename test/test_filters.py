@@ -225,34 +225,34 @@ def test_one_euro_weights_and_finiteness_kernels():
 
 
 def test_binocular_coupling_moves_both_eyes_together_at_once():
-    """A saccade (both eyes' yaw jumps) passes in the same frame; each eye's own noise is shared."""
+    """A saccade (both eyes' angles jump alike) passes in the same frame; the difference is kept."""
     coupling = BinocularCoupling(1.0)
     both_open = np.array([True, True])
     first = coupling(np.radians([[2.0, 4.0], [-2.0, 6.0]]), both_open, 0.0)
-    np.testing.assert_allclose(np.degrees(first), [[2.0, 5.0], [-2.0, 5.0]], atol=1e-9)   # pitch shared
-    jumped = coupling(np.radians([[22.0, 5.0], [18.0, 5.0]]), both_open, 1.0 / FPS)
-    np.testing.assert_allclose(np.degrees(jumped), [[22.0, 5.0], [18.0, 5.0]], atol=1e-9)  # vergence 4 kept
+    np.testing.assert_allclose(np.degrees(first), [[2.0, 4.0], [-2.0, 6.0]], atol=1e-9)   # the start
+    jumped = coupling(np.radians([[22.0, -6.0], [18.0, -4.0]]), both_open, 1.0 / FPS)
+    np.testing.assert_allclose(np.degrees(jumped), [[22.0, -6.0], [18.0, -4.0]], atol=1e-9)
 
 
-def test_binocular_coupling_low_passes_the_vergence():
+def test_binocular_coupling_low_passes_the_difference():
     coupling = BinocularCoupling(1.0)
     both_open = np.array([True, True])
     coupling(np.zeros((2, 2)), both_open, 0.0)
-    noisy = coupling(np.radians([[3.0, 0.0], [-3.0, 0.0]]), both_open, 0.1)     # a 6 deg difference, one frame
-    expected = 6.0 * (1.0 - np.exp(-0.1))
-    np.testing.assert_allclose(np.degrees(noisy[:, 0]), [expected / 2, -expected / 2], atol=1e-9)
+    noisy = coupling(np.radians([[3.0, 1.0], [-3.0, -1.0]]), both_open, 0.1)    # one frame apart
+    expected = np.array([6.0, 2.0]) * (1.0 - np.exp(-0.1))
+    np.testing.assert_allclose(np.degrees(noisy), [expected / 2, -expected / 2], atol=1e-9)
     for step in range(2, 60):                                                   # held: it converges
-        settled = coupling(np.radians([[3.0, 0.0], [-3.0, 0.0]]), both_open, 0.1 * step)
-    np.testing.assert_allclose(np.degrees(settled[:, 0]), [3.0, -3.0], atol=0.01)
+        settled = coupling(np.radians([[3.0, 1.0], [-3.0, -1.0]]), both_open, 0.1 * step)
+    np.testing.assert_allclose(np.degrees(settled), [[3.0, 1.0], [-3.0, -1.0]], atol=0.01)
 
 
 def test_binocular_coupling_lets_a_shut_eye_follow_the_open_one():
     coupling = BinocularCoupling(1.0)
-    coupling(np.radians([[1.0, 0.0], [-1.0, 0.0]]), np.array([True, True]), 0.0)       # vergence 2 deg
+    coupling(np.radians([[1.0, 0.5], [-1.0, -0.5]]), np.array([True, True]), 0.0)     # difference 2, 1 deg
     winking = coupling(np.radians([[0.0, 40.0], [9.0, -3.0]]), np.array([False, True]), 0.1)
-    np.testing.assert_allclose(np.degrees(winking), [[11.0, -3.0], [9.0, -3.0]], atol=1e-9)
+    np.testing.assert_allclose(np.degrees(winking), [[11.0, -2.0], [9.0, -3.0]], atol=1e-9)
     unusable = coupling(np.array([[np.nan, 0.0], [0.1, 0.2]]), np.array([True, True]), 0.2)
-    np.testing.assert_allclose(np.degrees(unusable), np.degrees([[0.1 + np.radians(2.0), 0.2], [0.1, 0.2]]), atol=1e-9)
+    np.testing.assert_allclose(unusable, [[0.1 + np.radians(2.0), 0.2 + np.radians(1.0)], [0.1, 0.2]], atol=1e-12)
     shut = coupling(np.radians([[5.0, 5.0], [6.0, 6.0]]), np.array([False, False]), 0.3)
     np.testing.assert_allclose(np.degrees(shut), [[5.0, 5.0], [6.0, 6.0]], atol=1e-9)   # nothing to couple to
 

@@ -267,7 +267,7 @@ def filter_faces(filters: list[PoseExpressionFilter], rotations: np.ndarray, tra
             filtered[:, :3], np.clip(filtered[:, 3:], 0.0, 1.0))
 
 
-#: Time constant (s) of the eyes' vergence (the left minus right eye's yaw) in
+#: Time constant (s) of the low-pass on the difference between the two eyes' angles in
 #: :class:`BinocularCoupling`: vergence follows a change of fixation distance within about a second,
 #: while saccades move both eyes together in tens of milliseconds.
 VERGENCE_TIME_CONSTANT_S = 1.0
@@ -276,15 +276,16 @@ VERGENCE_TIME_CONSTANT_S = 1.0
 class BinocularCoupling:
     """Both eyes' gaze angles from one shared movement (Hering's law: the eyes turn together).
 
-    Per frame both eyes get the mean of their yaws (version, which carries saccades at once) and
-    the mean of their pitches (vertical vergence is ~0 in healthy eyes); the difference of the
-    yaws (vergence, which follows the fixation distance) is low-passed with
-    :data:`VERGENCE_TIME_CONSTANT_S`. Averaging halves the variance of the two irises' independent
-    errors, and the eyes no longer wander apart on their own. While one eye is shut (or its angles
-    are not finite) it follows the open one at the last vergence.
+    Per frame both eyes get the mean of their angles (the version, which carries saccades at once)
+    plus or minus half their difference low-passed with :data:`VERGENCE_TIME_CONSTANT_S` (the yaw
+    difference is vergence, which follows the fixation distance; the pitch difference of healthy
+    eyes is ~0, so what stays of it is the measurement's own per-eye offset). Averaging halves the
+    variance of the two irises' independent errors, and the eyes no longer wander apart on their
+    own. While one eye is shut (or its angles are not finite) it follows the open one at the last
+    difference.
 
     Args:
-        time_constant_s: vergence time constant (s); 0 keeps each frame's own difference.
+        time_constant_s: time constant (s) of the difference; 0 keeps each frame's own.
     """
 
     def __init__(self, time_constant_s: float = VERGENCE_TIME_CONSTANT_S):
@@ -294,8 +295,8 @@ class BinocularCoupling:
         self.reset()
 
     def reset(self) -> None:
-        """Forget the vergence: the next frame with both eyes open starts it afresh."""
-        self._vergence: float | None = None
+        """Forget the difference: the next frame with both eyes open starts it afresh."""
+        self._difference = np.zeros(2)
         self._time: float | None = None
 
     def __call__(self, angles: np.ndarray, open_eyes: np.ndarray, timestamp_s: float) -> np.ndarray:
@@ -307,20 +308,18 @@ class BinocularCoupling:
         usable = np.asarray(open_eyes, bool) & np.isfinite(angles).all(1)
         if not usable.any():
             return angles.copy()
+        half = 0.5 * self._difference
         if usable.all():
-            self._follow_vergence(float(angles[0, 0] - angles[1, 0]), timestamp_s)
-            version, pitch = angles.mean(0)
+            self._follow(angles[0] - angles[1], timestamp_s)
+            half = 0.5 * self._difference
+            version = angles.mean(0)
         else:
-            eye = int(np.flatnonzero(usable)[0])
-            version = angles[eye, 0] - (0.5 if eye == 0 else -0.5) * (self._vergence or 0.0)
-            pitch = angles[eye, 1]
-        half = 0.5 * (self._vergence or 0.0)
-        return np.array([[version + half, pitch], [version - half, pitch]])
+            version = angles[0] - half if usable[0] else angles[1] + half
+        return np.stack((version + half, version - half))
 
-    def _follow_vergence(self, vergence: float, timestamp_s: float) -> None:
+    def _follow(self, difference: np.ndarray, timestamp_s: float) -> None:
         dt = None if self._time is None else timestamp_s - self._time
+        restart = dt is None or not 0 < dt <= RESTART_GAP_S or self.time_constant_s == 0
         self._time = timestamp_s
-        if self._vergence is None or dt is None or not 0 < dt <= RESTART_GAP_S or self.time_constant_s == 0:
-            self._vergence = vergence
-        else:
-            self._vergence += (1.0 - math.exp(-dt / self.time_constant_s)) * (vergence - self._vergence)
+        self._difference = difference if restart else (
+            self._difference + (1.0 - math.exp(-dt / self.time_constant_s)) * (difference - self._difference))
