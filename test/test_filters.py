@@ -7,7 +7,7 @@ import torch
 
 from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.geometry import axis_angle_to_matrix, matrix_to_axis_angle
-from face_tracking_3dmm.tracking.filters import (OneEuroFilter, PoseExpressionFilter, RotationOneEuroFilter, filter_faces,
+from face_tracking_3dmm.tracking.filters import (BinocularCoupling, OneEuroFilter, PoseExpressionFilter, RotationOneEuroFilter, filter_faces,
                                                 filter_rotations_together, filter_together, smoothing_factor)
 
 FPS = 30.0
@@ -222,3 +222,43 @@ def test_one_euro_weights_and_finiteness_kernels():
     np.testing.assert_allclose(speed, raw, rtol=1e-14)
     assert all_finite(np.eye(3), np.zeros(2)) and not all_finite(np.zeros(2), np.array([1.0, np.nan]))
     assert not all_finite(np.array([[np.inf]]), np.zeros(1))
+
+
+def test_binocular_coupling_moves_both_eyes_together_at_once():
+    """A saccade (both eyes' angles jump alike) passes in the same frame; the difference is kept."""
+    coupling = BinocularCoupling(1.0)
+    both_open = np.array([True, True])
+    first = coupling(np.radians([[2.0, 4.0], [-2.0, 6.0]]), both_open, 0.0)
+    np.testing.assert_allclose(np.degrees(first), [[2.0, 4.0], [-2.0, 6.0]], atol=1e-9)   # the start
+    jumped = coupling(np.radians([[22.0, -6.0], [18.0, -4.0]]), both_open, 1.0 / FPS)
+    np.testing.assert_allclose(np.degrees(jumped), [[22.0, -6.0], [18.0, -4.0]], atol=1e-9)
+
+
+def test_binocular_coupling_low_passes_the_difference():
+    coupling = BinocularCoupling(1.0)
+    both_open = np.array([True, True])
+    coupling(np.zeros((2, 2)), both_open, 0.0)
+    noisy = coupling(np.radians([[3.0, 1.0], [-3.0, -1.0]]), both_open, 0.1)    # one frame apart
+    expected = np.array([6.0, 2.0]) * (1.0 - np.exp(-0.1))
+    np.testing.assert_allclose(np.degrees(noisy), [expected / 2, -expected / 2], atol=1e-9)
+    for step in range(2, 60):                                                   # held: it converges
+        settled = coupling(np.radians([[3.0, 1.0], [-3.0, -1.0]]), both_open, 0.1 * step)
+    np.testing.assert_allclose(np.degrees(settled), [[3.0, 1.0], [-3.0, -1.0]], atol=0.01)
+
+
+def test_binocular_coupling_lets_a_shut_eye_follow_the_open_one():
+    coupling = BinocularCoupling(1.0)
+    coupling(np.radians([[1.0, 0.5], [-1.0, -0.5]]), np.array([True, True]), 0.0)     # difference 2, 1 deg
+    winking = coupling(np.radians([[0.0, 40.0], [9.0, -3.0]]), np.array([False, True]), 0.1)
+    np.testing.assert_allclose(np.degrees(winking), [[11.0, -2.0], [9.0, -3.0]], atol=1e-9)
+    unusable = coupling(np.array([[np.nan, 0.0], [0.1, 0.2]]), np.array([True, True]), 0.2)
+    np.testing.assert_allclose(unusable, [[0.1 + np.radians(2.0), 0.2 + np.radians(1.0)], [0.1, 0.2]], atol=1e-12)
+    shut = coupling(np.radians([[5.0, 5.0], [6.0, 6.0]]), np.array([False, False]), 0.3)
+    np.testing.assert_allclose(np.degrees(shut), [[5.0, 5.0], [6.0, 6.0]], atol=1e-9)   # nothing to couple to
+
+
+def test_binocular_coupling_checks_its_input():
+    with pytest.raises(ValueError, match=">= 0"):
+        BinocularCoupling(-1.0)
+    with pytest.raises(ValueError, match="need"):
+        BinocularCoupling()(np.zeros(4), np.array([True, True]), 0.0)

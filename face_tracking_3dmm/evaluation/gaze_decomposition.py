@@ -5,7 +5,16 @@ the truth swapped in one piece at a time, on the accuracy benchmark's clips.
 * ``fit``: MediaPipe's iris centre, the fitted eyeball centre (in the published, filtered pose);
 * ``true_iris``: the truth's iris centre in the image, the fitted eyeball centre;
 * ``true_centre``: MediaPipe's iris centre, the truth's eyeball centre and iris depth;
-* ``both_true``: both from the truth: the floor of the method on these renders.
+* ``both_true``: both from the truth: the floor of the method on these renders;
+* ``true_pose``: MediaPipe's iris centre, the fitted identity's eyeball centres placed by the
+  truth's head pose (rotation and translation): what the head pose's error costs;
+* ``true_identity``: MediaPipe's iris centre, the truth's eyeball centres and iris depth placed by
+  the fitted head pose: what the identity's eyeball placement costs.
+
+Expressions do not enter: neither the truth's nor the fit's eyeballs move with them (only through
+the head pose they shift the fit's). Each variant also gets its mean signed yaw / pitch error in the
+truth's head frame (:func:`head_frame_bias_deg`): a bias that every frame shares, unlike the angle
+errors, is what a per-person calibration would remove.
 
 The truth's iris centre is the centre of the circle the renderer paints as the limbus
 (:data:`IRIS_HALF_ANGLE_DEG` from the eye's forward axis), fitted to the eyeball vertices on that
@@ -18,10 +27,10 @@ import numpy as np
 from face_tracking_3dmm.correspondence import IRIS_CENTRES
 from face_tracking_3dmm.evaluation import accuracy
 from face_tracking_3dmm.evaluation.truth_render import FrameTruth, TruthRenderer
-from face_tracking_3dmm.fitting.gaze import IRIS_HALF_ANGLE_DEG, eyeball_geometry, gaze_from_iris
+from face_tracking_3dmm.fitting.gaze import IRIS_HALF_ANGLE_DEG, eyeball_geometry, gaze_from_iris, yaw_pitch
 from face_tracking_3dmm.geometry import CameraIntrinsics, project_np
 
-VARIANTS = ("fit", "true_iris", "true_centre", "both_true")
+VARIANTS = ("fit", "true_iris", "true_centre", "both_true", "true_pose", "true_identity")
 #: Eyeball vertices within this many degrees of the painted limbus circle define it.
 LIMBUS_BAND_DEG = 4.0
 CM_TO_M = 0.01
@@ -62,9 +71,22 @@ class GazeTruth:
         return tuple(points * CM_TO_M @ truth.rotation.T + truth.translation for points in (centres, limbus))
 
 
+def head_frame_bias_deg(gaze: np.ndarray, truth_gaze: np.ndarray, head_rotation: np.ndarray) -> np.ndarray:
+    """(..., 2) signed yaw, pitch errors (deg; :func:`yaw_pitch`'s signs: +yaw towards the person's
+    left, +pitch down) of (..., 3) unit gazes against ``truth_gaze`` (..., 3), both in the camera
+    frame, measured in the head frame of ``head_rotation`` ((3, 3) head-to-camera)."""
+    gaze, truth_gaze = np.asarray(gaze, np.float64), np.asarray(truth_gaze, np.float64)
+    if gaze.shape != truth_gaze.shape or gaze.shape[-1] != 3 or np.shape(head_rotation) != (3, 3):
+        raise ValueError(f"need matching (..., 3) gazes and a (3, 3) rotation, got {gaze.shape}, "
+                         f"{truth_gaze.shape}, {np.shape(head_rotation)}")
+    angles = [yaw_pitch(vectors.reshape(-1, 3) @ np.asarray(head_rotation, np.float64)) for vectors in (gaze, truth_gaze)]
+    return np.degrees(angles[0] - angles[1]).reshape(gaze.shape[:-1] + (2,))
+
+
 def frame_errors(gaze_truth: GazeTruth, truth: FrameTruth, face, model, camera: CameraIntrinsics) -> dict:
-    """Gaze errors (deg, (2,) left and right) of each of :data:`VARIANTS` in one frame, and the
-    pixel errors of MediaPipe's iris centre and of the fitted eyeball centre.
+    """Gaze errors (deg, (2,) left and right) of each of :data:`VARIANTS` in one frame, their signed
+    head-frame yaw / pitch errors (``{variant}_bias``, (2, 2)), and the pixel errors of MediaPipe's
+    iris centre and of the fitted eyeball centre.
 
     Args:
         face: the tracker's FaceResult of the frame (``landmarks_mediapipe`` set; its pose and
@@ -73,20 +95,25 @@ def frame_errors(gaze_truth: GazeTruth, truth: FrameTruth, face, model, camera: 
     true_centres, true_limbus = gaze_truth.eyes(truth)
     true_depth = np.linalg.norm(true_limbus - true_centres, axis=1)
     fitted_centres = face.eye_centers @ face.rotation.T + face.translation
-    fitted_depth = eyeball_geometry(model, _tensor(face.identity)).iris_depth_cm * CM_TO_M
+    fitted_depth = np.full(2, eyeball_geometry(model, _tensor(face.identity)).iris_depth_cm * CM_TO_M)
     irises = np.asarray(face.landmarks_mediapipe, np.float64)[list(IRIS_CENTRES)]
     seen = project_np(fitted_centres, camera)
     if np.linalg.norm(seen - irises[::-1], axis=1).sum() < np.linalg.norm(seen - irises, axis=1).sum():
         irises = irises[::-1]                   # left eye first, as the centres
     true_irises = project_np(true_limbus, camera)
-    inputs = {"fit": (irises, fitted_centres, np.full(2, fitted_depth)),
-              "true_iris": (true_irises, fitted_centres, np.full(2, fitted_depth)),
+    true_head_centres = gaze_truth.renderer.eye_centres(truth.identity) * CM_TO_M
+    inputs = {"fit": (irises, fitted_centres, fitted_depth),
+              "true_iris": (true_irises, fitted_centres, fitted_depth),
               "true_centre": (irises, true_centres, true_depth),
-              "both_true": (true_irises, true_centres, true_depth)}
+              "both_true": (true_irises, true_centres, true_depth),
+              "true_pose": (irises, face.eye_centers @ truth.rotation.T + truth.translation, fitted_depth),
+              "true_identity": (irises, true_head_centres @ face.rotation.T + face.translation, true_depth)}
     gaze = truth.gaze()
-    errors = {name: np.array([accuracy.angle_deg(gaze_from_iris(px[k:k + 1], centres[k:k + 1], depth[k], camera)[0],
-                                                 gaze[k]) for k in range(2)])
-              for name, (px, centres, depth) in inputs.items()}
+    errors = {}
+    for name, (px, centres, depth) in inputs.items():
+        found = np.stack([gaze_from_iris(px[k:k + 1], centres[k:k + 1], depth[k], camera)[0] for k in range(2)])
+        errors[name] = accuracy.angle_deg(found, gaze)
+        errors[f"{name}_bias"] = head_frame_bias_deg(found, gaze, truth.rotation)
     errors["iris_px"] = irises - true_irises
     errors["centre_px"] = seen - project_np(true_centres, camera)
     return errors
@@ -103,6 +130,8 @@ def summarise(rows: list[dict], distances: np.ndarray, bins_m: tuple[float, ...]
     and the mean over both eyes per distance bin (``bins_m`` edges, metres)."""
     stacked = {key: np.array([row[key] for row in rows]) for key in rows[0]}
     out = {name: np.nanmean(stacked[name], 0).round(2).tolist() for name in VARIANTS}
+    for name in VARIANTS:
+        out[f"{name}_bias"] = np.nanmean(stacked[f"{name}_bias"], 0).round(1).tolist()
     for key in ("iris_px", "centre_px"):
         out[f"{key}_mean"] = np.nanmean(stacked[key], 0).round(2).tolist()
         out[f"{key}_abs"] = np.nanmean(np.abs(stacked[key]), 0).round(2).tolist()
@@ -124,7 +153,8 @@ DISTANCE_BINS_M = (0.3, 0.7, 1.0, 1.5, 2.0, 2.6)
 def run_decomposition(clips, model, camera: CameraIntrinsics) -> dict:
     """The tracker (config/tracker.yaml) and MediaPipe's own gaze over the benchmark's clips
     (:func:`accuracy_bench.load_clips`): :func:`summarise` of the tracker's frames, plus the
-    published gaze's and MediaPipe's mean error (both eyes) per distance bin and overall."""
+    published gaze's and MediaPipe's mean error (both eyes) per distance bin and overall, and
+    their mean signed head-frame yaw / pitch errors (``published_bias``, ``mediapipe_bias``)."""
     from face_tracking_3dmm.evaluation import accuracy_bench
     from face_tracking_3dmm.evaluation.bench import profile_config
     from face_tracking_3dmm.evaluation.truth_clips import FPS
@@ -133,6 +163,7 @@ def run_decomposition(clips, model, camera: CameraIntrinsics) -> dict:
 
     gaze_truth = GazeTruth(TruthRenderer(model, camera))
     rows, distances, published, mediapipe, depth_all = [], [], [], [], []
+    biases = {"published": [], "mediapipe": []}
     for clip in clips:
         with FaceTracker(profile_config("tracker"), model=model) as tracker:
             for index, rgb in enumerate(clip.frames):
@@ -142,15 +173,21 @@ def run_decomposition(clips, model, camera: CameraIntrinsics) -> dict:
                 published.append(accuracy.angle_deg(faces[0].gaze_directions, truth.gaze()) if faces
                                  else np.full(2, np.nan))
                 if faces:
+                    biases["published"].append(head_frame_bias_deg(faces[0].gaze_directions, truth.gaze(),
+                                                                   truth.rotation))
                     rows.append(frame_errors(gaze_truth, truth, faces[0], model, camera))
                     distances.append(truth.translation[2])
         arrays = accuracy_bench.clip_arrays(clip, accuracy_bench.run_mediapipe(clip, model), fit_offset=True)
         mediapipe.extend(accuracy.angle_deg(arrays["gaze"], clip.truth.gaze()))
+        biases["mediapipe"].extend(head_frame_bias_deg(found, truth, rotation) for found, truth, rotation
+                                   in zip(arrays["gaze"], clip.truth.gaze(), clip.truth.rotation))
         depth_all.extend(clip.truth.translation[:, 2])
     out = summarise(rows, np.array(distances), DISTANCE_BINS_M)
     published, mediapipe, depth_all = np.array(published), np.array(mediapipe), np.array(depth_all)
     out["published"], out["mediapipe"] = (np.nanmean(published, 0).round(2).tolist(),
                                           np.nanmean(mediapipe, 0).round(2).tolist())
+    for name, values in biases.items():
+        out[f"{name}_bias"] = np.nanmean(values, 0).round(1).tolist()
     for row in out["by_distance"]:
         inside = (depth_all >= row["from_m"]) & (depth_all < row["to_m"])
         row["published"], row["mediapipe"] = _mean_or_none(published[inside]), _mean_or_none(mediapipe[inside])
@@ -159,10 +196,10 @@ def run_decomposition(clips, model, camera: CameraIntrinsics) -> dict:
 
 def format_table(result: dict) -> str:
     """The decomposition and the error against distance as text."""
-    lines = ["gaze error deg (left / right eye)"]
+    lines = ["gaze error deg (left / right eye); mean signed head-frame error deg (yaw, pitch; +pitch: down)"]
     for name in ("mediapipe", "published", *VARIANTS):
-        left, right = result[name]
-        lines.append(f"  {name:12s} {left:6.1f} / {right:5.1f}")
+        (left, right), bias = result[name], result[f"{name}_bias"]
+        lines.append(f"  {name:13s} {left:6.1f} / {right:5.1f}   bias left {bias[0]}, right {bias[1]}")
     lines.append(f"  MediaPipe iris - true iris px (x, y; left eye, right eye): mean {result['iris_px_mean']} "
                  f"abs {result['iris_px_abs']}")
     lines.append(f"  fitted - true eyeball centre px: mean {result['centre_px_mean']} abs {result['centre_px_abs']}")

@@ -33,7 +33,8 @@ from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.results import FaceResult, TrackingState
 from face_tracking_3dmm.tracking.blinks import BlinkReading
 from face_tracking_3dmm.tracking.calibration import RestingExpression
-from face_tracking_3dmm.tracking.filters import POSE_UNITS, OneEuroFilter, PoseExpressionFilter, filter_faces
+from face_tracking_3dmm.tracking.filters import (POSE_UNITS, BinocularCoupling, OneEuroFilter, PoseExpressionFilter,
+                                                 filter_faces)
 from face_tracking_3dmm.tracking.identities import IdentityStore
 from face_tracking_3dmm.tracking.landmarks import LandmarkObservation
 from face_tracking_3dmm.tracking.refinement import PhotometricStep
@@ -454,13 +455,15 @@ class FaceFitter:
 
 class GazeTrack:
     """Eye rotations of one face from MediaPipe's iris centres (:mod:`face_tracking_3dmm.fitting.gaze`),
-    held while an eye is shut and smoothed by a One-Euro filter like the rest of the face."""
+    the two eyes coupled (:class:`BinocularCoupling`: a shut eye follows the open one; both shut:
+    held) and smoothed by a One-Euro filter like the rest of the face."""
 
     def __init__(self, expression_names: tuple[str, ...], min_cutoff: float, beta: float):
         self._blink = [expression_names.index(f"eyeBlink_{side}") for side in SIDES]
         self._look = np.array([expression_names.index(name) for name in LOOK_NAMES])
         self._eyeballs: tuple[EyeballGeometry | None, np.ndarray | None] = (None, None)   # and its centres (m)
         self._filter = OneEuroFilter(min_cutoff, beta, POSE_UNITS["rotation"])
+        self._coupling = BinocularCoupling()
         self.angles: np.ndarray | None = None     #: (2, 2) yaw, pitch (rad) in the head frame
 
     def update(self, points_px: np.ndarray, eyeballs: EyeballGeometry, fitted: FaceParameters,
@@ -472,9 +475,11 @@ class GazeTrack:
             self._eyeballs = (eyeballs, eyeballs.centres_cm * CM_TO_M)
         angles = gaze_angles(self._eyeballs[1], fitted.rotation.numpy(), fitted.translation.numpy(),
                              points_px[_IRIS_CENTRES], eyeballs.iris_depth_cm * CM_TO_M, camera, rotation)
-        for eye, column in enumerate(self._blink):
-            if expression[column] > SHUT_EYE:   # its iris is hidden: the last value held
-                angles[eye] = 0.0 if self.angles is None else self.angles[eye]
+        open_eyes = expression[self._blink] <= SHUT_EYE
+        if open_eyes.any():
+            angles = self._coupling(angles, open_eyes, timestamp_s)
+        else:                                   # both irises hidden: the last values held
+            angles = np.zeros((2, 2)) if self.angles is None else self.angles
         self.angles = self._filter(angles.ravel(), timestamp_s).reshape(2, 2)
         return eye_rotation_matrices(self.angles)
 

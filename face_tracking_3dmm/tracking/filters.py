@@ -265,3 +265,61 @@ def filter_faces(filters: list[PoseExpressionFilter], rotations: np.ndarray, tra
     filtered = filter_together([filt._motion(motions.shape[1] - 3) for filt in filters], motions, timestamp_s)
     return (filter_rotations_together([filt.rotation for filt in filters], rotations, timestamp_s),
             filtered[:, :3], np.clip(filtered[:, 3:], 0.0, 1.0))
+
+
+#: Time constant (s) of the low-pass on the difference between the two eyes' angles in
+#: :class:`BinocularCoupling`: vergence follows a change of fixation distance within about a second,
+#: while saccades move both eyes together in tens of milliseconds.
+VERGENCE_TIME_CONSTANT_S = 1.0
+
+
+class BinocularCoupling:
+    """Both eyes' gaze angles from one shared movement (Hering's law: the eyes turn together).
+
+    Per frame both eyes get the mean of their angles (the version, which carries saccades at once)
+    plus or minus half their difference low-passed with :data:`VERGENCE_TIME_CONSTANT_S` (the yaw
+    difference is vergence, which follows the fixation distance; the pitch difference of healthy
+    eyes is ~0, so what stays of it is the measurement's own per-eye offset). Averaging halves the
+    variance of the two irises' independent errors, and the eyes no longer wander apart on their
+    own. While one eye is shut (or its angles are not finite) it follows the open one at the last
+    difference.
+
+    Args:
+        time_constant_s: time constant (s) of the difference; 0 keeps each frame's own.
+    """
+
+    def __init__(self, time_constant_s: float = VERGENCE_TIME_CONSTANT_S):
+        if not time_constant_s >= 0:
+            raise ValueError(f"time_constant_s must be >= 0, got {time_constant_s}")
+        self.time_constant_s = float(time_constant_s)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the difference: the next frame with both eyes open starts it afresh."""
+        self._difference = np.zeros(2)
+        self._time: float | None = None
+
+    def __call__(self, angles: np.ndarray, open_eyes: np.ndarray, timestamp_s: float) -> np.ndarray:
+        """(2, 2) coupled yaw, pitch (rad; left eye first) from each eye's own (2, 2) ``angles``;
+        ``open_eyes`` (2,) bool. With no usable eye the angles come back unchanged."""
+        angles = np.asarray(angles, np.float64)
+        if angles.shape != (2, 2) or np.shape(open_eyes) != (2,):
+            raise ValueError(f"need (2, 2) angles and (2,) open_eyes, got {angles.shape}, {np.shape(open_eyes)}")
+        usable = np.asarray(open_eyes, bool) & np.isfinite(angles).all(1)
+        if not usable.any():
+            return angles.copy()
+        half = 0.5 * self._difference
+        if usable.all():
+            self._follow(angles[0] - angles[1], timestamp_s)
+            half = 0.5 * self._difference
+            version = angles.mean(0)
+        else:
+            version = angles[0] - half if usable[0] else angles[1] + half
+        return np.stack((version + half, version - half))
+
+    def _follow(self, difference: np.ndarray, timestamp_s: float) -> None:
+        dt = None if self._time is None else timestamp_s - self._time
+        restart = dt is None or not 0 < dt <= RESTART_GAP_S or self.time_constant_s == 0
+        self._time = timestamp_s
+        self._difference = difference if restart else (
+            self._difference + (1.0 - math.exp(-dt / self.time_constant_s)) * (difference - self._difference))
