@@ -58,16 +58,3 @@ def test_mediapipe_scores_in_ict_order():
     assert faces.mediapipe_to_ict_expression(names, scores).tolist() == expected
     reordered = dict(reversed(list(scores.items())))
     assert faces.mediapipe_to_ict_expression(names, reordered).tolist() == expected
-
-
-def test_expression_prior_puts_mediapipe_scores_on_the_truths_scale():
-    """The pull's target: MediaPipe's score times its channel's gain (1 where none is listed), at
-    most 1; its gains are positive and name only channels pulled harder than the rest."""
-    names = ("mouthFunnel", "mouthRollLower", "jawOpen", "eyeBlink_L")
-    scores = {"mouthFunnel": 0.3, "mouthRollLower": 0.5, "jawOpen": 0.4, "eyeBlinkLeft": 0.9}
-    target = faces.expression_prior(names, scores)
-    gains = faces.PRIOR_SCORE_GAINS
-    assert target.tolist() == [min(0.3 * gains["mouthFunnel"], 1.0), 0.5 * gains["mouthRollLower"], 0.4, 0.9]
-    assert faces.expression_prior(names, {"mouthFunnel": 0.9})[0] == 1.0
-    assert all(gain > 0 for gain in gains.values())
-    assert all(name.startswith(tuple(faces.PRIOR_SCALES)) for name in gains)

@@ -76,27 +76,21 @@ LOOK_PRIOR_WEIGHT = 0.1
 #: mouthClose 0.50 -> 0.10 - 0.35), mouthFrown (no gain; mouthRollLower: below). The other way, the
 #: brows at 1/3 (1), where the fit beats MediaPipe: Pearson up 0.01 - 0.1 but browDown's MAE
 #: 0.036 -> 0.053 (on the benchmark 0.04 -> 0.07): not kept.
-#: mouthRollLower joined at 10 with :data:`PRIOR_SCORE_GAINS`: on renders turned beyond 30 deg of
-#: yaw, at rest, the landmark fit reads it 0.05-0.13 (MediaPipe: 0.01-0.02), which the weaker pull let
-#: through (the benchmark's head_turns clip: MAE 0.115 against MediaPipe's 0.053, the pooled Pearson
-#: 0.33 against its 0.73). Seeds 21 / 33 / 45 (170 frames), Pearson / MAE: 0.44 / 0.057, 0.37 /
-#: 0.033, 0.77 / 0.039 -> 0.45 / 0.025, 0.46 / 0.015, 0.79 / 0.018 (MediaPipe: 0.38 / 0.071, 0.41 /
-#: 0.028, 0.75 / 0.039). At 30 - 100 the same; mouthFrown, mouthShrugUpper, mouthUpperUp, jawForward
-#: and browDown at 3 - 100 traded Pearson between sides and seeds (mean within +-0.03) or lost it
-#: (mouthUpperUp_L 0.50 -> 0.44): not listed.
+#: mouthRollLower joined at 10: on renders turned beyond 30 deg of yaw, at rest, the landmark fit
+#: reads it 0.05-0.13 (MediaPipe: 0.01-0.02), which the weaker pull let through (the benchmark's
+#: head_turns clip: MAE 0.115 against MediaPipe's 0.053; pooled over its clips, Pearson 0.33 against
+#: 0.73). Offline refits of truth_clips seeds 21 / 33 / 45 (170 frames, detected once), Pearson / MAE:
+#: 0.44 / 0.057, 0.37 / 0.033, 0.77 / 0.039 -> 0.46 / 0.048, 0.46 / 0.022, 0.79 / 0.029
+#: (MediaPipe: 0.38 / 0.071, 0.41 / 0.028, 0.75 / 0.039); at 30 - 100 the same. Not listed:
+#: mouthFrown, mouthShrugUpper, mouthUpperUp, jawForward and browDown at 3 - 100 moved Pearson
+#: between sides and seeds (means within +-0.03) or lost it (mouthUpperUp_L 0.50 -> 0.44 at 30).
+#: Nor a target on the truth's scale (MediaPipe's score times the least-squares slope of the truth
+#: on it, measured on seeds 21 and 33): it shrinks the noisy scores (mouthRollLower x0.32, mouthSmile
+#: x0.45-0.61), so MAE fell (mouthRollLower 0.033 -> 0.019) but a render of mouthSmile_R alone at 0.8
+#: read 0.59 -> 0.36 and the benchmark's smiles lost to MediaPipe (0.71 -> 0.68); the slopes above 1
+#: alone (mouthFunnel 2.0, mouthRight 1.3) changed Pearson by < 0.003.
 PRIOR_SCALES = {"mouthFunnel": 10.0, "mouthLeft": 10.0, "mouthRight": 10.0, "mouthRollLower": 10.0,
                 "mouthSmile": 10.0, "mouthStretch": 10.0}
-#: MediaPipe's score times this is the target of the pull on the channels pulled hardest: the least-
-#: squares line of the truth on its score (intercepts within +-0.007, left out), measured on renders
-#: outside the benchmark (truth_clips seeds 21 and 33, 1640 frames). Its scores are not the truth's
-#: scale: mouthFunnel reads half of it, mouthRollLower and mouthSmile read rest-noise (0.04-0.1 where
-#: the truth is 0), which the line shrinks. Seeds 21 / 33 / 45, mean Pearson / MAE of the channels
-#: below: mouthRollLower 0.569 / 0.033 -> 0.566 / 0.019, mouthSmile_L 0.530 / 0.022 -> 0.539 / 0.019,
-#: mouthStretch_R MAE 0.028 -> 0.021, jawOpen (through the mouth) 0.778 / 0.040 -> 0.788 / 0.037,
-#: the others within +-0.005; channels where the fit >= MediaPipe (mean over the seeds) 32 -> 34 of 53.
-#: The inverse line (MediaPipe's score on the truth, undone) lost: mean Pearson 0.258 -> 0.245.
-PRIOR_SCORE_GAINS = {"mouthFunnel": 1.99, "mouthLeft": 1.09, "mouthRight": 1.30, "mouthRollLower": 0.32,
-                     "mouthSmile_L": 0.45, "mouthSmile_R": 0.61, "mouthStretch_L": 1.03, "mouthStretch_R": 0.42}
 #: The pull towards the rotation of MediaPipe's 3D points (``mediapipe_pose_weight``) about the
 #: camera's x (pitch), y and z axes, and its growth at 40 degrees of turn from the camera: the 2D
 #: points under-read pitch (gain 0.90 against the truth) and read the pose worse where the face turns
@@ -118,18 +112,6 @@ def mediapipe_to_ict_expression(names: tuple[str, ...], scores: dict[str, float]
     ICT's browInnerUp_L/_R and cheekPuff_L/_R both take MediaPipe's single score."""
     values = np.array([*scores.values(), 0.0], dtype=np.float64)   # the last: a channel MediaPipe lacks
     return np.clip(values[_mediapipe_rows(names, tuple(scores))], 0.0, 1.0)
-
-
-def expression_prior(names: tuple[str, ...], scores: dict[str, float]) -> np.ndarray:
-    """(K_exp,) the landmark fit's pull target in ICT's order: MediaPipe's scores
-    (:func:`mediapipe_to_ict_expression`) on the truth's scale by :data:`PRIOR_SCORE_GAINS`, in [0, 1]."""
-    return np.minimum(mediapipe_to_ict_expression(names, scores) * _score_gains(names), 1.0)
-
-
-@functools.lru_cache(maxsize=4)
-def _score_gains(names: tuple[str, ...]) -> np.ndarray:
-    """(K_exp,) :data:`PRIOR_SCORE_GAINS` per channel of ``names`` (1 where not listed)."""
-    return np.array([PRIOR_SCORE_GAINS.get(name, 1.0) for name in names])
 
 
 @functools.lru_cache(maxsize=4)
@@ -361,7 +343,7 @@ class FaceFitter:
     def _prepare(self, face: TrackedFace, observation: LandmarkObservation, frame: FitFrame,
                  config: TrackerConfig) -> "_FaceFit":
         """A face's landmark problem in this frame: its observation, start values and iterations."""
-        prior = torch.from_numpy(expression_prior(self.model.expression_names, observation.blendshapes))
+        prior = torch.from_numpy(mediapipe_to_ict_expression(self.model.expression_names, observation.blendshapes))
         start, acquiring = self._start(face, observation, prior, frame.camera, frame.timestamp_s)
         # (M, 3) gathered and made float64 once: the rotation prior reads it, the solve its x, y.
         used = observation.points[self.correspondence.mediapipe_ids].astype(np.float64)
