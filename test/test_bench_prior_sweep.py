@@ -1,22 +1,14 @@
 """scripts/bench_prior_sweep.py's pure parts: MediaPipe's scores per frame and the printed table."""
-import importlib.util
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-from face_tracking_3dmm import paths
+from test_package_setup import load_script
 
 
 @pytest.fixture(scope="module")
 def sweep():
-    script = paths.SOURCE_ROOT / "scripts" / "bench_prior_sweep.py"
-    if not script.is_file():
-        pytest.skip("scripts/ not present (installed package)")
-    spec = importlib.util.spec_from_file_location("bench_prior_sweep", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_prior_sweep")
 
 
 def test_mediapipe_scores_per_frame_nan_where_no_face(sweep):
