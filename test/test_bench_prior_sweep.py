@@ -1,0 +1,32 @@
+"""scripts/bench_prior_sweep.py's pure parts: MediaPipe's scores per frame and the printed table."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from test_package_setup import load_script
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    return load_script("bench_prior_sweep")
+
+
+def test_mediapipe_scores_per_frame_nan_where_no_face(sweep):
+    names = ("mouthRollLower", "eyeBlink_L")
+    face = SimpleNamespace(blendshapes={"mouthRollLower": 0.4, "eyeBlinkLeft": 0.2})
+    detections = [SimpleNamespace(observations=[face]), SimpleNamespace(observations=[])]
+    scores = sweep.mediapipe_scores(detections, names)
+    assert scores[0].tolist() == [0.4, 0.2]
+    assert np.isnan(scores[1]).all()
+
+
+def test_table_has_a_row_per_method_with_each_seed_and_the_means(sweep):
+    def cell(pearson, mae):
+        return {"mouthRollLower": {"pearson": pearson, "mae": mae}}
+
+    columns = {"mediapipe": {21: cell(0.4, 0.07), 33: cell(0.6, 0.03)},
+               '{"mouthRollLower": 10}': {21: cell(None, 0.05), 33: cell(0.5, 0.02)}}
+    lines = sweep.format_table(columns, [21, 33], ["mouthRollLower"]).splitlines()
+    assert lines[1] == "mouthRollLower"
+    assert lines[2].split() == ["0.40/0.070", "0.60/0.030", "mean", "0.500/0.0500", "mediapipe"]
+    assert lines[3].split() == ["nan/0.050", "0.50/0.020", "mean", "0.500/0.0350", '{"mouthRollLower":', "10}"]
