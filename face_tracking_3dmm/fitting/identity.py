@@ -159,6 +159,12 @@ class IdentityEstimator:
             return True
         return False
 
+    def join(self) -> None:
+        """Block until a running background solve has finished; unlike :meth:`wait` it is left for
+        the next :meth:`add` or :meth:`poll` to pick up (a replay that freezes on a chosen frame)."""
+        if self._pending is not None:
+            concurrent.futures.wait([self._pending])
+
     def wait(self) -> None:
         """Block until a running background solve has finished and been picked up."""
         if self._pending is not None:

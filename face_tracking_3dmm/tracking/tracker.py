@@ -230,6 +230,13 @@ class FaceTracker:
             self.stats.last_dropped = f"face {face.face_id} dropped: {problem}"
         return results
 
+    def join_identity_solves(self) -> None:
+        """Block until every start-up identity solve running on its worker thread has finished; the
+        next :meth:`fit` picks each up. A replay of recorded detections calls it before the frame
+        the recorded run froze on, so that its result does not depend on thread timing."""
+        for face in self._faces:
+            face.identity.join()
+
     def process_still(self, image_rgb: np.ndarray, camera: CameraIntrinsics | None = None) -> FrameResult:
         """Faces in one photo unrelated to the frames before (a folder of stills, an image).
 
