@@ -179,13 +179,13 @@ def run_tracker(clip: Clip, profile: str, model: ICTFaceModel, max_frames: int |
     out = MethodOutput.empty(len(frames), model.num_expression, model.num_identity)
     with FaceTracker(profile_config(profile), model=model, landmarker=detection_cache.NoLandmarker()) as tracker:
         for index, (rgb, detections) in enumerate(zip(frames, recording.detections)):
-            if index == recording.identity_frozen_at:
-                tracker.join_identity_solves()
+            tracker.hold_identity_solves(not 0 <= recording.identity_frozen_at <= index)
             _keep_face(out, index, tracker.fit(dataclasses.replace(detections, image_rgb=rgb), CAMERA).result)
     out.ms[:] = np.nan
     frozen = np.flatnonzero(out.identity_frozen)
     if recording.identity_frozen_at != (frozen[0] if frozen.size else detection_cache.NOT_FROZEN):
-        print(f"replay of {clip.name} ({profile}): the identity froze on another frame than recorded")
+        print(f"replay of {clip.name} ({profile}): the identity froze on another frame than recorded (its "
+              "solve was not running on the recorded frame: the replay froze on the frame after it started)")
     return out
 
 

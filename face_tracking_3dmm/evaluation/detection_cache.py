@@ -13,8 +13,9 @@ bytes, the landmarker settings and :data:`FORMAT_VERSION`, so nothing stale is e
 that cannot be read or whose stored key differs is recorded again, with a message.
 
 The start-up identity is solved on a worker thread, so the frame it is picked up on depends on
-timing: the recording keeps that frame and the replay waits for the solve just before it, as the
-recorded run had it (a solve that finishes even earlier in the replay is reported).
+timing: the recording keeps that frame, and the replay holds the finished solve back until then and
+waits for it there (``FaceTracker.hold_identity_solves``); where the solve starts only after that
+frame (another identity setting), it is picked up on the frame after it starts.
 """
 from __future__ import annotations
 

@@ -230,12 +230,16 @@ class FaceTracker:
             self.stats.last_dropped = f"face {face.face_id} dropped: {problem}"
         return results
 
-    def join_identity_solves(self) -> None:
-        """Block until every start-up identity solve running on its worker thread has finished; the
-        next :meth:`fit` picks each up. A replay of recorded detections calls it before the frame
-        the recorded run froze on, so that its result does not depend on thread timing."""
+    def hold_identity_solves(self, hold: bool) -> None:
+        """Hold each face's finished start-up identity solve (its worker thread's result) back from
+        the next :meth:`fit`, or release it: wait for it, so the next fit picks it up. A replay of
+        recorded detections holds until the frame the recorded run froze on, so that its results
+        do not depend on thread timing."""
         for face in self._faces:
-            face.identity.join()
+            if hold:
+                face.identity.held = True
+            else:
+                face.identity.release()
 
     def process_still(self, image_rgb: np.ndarray, camera: CameraIntrinsics | None = None) -> FrameResult:
         """Faces in one photo unrelated to the frames before (a folder of stills, an image).
