@@ -1,9 +1,11 @@
 """MediaPipe's detections of the accuracy benchmark's clips, recorded once and replayed (issue 9).
 
-MediaPipe is not bit-deterministic run to run (its video-mode tracking, the background tiled
-search's thread), so two live runs of the same code differ (own-row pose by ~0.1 deg, a weak
-channel's Pearson by ~0.1). Recording what the detect stage gave each frame (no images) and running
-only the tracker's fit stage on it makes the whole table a pure function of the code under test.
+Two live runs of the same code differ (the tracker's own-row pose 3.36 or 3.47 deg, eyeLookUp_R's
+Pearson 0.04 or 0.08): FaceLandmarker alone gave the same outputs in every run, but the tracker's
+start-up identity is solved on a worker thread and froze 10-30 frames apart from run to run under
+load, and the background tiled search's thread changed one clip's detections. Recording what the
+detect stage gave each frame (no images) with the frame the identity froze on, and running only the
+tracker's fit stage on it, makes the whole table a pure function of the code under test.
 
 One file per clip and stream beside the clip's rendered frames: the ``mediapipe`` stream is
 FaceLandmarker alone (the benchmark's MediaPipe column), a ``tracker-...`` stream is a FaceTracker's
@@ -12,8 +14,7 @@ The file name carries a key over the clip's frames, the MediaPipe version, the l
 bytes, the landmarker settings and :data:`FORMAT_VERSION`, so nothing stale is ever reused; a file
 that cannot be read or whose stored key differs is recorded again, with a message.
 
-The start-up identity is solved on a worker thread, so the frame it is picked up on depends on
-timing: the recording keeps that frame, and the replay holds the finished solve back until then and
+The frame the start-up identity is picked up on depends on timing: the recording keeps it, and the replay holds the finished solve back until then and
 waits for it there (``FaceTracker.hold_identity_solves``); where the solve starts only after that
 frame (another identity setting), it is picked up on the frame after it starts.
 """
