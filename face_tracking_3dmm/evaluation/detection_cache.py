@@ -14,9 +14,10 @@ The file name carries a key over the clip's frames, the MediaPipe version, the l
 bytes, the landmarker settings and :data:`FORMAT_VERSION`, so nothing stale is ever reused; a file
 that cannot be read or whose stored key differs is recorded again, with a message.
 
-The frame the start-up identity is picked up on depends on timing: the recording keeps it, and the replay holds the finished solve back until then and
-waits for it there (``FaceTracker.hold_identity_solves``); where the solve starts only after that
-frame (another identity setting), it is picked up on the frame after it starts.
+The frame the start-up identity is picked up on depends on timing: the recording keeps it, and the
+replay holds the finished solve back until then and waits for it there
+(``FaceTracker.hold_identity_solves``); where the solve starts only after that frame (another
+identity setting), it is picked up on the frame after it starts.
 """
 from __future__ import annotations
 
