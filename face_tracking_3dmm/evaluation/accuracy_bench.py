@@ -11,6 +11,7 @@ the first clip. Clips come from :mod:`truth_clips`, drawn by :mod:`truth_render`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import time
 from dataclasses import dataclass
@@ -168,8 +169,8 @@ def record_mediapipe(clip: Clip) -> Recording:
 def run_tracker(clip: Clip, profile: str, model: ICTFaceModel, max_frames: int | None = None,
                 recording: Recording | None = None) -> MethodOutput:
     """A FaceTracker with a profile's config (``tracker`` = config/tracker.yaml) over the clip; with
-    ``recording`` (:func:`record_tracker`'s) only its fit stage, on the recorded detections (ms per
-    frame NaN: not measured)."""
+    ``recording`` (:func:`record_tracker`'s) only its fit stage, on the recorded detections, without
+    wall-clock budgets (:func:`detection_cache.replay_config`; ms per frame NaN: not measured)."""
     from face_tracking_3dmm.evaluation.bench import profile_config
     from face_tracking_3dmm.tracking.tracker import FaceTracker
 
@@ -177,7 +178,8 @@ def run_tracker(clip: Clip, profile: str, model: ICTFaceModel, max_frames: int |
         return record_tracker(clip, profile_config(profile), model, max_frames)[0]
     frames = clip.frames[:max_frames] if max_frames else clip.frames
     out = MethodOutput.empty(len(frames), model.num_expression, model.num_identity)
-    with FaceTracker(profile_config(profile), model=model, landmarker=detection_cache.NoLandmarker()) as tracker:
+    config = detection_cache.replay_config(profile_config(profile))
+    with FaceTracker(config, model=model, landmarker=detection_cache.NoLandmarker()) as tracker:
         for index, (rgb, detections) in enumerate(zip(frames, recording.detections)):
             tracker.hold_identity_solves(not 0 <= recording.identity_frozen_at <= index)
             _keep_face(out, index, tracker.fit(dataclasses.replace(detections, image_rgb=rgb), CAMERA).result)
@@ -406,22 +408,29 @@ def curves(clip: Clip, outputs: dict[str, list[MethodOutput]], index: int, names
     return out
 
 
-def replay_recordings(clip: Clip, profiles: tuple[str, ...], model: ICTFaceModel,
+def replay_recordings(clip: Clip, methods: tuple[str, ...], model: ICTFaceModel,
                       max_frames: int | None = None) -> dict[str, Recording]:
-    """The clip's recorded detections (:mod:`detection_cache`) of ``mediapipe`` and each tracker
-    profile (its detect stage, ``max_frames`` frames), recorded now where none is usable."""
+    """The clip's recorded detections (:mod:`detection_cache`) of each method: ``mediapipe``
+    (FaceLandmarker alone, every frame) or a tracker profile (its detect stage, the first
+    ``max_frames`` frames); recorded now where none is usable."""
     from face_tracking_3dmm.evaluation.bench import profile_config
 
-    clip_key, recordings = render_key(clip.truth.spec), {}
-    for name in ("mediapipe", *profiles):
-        config = None if name == "mediapipe" else profile_config(name)
-        stream = detection_cache.MEDIAPIPE_STREAM if config is None else f"{name}-{detection_cache.tracker_stream(config)}"
-        key = detection_cache.cache_key(clip_key, stream, config)
-        record = (lambda: record_mediapipe(clip)) if config is None else (
-            lambda config=config: record_tracker(clip, config, model, max_frames)[1])
-        frames = len(clip.frames) if config is None else len(clip.frames[:max_frames] if max_frames else clip.frames)
-        recordings[name] = detection_cache.load_or_record(detection_cache.cache_path(clip.name, key), key, frames, record)
+    recordings = {}
+    for method in methods:
+        if method == "mediapipe":
+            config, stream, frames = None, detection_cache.MEDIAPIPE_STREAM, len(clip.frames)
+            record = functools.partial(record_mediapipe, clip)
+        else:
+            config = profile_config(method)
+            stream, frames = f"{method}-{detection_cache.tracker_stream(config)}", len(clip.frames[:max_frames or None])
+            record = functools.partial(_tracker_detections, clip, config, model, max_frames)
+        key = detection_cache.cache_key(render_key(clip.truth.spec), stream, config)
+        recordings[method] = detection_cache.load_or_record(detection_cache.cache_path(clip.name, key), key, frames, record)
     return recordings
+
+
+def _tracker_detections(clip: Clip, config, model: ICTFaceModel, max_frames: int | None) -> Recording:
+    return record_tracker(clip, config, model, max_frames)[1]
 
 
 def run_methods(clips: list[Clip], model: ICTFaceModel, replay: bool) -> dict[str, list[MethodOutput]]:
@@ -430,7 +439,7 @@ def run_methods(clips: list[Clip], model: ICTFaceModel, replay: bool) -> dict[st
         outputs = {"mediapipe": [run_mediapipe(c, model) for c in clips]}
         outputs.update({p: [run_tracker(c, p, model) for c in clips] for p in TRACKER_PROFILES})
         return outputs
-    recordings = [replay_recordings(c, TRACKER_PROFILES, model) for c in clips]
+    recordings = [replay_recordings(c, ("mediapipe", *TRACKER_PROFILES), model) for c in clips]
     outputs = {"mediapipe": [run_mediapipe(c, model, r["mediapipe"]) for c, r in zip(clips, recordings)]}
     outputs.update({p: [run_tracker(c, p, model, recording=r[p]) for c, r in zip(clips, recordings)]
                     for p in TRACKER_PROFILES})

@@ -17,7 +17,9 @@ that cannot be read or whose stored key differs is recorded again, with a messag
 The frame the start-up identity is picked up on depends on timing: the recording keeps it, and the
 replay holds the finished solve back until then and waits for it there
 (``FaceTracker.hold_identity_solves``); where the solve starts only after that frame (another
-identity setting), it is picked up on the frame after it starts.
+identity setting), it is picked up on the frame after it starts. The fit's wall-clock budgets
+(``max_time_ms``, ``photometric_max_time_ms``) stop a step by the clock, i.e. by the machine's load:
+the replay lifts them (:func:`replay_config`), so it shows the fit that had the time it wanted.
 """
 from __future__ import annotations
 
@@ -58,6 +60,13 @@ class NoLandmarker:
 
     def close(self) -> None:
         pass
+
+
+def replay_config(config: TrackerConfig) -> TrackerConfig:
+    """``config`` without its wall-clock budgets, so a replayed fit does not depend on load."""
+    from face_tracking_3dmm.config import replace
+
+    return replace(config, max_time_ms=0.0, photometric_max_time_ms=0.0)
 
 
 def tracker_stream(config: TrackerConfig) -> str:
