@@ -6,7 +6,8 @@ Prints one table (expression channels as rows, methods as columns, then summary 
 DIR/accuracy.json, DIR/accuracy.png and DIR/contact_sheet.png. The clips are drawn once (a few
 minutes) and cached; see face_tracking_3dmm/evaluation/accuracy_bench.py. With --replay, MediaPipe's
 detections of each clip are recorded once (cached beside the clips) and only the fit runs on them: the
-same table bit for bit run to run (MediaPipe live is not), faster, without ms per frame (measured live only).
+same table bit for bit run to run (a live run is not: the tracker's background face search and start-up
+identity solve run on threads), faster, without ms per frame (measured live only).
 
     .venv/bin/python scripts/bench_accuracy.py --output output/accuracy
     .venv/bin/python scripts/bench_accuracy.py --quick            # two short clips
