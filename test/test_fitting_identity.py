@@ -63,6 +63,19 @@ def test_estimator_freezes_after_n_frames(bases, background):
     estimator.close()
 
 
+def test_a_held_solve_is_picked_up_only_after_its_release(bases):
+    identity = torch.randn(100, generator=torch.Generator().manual_seed(2), dtype=DTYPE)
+    estimator = IdentityEstimator(bases, frames=2, background=True)
+    estimator.held = True
+    observations, fits = _frames(bases, identity, 2)
+    assert not estimator.add(observations[0], fits[0]) and not estimator.add(observations[1], fits[1])
+    estimator._pending.result()                     # the solve is done, but held back
+    assert not estimator.poll() and not estimator.frozen
+    estimator.release()
+    assert not estimator.frozen and estimator.poll() and estimator.frozen
+    estimator.close()
+
+
 def test_zero_frames_keeps_the_mean_face(bases):
     estimator = IdentityEstimator(bases, frames=0)
     assert estimator.frozen and not estimator.identity.any()

@@ -10,6 +10,8 @@ the first clip. Clips come from :mod:`truth_clips`, drawn by :mod:`truth_render`
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import time
 from dataclasses import dataclass
@@ -19,7 +21,8 @@ import cv2
 import numpy as np
 
 from face_tracking_3dmm import paths
-from face_tracking_3dmm.evaluation import accuracy, truth_clips
+from face_tracking_3dmm.evaluation import accuracy, detection_cache, truth_clips
+from face_tracking_3dmm.evaluation.detection_cache import Recording
 from face_tracking_3dmm.evaluation.truth_render import TruthRenderer, photo_background
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.geometry import CameraIntrinsics
@@ -56,14 +59,16 @@ class MethodOutput:
     rotation: np.ndarray            #: (N, 3, 3) head-to-camera, optical frame
     eye_rotations: np.ndarray       #: (N, 2, 3, 3) head frame
     identity: np.ndarray            #: (N, 100) the identity each frame was fitted with (trackers)
-    ms: np.ndarray                  #: (N,) wall time per frame
+    ms: np.ndarray                  #: (N,) wall time per frame (NaN: replayed, not measured)
+    identity_frozen: np.ndarray     #: (N,) bool: the face's start-up identity was fitted (trackers)
     frozen_identity: np.ndarray | None = None   #: (100,) the start-up identity fit, once done
 
     @classmethod
     def empty(cls, frames: int, expressions: int, identities: int) -> "MethodOutput":
         return cls(np.full((frames, expressions), np.nan), np.full((frames, expressions), np.nan),
                    np.full((frames, 3, 3), np.nan),
-                   np.full((frames, 2, 3, 3), np.nan), np.full((frames, identities), np.nan), np.zeros(frames))
+                   np.full((frames, 2, 3, 3), np.nan), np.full((frames, identities), np.nan), np.zeros(frames),
+                   np.zeros(frames, bool))
 
     def found(self) -> np.ndarray:
         return np.isfinite(self.rotation).all((1, 2))
@@ -80,6 +85,11 @@ def _dlib_face_boxes() -> dict[str, list]:
     return boxes
 
 
+def render_key(spec: truth_clips.ClipSpec) -> str:
+    """Names a clip's rendered frames in the cache (and the detections recorded on them)."""
+    return hashlib.sha1(f"{RENDER_VERSION}{JPEG_QUALITY}{CAMERA}{spec}".encode()).hexdigest()[:16]
+
+
 def load_clips(specs: list[truth_clips.ClipSpec], model: ICTFaceModel, progress: bool = True) -> list[Clip]:
     """Truth and frames of each clip; frames are drawn once and cached (JPEG) under the user cache."""
     if paths.eval_data_dir() is None:
@@ -88,8 +98,7 @@ def load_clips(specs: list[truth_clips.ClipSpec], model: ICTFaceModel, progress:
     renderer, boxes, clips = None, None, []
     for spec in specs:
         truth = truth_clips.build_clip(spec, model.expression_names, face_centre, model.num_identity)
-        key = hashlib.sha1(f"{RENDER_VERSION}{JPEG_QUALITY}{CAMERA}{spec}".encode()).hexdigest()[:16]
-        cached = paths.cache_dir() / "accuracy_renders" / f"{spec.name}-{key}.npz"
+        cached = paths.cache_dir() / "accuracy_renders" / f"{spec.name}-{render_key(spec)}.npz"
         if not cached.is_file():
             renderer = renderer or TruthRenderer(model, CAMERA)
             boxes = boxes if boxes is not None else _dlib_face_boxes()
@@ -119,52 +128,103 @@ def _render_to_cache(renderer: TruthRenderer, truth: truth_clips.ClipTruth, back
 
 
 # ---------------------------------------------------------------------------------------------- methods
-def run_mediapipe(clip: Clip, model: ICTFaceModel) -> MethodOutput:
-    """MediaPipe's own outputs, FaceLandmarker alone in VIDEO mode."""
+def run_mediapipe(clip: Clip, model: ICTFaceModel, recording: Recording | None = None) -> MethodOutput:
+    """MediaPipe's own outputs, FaceLandmarker alone in VIDEO mode; from ``recording`` (its
+    :func:`record_mediapipe`) instead when given (ms per frame NaN: not measured)."""
     from face_tracking_3dmm.fitting.gaze import angles_from_look_weights, eye_rotation_matrices
     from face_tracking_3dmm.geometry import MODEL_TO_OPTICAL, nearest_rotation
     from face_tracking_3dmm.tracking.faces import mediapipe_to_ict_expression
-    from face_tracking_3dmm.tracking.landmarks import FaceLandmarker
 
+    live = recording is None
+    recording = recording or record_mediapipe(clip)
     names = model.expression_names
     out = MethodOutput.empty(len(clip.frames), len(names), model.num_identity)
+    for index, detections in enumerate(recording.detections):
+        out.ms[index] = detections.landmarks_ms if live else np.nan
+        if detections.observations:
+            face = detections.observations[0]
+            out.expression[index] = mediapipe_to_ict_expression(names, face.blendshapes)
+            # Its camera looks down -z with y up: the same flip as ICT's axes takes it to optical.
+            out.rotation[index] = MODEL_TO_OPTICAL @ nearest_rotation(face.transform[:3, :3])
+            out.eye_rotations[index] = eye_rotation_matrices(
+                angles_from_look_weights(dict(zip(names, out.expression[index]))))
+    return out
+
+
+def record_mediapipe(clip: Clip) -> Recording:
+    """FaceLandmarker alone in VIDEO mode over the clip, timed (``landmarks_ms``)."""
+    from face_tracking_3dmm.tracking.detection import Detections
+    from face_tracking_3dmm.tracking.landmarks import FaceLandmarker
+
+    detections = []
     with FaceLandmarker(mode="video") as landmarker:
         for index, rgb in enumerate(clip.frames):
             began = time.perf_counter()
             observations = landmarker.detect(rgb, int(round(1000 * index / truth_clips.FPS)))
-            out.ms[index] = 1000.0 * (time.perf_counter() - began)
-            if observations:
-                face = observations[0]
-                out.expression[index] = mediapipe_to_ict_expression(names, face.blendshapes)
-                # Its camera looks down -z with y up: the same flip as ICT's axes takes it to optical.
-                out.rotation[index] = MODEL_TO_OPTICAL @ nearest_rotation(face.transform[:3, :3])
-                out.eye_rotations[index] = eye_rotation_matrices(
-                    angles_from_look_weights(dict(zip(names, out.expression[index]))))
+            ms = 1000.0 * (time.perf_counter() - began)
+            detections.append(Detections(None, index / truth_clips.FPS, observations, len(observations), ms, frame=index))
+    return Recording(detections)
+
+
+def run_tracker(clip: Clip, profile: str, model: ICTFaceModel, max_frames: int | None = None,
+                recording: Recording | None = None) -> MethodOutput:
+    """A FaceTracker with a profile's config (``tracker`` = config/tracker.yaml) over the clip; with
+    ``recording`` (:func:`record_tracker`'s) only its fit stage, on the recorded detections, without
+    wall-clock budgets (:func:`detection_cache.replay_config`; ms per frame NaN: not measured)."""
+    from face_tracking_3dmm.evaluation.bench import profile_config
+    from face_tracking_3dmm.tracking.tracker import FaceTracker
+
+    if recording is None:
+        return record_tracker(clip, profile_config(profile), model, max_frames)[0]
+    frames = clip.frames[:max_frames] if max_frames else clip.frames
+    out = MethodOutput.empty(len(frames), model.num_expression, model.num_identity)
+    config = detection_cache.replay_config(profile_config(profile))
+    with FaceTracker(config, model=model, landmarker=detection_cache.NoLandmarker()) as tracker:
+        for index, (rgb, detections) in enumerate(zip(frames, recording.detections)):
+            tracker.hold_identity_solves(not 0 <= recording.identity_frozen_at <= index)
+            _keep_face(out, index, tracker.fit(dataclasses.replace(detections, image_rgb=rgb), CAMERA).result)
+    out.ms[:] = np.nan
+    frozen = np.flatnonzero(out.identity_frozen)
+    if recording.identity_frozen_at != (frozen[0] if frozen.size else detection_cache.NOT_FROZEN):
+        print(f"replay of {clip.name} ({profile}): the identity froze on another frame than recorded (its "
+              "solve was not running on the recorded frame: the replay froze on the frame after it started)")
     return out
 
 
-def run_tracker(clip: Clip, profile: str, model: ICTFaceModel, max_frames: int | None = None) -> MethodOutput:
-    """A FaceTracker with a profile's config (``tracker`` = config/tracker.yaml) over the clip."""
-    from face_tracking_3dmm.evaluation.bench import profile_config
-    from face_tracking_3dmm.results import TrackingState
+def record_tracker(clip: Clip, config, model: ICTFaceModel, max_frames: int | None = None) -> tuple[MethodOutput, Recording]:
+    """A FaceTracker with ``config`` over the clip, live: its outputs and its detect stage's
+    detections (no images) with the frame its start-up identity froze on."""
     from face_tracking_3dmm.tracking.tracker import FaceTracker
 
     frames = clip.frames[:max_frames] if max_frames else clip.frames
     out = MethodOutput.empty(len(frames), model.num_expression, model.num_identity)
-    with FaceTracker(profile_config(profile), model=model) as tracker:
+    recorded, regions = [], None
+    with FaceTracker(config, model=model) as tracker:
         for index, rgb in enumerate(frames):
             began = time.perf_counter()
-            result = tracker.process(rgb, index / truth_clips.FPS, CAMERA)
+            detections = tracker.detect(rgb, index / truth_clips.FPS, regions)
+            fitted = tracker.fit(detections, CAMERA)
             out.ms[index] = 1000.0 * (time.perf_counter() - began)
-            faces = [f for f in result.faces if f.tracking_state != TrackingState.LOST]
-            if faces:
-                face = faces[0]
-                out.expression[index], out.rotation[index] = face.expression, face.rotation
-                out.mesh_expression[index] = face.mesh_weights
-                out.eye_rotations[index], out.identity[index] = face.eye_rotations, face.identity
-                if face.tracking_state == TrackingState.TRACKING:
-                    out.frozen_identity = face.identity
-    return out
+            regions = fitted.regions
+            recorded.append(detection_cache.without_images(detections))
+            _keep_face(out, index, fitted.result)
+    frozen = np.flatnonzero(out.identity_frozen)
+    return out, Recording(recorded, int(frozen[0]) if frozen.size else detection_cache.NOT_FROZEN)
+
+
+def _keep_face(out: MethodOutput, index: int, result) -> None:
+    """The first face of a tracker's FrameResult that is not LOST, into ``out``'s frame ``index``."""
+    from face_tracking_3dmm.results import TrackingState
+
+    faces = [f for f in result.faces if f.tracking_state != TrackingState.LOST]
+    if faces:
+        face = faces[0]
+        out.expression[index], out.rotation[index] = face.expression, face.rotation
+        out.mesh_expression[index] = face.mesh_weights
+        out.eye_rotations[index], out.identity[index] = face.eye_rotations, face.identity
+        if face.tracking_state == TrackingState.TRACKING:
+            out.frozen_identity = face.identity
+            out.identity_frozen[index] = True
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -256,7 +316,8 @@ def score_method(clips: list[Clip], arrays: list[dict], names: tuple[str, ...], 
                               for c, a in zip(clips, arrays)},
             "pose_offset_removed": bool(arrays and arrays[0]["offset_removed"]),
             "found_fraction": float(found.mean()), "frames": int(found.size),
-            "ms_per_frame": {"p50": float(np.median(ms)), "mean": float(ms.mean())}}
+            "ms_per_frame": ({"p50": float(np.median(ms)), "mean": float(ms.mean())} if np.isfinite(ms).all()
+                             else {"p50": None, "mean": None})}
 
 
 def _stats(values: np.ndarray) -> dict:
@@ -347,8 +408,47 @@ def curves(clip: Clip, outputs: dict[str, list[MethodOutput]], index: int, names
     return out
 
 
+def replay_recordings(clip: Clip, methods: tuple[str, ...], model: ICTFaceModel,
+                      max_frames: int | None = None) -> dict[str, Recording]:
+    """The clip's recorded detections (:mod:`detection_cache`) of each method: ``mediapipe``
+    (FaceLandmarker alone, every frame) or a tracker profile (its detect stage, the first
+    ``max_frames`` frames); recorded now where none is usable."""
+    from face_tracking_3dmm.evaluation.bench import profile_config
+
+    recordings = {}
+    for method in methods:
+        if method == "mediapipe":
+            config, stream, frames = None, detection_cache.MEDIAPIPE_STREAM, len(clip.frames)
+            record = functools.partial(record_mediapipe, clip)
+        else:
+            config = profile_config(method)
+            stream, frames = f"{method}-{detection_cache.tracker_stream(config)}", len(clip.frames[:max_frames or None])
+            record = functools.partial(_tracker_detections, clip, config, model, max_frames)
+        key = detection_cache.cache_key(render_key(clip.truth.spec), stream, config)
+        recordings[method] = detection_cache.load_or_record(detection_cache.cache_path(clip.name, key), key, frames, record)
+    return recordings
+
+
+def _tracker_detections(clip: Clip, config, model: ICTFaceModel, max_frames: int | None) -> Recording:
+    return record_tracker(clip, config, model, max_frames)[1]
+
+
+def run_methods(clips: list[Clip], model: ICTFaceModel, replay: bool) -> dict[str, list[MethodOutput]]:
+    """MediaPipe's and each of :data:`TRACKER_PROFILES`' outputs on every clip, live or replayed."""
+    if not replay:
+        outputs = {"mediapipe": [run_mediapipe(c, model) for c in clips]}
+        outputs.update({p: [run_tracker(c, p, model) for c in clips] for p in TRACKER_PROFILES})
+        return outputs
+    recordings = [replay_recordings(c, ("mediapipe", *TRACKER_PROFILES), model) for c in clips]
+    outputs = {"mediapipe": [run_mediapipe(c, model, r["mediapipe"]) for c, r in zip(clips, recordings)]}
+    outputs.update({p: [run_tracker(c, p, model, recording=r[p]) for c, r in zip(clips, recordings)]
+                    for p in TRACKER_PROFILES})
+    return outputs
+
+
 def run_accuracy(output: str | Path, quick: bool = False, offline: bool = False, annotations: bool = True,
-                 progress: bool = True, seed: int = BENCHMARK_SEED, frames: int = DEFAULT_FRAMES) -> dict:
+                 progress: bool = True, seed: int = BENCHMARK_SEED, frames: int = DEFAULT_FRAMES,
+                 replay: bool = False) -> dict:
     """Render (or load) the suite, run every method on the same frames, score, and write
     DIR/accuracy.json, DIR/accuracy.png and DIR/contact_sheet.png; print the table.
 
@@ -356,7 +456,9 @@ def run_accuracy(output: str | Path, quick: bool = False, offline: bool = False,
     profile on the first :data:`OFFLINE_FRAMES` frames of the first clip, scored beside the others
     on those frames. ``annotations``: also the real annotated photos (dlib NME, AFLW2000 pose).
     ``seed`` and ``frames``: another suite of :func:`truth_clips.default_suite` (settings are chosen
-    on suites other than the benchmark's, e.g. seeds 21, 33 and 45 of 170 frames).
+    on suites other than the benchmark's, e.g. seeds 21, 33 and 45 of 170 frames). ``replay``: the
+    clips' MediaPipe detections recorded once (:mod:`detection_cache`), only the fit runs: the same
+    table bit for bit run to run, without ms per frame.
     """
     import json
 
@@ -367,10 +469,9 @@ def run_accuracy(output: str | Path, quick: bool = False, offline: bool = False,
     model = ICTFaceModel.load()
     specs = truth_clips.default_suite(QUICK_FRAMES if quick else frames, seed)
     clips = load_clips([specs[0], specs[-1]] if quick else specs, model, progress)
-    outputs = {"mediapipe": [run_mediapipe(c, model) for c in clips]}
-    for profile in TRACKER_PROFILES:
-        outputs[profile] = [run_tracker(c, profile, model) for c in clips]
-    result = {"camera": {"width": CAMERA.width, "height": CAMERA.height, "fx": CAMERA.fx, "horizontal_fov_deg": 60.0},
+    outputs = run_methods(clips, model, replay)
+    result = {"replayed": replay,
+              "camera": {"width": CAMERA.width, "height": CAMERA.height, "fx": CAMERA.fx, "horizontal_fov_deg": 60.0},
               "clips": [{"name": c.name, "frames": len(c.frames), "glasses": c.truth.spec.appearance.glasses,
                          "neutral_frames": c.truth.spec.neutral_frames} for c in clips],
               "expression_names": list(model.expression_names),
@@ -380,7 +481,8 @@ def run_accuracy(output: str | Path, quick: bool = False, offline: bool = False,
     if offline:
         window = slice(0, min(OFFLINE_FRAMES, len(clips[0].frames)))
         subset = {m: [per_clip[0]] for m, per_clip in outputs.items()}
-        subset["offline"] = [run_tracker(clips[0], "offline", model, window.stop)]
+        recording = replay_recordings(clips[0], ("offline",), model, window.stop)["offline"] if replay else None
+        subset["offline"] = [run_tracker(clips[0], "offline", model, window.stop, recording)]
         result["offline_subsample"] = {"clip": clips[0].name, "frames": [0, window.stop],
                                        "methods": score_outputs(clips[:1], subset, model, window)}
     if annotations:
@@ -404,9 +506,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=BENCHMARK_SEED,
                         help="the synthetic suite's seed (another than the benchmark's: a suite to choose settings on)")
     parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help="frames per synthetic clip")
+    parser.add_argument("--replay", action="store_true",
+                        help="fit MediaPipe's detections recorded once per clip (cached beside the clips) instead of "
+                             "running MediaPipe live: the same table bit for bit run to run, minutes faster, no ms per frame")
 
 
 def run_from_args(args) -> int:
     run_accuracy(args.output, quick=args.quick, offline=args.offline,
-                 annotations=not (args.no_annotations or args.quick), seed=args.seed, frames=args.frames)
+                 annotations=not (args.no_annotations or args.quick), seed=args.seed, frames=args.frames,
+                 replay=args.replay)
     return 0

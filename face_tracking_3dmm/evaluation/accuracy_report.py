@@ -93,6 +93,9 @@ def format_table(result: dict) -> str:
                  "ARKit's angles + its head rotation. Gaze of 'eyes straight ahead' with the true head pose: "
                  f"{_cell(result.get('gaze_straight_ahead_deg'), '{:.1f}')} deg.")
     lines += pitch_bias_lines(result["methods"])
+    if result.get("replayed"):
+        lines.append("Replayed: the fit on MediaPipe's detections recorded once (deterministic); ms per frame is measured "
+                     "only live (without --replay).")
     block = result.get("offline_subsample")
     if block:
         lines += [""] + _table(block["methods"], [], f"Offline subsample: clip {block['clip']}, frames "

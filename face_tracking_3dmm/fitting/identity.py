@@ -123,6 +123,8 @@ class IdentityEstimator:
         self._fits: list[FaceParameters] = []
         self._executor = concurrent.futures.ThreadPoolExecutor(1) if background else None
         self._pending: concurrent.futures.Future | None = None
+        #: A finished background solve is not picked up while held (see :meth:`release`).
+        self.held = False
 
     @classmethod
     def frozen_at(cls, bases: PointBases, identity: np.ndarray) -> "IdentityEstimator":
@@ -153,11 +155,19 @@ class IdentityEstimator:
 
     def poll(self) -> bool:
         """Pick up a finished background solve; returns True when the identity just froze."""
-        if self._pending is not None and self._pending.done():
+        if self._pending is not None and not self.held and self._pending.done():
             result, self._pending = self._pending.result(), None
             self._finish(result)
             return True
         return False
+
+    def release(self) -> None:
+        """Stop holding, and block until a running background solve has finished: unlike
+        :meth:`wait` it is left for the next :meth:`add` or :meth:`poll` to pick up, so a replay
+        freezes on the frame it chooses whatever the thread's timing."""
+        self.held = False
+        if self._pending is not None:
+            concurrent.futures.wait([self._pending])
 
     def wait(self) -> None:
         """Block until a running background solve has finished and been picked up."""

@@ -230,6 +230,17 @@ class FaceTracker:
             self.stats.last_dropped = f"face {face.face_id} dropped: {problem}"
         return results
 
+    def hold_identity_solves(self, hold: bool) -> None:
+        """Hold each face's finished start-up identity solve (its worker thread's result) back from
+        the next :meth:`fit`, or release it: wait for it, so the next fit picks it up. A replay of
+        recorded detections holds until the frame the recorded run froze on, so that its results
+        do not depend on thread timing."""
+        for face in self._faces:
+            if hold:
+                face.identity.held = True
+            else:
+                face.identity.release()
+
     def process_still(self, image_rgb: np.ndarray, camera: CameraIntrinsics | None = None) -> FrameResult:
         """Faces in one photo unrelated to the frames before (a folder of stills, an image).
 
