@@ -2,10 +2,10 @@
 """Per-channel pull towards MediaPipe (tracking/faces.py PRIOR_SCALES), swept offline on ground-truth
 suites outside the accuracy benchmark (issue 9: the benchmark draws seed 9; choose on others).
 
-MediaPipe runs once per clip (the tracker's detect stage, with the default fit following its
-regions); each setting then refits every clip from those detections, so settings differ only in
-the fit. Prints, per channel and seed, Pearson / MAE against the truth: MediaPipe's own score, then
-each setting (the fit's budget makes a refit vary by ~0.01-0.02 under load: repeat a close call).
+MediaPipe's detections of each clip are recorded once into the benchmark's detection cache
+(evaluation/detection_cache.py, as `bench_accuracy.py --replay`); each setting then replays the
+tracker's fit stage on them, so settings differ only in the fit and a rerun prints the same numbers.
+Prints, per channel and seed, Pearson / MAE against the truth: MediaPipe's own score, then each setting.
 
     .venv/bin/python scripts/bench_prior_sweep.py --seeds 21 33 45 \\
         --setting '{}' --setting '{"mouthRollLower": 10}' --channels mouthRollLower jawOpen
@@ -13,7 +13,6 @@ each setting (the fit's budget makes a refit vary by ~0.01-0.02 under load: repe
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -24,40 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from face_tracking_3dmm.evaluation import accuracy, accuracy_bench, truth_clips  # noqa: E402
-from face_tracking_3dmm.evaluation.bench import profile_config  # noqa: E402
 from face_tracking_3dmm.model import ICTFaceModel  # noqa: E402
-from face_tracking_3dmm.results import TrackingState  # noqa: E402
 from face_tracking_3dmm.tracking import faces  # noqa: E402
-from face_tracking_3dmm.tracking.tracker import FaceTracker  # noqa: E402
-
-
-def detect(clip: accuracy_bench.Clip, model: ICTFaceModel) -> list:
-    """The clip's detections (images dropped: the refit takes them from the clip again)."""
-    detections, regions = [], None
-    with FaceTracker(profile_config("tracker"), model=model) as tracker:
-        for index, rgb in enumerate(clip.frames):
-            found = tracker.detect(rgb, index / truth_clips.FPS, regions)
-            regions = tracker.fit(found, accuracy_bench.CAMERA).regions
-            detections.append(dataclasses.replace(found, image_rgb=None))
-    return detections
-
-
-def refit(clip: accuracy_bench.Clip, detections: list, model: ICTFaceModel) -> np.ndarray:
-    """(N, K_exp) the tracker's reported weights over the clip (NaN where it gave none)."""
-    out = np.full((len(clip.frames), model.num_expression), np.nan)
-    with FaceTracker(profile_config("tracker"), model=model) as tracker:
-        for index, (rgb, found) in enumerate(zip(clip.frames, detections)):
-            result = tracker.fit(dataclasses.replace(found, image_rgb=rgb), accuracy_bench.CAMERA).result
-            tracked = [face for face in result.faces if face.tracking_state != TrackingState.LOST]
-            if tracked:
-                out[index] = tracked[0].expression
-    return out
-
-
-def mediapipe_scores(detections: list, names: tuple[str, ...]) -> np.ndarray:
-    """(N, K_exp) MediaPipe's own blendshape scores in ICT's order (NaN where it found no face)."""
-    return np.array([faces.mediapipe_to_ict_expression(names, found.observations[0].blendshapes)
-                     if found.observations else np.full(len(names), np.nan) for found in detections])
 
 
 def main() -> int:
@@ -74,13 +41,15 @@ def main() -> int:
     columns = {"mediapipe": {}} | {json.dumps(setting): {} for setting in settings}
     for seed in args.seeds:
         clips = accuracy_bench.load_clips(truth_clips.default_suite(args.frames, seed), model)
-        detections = [detect(clip, model) for clip in clips]
+        recordings = [accuracy_bench.replay_recordings(clip, ("mediapipe", "tracker"), model) for clip in clips]
         truth = np.concatenate([clip.truth.expression for clip in clips])
-        columns["mediapipe"][seed] = accuracy.channel_scores(
-            truth, np.concatenate([mediapipe_scores(found, names) for found in detections]), names)
+        columns["mediapipe"][seed] = accuracy.channel_scores(truth, np.concatenate(
+            [accuracy_bench.run_mediapipe(clip, model, r["mediapipe"]).expression
+             for clip, r in zip(clips, recordings)]), names)
         for setting in settings:
             with mock.patch.dict(faces.PRIOR_SCALES, setting):
-                fitted = np.concatenate([refit(clip, found, model) for clip, found in zip(clips, detections)])
+                fitted = np.concatenate([accuracy_bench.run_tracker(clip, "tracker", model, recording=r["tracker"]).expression
+                                         for clip, r in zip(clips, recordings)])
             columns[json.dumps(setting)][seed] = accuracy.channel_scores(truth, fitted, names)
     print(format_table(columns, args.seeds, args.channels or names))
     return 0

@@ -1,7 +1,4 @@
-"""scripts/bench_prior_sweep.py's pure parts: MediaPipe's scores per frame and the printed table."""
-from types import SimpleNamespace
-
-import numpy as np
+"""scripts/bench_prior_sweep.py's printed table."""
 import pytest
 from test_package_setup import load_script
 
@@ -9,15 +6,6 @@ from test_package_setup import load_script
 @pytest.fixture(scope="module")
 def sweep():
     return load_script("bench_prior_sweep")
-
-
-def test_mediapipe_scores_per_frame_nan_where_no_face(sweep):
-    names = ("mouthRollLower", "eyeBlink_L")
-    face = SimpleNamespace(blendshapes={"mouthRollLower": 0.4, "eyeBlinkLeft": 0.2})
-    detections = [SimpleNamespace(observations=[face]), SimpleNamespace(observations=[])]
-    scores = sweep.mediapipe_scores(detections, names)
-    assert scores[0].tolist() == [0.4, 0.2]
-    assert np.isnan(scores[1]).all()
 
 
 def test_table_has_a_row_per_method_with_each_seed_and_the_means(sweep):
