@@ -34,7 +34,12 @@ def test_step_profile_times_nested_steps_per_frame_and_puts_the_originals_back()
     assert _Work.__dict__["spin"] is original_spin and _Work.__dict__["outer"] is original_outer
     rows = {row["step"]: row for row in profile.rows(range(3))}
     assert rows["outer"]["calls"] == 1.0 and rows["spin"]["calls"] == pytest.approx(4 / 3)
-    assert rows["outer"]["wall_mean"] >= rows["spin"]["wall_p50"] >= 1.9
+    assert rows["spin"]["wall_p50"] >= 1.9
+    # Frames 0 and 1, where spin ran only inside outer (frame 2 also has the lone call): the outer
+    # step's time holds the nested one's, whatever the load (a preempted lone call made a p50 of
+    # all frames exceed outer's mean).
+    nested = {row["step"]: row for row in profile.rows(range(2))}
+    assert nested["outer"]["wall_mean"] >= nested["spin"]["wall_mean"] >= 1.9
     assert 0.0 < rows["spin"]["thread_mean"] <= rows["spin"]["process_mean"] + 0.1   # the process's includes the thread's
     assert "outer" in profile.table(range(3)) and "  spin" in profile.table(range(3))
 
