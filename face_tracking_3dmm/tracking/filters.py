@@ -308,13 +308,10 @@ class BinocularCoupling:
         usable = np.asarray(open_eyes, bool) & np.isfinite(angles).all(1)
         if not usable.any():
             return angles.copy()
-        half = 0.5 * self._difference
         if usable.all():
             self._follow(angles[0] - angles[1], timestamp_s)
-            half = 0.5 * self._difference
-            version = angles.mean(0)
-        else:
-            version = angles[0] - half if usable[0] else angles[1] + half
+        half = 0.5 * self._difference
+        version = angles.mean(0) if usable.all() else angles[0] - half if usable[0] else angles[1] + half
         return np.stack((version + half, version - half))
 
     def _follow(self, difference: np.ndarray, timestamp_s: float) -> None:
