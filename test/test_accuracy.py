@@ -202,6 +202,45 @@ def test_pose_of_every_method_is_scored_on_the_same_frames_with_one_offset_each(
     assert scores["missing"]["geodesic_mean"] < 1e-6
 
 
+def test_pose_with_one_offset_per_clip_removes_each_persons_tilt_for_every_method():
+    """Two clips tilted by different constant rotations score 0 only with an offset per clip; the
+    frames one method missed are left out for every method, as in the suite-wide row."""
+    from types import SimpleNamespace
+
+    from face_tracking_3dmm.evaluation.accuracy_bench import same_frames_pose
+
+    truth = np.stack([MODEL_TO_OPTICAL @ matrix_from_euler_yxz_np(*np.radians(a)) for a in
+                      [(30, 10, -5), (-60, -20, 15), (5, 25, 0), (0, 0, 0), (10, -10, 5), (-20, 5, 10)]])
+    clips = [SimpleNamespace(truth=SimpleNamespace(rotation=truth[:3])),
+             SimpleNamespace(truth=SimpleNamespace(rotation=truth[3:]))]
+    tilted = np.concatenate([truth[:3] @ matrix_from_euler_yxz_np(0.0, np.radians(6.0), 0.0),
+                             truth[3:] @ matrix_from_euler_yxz_np(np.radians(-4.0), 0.0, 0.0)])
+    missing = truth.copy()
+    missing[5] = np.nan
+    outputs = {name: [SimpleNamespace(rotation=r[:3]), SimpleNamespace(rotation=r[3:])]
+               for name, r in (("tilted", tilted), ("missing", missing))}
+    suite_wide = same_frames_pose(clips, outputs)
+    per_clip = same_frames_pose(clips, outputs, per_clip=True)
+    assert per_clip["tilted"]["frames"] == per_clip["missing"]["frames"] == 5
+    assert suite_wide["tilted"]["geodesic_mean"] > 1.0
+    assert per_clip["tilted"]["geodesic_mean"] < 1e-6 and per_clip["missing"]["geodesic_mean"] < 1e-6
+
+
+def test_gaze_error_is_reported_by_the_faces_distance():
+    from face_tracking_3dmm.evaluation.accuracy_bench import GAZE_DISTANCE_EDGES_M, gaze_by_distance
+
+    distance = np.array([0.6, 0.6, 0.8, 2.4, 2.5])
+    error = np.array([[2.0, 4.0], [4.0, 6.0], [10.0, 10.0], [20.0, np.nan], [30.0, 40.0]])
+    bins = gaze_by_distance(error, distance)
+    assert len(bins) == len(GAZE_DISTANCE_EDGES_M)
+    near, middle, _, far = bins.values()
+    assert near["left"] == {"mean": 3.0, "median": 3.0, "frames": 2} and near["right"]["mean"] == 5.0
+    assert middle["left"]["frames"] == 1 and far["left"]["mean"] == 25.0 and far["right"]["frames"] == 1
+    assert list(bins.values())[2]["left"] == {"mean": None, "median": None, "frames": 0}
+    with pytest.raises(ValueError, match="must be"):
+        gaze_by_distance(error[:, 0], distance)
+
+
 def test_similarity_alignment_removes_scale_rotation_translation():
     points = np.random.default_rng(1).normal(size=(50, 3))
     moved = 1.3 * points @ matrix_from_euler_yxz_np(0.4, -0.2, 0.1).T + [1.0, -2.0, 0.5]

@@ -32,6 +32,12 @@ def _summary_rows(methods: dict) -> list[tuple[str, list[str]]]:
         values = [v for v in scores["identity_error_mm"].values() if v is not None]
         return float(np.mean(values)) if values else None
 
+    def gaze_at(span):
+        return [" / ".join(_cell(s.get("gaze_by_distance_deg", {}).get(span, {}).get(side, {}).get("mean"), "{:.1f}")
+                           for side in ("left", "right")) for s in methods.values()]
+
+    spans = [(span, cells["left"]["frames"]) for span, cells
+             in next(iter(methods.values())).get("gaze_by_distance_deg", {}).items() if cells["left"]["frames"]]
     return [
         ("mean Pearson (excited channels)", each(mean_pearson)),
         ("mean MAE (excited channels)", each(mean_mae, "{:.3f}")),
@@ -44,6 +50,7 @@ def _summary_rows(methods: dict) -> list[tuple[str, list[str]]]:
         ("caught blink peaks within one frame", each(lambda s: s["blink_summary"].get("within_one_frame_caught"), "{}")),
         ("gaze error left deg (mean)", each(lambda s: s["gaze_deg"]["left"]["mean"], "{:.1f}")),
         ("gaze error right deg (mean)", each(lambda s: s["gaze_deg"]["right"]["mean"], "{:.1f}")),
+        *((f"  gaze L / R deg, face at {span} m ({frames} frames)", gaze_at(span)) for span, frames in spans),
         ("head pose geodesic deg (mean)", each(lambda s: s["pose"]["geodesic_mean"])),
         ("head yaw / pitch / roll MAE deg", [" / ".join(_cell(s["pose"].get(k), "{:.1f}")
                                                        for k in ("yaw_mae", "pitch_mae", "roll_mae"))
@@ -55,6 +62,8 @@ def _summary_rows(methods: dict) -> list[tuple[str, list[str]]]:
         ("  yaw / pitch / roll gain (1 = exact)", [" / ".join(_cell(s.get("pose_same_frames", {}).get(k), "{:.2f}")
                                                               for k in ("yaw_gain", "pitch_gain", "roll_gain"))
                                                     for s in methods.values()]),
+        ("head pose deg, same frames, one offset per clip each",
+         each(lambda s: s.get("pose_same_frames_per_clip", {}).get("geodesic_mean"))),
         ("face vertex error mm (aligned)", each(lambda s: s["vertex_error_mm"]["mean"])),
         ("identity error mm (neutral, aligned)", each(identity)),
         ("face found", each(lambda s: s["found_fraction"], "{:.0%}")),
@@ -89,7 +98,8 @@ def format_table(result: dict) -> str:
                    f"({', '.join(c['name'] for c in result['clips'])}); cells: Pearson / MAE")
     lines.append(f"MediaPipe pose: one constant head-axes offset per clip removed ({', '.join(f'{v:.1f}' for v in offsets.values())} deg); "
                  "tracker poses are in ICT's own axes (no offset removed). 'Same frames, one offset each': every "
-                 "method on the frames all found, one offset per method over the suite (as AFLW2000). MediaPipe gaze: its eyeLook* scores at "
+                 "method on the frames all found, one offset per method over the suite (as AFLW2000); 'one offset per clip each': "
+                 "the same frames, each person's constant tilt removed from every method alike. MediaPipe gaze: its eyeLook* scores at "
                  "ARKit's angles + its head rotation. Gaze of 'eyes straight ahead' with the true head pose: "
                  f"{_cell(result.get('gaze_straight_ahead_deg'), '{:.1f}')} deg.")
     lines += pitch_bias_lines(result["methods"])

@@ -75,6 +75,7 @@ class ClipTruth:
     rotation: np.ndarray              #: (N, 3, 3) head-to-camera, optical frame
     translation: np.ndarray           #: (N, 3) metres
     blinks: list[BlinkEvent] = field(default_factory=list)
+    face_distance_m: np.ndarray | None = None   #: (N,) depth of the face centre (eyes' depth within ~2 cm)
 
     @property
     def frames(self) -> int:
@@ -196,8 +197,10 @@ def look_angles_deg(expression: np.ndarray, names) -> np.ndarray:
                      for side, outward in (("L", 1.0), ("R", -1.0))])
 
 
-def _head_pose(spec: ClipSpec, rng: np.random.Generator, face_centre_cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 3, 3) rotations and (N, 3) translations; the face centre is placed near the optical axis."""
+def _head_pose(spec: ClipSpec, rng: np.random.Generator,
+               face_centre_cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N, 3, 3) rotations, (N, 3) translations and (N,) depths of the face centre, which is placed
+    near the optical axis."""
     frames = spec.frames
     moving = np.clip((np.arange(frames) - spec.neutral_frames + 10) / 10.0, 0.2, 1.0)   # calm start
     if spec.sweep:
@@ -216,7 +219,7 @@ def _head_pose(spec: ClipSpec, rng: np.random.Generator, face_centre_cm: np.ndar
     rotation = np.stack([flip @ matrix_from_euler_yxz_np(*np.radians(a)) for a in zip(yaw, pitch, roll)])
     centre = np.einsum("nij,j->ni", rotation, face_centre_cm * 0.01)
     translation = np.column_stack((drift * distance[:, None], distance)) - centre
-    return rotation, translation
+    return rotation, translation, distance
 
 
 def build_clip(spec: ClipSpec, names: tuple[str, ...], face_centre_cm: np.ndarray,
@@ -227,8 +230,8 @@ def build_clip(spec: ClipSpec, names: tuple[str, ...], face_centre_cm: np.ndarra
     expression = _gestures(spec, names)
     blinks = _blinks(spec, rng, expression, names)
     eyes = eyes_looking(_gaze(spec, rng), expression, names)
-    rotation, translation = _head_pose(spec, rng, face_centre_cm)
-    return ClipTruth(spec, identity, np.clip(expression, 0.0, 1.0), eyes, rotation, translation, blinks)
+    rotation, translation, distance = _head_pose(spec, rng, face_centre_cm)
+    return ClipTruth(spec, identity, np.clip(expression, 0.0, 1.0), eyes, rotation, translation, blinks, distance)
 
 
 SKIN_TONES = ((0.93, 0.77, 0.67), (0.85, 0.64, 0.54), (0.72, 0.52, 0.40), (0.55, 0.38, 0.28), (0.40, 0.27, 0.20))
