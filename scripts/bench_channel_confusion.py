@@ -49,7 +49,7 @@ def main() -> int:
         print(format_channel(suite, names, channel))
     if args.point_gain:
         for channel, (gain, residual_px) in zip(channels, point_gains(model, channels)):
-            print(f"{channel:<18} MediaPipe's points follow the truth's with gain {gain:5.2f}, {residual_px:.2f} px off")
+            print(f"{channel:<18} MediaPipe's points follow the truth's: gain {gain:5.2f}, {residual_px:.2f} px off")
     return 0
 
 

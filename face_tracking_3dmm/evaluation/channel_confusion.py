@@ -52,8 +52,9 @@ def rest_readings(truth: np.ndarray, readings: np.ndarray, conditions: dict[str,
     out = {}
     for label, mask in {"all": np.ones_like(resting), **conditions}.items():
         values = readings[resting & np.asarray(mask, dtype=bool)]
-        out[label] = ({"mean": float(values.mean()), "p95": float(np.percentile(values, 95)), "frames": int(values.size)}
-                      if values.size else {"mean": None, "p95": None, "frames": 0})
+        out[label] = {"mean": None, "p95": None, "frames": 0}
+        if values.size:
+            out[label] = {"mean": float(values.mean()), "p95": float(np.percentile(values, 95)), "frames": int(values.size)}
     return out
 
 
