@@ -65,3 +65,29 @@ def test_compiled_steps_match_their_formulas():
     expression, rest = np.array([0.6, 0.1, 1.0, np.nan]), np.array([0.2, 0.3, 0.9995, 0.1])   # 3rd: headroom 1e-3
     calibrated = np.array([True, True, True, False])
     np.testing.assert_allclose(_relative_to_rest(expression, rest, calibrated), [0.5, 0.0, 0.5, np.nan])
+
+
+def test_a_weight_within_the_noise_floor_reads_zero_and_a_full_expression_still_reads_one():
+    """jawOpen has a floor (NOISE_FLOORS), browInnerUp_L none: the same weights above rest read less
+    on jawOpen, a full expression reads 1 on both."""
+    from face_tracking_3dmm.tracking.calibration import NOISE_FLOORS
+
+    floor = NOISE_FLOORS["jawOpen"]
+    calibration = RestingExpression(NAMES, rise_s=30.0)
+    np.testing.assert_allclose(calibration.floors, [0.0, floor, 0.0])
+    rest = [[0.1, 0.1, 0.3]] * 30
+    out = _run(calibration, rest + [[0.1 + floor / 2] * 2 + [0.3]] * 3 + [[0.55, 0.55, 0.3]] + [[1.0, 1.0, 0.3]])
+    np.testing.assert_allclose(out[30:33, 1], 0.0, atol=1e-9)                       # within the floor
+    assert out[30, 0] == pytest.approx(floor / 2 / 0.9, abs=1e-3)                  # no floor: as before
+    assert out[33, 1] == pytest.approx((0.55 - 0.1 - floor) / (0.9 - floor), abs=1e-3)
+    np.testing.assert_allclose(out[34, :2], 1.0)
+
+
+def test_only_known_channel_prefixes_have_noise_floors(model):
+    """Every NOISE_FLOORS key names channels of the model, none of them uncalibrated (eye) ones,
+    and the floors are small: a dead zone that swallows real expressions is not a floor."""
+    from face_tracking_3dmm.tracking.calibration import NOISE_FLOORS, UNCALIBRATED_PREFIXES
+
+    for prefix, floor in NOISE_FLOORS.items():
+        assert any(name.partition("_")[0] == prefix for name in model.expression_names), prefix
+        assert not prefix.startswith(UNCALIBRATED_PREFIXES) and 0.0 < floor <= 0.05
