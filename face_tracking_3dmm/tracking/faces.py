@@ -31,7 +31,7 @@ from face_tracking_3dmm.geometry import (CM_TO_M, MODEL_TO_OPTICAL, CameraIntrin
                                          pose_from_points)
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.results import FaceResult, TrackingState
-from face_tracking_3dmm.tracking.blinks import BlinkReading
+from face_tracking_3dmm.tracking.blinks import BlinkReading, far_eye_shares
 from face_tracking_3dmm.tracking.calibration import RestingExpression
 from face_tracking_3dmm.tracking.filters import (POSE_UNITS, BinocularCoupling, OneEuroFilter, PoseExpressionFilter,
                                                  filter_faces)
@@ -281,7 +281,7 @@ class FaceFitter:
             filter_faces([motion], np.eye(3)[None], np.array([[0.0, 0.0, 0.6]]), expression[None], timestamp_s)
             gaze.update(points, eyeballs, params, np.eye(3), expression, camera, timestamp_s)
             gaze.write_look_weights(expression)
-            blinks(resting(expression, timestamp_s), timestamp_s)
+            blinks(resting(expression, timestamp_s), timestamp_s, far_eye_shares(MODEL_TO_OPTICAL, np.array([0.0, 0.0, 0.6])))
 
     def fit(self, faces: list[tuple[TrackedFace, LandmarkObservation]], frame: FitFrame,
             config: TrackerConfig) -> list[FaceResult | Exception]:
@@ -444,7 +444,8 @@ class FaceFitter:
         expression = face.resting(expression, frame.timestamp_s)
         face.gaze.write_look_weights(expression)
         face.blinks = face.blinks or BlinkReading(names)
-        expression = face.blinks(expression, frame.timestamp_s)   # reads the gaze's eyeLookDown
+        expression = face.blinks(expression, frame.timestamp_s,   # reads the gaze's eyeLookDown
+                                 far_eye_shares(params.rotation.numpy(), params.translation.numpy()))
         # A diverged solve (NaN RMS) continues from the last good values: reported with confidence 0
         # and the divergence limit as its error (at least that large).
         converged = math.isfinite(solved.rms_px)
