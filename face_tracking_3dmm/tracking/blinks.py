@@ -46,6 +46,15 @@ within one frame 54 -> 57; of the 20 winks, the winking eye caught 14 as before 
 read >= 0.5 in 4 as before. Swept 15-45 deg for the first angle and 10-75 deg more for the second
 (all gained 0.015-0.03 Pearson); 15 -> 35 gained most (0.488 / 0.513) but read the other eye of
 one more wink shut. The other way round (the near eye read from the far one) lost 0.01-0.02.
+
+Tried and not kept (same suites, same replayed fits): holding the open-eye and look-down levels
+while an eye reads shut (above 0.3 / 0.5 / 0.7 / 0.8, or only within 0.4 s of a rise of 0.1-0.2 in
+a frame) caught 77-82 blinks but read 7-21 % of the open frames >= 0.5 (5.9 % now) and lowered
+Pearson to 0.33-0.47: the rising open level is what keeps downcast and narrow eyes from reading
+shut. Holding the look-down level alone, or a larger share of it (0.35 / 0.5) with a faster rise,
+lowered Pearson by 0.01-0.02. Winks and long blinks (8-10 frames, the truth flat at 1) peak 2-3.5
+frames early even with both levels held fixed: MediaPipe's lid points open again while the eye is
+still shut (the fitted eyeBlink falls from ~0.6 to ~0.4 on the plateau), as its own eyeBlink score does.
 """
 from __future__ import annotations
 
