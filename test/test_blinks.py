@@ -130,3 +130,10 @@ def test_the_far_eye_reads_its_share_of_the_near_eyes_closure():
         assert out[31, 1] >= 0.8                                   # the near eye reads its own blink
         assert abs(out[31, 0] - left_peak * out[31, 1]) < 1e-9      # the far eye its share of it
         np.testing.assert_allclose(out[:, 2], 0.0)
+
+
+def test_turn_from_camera_is_signed_towards_the_persons_left():
+    ahead = np.array([0.0, 0.0, 0.6])
+    assert blinks.turn_from_camera_deg(_turned(30.0), ahead) == pytest.approx(30.0)
+    assert blinks.turn_from_camera_deg(_turned(-50.0), ahead) == pytest.approx(-50.0)
+    assert abs(blinks.turn_from_camera_deg(_turned(120.0), ahead)) > 90.0        # facing away

@@ -84,21 +84,29 @@ LOOK_DOWN_FALL_S = 0.05
 FAR_EYE_TURN_DEG = (25.0, 45.0)
 
 
-def far_eye_shares(rotation: np.ndarray, translation: np.ndarray,
-                   turn_deg: tuple[float, float] = FAR_EYE_TURN_DEG) -> np.ndarray:
-    """(2,) share of the other eye's closure in the reading of the person's left and right eye, for
-    a head at (3, 3) ``rotation`` (model to camera) and (3,) ``translation`` (camera frame): 0 for
-    the near eye; for the far eye 0 up to ``turn_deg[0]`` of turn from the line of sight, rising
-    linearly to 1 at ``turn_deg[1]`` (the model's +x is the person's left, +z out of the face)."""
+def turn_from_camera_deg(rotation: np.ndarray, translation: np.ndarray) -> float:
+    """Signed horizontal turn (deg) of a head at (3, 3) ``rotation`` (model to camera) and (3,)
+    ``translation`` (camera frame) from the camera's line of sight: > 0 turned towards the person's
+    left (the model's +x), whose left eye is then the far one; beyond 90 the head faces away."""
     rotation, translation = np.asarray(rotation, dtype=np.float64), np.asarray(translation, dtype=np.float64)
     if rotation.shape != (3, 3) or translation.shape != (3,):
         raise ValueError(f"need a (3, 3) rotation and (3,) translation, got {rotation.shape}, {translation.shape}")
+    camera = -rotation.T @ translation            # the camera in the head's axes (+z out of the face)
+    return float(np.degrees(np.arctan2(-camera[0], camera[2])))
+
+
+def far_eye_shares(rotation: np.ndarray, translation: np.ndarray,
+                   turn_deg: tuple[float, float] = FAR_EYE_TURN_DEG) -> np.ndarray:
+    """(2,) share of the other eye's closure in the reading of the person's left and right eye, for
+    a head at (3, 3) ``rotation`` and (3,) ``translation`` (:func:`turn_from_camera_deg`): 0 for the
+    near eye; for the far eye 0 up to ``turn_deg[0]`` of turn, rising linearly to 1 at ``turn_deg[1]``."""
     if not 0.0 <= turn_deg[0] < turn_deg[1]:
         raise ValueError(f"turn_deg must rise from >= 0, got {turn_deg}")
-    camera = -rotation.T @ translation            # the camera in the head's axes
-    turn = np.degrees(np.arctan2(abs(camera[0]), camera[2]))
-    share = float(np.clip((turn - turn_deg[0]) / (turn_deg[1] - turn_deg[0]), 0.0, 1.0)) if np.isfinite(turn) else 0.0
-    return np.array([0.0, share]) if camera[0] > 0 else np.array([share, 0.0])   # camera on the left: right eye far
+    turn = turn_from_camera_deg(rotation, translation)
+    if not np.isfinite(turn):
+        return np.zeros(2)
+    share = min(1.0, max(0.0, (abs(turn) - turn_deg[0]) / (turn_deg[1] - turn_deg[0])))
+    return np.array([share, 0.0]) if turn > 0 else np.array([0.0, share])
 
 
 def blink_closure(weights: np.ndarray, open_level: np.ndarray, span: float = SHUT_SPAN,
