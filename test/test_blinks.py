@@ -89,3 +89,51 @@ def test_a_blink_whose_iris_reads_downcast_still_peaks_shut():
     assert int(np.argmax(out[:, 0])) == 31
     assert out[31:33, :2].min() >= 0.8
     assert out[-1, :2].max() < 0.05
+
+
+def _turned(yaw_deg: float) -> np.ndarray:
+    """Head-to-camera rotation of a head turned by ``yaw_deg`` towards its left (the model's +x)."""
+    from face_tracking_3dmm.geometry import MODEL_TO_OPTICAL, matrix_from_euler_yxz_np
+
+    return MODEL_TO_OPTICAL @ matrix_from_euler_yxz_np(np.radians(yaw_deg), 0.0, 0.0)
+
+
+def test_far_eye_shares_grow_with_the_turn_on_the_far_eye_only():
+    ahead = np.array([0.0, 0.0, 0.6])
+    np.testing.assert_allclose(blinks.far_eye_shares(_turned(0.0), ahead), [0.0, 0.0])
+    first, full = blinks.FAR_EYE_TURN_DEG
+    np.testing.assert_allclose(blinks.far_eye_shares(_turned(first - 1.0), ahead), [0.0, 0.0])
+    np.testing.assert_allclose(blinks.far_eye_shares(_turned(0.5 * (first + full)), ahead), [0.5, 0.0], atol=1e-9)
+    np.testing.assert_allclose(blinks.far_eye_shares(_turned(-full - 10.0), ahead), [0.0, 1.0])   # right eye far
+    # what counts is the turn from the line of sight: a head facing straight along the optical axis
+    # but far to the image's left sees the camera on its own left side: its right eye is the far one
+    beside = np.array([-0.6 * np.tan(np.radians(full + 5.0)), 0.0, 0.6])
+    np.testing.assert_allclose(blinks.far_eye_shares(_turned(0.0), beside), [0.0, 1.0])
+
+
+def test_far_eye_shares_refuse_bad_input():
+    with pytest.raises(ValueError, match="rotation"):
+        blinks.far_eye_shares(np.eye(2), np.zeros(3))
+    with pytest.raises(ValueError, match="turn_deg"):
+        blinks.far_eye_shares(_turned(0.0), np.array([0.0, 0.0, 0.6]), turn_deg=(40.0, 30.0))
+
+
+def test_the_far_eye_reads_its_share_of_the_near_eyes_closure():
+    """Turned fully, a blink seen only on the near (right) eye's points reads on both eyes; with no
+    share, or a zero one, each eye reads its own."""
+    rest = [[0.1, 0.1, 0.0]] * 30
+    blink = [[0.1, 0.4, 0.0], [0.1, 0.7, 0.0], [0.1, 0.7, 0.0], [0.1, 0.4, 0.0]]
+    values = rest + blink + rest[:5]
+    for share, left_peak in ((np.array([1.0, 0.0]), 1.0), (np.array([0.5, 0.0]), 0.5), (np.zeros(2), 0.0), (None, 0.0)):
+        reading = BlinkReading(NAMES)
+        out = np.array([reading(np.array(v), i / FPS, share) for i, v in enumerate(values)])
+        assert out[31, 1] >= 0.8                                   # the near eye reads its own blink
+        assert abs(out[31, 0] - left_peak * out[31, 1]) < 1e-9      # the far eye its share of it
+        np.testing.assert_allclose(out[:, 2], 0.0)
+
+
+def test_turn_from_camera_is_signed_towards_the_persons_left():
+    ahead = np.array([0.0, 0.0, 0.6])
+    assert blinks.turn_from_camera_deg(_turned(30.0), ahead) == pytest.approx(30.0)
+    assert blinks.turn_from_camera_deg(_turned(-50.0), ahead) == pytest.approx(-50.0)
+    assert abs(blinks.turn_from_camera_deg(_turned(120.0), ahead)) > 90.0        # facing away

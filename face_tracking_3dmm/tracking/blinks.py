@@ -35,6 +35,26 @@ Swept: 0.1 - 0.5 with span 0.4 - 0.55 and rise 0 - 0.5 s; without the envelope P
 most (0.49) but one real blink was missed and fewer synthetic ones caught; a larger share (0.3 -
 0.5) lowered the peaks of blinks; MediaPipe's own eyeLookDown score, the fitted one, or a mean or
 maximum of them, did no better than the iris gaze's.
+
+The far eye of a turned head is seen edge-on: its lids are foreshortened and partly hidden by the
+nose, and its reading is the noisier one. Beyond the first angle of :data:`FAR_EYE_TURN_DEG` of
+turn from the camera's line of sight the far eye's closure is read partly from the near eye's
+(:func:`far_eye_shares`), wholly at the second (blinks are mostly of both eyes). Chosen on
+truth_clips seeds 21, 33 and 45 (87 blinks and winks, MediaPipe's points replayed), before ->
+after: eyeBlink L / R Pearson 0.457 / 0.490 -> 0.480 / 0.510, blinks caught 76 -> 78, peaks
+within one frame 54 -> 57; of the 20 winks, the winking eye caught 14 as before and the other eye
+read >= 0.5 in 4 as before. Swept 15-45 deg for the first angle and 10-75 deg more for the second
+(all gained 0.015-0.03 Pearson); 15 -> 35 gained most (0.488 / 0.513) but read the other eye of
+one more wink shut. The other way round (the near eye read from the far one) lost 0.01-0.02.
+
+Tried and not kept (same suites, same replayed fits): holding the open-eye and look-down levels
+while an eye reads shut (above 0.3 / 0.5 / 0.7 / 0.8, or only within 0.4 s of a rise of 0.1-0.2 in
+a frame) caught 77-82 blinks but read 7-21 % of the open frames >= 0.5 (5.9 % now) and lowered
+Pearson to 0.33-0.47: the rising open level is what keeps downcast and narrow eyes from reading
+shut. Holding the look-down level alone, or a larger share of it (0.35 / 0.5) with a faster rise,
+lowered Pearson by 0.01-0.02. Winks and long blinks (8-10 frames, the truth flat at 1) peak 2-3.5
+frames early even with both levels held fixed: MediaPipe's lid points open again while the eye is
+still shut (the fitted eyeBlink falls from ~0.6 to ~0.4 on the plateau), as its own eyeBlink score does.
 """
 from __future__ import annotations
 
@@ -59,6 +79,34 @@ LOOK_DOWN_LID = 0.25
 #: Time constants (s) with which the eyeLookDown taken off rises and falls (see the module).
 LOOK_DOWN_RISE_S = 0.2
 LOOK_DOWN_FALL_S = 0.05
+#: Turn (deg) of the head from the camera's line of sight at which the far eye's closure begins to
+#: be read from the near eye, and at which it is read from the near eye alone (see the module).
+FAR_EYE_TURN_DEG = (25.0, 45.0)
+
+
+def turn_from_camera_deg(rotation: np.ndarray, translation: np.ndarray) -> float:
+    """Signed horizontal turn (deg) of a head at (3, 3) ``rotation`` (model to camera) and (3,)
+    ``translation`` (camera frame) from the camera's line of sight: > 0 turned towards the person's
+    left (the model's +x), whose left eye is then the far one; beyond 90 the head faces away."""
+    rotation, translation = np.asarray(rotation, dtype=np.float64), np.asarray(translation, dtype=np.float64)
+    if rotation.shape != (3, 3) or translation.shape != (3,):
+        raise ValueError(f"need a (3, 3) rotation and (3,) translation, got {rotation.shape}, {translation.shape}")
+    camera = -rotation.T @ translation            # the camera in the head's axes (+z out of the face)
+    return float(np.degrees(np.arctan2(-camera[0], camera[2])))
+
+
+def far_eye_shares(rotation: np.ndarray, translation: np.ndarray,
+                   turn_deg: tuple[float, float] = FAR_EYE_TURN_DEG) -> np.ndarray:
+    """(2,) share of the other eye's closure in the reading of the person's left and right eye, for
+    a head at (3, 3) ``rotation`` and (3,) ``translation`` (:func:`turn_from_camera_deg`): 0 for the
+    near eye; for the far eye 0 up to ``turn_deg[0]`` of turn, rising linearly to 1 at ``turn_deg[1]``."""
+    if not 0.0 <= turn_deg[0] < turn_deg[1]:
+        raise ValueError(f"turn_deg must rise from >= 0, got {turn_deg}")
+    turn = turn_from_camera_deg(rotation, translation)
+    if not np.isfinite(turn):
+        return np.zeros(2)
+    share = min(1.0, max(0.0, (abs(turn) - turn_deg[0]) / (turn_deg[1] - turn_deg[0])))
+    return np.array([share, 0.0]) if turn > 0 else np.array([0.0, share])
 
 
 def blink_closure(weights: np.ndarray, open_level: np.ndarray, span: float = SHUT_SPAN,
@@ -101,16 +149,27 @@ class BlinkReading:
         #: each eyeBlink channel's eyeLookDown channel of the same eye (None: the model has none)
         self.look_down = (np.array([expression_names.index(name) for name in look_down])
                           if set(look_down) <= set(expression_names) else None)
+        #: where the left and right eye's channels are in ``columns`` (None: not both in the model)
+        self.sides = ([blink.index(f"eyeBlink_{side}") for side in ("L", "R")]
+                      if {"eyeBlink_L", "eyeBlink_R"} <= set(blink) else None)
         self.open_level = LowerEnvelope(rise_s)
         self.look_down_level = LowerEnvelope(LOOK_DOWN_RISE_S, LOOK_DOWN_FALL_S)
 
-    def __call__(self, expression: np.ndarray, timestamp_s: float) -> np.ndarray:
+    def __call__(self, expression: np.ndarray, timestamp_s: float,
+                 far_eye_share: np.ndarray | None = None) -> np.ndarray:
         """A copy of (K_exp,) ``expression`` with its eyeBlink channels as closures, each less
         :data:`LOOK_DOWN_LID` times its eye's eyeLookDown level (of the weights in ``expression``:
-        the gaze's look weights are written before); the levels move on to ``timestamp_s``."""
+        the gaze's look weights are written before); the levels move on to ``timestamp_s``. With
+        ``far_eye_share`` (:func:`far_eye_shares`' (2,), left eye first) each eye's closure takes
+        that share of the other eye's."""
         out = np.array(expression, dtype=np.float64)
         weights = out[self.columns]
         if self.look_down is not None:
             weights = weights - LOOK_DOWN_LID * self.look_down_level(out[self.look_down], timestamp_s)
-        out[self.columns] = _closure(weights, self.open_level(weights, timestamp_s), SHUT_SPAN, MAX_OPEN_LEVEL)
+        closure = _closure(weights, self.open_level(weights, timestamp_s), SHUT_SPAN, MAX_OPEN_LEVEL)
+        if far_eye_share is not None and self.sides is not None:
+            pair = closure[self.sides]
+            share = np.asarray(far_eye_share, dtype=np.float64)
+            closure[self.sides] = (1.0 - share) * pair + share * pair[::-1]
+        out[self.columns] = closure
         return out
