@@ -33,6 +33,9 @@ from face_tracking_3dmm.tracking.landmarks import FaceLandmarker  # noqa: E402
 FRONTAL_DEG, OPEN_BELOW, MIN_EYE_PX = 15.0, 0.3, 20.0
 SIDE_SCORE = {"left": "Left", "right": "Right"}
 CROP = (160, 96)
+#: The real clips whose frame 100 goes into the crop sheet (people of several looks, no make-up
+#: or face filter; d14's eyes look enlarged by a filter and d10's are made up).
+CROP_CLIPS = ("d9", "d12", "d13", "d18", "d19", "d3")
 
 
 def frontal(face) -> bool:
@@ -84,7 +87,7 @@ def real_faces(limit_frames: int = 300, stride: int = 10) -> tuple[dict, list]:
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 for face in filter(frontal, landmarker.detect(rgb)):
                     rows["real video"] += eye_rows(rgb, face)
-                    if index == 100 and len(crops) < 6:
+                    if index == 100 and path.stem in CROP_CLIPS:
                         crops.append(eye_crop(rgb, face.points))
     photos = sorted((data / "dlib_faces").glob("*.jpg")) + sorted((data / "aflw2000_samples").glob("*.jpg"))
     with FaceLandmarker(mode="image", num_faces=10) as landmarker:
@@ -122,8 +125,7 @@ def renders(model: ICTFaceModel, renderer: TruthRenderer, count: int) -> tuple[l
             face = faces[0]
             centres, limbus = gaze_truth.eyes(truth)
             true_px = project_np(limbus, camera)                        # left eye first
-            radius_cm = np.ptp(renderer.neutral[renderer.eye_vertices[0], :2], axis=0).mean() / 2
-            diameter_px = 2 * radius_cm * np.sin(np.radians(renderer.iris_half_angle_deg)) * 0.01 * camera.fx / limbus[:, 2]
+            diameter_px = 2 * renderer.eyeball_radius_cm * np.sin(np.radians(renderer.iris_half_angle_deg)) * 0.01 * camera.fx / limbus[:, 2]
             for row, side, k in zip(eye_rows(image, face), ("left", "right"), (0, 1)):
                 true = eye_realism.eye_geometry(face.points, side, true_px[k], diameter_px[k])
                 block = eye_realism.iris_block(face.points, side)

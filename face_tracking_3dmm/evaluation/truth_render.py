@@ -176,9 +176,11 @@ class TruthRenderer:
         self.flat_colour = np.zeros((len(names), 3), dtype=np.float32)
         for name, colour in ALBEDO.items():
             self.flat_colour[names.index(name)] = colour
-        radius = np.mean([np.ptp(self.neutral[ids, :2], axis=0).mean() / 2 for ids in self._iris_vertices])
+        #: The drawn eyeballs' radius (cm, neutral face; 1.43 for ICT's mean face).
+        self.eyeball_radius_cm = float(np.mean([np.ptp(self.neutral[ids, :2], axis=0).mean() / 2
+                                                for ids in self._iris_vertices]))
         #: Half-angle (deg, from the eyeball's centre) of the painted iris: :data:`IRIS_DIAMETER_CM` across.
-        self.iris_half_angle_deg = float(np.degrees(np.arcsin(IRIS_DIAMETER_CM / 2 / radius))
+        self.iris_half_angle_deg = float(np.degrees(np.arcsin(IRIS_DIAMETER_CM / 2 / self.eyeball_radius_cm))
                                          if iris_half_angle_deg is None else iris_half_angle_deg)
         self.basis = np.concatenate((model.identity_basis.numpy(), model.expression_basis.numpy())).reshape(
             model.num_identity + model.num_expression, -1).astype(np.float32)
