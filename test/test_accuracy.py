@@ -85,6 +85,28 @@ def test_eyeball_rotation_is_rigid_and_moves_the_iris(model, renderer):
     assert np.abs(a - b)[row + 40:row + 60, col - 10:col + 11].mean() < 1
 
 
+def test_eyes_are_drawn_like_real_ones_an_iris_of_a_real_size_and_an_upper_lash_line(model, renderer):
+    from face_tracking_3dmm.evaluation.truth_render import IRIS_DIAMETER_CM, Appearance, TruthRenderer
+
+    # The painted iris (on ICT's 1.43 cm eyeball) is a real iris' 1.17 cm across, not 1.50 as before.
+    left = renderer.eye_vertices[0]
+    radius = renderer.eyeball_radius_cm
+    assert radius == pytest.approx(1.43, abs=0.01)
+    assert 2 * radius * np.sin(np.radians(renderer.iris_half_angle_deg)) == pytest.approx(IRIS_DIAMETER_CM, abs=0.01)
+    assert IRIS_DIAMETER_CM == pytest.approx(1.17)
+    # The lashes darken a band along the top of the eye opening and nothing below the eyes.
+    truth, appearance = _truth(model), Appearance(skin=(0.85, 0.64, 0.54))
+    bare = TruthRenderer(model, renderer.camera, renderer.iris_half_angle_deg, upper_lashes=False)
+    with_lashes = renderer.render(truth, appearance, _background()).astype(int).sum(2)
+    without = bare.render(truth, appearance, _background()).astype(int).sum(2)
+    camera, points = renderer.camera, renderer.camera_vertices(truth)
+    top = points[left][np.argmax(renderer.head_vertices(truth)[left][:, 2])]     # the eye's front
+    col, row = np.round(top[:2] / top[2] * [camera.fx, camera.fy] + [camera.cx, camera.cy]).astype(int)
+    assert (with_lashes - without)[row - 12:row - 2, col - 8:col + 9].mean() < -30
+    assert np.abs(with_lashes - without)[row + 12:row + 60].max() == 0
+    assert bare.lashes.sum() == 0 < renderer.lashes.sum()
+
+
 def test_default_suite_excites_every_channel_twice_with_blinks_winks_and_sweeps(model):
     names = model.expression_names
     centre = model.neutral.numpy()[model.extras["landmarks_ibug68"]].mean(0)

@@ -29,7 +29,7 @@ from face_tracking_3dmm.geometry import CameraIntrinsics
 
 CAMERA = CameraIntrinsics.default_for(640, 480)     # 60 deg horizontal field of view
 JPEG_QUALITY = 95
-RENDER_VERSION = 1          #: bump when the renderer changes, so cached clips are drawn again
+RENDER_VERSION = 2          #: bump when the renderer changes, so cached clips are drawn again
 OFFLINE_FRAMES = 40
 TRACKER_PROFILES = ("tracker", "online")
 #: Every this many frames the face-region vertex error is measured (it evaluates two meshes).

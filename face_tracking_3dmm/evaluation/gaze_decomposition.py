@@ -17,8 +17,8 @@ truth's head frame (:func:`head_frame_bias_deg`): a bias that every frame shares
 errors, is what a per-person calibration would remove.
 
 The truth's iris centre is the centre of the circle the renderer paints as the limbus
-(:data:`IRIS_HALF_ANGLE_DEG` from the eye's forward axis), fitted to the eyeball vertices on that
-circle and projected; its eyeball centre is the renderer's rotation centre.
+(:attr:`TruthRenderer.iris_half_angle_deg` from the eye's forward axis), fitted to the eyeball
+vertices on that circle and projected; its eyeball centre is the renderer's rotation centre.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import numpy as np
 from face_tracking_3dmm.correspondence import IRIS_CENTRES
 from face_tracking_3dmm.evaluation import accuracy
 from face_tracking_3dmm.evaluation.truth_render import FrameTruth, TruthRenderer
-from face_tracking_3dmm.fitting.gaze import IRIS_HALF_ANGLE_DEG, eyeball_geometry, gaze_from_iris, yaw_pitch
+from face_tracking_3dmm.fitting.gaze import eyeball_geometry, gaze_from_iris, yaw_pitch
 from face_tracking_3dmm.geometry import CameraIntrinsics, project_np
 
 VARIANTS = ("fit", "true_iris", "true_centre", "both_true", "true_pose", "true_identity")
@@ -60,7 +60,7 @@ class GazeTruth:
     def __init__(self, renderer: TruthRenderer):
         self.renderer = renderer
         angle = renderer._vertex_features[:, 2]
-        self._limbus = [ids[np.abs(angle[ids] - (IRIS_HALF_ANGLE_DEG - 1.0)) < LIMBUS_BAND_DEG]
+        self._limbus = [ids[np.abs(angle[ids] - (renderer.iris_half_angle_deg - 1.0)) < LIMBUS_BAND_DEG]
                         for ids in renderer.eye_vertices]
 
     def eyes(self, truth: FrameTruth) -> tuple[np.ndarray, np.ndarray]:
