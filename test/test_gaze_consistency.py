@@ -49,7 +49,9 @@ def test_consistency_checks_its_input():
 def test_track_video_measures_a_real_clip(model):
     from face_tracking_3dmm.evaluation.gaze_consistency import track_video
 
-    result = track_video(CLIP, model, max_frames=50)
+    # Only frames after the start-up identity froze count; its solve runs on a thread, later on a
+    # loaded machine (seen freezing at frame 40 of 50 beside other jobs): 80 frames leave room.
+    result = track_video(CLIP, model, max_frames=80)
     assert result["frames"] > 10
     assert 0.0 <= result["left_right_deg"] < 30.0
     assert np.isfinite([result["jitter_deg"], result["to_camera_deg"], result["pitch_deg"]]).all()
