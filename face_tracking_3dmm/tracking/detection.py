@@ -158,10 +158,15 @@ class FaceDetector:
 
     def restart(self) -> None:
         """A new stream (timestamps may restart, :meth:`_video_ms`): region landmarkers closed,
-        requests of the old stream ignored from now on."""
+        requests of the old stream ignored from now on, and a landmarker made here made again (~60
+        ms): MediaPipe's video mode follows the last stream's face otherwise, so the same frames gave
+        different points after different streams (a channel's reading in the reachability sweep
+        changed with the channel swept before it)."""
         self.stream += 1
         self._searched = (self._frame, [])
         self._close_regions()
+        if self._own_landmarker:
+            self._remake_landmarker(self.config)
 
     def configure(self, config: TrackerConfig) -> None:
         """Take new settings; landmarker settings remake a landmarker made here. Atomic: when the new
