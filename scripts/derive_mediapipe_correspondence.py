@@ -19,6 +19,9 @@ with its points higher on the face than on this script's plain renders
 shipped correspondence (this renderer's medians) and moves each fitted point ``--truth-weight`` of
 the way to its median over the truth renders of those seeds (MediaPipe's recorded points
 back-projected onto the true mesh), the regions in ``--follow-regions`` moved with the rest of the face (the median displacement).
+Measured and not kept (README, "Where MediaPipe's points sit on the face"): it helps on the truth
+renders but swings the gaze of real talking clips upwards, away from the camera, and the shipped
+file is still this renderer's alone.
 
 Usage: .venv/bin/python scripts/derive_mediapipe_correspondence.py [--out PATH] [--quick]
        [--truth-seeds 21 33 --truth-weight 0.5 --follow-regions brows]
