@@ -50,15 +50,15 @@ def test_gaze_track_overwrites_only_the_look_channels():
 
 
 def test_look_scores_blend_into_only_the_look_channels():
-    names = tuple(look_weights(np.zeros((2, 2)))) + ("eyeBlink_L", "jawOpen")
+    names = tuple(look_weights(np.zeros((2, 2)))) + ("eyeBlink_L", "eyeBlink_R", "jawOpen")
     track = faces.GazeTrack(names, 8.0, 0.5)
-    expression = np.array([0.5] * 8 + [0.7, 0.2])
-    scores = np.array([1.0] * 8 + [0.0, 0.9])
+    expression = np.array([0.5] * 8 + [0.7, 0.6, 0.2])
+    scores = np.array([1.0] * 8 + [0.0, 0.0, 0.9])
     track.blend_look_scores(expression, scores)
     share = faces.LOOK_SCORE_SHARE
     assert 0.0 < share < 1.0
     assert np.allclose(expression[:8], 0.5 + share * 0.5)
-    assert expression[-2:].tolist() == [0.7, 0.2]
+    assert expression[-3:].tolist() == [0.7, 0.6, 0.2]
 
 
 def test_mediapipe_scores_in_ict_order():
