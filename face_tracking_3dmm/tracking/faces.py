@@ -132,11 +132,12 @@ SHUT_EYE = 0.5
 #: stay the fitted rotations'. The two read the eyes from different evidence (the iris centre against
 #: the fitted eyeball, MediaPipe's network on the eye region), and their errors are partly
 #: independent: on the truth suites the benchmark does not use (truth_clips seeds 21 / 33 / 45, 170
-#: frames, replayed), mean Pearson over the 8 channels at shares 0 / 0.25 / 0.4 / 0.5 / 0.6 / 0.75 /
-#: 1: 0.518 / 0.583 / 0.604 / 0.612 / 0.616 / 0.613 / 0.586 (seed 21), 0.504 / 0.545 / 0.565 /
-#: 0.575 / 0.582 / 0.586 / 0.574 (33), 0.531 / 0.587 / 0.611 / 0.621 / 0.625 / 0.623 / 0.596 (45);
-#: MAE 0.19 at all of them. eyeLookUp gains most (0.23 -> 0.32 mean over seeds and eyes at 0.6):
-#: the fitted gaze reads these renders ~11 deg low, so an upward look seldom reads above 0.
+#: frames, replayed; the frames both found, pooled), mean Pearson over the 8 channels at shares 0 /
+#: 0.25 / 0.4 / 0.5 / 0.6 / 0.75 / 1: 0.518 / 0.583 / 0.604 / 0.612 / 0.616 / 0.613 / 0.586 (seed
+#: 21), 0.504 / 0.545 / 0.565 / 0.575 / 0.582 / 0.586 / 0.574 (33), 0.531 / 0.587 / 0.611 / 0.621 /
+#: 0.625 / 0.623 / 0.596 (45); MAE 0.19 at all of them. eyeLookUp gains most (0.23 -> 0.32 mean over
+#: seeds and eyes at 0.6): the fitted gaze reads these renders ~11 deg low, so an upward look seldom
+#: reads above 0. The benchmark's numbers: README, "eyeLook* weights".
 LOOK_SCORE_SHARE = 0.6
 _IRIS_CENTRES = np.array(IRIS_CENTRES)
 
