@@ -55,9 +55,10 @@ def test_look_scores_blend_into_only_the_look_channels():
     expression = np.array([0.5] * 8 + [0.7, 0.6, 0.2])
     scores = np.array([1.0] * 8 + [0.0, 0.0, 0.9])
     track.blend_look_scores(expression, scores)
-    share = faces.LOOK_SCORE_SHARE
-    assert 0.0 < share < 1.0
-    assert np.allclose(expression[:8], 0.5 + share * 0.5)
+    shares = [faces.LOOK_UP_SCORE_SHARE if name.startswith("eyeLookUp") else faces.LOOK_SCORE_SHARE
+              for name in names[:8]]
+    assert 0.0 < min(shares) < max(shares) < 1.0
+    assert np.allclose(expression[:8], 0.5 + np.array(shares) * 0.5)
     assert expression[-3:].tolist() == [0.7, 0.6, 0.2]
 
 
