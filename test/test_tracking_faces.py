@@ -49,6 +49,19 @@ def test_gaze_track_overwrites_only_the_look_channels():
     assert (expression[-3:] == 0.7).all()
 
 
+def test_look_scores_blend_into_only_the_look_channels():
+    names = tuple(look_weights(np.zeros((2, 2)))) + ("eyeBlink_L", "eyeBlink_R", "jawOpen")
+    track = faces.GazeTrack(names, 8.0, 0.5)
+    expression = np.array([0.5] * 8 + [0.7, 0.6, 0.2])
+    scores = np.array([1.0] * 8 + [0.0, 0.0, 0.9])
+    track.blend_look_scores(expression, scores)
+    shares = [faces.LOOK_UP_SCORE_SHARE if name.startswith("eyeLookUp") else faces.LOOK_SCORE_SHARE
+              for name in names[:8]]
+    assert 0.0 < min(shares) < max(shares) < 1.0
+    assert np.allclose(expression[:8], 0.5 + np.array(shares) * 0.5)
+    assert expression[-3:].tolist() == [0.7, 0.6, 0.2]
+
+
 def test_mediapipe_scores_in_ict_order():
     """Per ICT channel MediaPipe's sided score, else its one-sided one (both sides take it), else 0;
     clipped to [0, 1]; the key order MediaPipe gives may differ from call to call."""

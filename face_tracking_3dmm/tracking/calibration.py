@@ -17,7 +17,8 @@ import numpy as np
 
 #: Time constant (s) with which a channel's resting level follows the weight downwards.
 FALL_S = 0.3
-#: Channels not calibrated: eyeLook* are derived from the fitted eyeball rotations; eyeBlink is
+#: Channels not calibrated: eyeLook* are derived from the fitted eyeball rotations (and MediaPipe's
+#: scores, tracking/faces.py LOOK_SCORE_SHARE); eyeBlink is
 #: read against its own open-eye level by :mod:`face_tracking_3dmm.tracking.blinks` (calibrated
 #: here, relative to 1 - rest, the peaks of the annotated real blinks fell: 8 -> 7 of 10 caught,
 #: and of the benchmark's synthetic blinks 68% -> 56%).
