@@ -48,6 +48,24 @@ def test_look_weights_and_their_inverse():
     np.testing.assert_allclose(gaze.angles_from_look_weights(weights), angles, atol=1e-12)
 
 
+def test_look_scores_fuse_into_the_iris_angles():
+    """Each eye's iris angles move the share towards its scores' angles; an eye without scores
+    (NaN) keeps the iris alone, no scores at all leave both; a NaN iris stays NaN."""
+    iris = np.radians([[10.0, -5.0], [-20.0, 5.0]])
+    scores = np.array([[0.5, 0.0, 0.0, 0.4], [0.0, 0.5, 0.2, 0.0]]).ravel()   # Out In Up Down per eye
+    expected = iris + 0.25 * (np.radians([[15.0, 10.0], [15.0, -5.0]]) - iris)
+    np.testing.assert_allclose(gaze.fuse_look_scores(iris, scores, 0.25), expected, atol=1e-12)
+    np.testing.assert_allclose(gaze.angles_from_look_values(scores), np.radians([[15.0, 10.0], [15.0, -5.0]]))
+    scores[4] = np.nan
+    fused = gaze.fuse_look_scores(iris, scores, 0.25)
+    np.testing.assert_allclose(fused, [expected[0], iris[1]], atol=1e-12)
+    np.testing.assert_array_equal(gaze.fuse_look_scores(iris, None, 0.25), iris)
+    iris[0] = np.nan
+    assert np.isnan(gaze.fuse_look_scores(iris, scores, 0.25)[0]).all()
+    with pytest.raises(ValueError, match="share"):
+        gaze.fuse_look_scores(iris, scores, 1.5)
+
+
 def test_eye_rotation_matrices_are_rotations():
     rotations = gaze.eye_rotation_matrices(np.radians([[30.0, -20.0], [-5.0, 40.0]]))
     for rotation in rotations:

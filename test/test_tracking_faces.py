@@ -43,7 +43,7 @@ def test_gaze_track_overwrites_only_the_look_channels():
     track = faces.GazeTrack(names, 8.0, 0.5)
     track.angles = np.radians([[10.0, -5.0], [12.0, -4.0]])
     expression = np.full(len(names), 0.7)
-    track.write_look_weights(expression)
+    track.write_look_weights(expression, track.angles)
     expected = look_weights(track.angles)
     assert [expression[names.index(n)] for n in expected] == list(expected.values())
     assert (expression[-3:] == 0.7).all()

@@ -241,8 +241,33 @@ def look_weights(angles: np.ndarray) -> dict[str, float]:
 def angles_from_look_weights(weights: dict[str, float]) -> np.ndarray:
     """(2, 2) yaw, pitch (rad) from eyeLook* weights: the inverse of :func:`look_weights`, used
     when no iris is seen (e.g. the eye is shut)."""
-    angles = np.empty((2, 2))
-    for index, (side, outward) in enumerate(zip(SIDES, (1.0, -1.0))):
-        angles[index, 0] = outward * EYE_YAW_DEG * (weights[f"eyeLookOut_{side}"] - weights[f"eyeLookIn_{side}"])
-        angles[index, 1] = -EYE_PITCH_DEG * (weights[f"eyeLookUp_{side}"] - weights[f"eyeLookDown_{side}"])
-    return np.radians(angles)
+    return angles_from_look_values(np.array([weights[name] for name in LOOK_NAMES]))
+
+
+#: Sign of "Out" (towards the ear) as yaw, per eye (left first).
+_OUTWARD = np.array([1.0, -1.0])
+
+
+def angles_from_look_values(values: np.ndarray) -> np.ndarray:
+    """(2, 2) yaw, pitch (rad) from (8,) eyeLook* weights in :data:`LOOK_NAMES`' order (an eye
+    with a NaN weight gets NaN angles)."""
+    values = np.asarray(values, np.float64)
+    if values.shape != (8,):
+        raise ValueError(f"need (8,) eyeLook* weights, got {values.shape}")
+    out, inward, up, down = values.reshape(2, 4).T
+    return np.radians(np.stack((_OUTWARD * EYE_YAW_DEG * (out - inward), -EYE_PITCH_DEG * (up - down)), 1))
+
+
+def fuse_look_scores(iris_angles: np.ndarray, look_scores: np.ndarray | None, share: float) -> np.ndarray:
+    """(2, 2) yaw, pitch (rad) of each eye: its ``iris_angles`` (2, 2; the fitted eyeball rotation,
+    the primary measurement) moved ``share`` (0-1) of the way to the angles of the detector's
+    own (8,) eyeLook* ``look_scores`` (:data:`LOOK_NAMES`' order, at ARKit's EYE_YAW_DEG /
+    EYE_PITCH_DEG per unit), a second, partly independent reading of the same eye. An eye whose
+    scores are missing (None or NaN) keeps its iris angles alone; a NaN iris stays NaN."""
+    iris_angles = np.asarray(iris_angles, np.float64)
+    if iris_angles.shape != (2, 2) or not 0.0 <= share <= 1.0:
+        raise ValueError(f"need (2, 2) angles and a share in [0, 1], got {iris_angles.shape}, {share}")
+    if look_scores is None:
+        return iris_angles.copy()
+    offset = angles_from_look_values(look_scores) - iris_angles
+    return iris_angles + share * np.where(np.isfinite(offset) | np.isnan(iris_angles), offset, 0.0)

@@ -22,7 +22,7 @@ from face_tracking_3dmm.correspondence import IRIS_CENTRES, LandmarkCorresponden
 from face_tracking_3dmm.fitting.contour import Landmarks68
 from face_tracking_3dmm.fitting.divergence import divergence_limit_px, plausible
 from face_tracking_3dmm.fitting.gaze import (LOOK_NAMES, SIDES, EyeballGeometry, eye_rotation_matrices,
-                                             eyeball_geometry, gaze_angles, look_weight_values)
+                                             eyeball_geometry, fuse_look_scores, gaze_angles, look_weight_values)
 from face_tracking_3dmm.fitting.identity import IdentityEstimator
 from face_tracking_3dmm.fitting.landmark_solver import (DTYPE, FaceParameters, Observation, PointBases,
                                                         SolveResult, SolverWeights, solve_frame, solve_frames)
@@ -145,6 +145,8 @@ SHUT_EYE = 0.5
 #: over seeds and eyes of 0.28 / 0.33 / 0.31, and the 8 channels' mean on seeds 21 / 33 / 45 0.564 /
 #: 0.529 / 0.566 -> 0.569 / 0.553 / 0.571 (0.6). The benchmark's numbers: README, "eyeLook* weights".
 LOOK_UP_SCORE_SHARE, LOOK_SCORE_SHARE = 0.6, 0.15
+#: Share of MediaPipe's eyeLook* scores, as angles, in the published gaze (:func:`fuse_look_scores`).
+GAZE_SCORE_SHARE = 0.75
 _IRIS_CENTRES = np.array(IRIS_CENTRES)
 
 
@@ -302,8 +304,8 @@ class FaceFitter:
         points, expression = np.full((478, 2), 300.0, np.float32), np.zeros(len(names))
         for timestamp_s in (0.0, 0.05, 0.1):   # a start, then steps that continue the histories
             filter_faces([motion], np.eye(3)[None], np.array([[0.0, 0.0, 0.6]]), expression[None], timestamp_s)
-            gaze.update(points, eyeballs, params, np.eye(3), expression, camera, timestamp_s)
-            gaze.write_look_weights(expression)
+            gaze.update(points, eyeballs, params, np.eye(3), expression, expression, camera, timestamp_s)
+            gaze.write_look_weights(expression, gaze.iris_angles)
             gaze.blend_look_scores(blinks(resting(expression, timestamp_s), timestamp_s), expression)
 
     def fit(self, faces: list[tuple[TrackedFace, LandmarkObservation]], frame: FitFrame,
@@ -460,16 +462,18 @@ class FaceFitter:
         eyeballs = self._eyeballs(face)
         if face.gaze is None:
             face.gaze = GazeTrack(names, config.smoothing_min_cutoff, config.smoothing_beta)
+        scores = fit.obs.expression_prior.numpy() if observation.blendshapes else None
         eye_rotations = face.gaze.update(observation.points[:, :2], eyeballs, face.params, params.rotation.numpy(),
-                                         expression, frame.camera, frame.timestamp_s)
+                                         expression, scores, frame.camera, frame.timestamp_s)
         mesh_expression = expression.copy()
         if face.resting is None:
             face.resting = RestingExpression(names, config.resting_rise_s)
         expression = face.resting(expression, frame.timestamp_s)
-        face.gaze.write_look_weights(expression)
+        face.gaze.write_look_weights(expression, face.gaze.iris_angles)
         face.blinks = face.blinks or BlinkReading(names)
-        expression = face.blinks(expression, frame.timestamp_s,   # reads the gaze's eyeLookDown
+        expression = face.blinks(expression, frame.timestamp_s,   # reads the iris gaze's eyeLookDown
                                  far_eye_shares(params.rotation.numpy(), params.translation.numpy()))
+        face.gaze.write_look_weights(expression, face.gaze.angles)
         face.gaze.blend_look_scores(expression, fit.obs.expression_prior.numpy())
         # A diverged solve (NaN RMS) continues from the last good values: reported with confidence 0
         # and the divergence limit as its error (at least that large).
@@ -502,9 +506,11 @@ class FaceFitter:
 
 
 class GazeTrack:
-    """Eye rotations of one face from MediaPipe's iris centres (:mod:`face_tracking_3dmm.fitting.gaze`),
-    the two eyes coupled (:class:`BinocularCoupling`: a shut eye follows the open one; both shut:
-    held) and smoothed by a One-Euro filter like the rest of the face."""
+    """Eye rotations of one face from MediaPipe's iris centres (:mod:`face_tracking_3dmm.fitting.gaze`)
+    with its eyeLook* scores fused in (:data:`GAZE_SCORE_SHARE`), the two eyes coupled
+    (:class:`BinocularCoupling`: a shut eye follows the open one; both shut: held) and smoothed by a
+    One-Euro filter like the rest of the face. The iris-only angles are tracked beside them for the
+    blink reading (MediaPipe's look-down rises in blinks)."""
 
     def __init__(self, expression_names: tuple[str, ...], min_cutoff: float, beta: float):
         self._blink = [expression_names.index(f"eyeBlink_{side}") for side in SIDES]
@@ -512,30 +518,43 @@ class GazeTrack:
         self._score_share = np.array([LOOK_UP_SCORE_SHARE if name.startswith("eyeLookUp") else LOOK_SCORE_SHARE
                                       for name in LOOK_NAMES])
         self._eyeballs: tuple[EyeballGeometry | None, np.ndarray | None] = (None, None)   # and its centres (m)
-        self._filter = OneEuroFilter(min_cutoff, beta, POSE_UNITS["rotation"])
-        self._coupling = BinocularCoupling()
-        self.angles: np.ndarray | None = None     #: (2, 2) yaw, pitch (rad) in the head frame
+        self._tracks = [(BinocularCoupling(), OneEuroFilter(min_cutoff, beta, POSE_UNITS["rotation"]))
+                        for _ in range(2)]
+        self.angles: np.ndarray | None = None       #: (2, 2) yaw, pitch (rad) in the head frame, published
+        self.iris_angles: np.ndarray | None = None  #: the same from the irises alone
 
     def update(self, points_px: np.ndarray, eyeballs: EyeballGeometry, fitted: FaceParameters,
-               rotation: np.ndarray, expression: np.ndarray, camera: CameraIntrinsics,
+               rotation: np.ndarray, expression: np.ndarray, scores: np.ndarray | None, camera: CameraIntrinsics,
                timestamp_s: float) -> np.ndarray:
         """(2, 3, 3) eye rotations in the head frame whose rotation is ``rotation`` (the filtered
-        pose), so that the published gaze is the one seen from the (unfiltered) ``fitted`` pose."""
+        pose), so that the published gaze is the one seen from the (unfiltered) ``fitted`` pose;
+        ``scores``: MediaPipe's (K_exp,) expression scores (None: it gave none)."""
         if self._eyeballs[0] is not eyeballs:
             self._eyeballs = (eyeballs, eyeballs.centres_cm * CM_TO_M)
-        angles = gaze_angles(self._eyeballs[1], fitted.rotation.numpy(), fitted.translation.numpy(),
-                             points_px[_IRIS_CENTRES], eyeballs.iris_depth_cm * CM_TO_M, camera, rotation)
+        iris = gaze_angles(self._eyeballs[1], fitted.rotation.numpy(), fitted.translation.numpy(),
+                           points_px[_IRIS_CENTRES], eyeballs.iris_depth_cm * CM_TO_M, camera, rotation)
+        fused = fuse_look_scores(iris, None if scores is None else scores[self._look], GAZE_SCORE_SHARE)
         open_eyes = expression[self._blink] <= SHUT_EYE
-        if open_eyes.any():
-            angles = self._coupling(angles, open_eyes, timestamp_s)
-        else:                                   # both irises hidden: the last values held
-            angles = np.zeros((2, 2)) if self.angles is None else self.angles
-        self.angles = self._filter(angles.ravel(), timestamp_s).reshape(2, 2)
+        self.angles, self.iris_angles = (
+            self._track(angles, last, open_eyes, coupling, smoothing, timestamp_s)
+            for angles, last, (coupling, smoothing) in zip((fused, iris), (self.angles, self.iris_angles),
+                                                           self._tracks))
         return eye_rotation_matrices(self.angles)
 
-    def write_look_weights(self, expression: np.ndarray) -> None:
-        """Overwrite the eyeLook* weights of (K_exp,) ``expression`` with those of the fitted rotations."""
-        expression[self._look] = look_weight_values(self.angles)
+    @staticmethod
+    def _track(angles: np.ndarray, last: np.ndarray | None, open_eyes: np.ndarray, coupling: BinocularCoupling,
+               smoothing: OneEuroFilter, timestamp_s: float) -> np.ndarray:
+        """(2, 2) angles coupled and filtered; both irises hidden: the ``last`` values held."""
+        if open_eyes.any():
+            angles = coupling(angles, open_eyes, timestamp_s)
+        else:
+            angles = np.zeros((2, 2)) if last is None else last
+        return smoothing(angles.ravel(), timestamp_s).reshape(2, 2)
+
+    def write_look_weights(self, expression: np.ndarray, angles: np.ndarray) -> None:
+        """Overwrite the eyeLook* weights of (K_exp,) ``expression`` with those of (2, 2) ``angles``
+        (:attr:`angles` or :attr:`iris_angles`)."""
+        expression[self._look] = look_weight_values(angles)
 
     def blend_look_scores(self, expression: np.ndarray, scores: np.ndarray) -> None:
         """Mix MediaPipe's (K_exp,) eyeLook* ``scores`` into those of (K_exp,) ``expression`` in place,
