@@ -257,6 +257,16 @@ def test_binocular_coupling_lets_a_shut_eye_follow_the_open_one():
     np.testing.assert_allclose(np.degrees(shut), [[5.0, 5.0], [6.0, 6.0]], atol=1e-9)   # nothing to couple to
 
 
+def test_binocular_coupling_of_readings_side_by_side_is_each_coupled_alone():
+    rng = np.random.default_rng(3)
+    together, first, second = BinocularCoupling(1.0), BinocularCoupling(1.0), BinocularCoupling(1.0)
+    for step, open_eyes in enumerate(([False, True], [True, True], [True, True], [True, False], [True, True])):
+        angles, open_eyes = rng.normal(0.0, 0.2, (2, 4)), np.array(open_eyes)
+        np.testing.assert_allclose(together(angles, open_eyes, 0.1 * step),
+                                   np.hstack((first(angles[:, :2], open_eyes, 0.1 * step),
+                                              second(angles[:, 2:], open_eyes, 0.1 * step))), atol=1e-12)
+
+
 def test_binocular_coupling_checks_its_input():
     with pytest.raises(ValueError, match=">= 0"):
         BinocularCoupling(-1.0)

@@ -41,10 +41,10 @@ def test_eye_priors_never_exceed_the_configured_expression_prior():
 def test_gaze_track_overwrites_only_the_look_channels():
     names = tuple(look_weights(np.zeros((2, 2)))) + ("eyeBlink_L", "eyeBlink_R", "jawOpen")
     track = faces.GazeTrack(names, 8.0, 0.5)
-    track.angles = np.radians([[10.0, -5.0], [12.0, -4.0]])
+    track.iris_angles = np.radians([[10.0, -5.0], [12.0, -4.0]])
     expression = np.full(len(names), 0.7)
-    track.write_look_weights(expression, track.angles)
-    expected = look_weights(track.angles)
+    track.write_look_weights(expression)
+    expected = look_weights(track.iris_angles)
     assert [expression[names.index(n)] for n in expected] == list(expected.values())
     assert (expression[-3:] == 0.7).all()
 

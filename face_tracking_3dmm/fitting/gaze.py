@@ -269,5 +269,6 @@ def fuse_look_scores(iris_angles: np.ndarray, look_scores: np.ndarray | None, sh
         raise ValueError(f"need (2, 2) angles and a share in [0, 1], got {iris_angles.shape}, {share}")
     if look_scores is None:
         return iris_angles.copy()
-    offset = angles_from_look_values(look_scores) - iris_angles
-    return iris_angles + share * np.where(np.isfinite(offset) | np.isnan(iris_angles), offset, 0.0)
+    scored = np.isfinite(np.asarray(look_scores, np.float64)).reshape(2, 4).all(1, keepdims=True)
+    offset = np.where(scored, angles_from_look_values(look_scores) - iris_angles, 0.0)
+    return iris_angles + share * offset

@@ -305,7 +305,7 @@ class FaceFitter:
         for timestamp_s in (0.0, 0.05, 0.1):   # a start, then steps that continue the histories
             filter_faces([motion], np.eye(3)[None], np.array([[0.0, 0.0, 0.6]]), expression[None], timestamp_s)
             gaze.update(points, eyeballs, params, np.eye(3), expression, expression, camera, timestamp_s)
-            gaze.write_look_weights(expression, gaze.iris_angles)
+            gaze.write_look_weights(expression)
             gaze.blend_look_scores(blinks(resting(expression, timestamp_s), timestamp_s), expression)
 
     def fit(self, faces: list[tuple[TrackedFace, LandmarkObservation]], frame: FitFrame,
@@ -469,11 +469,10 @@ class FaceFitter:
         if face.resting is None:
             face.resting = RestingExpression(names, config.resting_rise_s)
         expression = face.resting(expression, frame.timestamp_s)
-        face.gaze.write_look_weights(expression, face.gaze.iris_angles)
+        face.gaze.write_look_weights(expression)
         face.blinks = face.blinks or BlinkReading(names)
         expression = face.blinks(expression, frame.timestamp_s,   # reads the iris gaze's eyeLookDown
                                  far_eye_shares(params.rotation.numpy(), params.translation.numpy()))
-        face.gaze.write_look_weights(expression, face.gaze.angles)
         face.gaze.blend_look_scores(expression, fit.obs.expression_prior.numpy())
         # A diverged solve (NaN RMS) continues from the last good values: reported with confidence 0
         # and the divergence limit as its error (at least that large).
@@ -518,8 +517,9 @@ class GazeTrack:
         self._score_share = np.array([LOOK_UP_SCORE_SHARE if name.startswith("eyeLookUp") else LOOK_SCORE_SHARE
                                       for name in LOOK_NAMES])
         self._eyeballs: tuple[EyeballGeometry | None, np.ndarray | None] = (None, None)   # and its centres (m)
-        self._tracks = [(BinocularCoupling(), OneEuroFilter(min_cutoff, beta, POSE_UNITS["rotation"]))
-                        for _ in range(2)]
+        self._filter = OneEuroFilter(min_cutoff, beta, POSE_UNITS["rotation"])
+        self._coupling = BinocularCoupling()
+        self._both: np.ndarray | None = None    # (2, 4): both eyes' published yaw, pitch, then their iris-only ones
         self.angles: np.ndarray | None = None       #: (2, 2) yaw, pitch (rad) in the head frame, published
         self.iris_angles: np.ndarray | None = None  #: the same from the irises alone
 
@@ -533,28 +533,21 @@ class GazeTrack:
             self._eyeballs = (eyeballs, eyeballs.centres_cm * CM_TO_M)
         iris = gaze_angles(self._eyeballs[1], fitted.rotation.numpy(), fitted.translation.numpy(),
                            points_px[_IRIS_CENTRES], eyeballs.iris_depth_cm * CM_TO_M, camera, rotation)
-        fused = fuse_look_scores(iris, None if scores is None else scores[self._look], GAZE_SCORE_SHARE)
+        both = np.hstack((fuse_look_scores(iris, None if scores is None else scores[self._look], GAZE_SCORE_SHARE),
+                          iris))
         open_eyes = expression[self._blink] <= SHUT_EYE
-        self.angles, self.iris_angles = (
-            self._track(angles, last, open_eyes, coupling, smoothing, timestamp_s)
-            for angles, last, (coupling, smoothing) in zip((fused, iris), (self.angles, self.iris_angles),
-                                                           self._tracks))
+        if open_eyes.any():
+            both = self._coupling(both, open_eyes, timestamp_s)
+        else:                                   # both irises hidden: the last values held
+            both = np.zeros((2, 4)) if self._both is None else self._both
+        self._both = self._filter(both.ravel(), timestamp_s).reshape(2, 4)
+        self.angles, self.iris_angles = self._both[:, :2], self._both[:, 2:]
         return eye_rotation_matrices(self.angles)
 
-    @staticmethod
-    def _track(angles: np.ndarray, last: np.ndarray | None, open_eyes: np.ndarray, coupling: BinocularCoupling,
-               smoothing: OneEuroFilter, timestamp_s: float) -> np.ndarray:
-        """(2, 2) angles coupled and filtered; both irises hidden: the ``last`` values held."""
-        if open_eyes.any():
-            angles = coupling(angles, open_eyes, timestamp_s)
-        else:
-            angles = np.zeros((2, 2)) if last is None else last
-        return smoothing(angles.ravel(), timestamp_s).reshape(2, 2)
-
-    def write_look_weights(self, expression: np.ndarray, angles: np.ndarray) -> None:
-        """Overwrite the eyeLook* weights of (K_exp,) ``expression`` with those of (2, 2) ``angles``
-        (:attr:`angles` or :attr:`iris_angles`)."""
-        expression[self._look] = look_weight_values(angles)
+    def write_look_weights(self, expression: np.ndarray) -> None:
+        """Overwrite the eyeLook* weights of (K_exp,) ``expression`` with those of the iris-only
+        rotations (:attr:`iris_angles`; see :data:`GAZE_SCORE_SHARE` for why not the published)."""
+        expression[self._look] = look_weight_values(self.iris_angles)
 
     def blend_look_scores(self, expression: np.ndarray, scores: np.ndarray) -> None:
         """Mix MediaPipe's (K_exp,) eyeLook* ``scores`` into those of (K_exp,) ``expression`` in place,

@@ -296,15 +296,16 @@ class BinocularCoupling:
 
     def reset(self) -> None:
         """Forget the difference: the next frame with both eyes open starts it afresh."""
-        self._difference = np.zeros(2)
+        self._difference: np.ndarray | float = 0.0
         self._time: float | None = None
 
     def __call__(self, angles: np.ndarray, open_eyes: np.ndarray, timestamp_s: float) -> np.ndarray:
-        """(2, 2) coupled yaw, pitch (rad; left eye first) from each eye's own (2, 2) ``angles``;
-        ``open_eyes`` (2,) bool. With no usable eye the angles come back unchanged."""
+        """(2, N) coupled angles (rad; left eye first; N = 2: yaw, pitch, or several such readings
+        side by side) from each eye's own (2, N) ``angles``; ``open_eyes`` (2,) bool. With no usable
+        eye the angles come back unchanged."""
         angles = np.asarray(angles, np.float64)
-        if angles.shape != (2, 2) or np.shape(open_eyes) != (2,):
-            raise ValueError(f"need (2, 2) angles and (2,) open_eyes, got {angles.shape}, {np.shape(open_eyes)}")
+        if angles.ndim != 2 or len(angles) != 2 or np.shape(open_eyes) != (2,):
+            raise ValueError(f"need (2, N) angles and (2,) open_eyes, got {angles.shape}, {np.shape(open_eyes)}")
         usable = np.asarray(open_eyes, bool) & np.isfinite(angles).all(1)
         if not usable.any():
             return angles.copy()
