@@ -151,10 +151,10 @@ LOOK_UP_SCORE_SHARE, LOOK_SCORE_SHARE = 0.6, 0.15
 #: scores are a second reading with partly independent errors (the network sees the eye region).
 #: Mean gaze error left / right (deg) on the tuning suites (seeds 21 / 33 / 45, 170 frames, replayed)
 #: at 0 / 0.25 / 0.5 / 0.75 / 1: 17.1 / 17.9, 16.0 / 16.7, 15.3 / 15.7, 14.9 / 15.2, 15.1 / 15.2 (21);
-#: 17.4 / 18.2, 16.6 / 17.3, 16.2 / 16.7, 16.0 / 16.3, 16.0 / 16.3 (33); 17.7 / 17.2, -, 15.7 / 16.1,
-#: 15.2 / 15.9, 15.1 / 15.9 (45). 0.5, not 0.75: at most an equal say for the scores, so that the
-#: iris stays primary (on the benchmark's seed 9, where MediaPipe's own gaze is worse than the
-#: iris's, 0.75 lost 0.1 / 0.5 deg: README, "Gaze, where its error comes from"). The eyeLook*
+#: 17.4 / 18.2, 16.6 / 17.3, 16.2 / 16.7, 16.0 / 16.3, 16.0 / 16.3 (33); 17.7 / 17.2, 16.5 / 16.5,
+#: 15.7 / 16.1, 15.2 / 15.9, 15.1 / 15.9 (45). 0.5, not 0.75: at most an equal say for the scores,
+#: so that the iris stays primary (on the benchmark's seed 9, where MediaPipe's own gaze is worse
+#: than the iris's, 0.75 lost 0.1 / 0.5 deg: README, "Gaze, where its error comes from"). The eyeLook*
 #: weights and the blink reading keep the iris-only rotations: weights from the fused rotation put
 #: MediaPipe's short reading of a held look into them (eyeLookDown / eyeLookIn alone at 0.8 read
 #: 0.64 / 0.62 / 0.53 / 0.63 at 0.5, out of test_truth_targets.py's 0.15), and MediaPipe's
