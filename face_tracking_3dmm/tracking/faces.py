@@ -486,7 +486,8 @@ class FaceFitter:
         face.blinks = face.blinks or BlinkReading(names)
         expression = face.blinks(expression, frame.timestamp_s,   # reads the iris gaze's eyeLookDown
                                  far_eye_shares(params.rotation.numpy(), params.translation.numpy()))
-        face.gaze.blend_look_scores(expression, fit.obs.expression_prior.numpy())
+        if scores is not None:   # without MediaPipe's scores the prior is zeros, not a reading
+            face.gaze.blend_look_scores(expression, scores)
         # A diverged solve (NaN RMS) continues from the last good values: reported with confidence 0
         # and the divergence limit as its error (at least that large).
         converged = math.isfinite(solved.rms_px)
