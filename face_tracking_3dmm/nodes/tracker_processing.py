@@ -60,7 +60,7 @@ from face_tracking_3dmm.results import TrackingState
 WARN_PERIOD_S = 5.0           #: throttle of repeated warnings
 DIAGNOSTICS_PERIOD_S = 1.0
 STALE_INPUT_S = 5.0           #: no image for this long -> diagnostics WARN
-DROP_WARN_RATIO = 0.5         #: more than this share of images dropped in a period -> WARN
+DROP_WARN_RATIO = 0.25        #: more than this share of the valid images dropped in a period -> WARN
 DEFAULT_FRAME_ID = "camera_optical_frame"
 #: Niceness of the overlay thread (Linux sets it per thread): on a busy machine the CPU goes to the
 #: landmark and fit threads first, the debug picture gets what is left.
@@ -271,20 +271,26 @@ class Counters:
         return level, message, values
 
     def _health(self, delta: dict[str, int], now: float, stats, workers_alive: bool) -> tuple[bytes, str]:
-        """Level and message of /diagnostics from what happened in the last period."""
-        idle_s = None if self.last_received_s is None else now - self.last_received_s
-        if delta["errors"] or not workers_alive:
-            return DiagnosticStatus.ERROR, self.last_problem or "tracking worker stopped"
+        """Level and message of /diagnostics from what happened in the last period: an error alone,
+        else every warning of the period joined (a burst of bad images must not hide an overload)."""
+        if not workers_alive:
+            return DiagnosticStatus.ERROR, "tracking worker stopped"
+        if delta["errors"]:
+            return DiagnosticStatus.ERROR, self.last_problem
+        warnings = []
         if delta["faces_dropped"]:
             self.last_problem = stats.last_dropped
-            return DiagnosticStatus.WARN, self.last_problem
-        if delta["bad_images"] or delta["repeated_stamps"]:
-            return DiagnosticStatus.WARN, self.last_problem
-        if delta["received"] and delta["dropped"] > DROP_WARN_RATIO * delta["received"]:
-            return DiagnosticStatus.WARN, (f"overloaded: {delta['dropped']} of {delta['received']} "
-                                           "images dropped (the latest is always tracked)")
+            warnings.append(self.last_problem)
+        elif delta["bad_images"] or delta["repeated_stamps"]:
+            warnings.append(self.last_problem)
+        valid = delta["received"] - delta["bad_images"] - delta["repeated_stamps"]
+        if valid > 0 and delta["dropped"] > DROP_WARN_RATIO * valid:
+            warnings.append(f"overloaded: {delta['dropped']} of {valid} images dropped (the latest is always tracked)")
+        idle_s = None if self.last_received_s is None else now - self.last_received_s
         if idle_s is None or idle_s > STALE_INPUT_S:
-            return DiagnosticStatus.WARN, "no images received" + (f" for {idle_s:.0f} s" if idle_s else "")
+            warnings.append("no images received" + (f" for {idle_s:.0f} s" if idle_s else ""))
+        if warnings:
+            return DiagnosticStatus.WARN, "; ".join(warnings)
         return DiagnosticStatus.OK, "tracking"
 
 
