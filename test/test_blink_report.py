@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from face_tracking_3dmm.evaluation import blink_report, truth_clips
+from face_tracking_3dmm.evaluation import blink_report, eye_realism, truth_clips
 
 
 @pytest.fixture(scope="module")
@@ -45,3 +45,63 @@ def test_the_error_split_finds_false_highs_on_downcast_open_eyes(clip, model):
     assert look_down["squared_error"] == pytest.approx(split["total"]["squared_error"])
     assert split["blink"]["squared_error"] == 0.0 and split["pearson"] < 1.0
     assert "look down" in blink_report.format_split(split)
+
+
+def _row(frames: int, **timings: float | None) -> dict:
+    """A blink_rows row peaking at frame 10 in the truth, each method's peak that many frames off
+    (None: nothing read); the tracker's peak 0.9 (caught)."""
+    methods = {m: {"peak": None if t is None else 0.9, "peak_frame": None if t is None else 10.0 + t}
+               for m, t in timings.items()}
+    return {"frames": frames, "truth_peak": 10.0, "methods": methods}
+
+
+def test_each_miss_is_put_on_the_first_stage_that_leaves_the_truth():
+    stages = dict.fromkeys(blink_report.STAGES, 0.0)
+    assert blink_report.miss_cause(_row(4, **stages)) is None
+    assert blink_report.miss_cause(_row(4, **dict(stages, lids=2.0, mediapipe=-2.0, tracker=2.0))) == "mediapipe"
+    assert blink_report.miss_cause(_row(4, **dict(stages, lids=2.0, unfiltered=2.0, tracker=2.0))) == "points"
+    assert blink_report.miss_cause(_row(4, **dict(stages, unfiltered=-1.5, fitted=-1.5, tracker=2.0))) == "fit"
+    assert blink_report.miss_cause(_row(4, **dict(stages, fitted=1.5, tracker=1.5))) == "filter"
+    assert blink_report.miss_cause(_row(4, **dict(stages, tracker=-1.5))) == "reading"
+    assert set(blink_report.CAUSES) == {"mediapipe", "points", "fit", "filter", "reading"}
+
+
+def test_the_timing_summary_counts_the_caught_blinks_by_length():
+    rows = [_row(4, tracker=0.5, lids=-2.0), _row(5, tracker=1.5, lids=None), _row(9, tracker=-3.0, lids=1.0),
+            dict(_row(4, tracker=0.0, lids=0.0), methods={"tracker": {"peak": 0.3, "peak_frame": 10.0},
+                                                          "lids": {"peak": 0.9, "peak_frame": 10.0}})]
+    assert len(blink_report.caught(rows)) == 3                   # the last one is read below 0.5
+    summary = blink_report.timing_summary(rows, ("tracker", "lids"))
+    short, long_, every = summary["3-6 frames"], summary["7+ frames"], summary["all"]
+    assert short["tracker"] == {"blinks": 2, "within_one": 1, "mean_abs": 1.0, "mean_signed": 1.0}
+    assert short["lids"] == {"blinks": 2, "within_one": 0, "mean_abs": 2.0, "mean_signed": -2.0}
+    assert long_["tracker"]["within_one"] == 0 and long_["lids"]["within_one"] == 1
+    assert every["tracker"]["blinks"] == 3 and every["tracker"]["mean_signed"] == pytest.approx(-1.0 / 3.0)
+    text = blink_report.format_timing(summary)
+    assert len(text.splitlines()) == 3 and "tracker 1/2 1.00 +1.00" in text
+
+
+def test_lid_closures_rise_as_mediapipe_s_lids_close(model):
+    """On MediaPipe-shaped points of an eye whose lids come together, the closure rises towards 1,
+    the other eye stays at 0; a frame without a face is NaN."""
+    names = model.expression_names
+    points = np.zeros((478, 2))
+    for side, x in (("right", 100.0), ("left", 200.0)):
+        eye = eye_realism.EYE_POINTS[side]
+        xs = np.linspace(x - 20.0, x + 20.0, 7)
+        points[list(eye["upper"])] = np.stack((xs, np.full(7, 90.0)), 1)
+        points[list(eye["lower"])] = np.stack((xs, np.full(7, 110.0)), 1)
+        points[list(eye["corners"])] = [[x - 20.0, 100.0], [x + 20.0, 100.0]]
+    for block, x in zip(eye_realism.IRIS_BLOCKS, (100.0, 200.0)):
+        points[block:block + 5] = [[x, 100.0], [x + 5, 100.0], [x, 95.0], [x - 5, 100.0], [x, 105.0]]
+    frames = []
+    for gap in (20.0, 20.0, 20.0, 10.0, 2.0):
+        frame = points.copy()
+        upper = list(eye_realism.EYE_POINTS["left"]["upper"])
+        frame[upper, 1] = 110.0 - gap
+        frames.append(frame)
+    readings = blink_report.lid_closures(frames + [None], names)
+    left, right = readings[:, names.index("eyeBlink_L")], readings[:, names.index("eyeBlink_R")]
+    np.testing.assert_allclose(left[:5], [0.0, 0.0, 0.0, 0.5, 0.9])
+    np.testing.assert_allclose(right[:5], 0.0)
+    assert np.isnan(readings[5]).all() and np.isnan(readings[:, names.index("jawOpen")]).all()

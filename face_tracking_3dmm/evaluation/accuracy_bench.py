@@ -167,18 +167,21 @@ def record_mediapipe(clip: Clip) -> Recording:
 
 
 def run_tracker(clip: Clip, profile: str, model: ICTFaceModel, max_frames: int | None = None,
-                recording: Recording | None = None) -> MethodOutput:
-    """A FaceTracker with a profile's config (``tracker`` = config/tracker.yaml) over the clip; with
+                recording: Recording | None = None, overrides: dict | None = None) -> MethodOutput:
+    """A FaceTracker with a profile's config (``tracker`` = config/tracker.yaml) over the clip, with
+    ``overrides`` (TrackerConfig fields, e.g. ``smoothing_min_cutoff=0.0``) changed; with
     ``recording`` (:func:`record_tracker`'s) only its fit stage, on the recorded detections, without
     wall-clock budgets (:func:`detection_cache.replay_config`; ms per frame NaN: not measured)."""
+    from face_tracking_3dmm.config import replace
     from face_tracking_3dmm.evaluation.bench import profile_config
     from face_tracking_3dmm.tracking.tracker import FaceTracker
 
+    config = replace(profile_config(profile), **(overrides or {}))
     if recording is None:
-        return record_tracker(clip, profile_config(profile), model, max_frames)[0]
+        return record_tracker(clip, config, model, max_frames)[0]
     frames = clip.frames[:max_frames] if max_frames else clip.frames
     out = MethodOutput.empty(len(frames), model.num_expression, model.num_identity)
-    config = detection_cache.replay_config(profile_config(profile))
+    config = detection_cache.replay_config(config)
     with FaceTracker(config, model=model, landmarker=detection_cache.NoLandmarker()) as tracker:
         for index, (rgb, detections) in enumerate(zip(frames, recording.detections)):
             tracker.hold_identity_solves(not 0 <= recording.identity_frozen_at <= index)

@@ -4,8 +4,11 @@ The benchmark's blink rows are means; to find why a blink is missed or read late
 is listed with what was around it (eye, length, the head's turn from the camera, distance, glasses)
 and where each method's reading peaked. The per-frame part splits one method's squared eyeBlink
 error into blink frames and open ones, and the open frames by what the truth did there (a
-downcast or squinting eye, a turned head, a far face). Pure numpy on the truth and per-frame
-eyeBlink readings; scripts/bench_blinks.py runs it on the replayed suites.
+downcast or squinting eye, a turned head, a far face). Where a peak is lost on its way through the
+tracker is found by timing it at each stage (:func:`timing_summary`, :func:`miss_cause`): MediaPipe's
+lid points (:func:`lid_closures`) and its own score, the fitted weight before and after the One-Euro
+filter, the reported closure. Pure numpy on the truth and per-frame eyeBlink readings;
+scripts/bench_blinks.py runs it on the replayed suites.
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from face_tracking_3dmm.evaluation import accuracy
+from face_tracking_3dmm.evaluation.accuracy_bench import BLINK_CAUGHT
+from face_tracking_3dmm.evaluation.eye_realism import eye_geometry
 from face_tracking_3dmm.evaluation.truth_clips import ClipTruth
 from face_tracking_3dmm.tracking.blinks import turn_from_camera_deg
 
@@ -24,6 +29,13 @@ SHOWN_ABOVE = 0.3
 #: A head turned beyond this (deg) from the line of sight, a face farther than this (m).
 TURNED_DEG, FAR_M = 35.0, 1.2
 SIDES = ("L", "R")
+#: The stages a blink's peak passes, MediaPipe's first (:func:`miss_cause`): its lid points, its own
+#: score, the fitted weight without and with the One-Euro filter, the reported closure.
+STAGES = ("lids", "mediapipe", "unfiltered", "fitted", "tracker")
+#: What :func:`miss_cause` answers, MediaPipe's first.
+CAUSES = ("mediapipe", "points", "fit", "filter", "reading")
+#: Blink lengths (frames, both ends included) summed apart by :func:`timing_summary`.
+LENGTHS = {"3-6 frames": (3, 6), "7+ frames": (7, 10_000), "all": (1, 10_000)}
 
 
 def head_turns_deg(truth: ClipTruth) -> np.ndarray:
@@ -89,6 +101,83 @@ def error_split(truths: Sequence[ClipTruth], readings: Sequence[np.ndarray], nam
     return {"pearson": accuracy.pearson(truth[scored], read[scored]), "total": part(scored),
             "blink": part(scored & ~open_eye), "open": part(open_eye),
             "open_by_cause": {name: part(open_eye & np.concatenate(mask)) for name, mask in causes.items()}}
+
+
+def lid_closures(points: Sequence[np.ndarray | None], names: Sequence[str]) -> np.ndarray:
+    """(N, K) readings, NaN but for eyeBlink_L / _R: 1 - the eye's lid opening at the iris
+    (:func:`~face_tracking_3dmm.evaluation.eye_realism.eye_geometry`) over its median in the clip,
+    from MediaPipe's (478, 2 or 3) ``points`` of each frame (None: no face). The median is the whole
+    clip's (looks ahead: a scale for reading, which moves no peak)."""
+    out = np.full((len(points), len(names)), np.nan)
+    for side, eye in zip(SIDES, ("left", "right")):
+        opening = np.array([np.nan if p is None else eye_geometry(p, eye)["opening"] for p in points])
+        if np.isfinite(opening).any():
+            out[:, names.index(f"eyeBlink_{side}")] = 1.0 - opening / np.nanmedian(opening)
+    return out
+
+
+def _timing(row: dict, method: str) -> float | None:
+    peak = row["methods"][method]["peak_frame"]
+    return None if peak is None else peak - row["truth_peak"]
+
+
+def _within_one(row: dict, method: str) -> bool:
+    timing = _timing(row, method)
+    return timing is not None and abs(timing) <= 1.0
+
+
+def caught(rows: list[dict], reported: str = "tracker") -> list[dict]:
+    """The rows of :func:`blink_rows` whose ``reported`` peak reaches BLINK_CAUGHT (the benchmark's
+    caught blinks)."""
+    return [row for row in rows if (row["methods"][reported]["peak"] or 0.0) >= BLINK_CAUGHT]
+
+
+def timing_summary(rows: list[dict], methods: Sequence[str], reported: str = "tracker") -> dict[str, dict]:
+    """Of the blinks ``reported`` catches (peak >= BLINK_CAUGHT), per group of :data:`LENGTHS` and
+    per method of ``methods`` (all in the rows): ``blinks``, ``within_one`` (peaks within one frame
+    of the truth's), ``mean_abs`` and ``mean_signed`` timing in frames (late > 0); the same blinks
+    for every method, so a stage's change is its own."""
+    caught_rows = caught(rows, reported)
+    out = {}
+    for group, (shortest, longest) in LENGTHS.items():
+        chosen = [row for row in caught_rows if shortest <= row["frames"] <= longest]
+        out[group] = {}
+        for method in methods:
+            timing = np.array([t for row in chosen if (t := _timing(row, method)) is not None])
+            out[group][method] = {"blinks": len(chosen), "within_one": int((np.abs(timing) <= 1.0).sum()),
+                                  "mean_abs": float(np.abs(timing).mean()) if timing.size else None,
+                                  "mean_signed": float(timing.mean()) if timing.size else None}
+    return out
+
+
+def miss_cause(row: dict) -> str | None:
+    """Where a blink's peak left the truth's by more than a frame, following :data:`STAGES`: None
+    (the reported peak is within one frame), ``mediapipe`` (neither its lid points nor its score
+    peak within one), ``points`` (its score does, its lid points, which the fit reads, do not),
+    ``fit`` (the lid points do, the unfiltered fit does not), ``filter`` (the fit does, the
+    filtered one not) or ``reading`` (the filtered fit does, the reported closure not)."""
+    if _within_one(row, "tracker"):
+        return None
+    if not _within_one(row, "lids"):
+        return "points" if _within_one(row, "mediapipe") else "mediapipe"
+    if not _within_one(row, "unfiltered"):
+        return "fit"
+    return "filter" if not _within_one(row, "fitted") else "reading"
+
+
+def format_timing(summary: dict[str, dict]) -> str:
+    """:func:`timing_summary` as a few lines: per group each method's count within one frame, mean
+    absolute and signed timing."""
+    lines = []
+    for group, methods in summary.items():
+        cells = "  ".join(f"{m} {s['within_one']}/{s['blinks']} {_frames(s['mean_abs'])} {_frames(s['mean_signed'], '+')}"
+                          for m, s in methods.items())
+        lines.append(f"  {group:<11} {cells}")
+    return "\n".join(lines)
+
+
+def _frames(value: float | None, sign: str = "") -> str:
+    return "-" if value is None else f"{value:{sign}.2f}"
 
 
 def format_rows(rows: list[dict], methods: Sequence[str]) -> str:
