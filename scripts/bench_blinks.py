@@ -60,7 +60,7 @@ def main() -> int:
         print(blink_report.format_split(blink_report.error_split(truths, readings, names)))
     print("\nwhere each peak is (lids: MediaPipe's lid points; unfiltered / fitted: the fitted weight without / "
           "with the One-Euro filter), of the blinks the tracker catches: within one frame of the truth's, "
-          "mean |timing|, mean signed (late > 0) in frames:")
+          "mean |timing|, mean signed (late > 0) in frames, ^ mean peak:")
     print(blink_report.format_timing(blink_report.timing_summary(rows, blink_report.STAGES + ("tracker, no filter",))))
     missed = [(row, cause) for row in blink_report.caught(rows) if (cause := blink_report.miss_cause(row))]
     counts = ", ".join(f"{cause} {sum(c == cause for _, c in missed)}" for cause in blink_report.CAUSES)

@@ -73,12 +73,12 @@ def test_the_timing_summary_counts_the_caught_blinks_by_length():
     assert len(blink_report.caught(rows)) == 3                   # the last one is read below 0.5
     summary = blink_report.timing_summary(rows, ("tracker", "lids"))
     short, long_, every = summary["3-6 frames"], summary["7+ frames"], summary["all"]
-    assert short["tracker"] == {"blinks": 2, "within_one": 1, "mean_abs": 1.0, "mean_signed": 1.0}
-    assert short["lids"] == {"blinks": 2, "within_one": 0, "mean_abs": 2.0, "mean_signed": -2.0}
+    assert short["tracker"] == {"blinks": 2, "within_one": 1, "mean_peak": 0.9, "mean_abs": 1.0, "mean_signed": 1.0}
+    assert short["lids"] == {"blinks": 2, "within_one": 0, "mean_peak": 0.9, "mean_abs": 2.0, "mean_signed": -2.0}
     assert long_["tracker"]["within_one"] == 0 and long_["lids"]["within_one"] == 1
     assert every["tracker"]["blinks"] == 3 and every["tracker"]["mean_signed"] == pytest.approx(-1.0 / 3.0)
     text = blink_report.format_timing(summary)
-    assert len(text.splitlines()) == 3 and "tracker 1/2 1.00 +1.00" in text
+    assert len(text.splitlines()) == 3 and "tracker 1/2 1.00 +1.00 ^0.90" in text
 
 
 def test_lid_closures_rise_as_mediapipe_s_lids_close(model):

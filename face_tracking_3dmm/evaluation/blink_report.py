@@ -135,7 +135,8 @@ def caught(rows: list[dict], reported: str = "tracker") -> list[dict]:
 def timing_summary(rows: list[dict], methods: Sequence[str], reported: str = "tracker") -> dict[str, dict]:
     """Of the blinks ``reported`` catches (peak >= BLINK_CAUGHT), per group of :data:`LENGTHS` and
     per method of ``methods`` (all in the rows): ``blinks``, ``within_one`` (peaks within one frame
-    of the truth's), ``mean_abs`` and ``mean_signed`` timing in frames (late > 0); the same blinks
+    of the truth's), ``mean_peak`` (its height), ``mean_abs`` and ``mean_signed`` timing in frames
+    (late > 0); the same blinks
     for every method, so a stage's change is its own."""
     caught_rows = caught(rows, reported)
     out = {}
@@ -144,7 +145,9 @@ def timing_summary(rows: list[dict], methods: Sequence[str], reported: str = "tr
         out[group] = {}
         for method in methods:
             timing = np.array([t for row in chosen if (t := _timing(row, method)) is not None])
+            peaks = np.array([p for row in chosen if (p := row["methods"][method]["peak"]) is not None])
             out[group][method] = {"blinks": len(chosen), "within_one": int((np.abs(timing) <= 1.0).sum()),
+                                  "mean_peak": float(peaks.mean()) if peaks.size else None,
                                   "mean_abs": float(np.abs(timing).mean()) if timing.size else None,
                                   "mean_signed": float(timing.mean()) if timing.size else None}
     return out
@@ -167,11 +170,11 @@ def miss_cause(row: dict) -> str | None:
 
 def format_timing(summary: dict[str, dict]) -> str:
     """:func:`timing_summary` as a few lines: per group each method's count within one frame, mean
-    absolute and signed timing."""
+    absolute and signed timing, ^ mean peak."""
     lines = []
     for group, methods in summary.items():
         cells = "  ".join(f"{m} {s['within_one']}/{s['blinks']} {_frames(s['mean_abs'])} {_frames(s['mean_signed'], '+')}"
-                          for m, s in methods.items())
+                          f" ^{_frames(s['mean_peak'])}" for m, s in methods.items())
         lines.append(f"  {group:<11} {cells}")
     return "\n".join(lines)
 
