@@ -65,7 +65,9 @@ def main() -> int:
     missed = [(row, cause) for row in blink_report.caught(rows) if (cause := blink_report.miss_cause(row))]
     counts = ", ".join(f"{cause} {sum(c == cause for _, c in missed)}" for cause in blink_report.CAUSES)
     print(f"\nblinks caught but peaking more than a frame off, by the stage where the peak left the truth's: {counts}")
-    print(blink_report.format_rows([row for row, _ in missed], blink_report.STAGES))
+    for cause in blink_report.CAUSES:
+        if any(c == cause for _, c in missed):
+            print(f"{cause}:\n" + blink_report.format_rows([row for row, c in missed if c == cause], blink_report.STAGES))
     return 0
 
 
