@@ -7,8 +7,7 @@ import pytest
 from face_tracking_3dmm import paths
 from face_tracking_3dmm.evaluation.eye_realism import EYE_POINTS
 from face_tracking_3dmm.tracking import eye_openness
-from face_tracking_3dmm.tracking.eye_openness import (EyeOpenness, lid_contrast, lid_polygon, open_evidence,
-                                                      opened_closure)
+from face_tracking_3dmm.tracking.eye_openness import EyeOpenness, lid_contrast, lid_polygon, open_evidence
 
 NAMES = ("eyeBlink_L", "eyeBlink_R", "eyeLookDown_L", "eyeLookDown_R")
 SKIN = (190, 150, 130)
@@ -89,24 +88,19 @@ def test_open_evidence_is_linear_between_the_shut_and_open_contrast():
         open_evidence(contrast, level, open_contrast=-1.0, shut_contrast=0.0)
 
 
-def test_opened_closure_counts_the_evidence_by_the_look_down():
-    closure = np.array([0.6, 0.6, 0.6])
-    out = opened_closure(closure, np.array([1.0, 1.0, 0.5]),
-                         np.array([0.0, eye_openness.LOOK_DOWN_FULL, 2 * eye_openness.LOOK_DOWN_FULL]))
-    np.testing.assert_allclose(out, [0.6, 0.0, 0.3])
-
-
 def test_the_open_level_follows_open_frames_only():
-    """Started on open eyes, a shut image reads no evidence of open eyes; the level does not move
-    while the eyes read shut, and the open image reads open again."""
-    openness, points = EyeOpenness(NAMES), _eye_points()
-    for index in range(10):
-        assert (openness(_face(True), points, None if index == 0 else np.zeros(4), index / 30) == 1.0).all()
+    """Started on open eyes looking down, a shut image takes nothing off; the level does not move
+    while the eyes read shut, and the open image takes the closure off again."""
+    openness, points, down = EyeOpenness(NAMES), _eye_points(), np.array([0.0, 0.0, 1.0, 1.0])
+    shares = [openness(_face(True), points, np.zeros(4) if i == 0 else down, None if i == 0 else np.zeros(4), i / 30)
+              for i in range(60)]
+    assert (shares[0] == 0.0).all() and (shares[3] < 0.5).all()         # the look-down level rises over a second
+    np.testing.assert_allclose(shares[-1], 1.0)
     level = openness.level.copy()
     shut = np.array([0.8, 0.8, 0.0, 0.0])
-    np.testing.assert_allclose(openness(_face(False), points, shut, 10 / 30), 0.0)
+    np.testing.assert_allclose(openness(_face(False), points, down, shut, 60 / 30), 0.0)
     np.testing.assert_allclose(openness.level, level)
-    np.testing.assert_allclose(openness(_face(True), points, shut, 11 / 30), 1.0)
+    np.testing.assert_allclose(openness(_face(True), points, down, shut, 61 / 30), 1.0)
     with pytest.raises(ValueError):
         EyeOpenness(NAMES, level_s=0.0)
 
@@ -134,18 +128,17 @@ def test_a_real_blink_reads_less_contrast_than_the_open_eyes_before_it():
     assert (open_evidence(np.array([contrast[i] for i in (48, 49, 50)]), level) == 0.0).all()
 
 
-def test_the_blink_reading_opens_a_downcast_eye_the_image_sees_open_but_not_a_blink():
-    """A downcast open eye whose lid points read half shut reads open with the image's evidence; a
-    4-frame blink (MediaPipe's look-down rising with it) peaks shut where the image sees it shut."""
+def test_the_blink_reading_takes_off_the_open_share():
+    """A downcast open eye whose lid points read half shut reads open where the image's share is 1,
+    half as shut at 0.5; without a share it reads as before."""
     from face_tracking_3dmm.tracking.blinks import BlinkReading
 
-    def read(values, evidence):
+    def read(values, share):
         reading = BlinkReading(NAMES)
-        return np.array([reading(np.array(v), i / 30, None, e) for i, (v, e) in enumerate(zip(values, evidence))])
+        return np.array([reading(np.array(v), i / 30, None, share) for i, v in enumerate(values)])
 
-    rest, down = [[0.1, 0.1, 0.0, 0.0]] * 30, [[0.45, 0.45, 0.6, 0.6]] * 8
-    assert read(rest + down, [None] * 38)[-1, :2].min() > 0.3
-    np.testing.assert_allclose(read(rest + down, [np.ones(2)] * 38)[-1, :2], 0.0)
-    blink = [[0.35, 0.35, 0.2, 0.2], [0.65, 0.65, 0.4, 0.4], [0.65, 0.65, 0.4, 0.4], [0.35, 0.35, 0.2, 0.2]]
-    evidence = [np.ones(2)] * 30 + [np.full(2, 0.5), np.zeros(2), np.zeros(2), np.full(2, 0.5)]
-    assert read(rest + blink, evidence)[31:33, :2].min() >= 0.8
+    values = [[0.1, 0.1, 0.0, 0.0]] * 30 + [[0.45, 0.45, 0.6, 0.6]] * 8
+    closure = read(values, None)[-1, :2]
+    assert closure.min() > 0.3
+    np.testing.assert_allclose(read(values, np.ones(2))[-1, :2], 0.0)
+    np.testing.assert_allclose(read(values, np.array([0.5, 0.0]))[-1, :2], closure * (0.5, 1.0))

@@ -62,7 +62,6 @@ import numba
 import numpy as np
 
 from face_tracking_3dmm.tracking.calibration import LowerEnvelope
-from face_tracking_3dmm.tracking.eye_openness import opened_closure
 
 #: The rise of a fitted eyeBlink from open to shut (MediaPipe's shut lids leave a gap); 0.55 before
 #: :data:`LOOK_DOWN_LID` was taken off (see the module).
@@ -157,21 +156,20 @@ class BlinkReading:
         self.look_down_level = LowerEnvelope(LOOK_DOWN_RISE_S, LOOK_DOWN_FALL_S)
 
     def __call__(self, expression: np.ndarray, timestamp_s: float,
-                 far_eye_share: np.ndarray | None = None, open_evidence: np.ndarray | None = None) -> np.ndarray:
+                 far_eye_share: np.ndarray | None = None, open_share: np.ndarray | None = None) -> np.ndarray:
         """A copy of (K_exp,) ``expression`` with its eyeBlink channels as closures, each less
         :data:`LOOK_DOWN_LID` times its eye's eyeLookDown level (of the weights in ``expression``:
         the gaze's look weights are written before); the levels move on to ``timestamp_s``. With
         ``far_eye_share`` (:func:`far_eye_shares`' (2,), left eye first) each eye's closure takes
-        that share of the other eye's; with ``open_evidence`` (:class:`EyeOpenness`' (2,), left eye
-        first) a downcast eye's closure falls where the image says it is open."""
+        that share of the other eye's; with ``open_share`` (:class:`EyeOpenness`' (2,), left eye
+        first) each eye's closure loses that share (the image sees an open eye looking down)."""
         out = np.array(expression, dtype=np.float64)
         weights = out[self.columns]
         if self.look_down is not None:
             weights = weights - LOOK_DOWN_LID * self.look_down_level(out[self.look_down], timestamp_s)
         closure = _closure(weights, self.open_level(weights, timestamp_s), SHUT_SPAN, MAX_OPEN_LEVEL)
-        if open_evidence is not None and self.sides is not None and self.look_down is not None:
-            closure[self.sides] = opened_closure(closure[self.sides], open_evidence,
-                                                 self.look_down_level.level[self.sides])
+        if open_share is not None and self.sides is not None:
+            closure[self.sides] *= 1.0 - np.asarray(open_share, dtype=np.float64)
         if far_eye_share is not None and self.sides is not None:
             pair = closure[self.sides]
             share = np.asarray(far_eye_share, dtype=np.float64)

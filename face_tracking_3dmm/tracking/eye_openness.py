@@ -22,6 +22,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from face_tracking_3dmm.tracking.calibration import LowerEnvelope
+
 from face_tracking_3dmm.evaluation.eye_realism import EYE_POINTS
 
 #: The person's left and right eye (as the blink channels' ``_L``, ``_R``).
@@ -33,10 +35,12 @@ OPEN_CONTRAST, SHUT_CONTRAST = 0.0, -0.5
 #: looking down (its last reported eyeBlink and eyeLookDown below :data:`OPEN_READING`).
 LEVEL_S = 2.0
 OPEN_READING = (0.1, 0.2)
-#: The eye's look-down level (the blink reading's) at which the evidence counts in full: it is used
-#: only to tell an open eye looking down from a closing one, and a blink's own look-down (MediaPipe's
-#: iris points drop under the closing lid) rises too slowly in that level to open it.
-LOOK_DOWN_FULL = 0.2
+#: The evidence is used only to tell an open eye looking down from a closing one: it counts in full
+#: where the eye's look-down level (a lower envelope of its eyeLookDown that rises over
+#: :data:`LOOK_DOWN_RISE_S`) reaches :data:`LOOK_DOWN_FULL`. A blink's own look-down (MediaPipe's
+#: iris points drop under the closing lid: d18's 0.02 -> 0.46 in a frame) rises too slowly in it
+#: to open the blink, where the contrast of a light iris reads no higher than the lash line's.
+LOOK_DOWN_FULL, LOOK_DOWN_RISE_S = 0.3, 1.0
 #: Pixels across the eye's width that are read at most (larger eyes are read at a stride).
 MAX_WIDTH_PX = 40
 
@@ -92,18 +96,11 @@ def open_evidence(contrast: np.ndarray, open_level: np.ndarray, open_contrast: f
     return np.where(np.isfinite(evidence), evidence, 0.0)
 
 
-def opened_closure(closure: np.ndarray, evidence: np.ndarray, look_down: np.ndarray,
-                   look_down_full: float = LOOK_DOWN_FULL) -> np.ndarray:
-    """(N,) eyelid closures less what the image says is open: each times ``1 - evidence * share``,
-    ``share`` its eye's (N,) ``look_down`` level over ``look_down_full`` (at most 1)."""
-    share = np.clip(np.asarray(look_down, dtype=np.float64) / look_down_full, 0.0, 1.0)
-    return np.asarray(closure, dtype=np.float64) * (1.0 - np.asarray(evidence, dtype=np.float64) * share)
-
-
 class EyeOpenness:
-    """One face's evidence that each eye is open (see the module): the lid contrast of both eyes
-    read against their open-eye level, which follows the contrast (:data:`LEVEL_S`) on frames
-    whose last reading was open and not looking down (:data:`OPEN_READING`).
+    """One face's share of each eye's closure that the image says is an open eye looking down (see
+    the module): the lid contrast of both eyes read against their open-eye level, which follows
+    the contrast (:data:`LEVEL_S`) on frames whose last reading was open and not looking down
+    (:data:`OPEN_READING`), counted by the eye's look-down level (:data:`LOOK_DOWN_FULL`).
 
     Args:
         expression_names: the model's channel names (K_exp), with eyeBlink_L/_R and eyeLookDown_L/_R.
@@ -115,15 +112,17 @@ class EyeOpenness:
             raise ValueError(f"level_s must be > 0, got {level_s}")
         self._read = np.array([[expression_names.index(f"{channel}_{side}") for side in ("L", "R")]
                                for channel in ("eyeBlink", "eyeLookDown")])
+        self.look_down_level = LowerEnvelope(LOOK_DOWN_RISE_S)
         self.level_s = float(level_s)
         self.level = np.full(len(SIDES), np.nan)    #: (2,) open-eye contrast, left eye first
         self._time: float | None = None
 
-    def __call__(self, image_rgb: np.ndarray, points: np.ndarray, last_expression: np.ndarray | None,
-                 timestamp_s: float) -> np.ndarray:
-        """(2,) evidence (left eye first) that each eye in ``image_rgb`` at MediaPipe's (478, 2 or 3)
-        ``points`` is open; ``last_expression``: the face's last reported (K_exp,) weights (None:
-        none yet, the eyes taken as open)."""
+    def __call__(self, image_rgb: np.ndarray, points: np.ndarray, expression: np.ndarray,
+                 last_expression: np.ndarray | None, timestamp_s: float) -> np.ndarray:
+        """(2,) share (left eye first) of each eye's closure to take off: the evidence that the eye
+        in ``image_rgb`` at MediaPipe's (478, 2 or 3) ``points`` is open times its look-down share
+        (of the eyeLookDown weights in (K_exp,) ``expression``); ``last_expression``: the face's
+        last reported (K_exp,) weights (None: none yet, the eyes taken as open)."""
         reads_open = (np.ones(len(SIDES), bool) if last_expression is None else
                       (np.asarray(last_expression)[self._read] < np.array(OPEN_READING)[:, None]).all(0))
         contrast = np.array([lid_contrast(image_rgb, lid_polygon(points, side)) for side in SIDES])
@@ -132,4 +131,5 @@ class EyeOpenness:
         moves = np.asarray(reads_open, dtype=bool) & np.isfinite(contrast)
         self.level = np.where(moves & np.isnan(self.level), contrast, self.level)
         self.level = np.where(moves, self.level + step * (contrast - self.level), self.level)
-        return open_evidence(contrast, self.level)
+        look_down = self.look_down_level(np.nan_to_num(np.asarray(expression)[self._read[1]]), timestamp_s)
+        return open_evidence(contrast, self.level) * np.clip(look_down / LOOK_DOWN_FULL, 0.0, 1.0)

@@ -487,10 +487,10 @@ class FaceFitter:
         face.gaze.write_look_weights(expression)
         face.blinks = face.blinks or BlinkReading(names)
         face.openness = face.openness or EyeOpenness(names)
-        open_evidence = face.openness(frame.image_rgb, observation.points, face.result and face.result.expression,
-                                      frame.timestamp_s)
+        open_share = face.openness(frame.image_rgb, observation.points, expression,   # the iris gaze's eyeLookDown
+                                   face.result and face.result.expression, frame.timestamp_s)
         expression = face.blinks(expression, frame.timestamp_s,   # reads the iris gaze's eyeLookDown
-                                 far_eye_shares(params.rotation.numpy(), params.translation.numpy()), open_evidence)
+                                 far_eye_shares(params.rotation.numpy(), params.translation.numpy()), open_share)
         if scores is not None:   # without MediaPipe's scores the prior is zeros, not a reading
             face.gaze.blend_look_scores(expression, scores)
         # A diverged solve (NaN RMS) continues from the last good values: reported with confidence 0
