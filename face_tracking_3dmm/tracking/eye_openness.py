@@ -44,6 +44,10 @@ LOOK_DOWN_FULL, LOOK_DOWN_RISE_S = 0.3, 1.0
 #: Pixels across the eye's width that are read at most (larger eyes are read at a stride).
 MAX_WIDTH_PX = 40
 
+#: Each eye's lid contour: the outer corner, the upper lid, the inner corner, the lower lid back.
+_CONTOURS = {side: np.array([eye["corners"][0], *eye["upper"], eye["corners"][1], *eye["lower"][::-1]])
+             for side, eye in EYE_POINTS.items()}
+
 
 def lid_polygon(points: np.ndarray, side: str) -> np.ndarray:
     """(16, 2) MediaPipe's lid contour of the person's ``side`` eye, in order around it, from
@@ -51,11 +55,9 @@ def lid_polygon(points: np.ndarray, side: str) -> np.ndarray:
     points = np.asarray(points)
     if points.ndim != 2 or points.shape[0] != 478 or points.shape[1] < 2:
         raise ValueError(f"need MediaPipe's (478, 2 or 3) points, got {points.shape}")
-    if side not in EYE_POINTS:
+    if side not in _CONTOURS:
         raise ValueError(f"side must be one of {SIDES}, got {side!r}")
-    eye = EYE_POINTS[side]
-    ids = (eye["corners"][0], *eye["upper"], eye["corners"][1], *eye["lower"][::-1])
-    return points[list(ids), :2].astype(np.float64)
+    return points[_CONTOURS[side], :2].astype(np.float64)
 
 
 def lid_contrast(image_rgb: np.ndarray, polygon: np.ndarray) -> float:
@@ -77,11 +79,13 @@ def lid_contrast(image_rgb: np.ndarray, polygon: np.ndarray) -> float:
     crop = np.ascontiguousarray(image_rgb[lo[1]:hi[1]:stride, lo[0]:hi[0]:stride])
     mask = np.zeros(crop.shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round((polygon - lo) / stride * 4).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=2)
-    inside = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[mask.astype(bool)].astype(np.float64)
+    gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    inside = gray[mask.view(bool)]
     if inside.size < 8:
         return float("nan")
-    dark = np.partition(inside, inside.size // 20)[inside.size // 20]
-    return float(np.log(max(inside.std(), 1e-3) / max(dark, 1.0)))
+    spread = float(cv2.meanStdDev(gray, mask=mask)[1][0, 0])
+    dark = float(np.partition(inside, inside.size // 20)[inside.size // 20])
+    return float(np.log(max(spread, 1e-3) / max(dark, 1.0)))
 
 
 def open_evidence(contrast: np.ndarray, open_level: np.ndarray, open_contrast: float = OPEN_CONTRAST,
@@ -131,5 +135,5 @@ class EyeOpenness:
         moves = np.asarray(reads_open, dtype=bool) & np.isfinite(contrast)
         self.level = np.where(moves & np.isnan(self.level), contrast, self.level)
         self.level = np.where(moves, self.level + step * (contrast - self.level), self.level)
-        look_down = self.look_down_level(np.nan_to_num(np.asarray(expression)[self._read[1]]), timestamp_s)
+        look_down = self.look_down_level(np.fmax(np.asarray(expression)[self._read[1]], 0.0), timestamp_s)
         return open_evidence(contrast, self.level) * np.clip(look_down / LOOK_DOWN_FULL, 0.0, 1.0)
