@@ -5,49 +5,34 @@ import numpy as np
 import pytest
 
 from face_tracking_3dmm import paths
-from face_tracking_3dmm.evaluation.eye_realism import EYE_POINTS
 from face_tracking_3dmm.tracking import eye_openness
 from face_tracking_3dmm.tracking.eye_openness import EyeOpenness, lid_contrast, lid_polygon, open_evidence
+from test_eye_realism import _eye_points
 
 NAMES = ("eyeBlink_L", "eyeBlink_R", "eyeLookDown_L", "eyeLookDown_R")
 SKIN = (190, 150, 130)
 
 
-def _eye_points() -> np.ndarray:
-    """(478, 3) points of two eyes 40 px wide with lids 14 px apart (the right eye at x 100-140, the
-    left 80 px to its right, both at y 100-114)."""
-    points = np.zeros((478, 3))
-    for side, shift in (("right", 0.0), ("left", 80.0)):
-        eye = EYE_POINTS[side]
-        outer, inner = (100.0, 140.0) if side == "right" else (140.0, 100.0)
-        points[eye["corners"][0], :2] = (outer + shift, 107.0)
-        points[eye["corners"][1], :2] = (inner + shift, 107.0)
-        for ids, y in ((eye["upper"], 100.0), (eye["lower"], 114.0)):
-            points[list(ids), 0] = np.linspace(outer, inner, len(ids)) + shift
-            points[list(ids), 1] = y
-    return points
-
-
 def _face(open_eyes: bool) -> np.ndarray:
-    """(240, 320, 3) skin with both eyes of :func:`_eye_points` drawn open (sclera, a dark iris and
-    pupil) or shut (lid skin, a dark lash line along the lower edge)."""
+    """(240, 320, 3) skin with both eyes of test_eye_realism's ``_eye_points`` (30 px wide, lids 10 px
+    apart) drawn open (sclera, a dark iris and pupil) or shut (lid skin, a dark lash line)."""
     image = np.full((240, 320, 3), SKIN, np.uint8)
-    for shift in (0, 80):
+    for shift in (0, 60):
         if open_eyes:
-            cv2.rectangle(image, (101 + shift, 101), (139 + shift, 113), (225, 220, 215), -1)
-            cv2.circle(image, (120 + shift, 107), 7, (70, 45, 30), -1)
-            cv2.circle(image, (120 + shift, 107), 3, (15, 10, 10), -1)
+            cv2.rectangle(image, (101 + shift, 101), (129 + shift, 109), (225, 220, 215), -1)
+            cv2.circle(image, (115 + shift, 105), 5, (70, 45, 30), -1)
+            cv2.circle(image, (115 + shift, 105), 2, (15, 10, 10), -1)
         else:
-            cv2.rectangle(image, (101 + shift, 101), (139 + shift, 113), (175, 135, 118), -1)
-            cv2.line(image, (101 + shift, 112), (139 + shift, 112), (60, 45, 40), 1)
+            cv2.rectangle(image, (101 + shift, 101), (129 + shift, 109), (175, 135, 118), -1)
+            cv2.line(image, (101 + shift, 108), (129 + shift, 108), (60, 45, 40), 1)
     return image
 
 
 def test_lid_polygon_goes_round_the_eye():
     polygon = lid_polygon(_eye_points(), "right")
     assert polygon.shape == (16, 2)
-    np.testing.assert_allclose(polygon[0], (100.0, 107.0))          # the outer corner, then the upper lid
-    assert (polygon[1:8, 1] == 100.0).all() and (polygon[9:, 1] == 114.0).all()
+    np.testing.assert_allclose(polygon[0], (100.0, 105.0))          # the outer corner, then the upper lid
+    assert (polygon[1:8, 1] == 100.0).all() and (polygon[9:, 1] == 110.0).all()
     with pytest.raises(ValueError):
         lid_polygon(np.zeros((468, 2)), "right")
     with pytest.raises(ValueError):
