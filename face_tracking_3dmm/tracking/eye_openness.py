@@ -32,8 +32,9 @@ SIDES = ("left", "right")
 #: and below which the image says nothing (it may be shut): see :func:`open_evidence`.
 OPEN_CONTRAST, SHUT_CONTRAST = 0.0, -0.5
 #: Time constant (s) of the open-eye level, which moves only on frames the eye read open and not
-#: looking down (its last reported eyeBlink and eyeLookDown below :data:`OPEN_READING`).
-LEVEL_S = 2.0
+#: looking down (its last reported eyeBlink and eyeLookDown below :data:`OPEN_READING`), every
+#: :data:`LEVEL_EVERY_S` at most (a slow level needs no more; the image is then read less often).
+LEVEL_S, LEVEL_EVERY_S = 2.0, 0.1
 OPEN_READING = (0.1, 0.2)
 #: The evidence is used only to tell an open eye looking down from a closing one: it counts in full
 #: where the eye's look-down level (a lower envelope of its eyeLookDown that rises over
@@ -41,6 +42,8 @@ OPEN_READING = (0.1, 0.2)
 #: iris points drop under the closing lid: d18's 0.02 -> 0.46 in a frame) rises too slowly in it
 #: to open the blink, where the contrast of a light iris reads no higher than the lash line's.
 LOOK_DOWN_FULL, LOOK_DOWN_RISE_S = 0.3, 1.0
+#: Below this look-down level the evidence does not count (and the eye's image is not read).
+LOOK_DOWN_FROM = 0.05
 #: Pixels across the eye's width that are read at most (larger eyes are read at a stride).
 MAX_WIDTH_PX = 40
 
@@ -104,7 +107,8 @@ class EyeOpenness:
     """One face's share of each eye's closure that the image says is an open eye looking down (see
     the module): the lid contrast of both eyes read against their open-eye level, which follows
     the contrast (:data:`LEVEL_S`) on frames whose last reading was open and not looking down
-    (:data:`OPEN_READING`), counted by the eye's look-down level (:data:`LOOK_DOWN_FULL`).
+    (:data:`OPEN_READING`), counted by the eye's look-down level (from :data:`LOOK_DOWN_FROM` to
+    :data:`LOOK_DOWN_FULL`).
 
     Args:
         expression_names: the model's channel names (K_exp), with eyeBlink_L/_R and eyeLookDown_L/_R.
@@ -126,14 +130,23 @@ class EyeOpenness:
         """(2,) share (left eye first) of each eye's closure to take off: the evidence that the eye
         in ``image_rgb`` at MediaPipe's (478, 2 or 3) ``points`` is open times its look-down share
         (of the eyeLookDown weights in (K_exp,) ``expression``); ``last_expression``: the face's
-        last reported (K_exp,) weights (None: none yet, the eyes taken as open)."""
+        last reported (K_exp,) weights (None: none yet, the eyes taken as open). An eye's image is
+        read only where it counts: looking down, or its open level due (:data:`LEVEL_EVERY_S`)."""
+        look_down = self.look_down_level(np.fmax(np.asarray(expression)[self._read[1]], 0.0), timestamp_s)
+        counted = np.clip((look_down - LOOK_DOWN_FROM) / (LOOK_DOWN_FULL - LOOK_DOWN_FROM), 0.0, 1.0)
         reads_open = (np.ones(len(SIDES), bool) if last_expression is None else
                       (np.asarray(last_expression)[self._read] < np.array(OPEN_READING)[:, None]).all(0))
-        contrast = np.array([lid_contrast(image_rgb, lid_polygon(points, side)) for side in SIDES])
+        due = self._time is None or timestamp_s - self._time >= LEVEL_EVERY_S
         step = 1.0 if self._time is None else 1.0 - np.exp(-max(timestamp_s - self._time, 0.0) / self.level_s)
-        self._time = timestamp_s
-        moves = np.asarray(reads_open, dtype=bool) & np.isfinite(contrast)
-        self.level = np.where(moves & np.isnan(self.level), contrast, self.level)
-        self.level = np.where(moves, self.level + step * (contrast - self.level), self.level)
-        look_down = self.look_down_level(np.fmax(np.asarray(expression)[self._read[1]], 0.0), timestamp_s)
-        return open_evidence(contrast, self.level) * np.clip(look_down / LOOK_DOWN_FULL, 0.0, 1.0)
+        self._time = self._time if not due else timestamp_s
+        share = np.zeros(len(SIDES))
+        for eye, side in enumerate(SIDES):
+            moves = due and reads_open[eye]
+            if counted[eye] <= 0.0 and not moves:
+                continue
+            contrast = lid_contrast(image_rgb, lid_polygon(points, side))
+            if moves and np.isfinite(contrast):
+                level = self.level[eye]
+                self.level[eye] = contrast if np.isnan(level) else level + step * (contrast - level)
+            share[eye] = counted[eye] * open_evidence(np.array([contrast]), self.level[eye:eye + 1])[0]
+        return share
