@@ -314,7 +314,7 @@ class FaceFitter:
         shape = self.bases.arrays().shape(None)
         self._rotation_prior(shape, shape.astype(np.float32), camera)
         motion, gaze = PoseExpressionFilter(1.0, 0.1), GazeTrack(names, 1.0, 0.1)
-        resting, blinks = RestingExpression(names, 1.0), BlinkReading(names)
+        resting, blinks, openness = RestingExpression(names, 1.0), BlinkReading(names), EyeOpenness(names)
         eyeballs = EyeballGeometry(np.array([[3.0, 3.0, 1.0], [-3.0, 3.0, 1.0]]), 1.0)
         points, expression = np.full((478, 2), 300.0, np.float32), np.zeros(len(names))
         for timestamp_s in (0.0, 0.05, 0.1):   # a start, then steps that continue the histories
@@ -322,6 +322,7 @@ class FaceFitter:
             gaze.update(points, eyeballs, params, np.eye(3), expression, expression, camera, timestamp_s)
             gaze.write_look_weights(expression)
             gaze.blend_look_scores(blinks(resting(expression, timestamp_s), timestamp_s), expression)
+            openness(np.zeros((8, 8, 3), np.uint8), points, expression, None, timestamp_s)
 
     def fit(self, faces: list[tuple[TrackedFace, LandmarkObservation]], frame: FitFrame,
             config: TrackerConfig) -> list[FaceResult | Exception]:
