@@ -78,32 +78,34 @@ def lid_contrast(image_rgb: np.ndarray, polygon: np.ndarray) -> float:
 
 @numba.njit(cache=True, nogil=True)
 def _polygon_contrast(image_rgb: np.ndarray, polygon: np.ndarray, max_width_px: int) -> float:
-    """:func:`lid_contrast`'s arithmetic, compiled: the pixel centres inside the polygon (even-odd
-    rule along each row, every stride-th row and column), their brightness (ITU-R 601 weights)
-    binned to whole levels for the 5th percentile."""
+    """:func:`lid_contrast`'s arithmetic, compiled: the pixels inside the polygon or on its outline
+    (even-odd rule along each row, every stride-th row and column; a nearly shut contour still
+    holds its lid line), their brightness (ITU-R 601 weights) binned to whole levels for the 5th
+    percentile."""
     if not np.isfinite(polygon).all():
         return np.nan
     stride = max(1, int(np.ceil((polygon[:, 0].max() - polygon[:, 0].min()) / max_width_px)))
     height, width = image_rgb.shape[0], image_rgb.shape[1]
-    top = max(0, int(np.ceil(polygon[:, 1].min())))
-    bottom = min(height - 1, int(np.floor(polygon[:, 1].max())))
-    left = max(0, int(np.ceil(polygon[:, 0].min())))
+    low, high = polygon[:, 1].min(), polygon[:, 1].max()
+    top, bottom = max(0, int(np.floor(low + 0.5))), min(height - 1, int(np.floor(high + 0.5)))
+    left = max(0, int(np.floor(polygon[:, 0].min() + 0.5)))
     crossings = np.empty(len(polygon))
     histogram = np.zeros(256, np.int64)
     total, squares, count = 0.0, 0.0, 0
     for row in range(top, bottom + 1, stride):
+        line = min(max(float(row), low + 1e-6), high - 1e-6)     # the rows the contour touches
         found = 0
         for edge in range(len(polygon)):
             x0, y0 = polygon[edge - 1, 0], polygon[edge - 1, 1]
             x1, y1 = polygon[edge, 0], polygon[edge, 1]
-            if (y0 <= row < y1) or (y1 <= row < y0):
-                crossings[found] = x0 + (row - y0) * (x1 - x0) / (y1 - y0)
+            if (y0 <= line < y1) or (y1 <= line < y0):
+                crossings[found] = x0 + (line - y0) * (x1 - x0) / (y1 - y0)
                 found += 1
         crossings[:found].sort()
         for pair in range(0, found - 1, 2):
-            start = max(left, int(np.ceil(crossings[pair])))
-            start += (left - start) % stride             # on the stride's columns
-            for column in range(start, min(width - 1, int(np.floor(crossings[pair + 1]))) + 1, stride):
+            start = max(left, int(np.floor(crossings[pair] + 0.5)))     # pixels the contour touches
+            start += (left - start) % stride                              # on the stride's columns
+            for column in range(start, min(width - 1, int(np.floor(crossings[pair + 1] + 0.5))) + 1, stride):
                 value = (0.299 * image_rgb[row, column, 0] + 0.587 * image_rgb[row, column, 1]
                          + 0.114 * image_rgb[row, column, 2])
                 total += value
