@@ -11,11 +11,14 @@ level (:class:`EyeOpenness`), so that skin tone, iris colour and lighting cancel
 Measured with MediaPipe's points (contrast relative to the first 25 frames of each eye; median,
 5th-95th percentile): truth renders seeds 21 / 33 / 45 (render version 2), open eyes looking
 down +0.14, shut eyes -2.6 (AUC 0.95 between them); real talking clips d12 d13 d18 d19, eyes
-annotated open -0.05 [-0.35, 0.09], annotated shut -1.08 [-2.04, -0.10] (d18's small face reads
--0.3 to +0.2 on some shut frames). Renders and real eyes read alike when open (by construction)
-but not when shut: a rendered shut eye reads twice as far below its open level as a real one. On
-the other real talking clips, frames MediaPipe reads looking down (eyeLookDown > 0.4) spread from
--1.6 to +0.3 (median -0.17): people reading or looking at their lap read as a half-shut eye here too.
+annotated open -0.05 [-0.35, 0.09], annotated shut -1.08 [-2.04, -0.10] (d18's light grey irises
+read -0.3 to +0.2 on some shut frames: its open eye holds no more contrast than its shut lash
+line). Relative to their open level renders and real eyes read alike when open (by construction)
+but not when shut: a rendered shut eye reads twice as far below its open level as a real one; in
+absolute terms rendered open eyes read +1.34, real ones -0.04 (README, "Eyelids"). On the other
+real talking clips, frames MediaPipe reads looking down (eyeLookDown > 0.4) spread from -1.6 to
++0.3 (median -0.17): a real downcast eye's lid covers much of the iris, so the measure is used
+only where an eye looks down and only to take closure off (:class:`EyeOpenness`).
 """
 from __future__ import annotations
 
@@ -24,9 +27,8 @@ import math
 import numba
 import numpy as np
 
-from face_tracking_3dmm.tracking.calibration import LowerEnvelope
-
 from face_tracking_3dmm.evaluation.eye_realism import EYE_POINTS
+from face_tracking_3dmm.tracking.calibration import LowerEnvelope
 
 #: The person's left and right eye (as the blink channels' ``_L``, ``_R``).
 SIDES = ("left", "right")
