@@ -160,17 +160,20 @@ class BlinkReading:
         self.look_down_level = LowerEnvelope(LOOK_DOWN_RISE_S, LOOK_DOWN_FALL_S)
 
     def __call__(self, expression: np.ndarray, timestamp_s: float,
-                 far_eye_share: np.ndarray | None = None) -> np.ndarray:
+                 far_eye_share: np.ndarray | None = None, open_share: np.ndarray | None = None) -> np.ndarray:
         """A copy of (K_exp,) ``expression`` with its eyeBlink channels as closures, each less
         :data:`LOOK_DOWN_LID` times its eye's eyeLookDown level (of the weights in ``expression``:
         the gaze's look weights are written before); the levels move on to ``timestamp_s``. With
         ``far_eye_share`` (:func:`far_eye_shares`' (2,), left eye first) each eye's closure takes
-        that share of the other eye's."""
+        that share of the other eye's; with ``open_share`` (:class:`EyeOpenness`' (2,), left eye
+        first) each eye's closure loses that share (the image sees an open eye looking down)."""
         out = np.array(expression, dtype=np.float64)
         weights = out[self.columns]
         if self.look_down is not None:
             weights = weights - LOOK_DOWN_LID * self.look_down_level(out[self.look_down], timestamp_s)
         closure = _closure(weights, self.open_level(weights, timestamp_s), SHUT_SPAN, MAX_OPEN_LEVEL)
+        if open_share is not None and self.sides is not None:
+            closure[self.sides] *= 1.0 - np.asarray(open_share, dtype=np.float64)
         if far_eye_share is not None and self.sides is not None:
             pair = closure[self.sides]
             share = np.asarray(far_eye_share, dtype=np.float64)

@@ -32,6 +32,7 @@ from face_tracking_3dmm.geometry import (CM_TO_M, MODEL_TO_OPTICAL, CameraIntrin
 from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.results import FaceResult, TrackingState
 from face_tracking_3dmm.tracking.blinks import BlinkReading, far_eye_shares
+from face_tracking_3dmm.tracking.eye_openness import EyeOpenness
 from face_tracking_3dmm.tracking.calibration import RestingExpression
 from face_tracking_3dmm.tracking.filters import (POSE_UNITS, BinocularCoupling, OneEuroFilter, PoseExpressionFilter,
                                                  filter_faces)
@@ -228,6 +229,7 @@ class TrackedFace:
     gaze: GazeTrack | None = None              #: eye rotations from the irises, made on first use
     resting: RestingExpression | None = None   #: resting-expression calibration, made on first use
     blinks: BlinkReading | None = None         #: eyelid closure against the open-eye level, made on first use
+    openness: EyeOpenness | None = None        #: the image's evidence that the eyes are open, made on first use
     #: Followed on a region around its last box when the whole-frame detector misses it (a face
     #: that the background search found).
     on_region: bool = False
@@ -312,7 +314,7 @@ class FaceFitter:
         shape = self.bases.arrays().shape(None)
         self._rotation_prior(shape, shape.astype(np.float32), camera)
         motion, gaze = PoseExpressionFilter(1.0, 0.1), GazeTrack(names, 1.0, 0.1)
-        resting, blinks = RestingExpression(names, 1.0), BlinkReading(names)
+        resting, blinks, openness = RestingExpression(names, 1.0), BlinkReading(names), EyeOpenness(names)
         eyeballs = EyeballGeometry(np.array([[3.0, 3.0, 1.0], [-3.0, 3.0, 1.0]]), 1.0)
         points, expression = np.full((478, 2), 300.0, np.float32), np.zeros(len(names))
         for timestamp_s in (0.0, 0.05, 0.1):   # a start, then steps that continue the histories
@@ -320,6 +322,7 @@ class FaceFitter:
             gaze.update(points, eyeballs, params, np.eye(3), expression, expression, camera, timestamp_s)
             gaze.write_look_weights(expression)
             gaze.blend_look_scores(blinks(resting(expression, timestamp_s), timestamp_s), expression)
+            openness(np.zeros((8, 8, 3), np.uint8), points, expression, None, timestamp_s)
 
     def fit(self, faces: list[tuple[TrackedFace, LandmarkObservation]], frame: FitFrame,
             config: TrackerConfig) -> list[FaceResult | Exception]:
@@ -484,8 +487,11 @@ class FaceFitter:
         expression = face.resting(expression, frame.timestamp_s)
         face.gaze.write_look_weights(expression)
         face.blinks = face.blinks or BlinkReading(names)
+        face.openness = face.openness or EyeOpenness(names)
+        open_share = face.openness(frame.image_rgb, observation.points, expression,   # the iris gaze's eyeLookDown
+                                   face.result and face.result.expression, frame.timestamp_s)
         expression = face.blinks(expression, frame.timestamp_s,   # reads the iris gaze's eyeLookDown
-                                 far_eye_shares(params.rotation.numpy(), params.translation.numpy()))
+                                 far_eye_shares(params.rotation.numpy(), params.translation.numpy()), open_share)
         if scores is not None:   # without MediaPipe's scores the prior is zeros, not a reading
             face.gaze.blend_look_scores(expression, scores)
         # A diverged solve (NaN RMS) continues from the last good values: reported with confidence 0
