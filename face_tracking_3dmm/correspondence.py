@@ -30,6 +30,12 @@ FACE_OVAL = np.array([10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288,
 IRIS = np.arange(468, 478)
 #: The two iris centres (which one is the person's left is told by where the eyes are).
 IRIS_CENTRES = (468, 473)
+#: MediaPipe's lid contour per eye (the person's right eye is on the image's left): outer and
+#: inner corner, the upper and the lower lid from the outer to the inner corner.
+EYE_POINTS = {"right": {"corners": (33, 133), "upper": (246, 161, 160, 159, 158, 157, 173),
+                        "lower": (7, 163, 144, 145, 153, 154, 155)},
+              "left": {"corners": (263, 362), "upper": (466, 388, 387, 386, 385, 384, 398),
+                       "lower": (249, 390, 373, 374, 380, 381, 382)}}
 #: The MediaPipe points the landmark fit leaves out: the face oval (it follows the silhouette) and
 #: the irises (the eyeballs turn with gaze, outside the model's vertex function). Everything else
 #: with a counterpart on the mesh is fitted (:meth:`LandmarkCorrespondence.fitted`).

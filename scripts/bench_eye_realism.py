@@ -22,6 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from face_tracking_3dmm import paths  # noqa: E402
+from face_tracking_3dmm.correspondence import EYE_POINTS  # noqa: E402
 from face_tracking_3dmm.evaluation import accuracy_bench, eye_realism, truth_clips  # noqa: E402
 from face_tracking_3dmm.evaluation.gaze_decomposition import GazeTruth  # noqa: E402
 from face_tracking_3dmm.evaluation.truth_render import FrameTruth, TruthRenderer, photo_background  # noqa: E402
@@ -49,14 +50,14 @@ def eye_rows(image: np.ndarray, face) -> list[dict]:
     metrics = eye_realism.face_metrics(image, face.points)
     return [{**metrics[side], "look_down": face.blendshapes.get(f"eyeLookDown{SIDE_SCORE[side]}", 0.0),
              "look_up": face.blendshapes.get(f"eyeLookUp{SIDE_SCORE[side]}", 0.0)}
-            for side in eye_realism.EYE_POINTS if metrics[side]["width"] >= MIN_EYE_PX]
+            for side in EYE_POINTS if metrics[side]["width"] >= MIN_EYE_PX]
 
 
 def eye_crop(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Both eyes of a face side by side, each scaled to its corner-to-corner width."""
     tiles = []
     for side in ("right", "left"):
-        corners = points[list(eye_realism.EYE_POINTS[side]["corners"]), :2]
+        corners = points[list(EYE_POINTS[side]["corners"]), :2]
         scale = CROP[0] / (1.8 * np.linalg.norm(corners[1] - corners[0]))
         centre = corners.mean(0)
         warp = np.array([[scale, 0, CROP[0] / 2 - scale * centre[0]], [0, scale, CROP[1] / 2 - scale * centre[1]]])

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from face_tracking_3dmm.evaluation import blink_report, eye_realism, truth_clips
+from face_tracking_3dmm.correspondence import EYE_POINTS, IRIS_CENTRES
+from face_tracking_3dmm.evaluation import blink_report, truth_clips
 
 
 @pytest.fixture(scope="module")
@@ -87,17 +88,17 @@ def test_lid_closures_rise_as_mediapipe_s_lids_close(model):
     names = model.expression_names
     points = np.zeros((478, 2))
     for side, x in (("right", 100.0), ("left", 200.0)):
-        eye = eye_realism.EYE_POINTS[side]
+        eye = EYE_POINTS[side]
         xs = np.linspace(x - 20.0, x + 20.0, 7)
         points[list(eye["upper"])] = np.stack((xs, np.full(7, 90.0)), 1)
         points[list(eye["lower"])] = np.stack((xs, np.full(7, 110.0)), 1)
         points[list(eye["corners"])] = [[x - 20.0, 100.0], [x + 20.0, 100.0]]
-    for block, x in zip(eye_realism.IRIS_BLOCKS, (100.0, 200.0)):
+    for block, x in zip(IRIS_CENTRES, (100.0, 200.0)):
         points[block:block + 5] = [[x, 100.0], [x + 5, 100.0], [x, 95.0], [x - 5, 100.0], [x, 105.0]]
     frames = []
     for gap in (20.0, 20.0, 20.0, 10.0, 2.0):
         frame = points.copy()
-        upper = list(eye_realism.EYE_POINTS["left"]["upper"])
+        upper = list(EYE_POINTS["left"]["upper"])
         frame[upper, 1] = 110.0 - gap
         frames.append(frame)
     readings = blink_report.lid_closures(frames + [None], names)

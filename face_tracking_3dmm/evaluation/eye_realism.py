@@ -19,13 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Per eye (the person's right eye is on the image's left): outer and inner corner, the upper and the
-#: lower lid contour from the outer to the inner corner, and the iris points (centre, then its ring).
-EYE_POINTS = {"right": {"corners": (33, 133), "upper": (246, 161, 160, 159, 158, 157, 173),
-                        "lower": (7, 163, 144, 145, 153, 154, 155)},
-              "left": {"corners": (263, 362), "upper": (466, 388, 387, 386, 385, 384, 398),
-                       "lower": (249, 390, 373, 374, 380, 381, 382)}}
-IRIS_BLOCKS = (468, 473)
+from face_tracking_3dmm.correspondence import EYE_POINTS, IRIS_CENTRES
+
 #: Offsets (fractions of the eye's width, away from the upper lid) of the lash-line band and the
 #: lid-skin band it is compared with.
 LASH_BAND, SKIN_BAND = (0.03, 0.08), (0.25, 0.35)
@@ -43,7 +38,7 @@ def iris_block(points: np.ndarray, side: str) -> int:
     """Index of the iris centre (468 or 473) that lies in ``side``'s eye (its ring follows it)."""
     points = _check_points(points)
     middle = points[list(EYE_POINTS[side]["corners"])].mean(0)
-    return min(IRIS_BLOCKS, key=lambda k: float(np.linalg.norm(points[k] - middle)))
+    return min(IRIS_CENTRES, key=lambda k: float(np.linalg.norm(points[k] - middle)))
 
 
 def _lid_y(points: np.ndarray, ids: tuple[int, ...], x: float) -> float:

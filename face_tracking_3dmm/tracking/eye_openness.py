@@ -27,7 +27,7 @@ import math
 import numba
 import numpy as np
 
-from face_tracking_3dmm.evaluation.eye_realism import EYE_POINTS
+from face_tracking_3dmm.correspondence import EYE_POINTS
 from face_tracking_3dmm.tracking.calibration import LowerEnvelope
 
 #: The person's left and right eye (as the blink channels' ``_L``, ``_R``).
