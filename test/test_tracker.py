@@ -122,7 +122,7 @@ def test_known_people_are_matched_before_their_identity_is_used(tracker_factory,
     def run(clip):
         tracker = tracker_factory(identity_frames=10, identity_dir=str(folder))
         results = [tracker.process(image, stamp) for stamp, image in clip]
-        next(iter(tracker._faces)).identity.wait()
+        tracker.close()   # a solve still running when the clip ends is finished and stored
         return [r.faces[0] for r in results if r.faces]
 
     run(frames[:30])
@@ -134,6 +134,21 @@ def test_known_people_are_matched_before_their_identity_is_used(tracker_factory,
     assert sorted(p.name for p in folder.iterdir()) == ["person_000.npz", "person_001.npz"]
     assert [f.tracking_state for f in again[RECOGNITION_FRAMES:]] == [TrackingState.TRACKING] * (20 - RECOGNITION_FRAMES)
     assert np.allclose(again[-1].identity, person_a.identity)
+
+
+def test_an_identity_solve_running_when_the_clip_ends_is_stored(tracker_factory, frames, tmp_path):
+    """The joint solve starts on the last identity frame, in the background: closing the tracker
+    right after that frame finishes it and writes ``identity_path`` instead of dropping it."""
+    from face_tracking_3dmm.fitting.identity import read_stored_identity
+
+    path = tmp_path / "person.npz"
+    tracker = tracker_factory(identity_frames=8, identity_path=str(path))
+    for stamp, image in frames[:8]:
+        tracker.process(image, stamp)
+    assert not path.exists()
+    tracker.close()
+    stored = read_stored_identity(path, tracker.model.num_identity)
+    assert np.abs(stored.identity).max() > 0 and tracker.stats.identity_fits == 1
 
 
 def test_face_mesh_for_display(clip_run, frames):

@@ -169,11 +169,14 @@ class IdentityEstimator:
         if self._pending is not None:
             concurrent.futures.wait([self._pending])
 
-    def wait(self) -> None:
-        """Block until a running background solve has finished and been picked up."""
-        if self._pending is not None:
-            self._pending.result()
-            self.poll()
+    def wait(self) -> bool:
+        """Block until a running background solve has finished and been picked up; returns True
+        when the identity just froze (as :meth:`poll`)."""
+        if self._pending is None:
+            return False
+        self._pending.result()
+        self.held = False
+        return self.poll()
 
     def _recognise(self) -> bool:
         """Take the stored identity that explains the frames so far best, if it explains them well

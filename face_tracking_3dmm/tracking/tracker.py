@@ -96,6 +96,7 @@ class FaceTracker:
 
     def _start_stream(self, stream: int) -> None:
         """The fit stage's side of a new stream: every face forgotten, the stored identities re-read."""
+        self._keep_running_identity_solves()
         self._faces.clear()
         self._identities.load(self.config)
         self._stream = stream
@@ -110,7 +111,17 @@ class FaceTracker:
     def close(self) -> None:
         """Release the landmarker (if the tracker made it) and worker threads."""
         self._detector.close()
+        self._keep_running_identity_solves()
         self._faces.clear()
+
+    def _keep_running_identity_solves(self) -> None:
+        """Before the faces are forgotten, finish their start-up identity solves still running and
+        store them (``identity_path`` / ``identity_dir``): a clip that ends, or a stream that
+        restarts, within the ~1 s of a solve would otherwise lose the person's identity."""
+        for face in self._faces:
+            if face.identity.wait():
+                self.stats.identity_fits += 1
+                self._identities.keep(face.identity, self.config.identity_frames)
 
     def __enter__(self) -> "FaceTracker":
         return self
