@@ -405,8 +405,11 @@ class FaceFitter:
         # (M, 3) gathered and made float64 once: the rotation prior reads it, the solve its x, y.
         used = observation.points[self.correspondence.mediapipe_ids].astype(np.float64)
         points = torch.from_numpy(np.ascontiguousarray(used[:, :2]))
-        pose_prior = (torch.from_numpy(self._rotation_prior(self.bases.arrays().shape(face.identity.identity), used,
-                                                            frame.camera))
+        # MediaPipe's 3D points carry the expression: the model's points with the start's expression
+        # (the last frame's fit) are matched to them, or an open jaw or raised brows read as a head tilt.
+        arrays = self.bases.arrays()
+        model_points = arrays.points(arrays.shape(face.identity.identity), start.expression.numpy())
+        pose_prior = (torch.from_numpy(self._rotation_prior(model_points, used, frame.camera))
                       if config.mediapipe_pose_weight > 0 else None)
         obs = Observation(points, self.point_weights, frame.intrinsics, prior, None if acquiring else face.params,
                           pose_prior)
