@@ -426,18 +426,19 @@ class FaceFitter:
         points = torch.from_numpy(np.ascontiguousarray(used[:, :2]))
         obs = Observation(points, self.point_weights, frame.intrinsics, prior, None if acquiring else face.params)
         if config.mediapipe_pose_weight > 0:
+            # (Not while acquiring: the start's expression is then MediaPipe's scores, which tilted it.)
+            share = 0.0 if acquiring else expression_share(obs.scale_px)
             obs.rotation_prior = torch.from_numpy(self._rotation_prior(
-                self._posed_shape(face, start.expression.numpy(), obs.scale_px), used, frame.camera))
+                self._posed_shape(face, start.expression.numpy(), share), used, frame.camera))
         iterations = max(ACQUIRE_ITERATIONS, config.max_iterations) if acquiring else config.max_iterations
         return _FaceFit(face, observation, obs, start, acquiring, iterations)
 
-    def _posed_shape(self, face: TrackedFace, expression: np.ndarray, scale_px: float) -> np.ndarray:
+    def _posed_shape(self, face: TrackedFace, expression: np.ndarray, share: float) -> np.ndarray:
         """(M, 3) the face's model points that the rotation prior matches to MediaPipe's 3D points:
-        its identity's with ``expression`` (the start's: the last frame's fit) at a share of
-        :func:`expression_share` of the face's size (``scale_px``: 1 % of it)."""
+        its identity's with ``share`` (0..1, :func:`expression_share`) of ``expression`` (the
+        start's: the last frame's fit)."""
         arrays = self.bases.arrays()
         shape = arrays.shape(face.identity.identity)
-        share = expression_share(scale_px)
         return arrays.points(shape, expression * share) if share > 0 else shape
 
     def _guarded(self, fit: "_FaceFit", solved: SolveResult, config: TrackerConfig) -> FaceParameters:
