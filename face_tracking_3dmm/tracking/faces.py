@@ -210,7 +210,7 @@ def solver_weights(config: TrackerConfig, expression_names: tuple[str, ...]) -> 
 #: Chosen on truth suites the benchmark does not use (truth_clips seeds 21, 33, 45, replayed): mean
 #: own-row head pose 3.821 deg without the expression, 3.726 with all of it at every size (beyond
 #: 1.6 m 4.31 -> 4.73: the fitted expression of a small face is noise), 3.708 with a share falling
-#: over 0.6-0.4, 0.8-0.5 or 1.0-0.6 alike.
+#: over 0.6-0.4, 0.8-0.5 or 1.0-0.6 alike (3.704 with none while a face is acquired).
 PRIOR_EXPRESSION_SIZES_PX = (0.8, 0.5)
 
 
