@@ -206,7 +206,7 @@ def solver_weights(config: TrackerConfig, expression_names: tuple[str, ...]) -> 
 
 #: The fitted expression's share in the rotation prior's model points (:func:`expression_share`):
 #: full for faces of at least the first size, none below the second, linear between (1 % of the
-#: fitted points' extent in px: 0.8 ~ 80 px, ~0.7 m away with a 60 degree camera at 640 px; 0.5 ~1.2 m).
+#: fitted points' extent in px: 0.8 ~ 80 px, ~1.0 m away with a 60 degree camera at 640 px; 0.5 ~1.5 m).
 #: Chosen on truth suites the benchmark does not use (truth_clips seeds 21, 33, 45, replayed): mean
 #: own-row head pose 3.821 deg without the expression, 3.726 with all of it at every size (beyond
 #: 1.6 m 4.31 -> 4.73: the fitted expression of a small face is noise), 3.708 with a share falling
