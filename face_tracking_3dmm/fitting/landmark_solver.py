@@ -11,9 +11,6 @@ Energy (all terms divided by nothing else than written here):
   + sum_k p_k (e_k - e_mediapipe_k)^2
   + temporal (sum_k c_k (e_k - e_prev_k)^2 + ROTATION_UNITS |log(R R_prev^T)|^2 + TRANSLATION_UNITS |t - t_prev|^2)
   + identity_prior |identity|^2                   (only when identity is solved)
-  + identity_depth mean_i w_i |k (z_i - zbar) - (d_i - dbar)|^2 / s^2   (only when identity is solved and
-    the observation has MediaPipe's depths d_i: the points' camera depth z_i against them, each
-    centred by its weighted mean, k = fx / zbar taking metres to MediaPipe's pixel units)
   + mediapipe_rotation ROTATION_UNITS sum_a f_a g |log(R R_prior^T)_a|^2   (when the observation has a
     rotation prior; f_a per camera axis, g = 1 + mediapipe_rotation_turned sin^2(turn) / sin^2(40 deg),
     turn = the prior face's angle from the optical axis)
@@ -38,7 +35,6 @@ import numpy as np
 import torch
 
 from face_tracking_3dmm.fitting import lm_kernels
-from face_tracking_3dmm.fitting.point_pose import _AXES_OFFSET_T
 from face_tracking_3dmm.geometry import CM_TO_M, MODEL_TO_OPTICAL
 from face_tracking_3dmm.model import ICTFaceModel
 
@@ -132,10 +128,6 @@ class SolverWeights:
     #: ``mediapipe_rotation`` grows by this much at 40 degrees of turn from the camera (as sin^2 of
     #: the turn), where the silhouette points leave the face and the 2D points read the pose worse.
     mediapipe_rotation_turned: float = 0.0
-    #: Pull of the joint identity fit's camera depths of the points towards MediaPipe's
-    #: (``Observation.depth_px``), in the landmark term's units (0 = none): the frontal 2D points
-    #: cannot tell a shape whose points sit higher in proportion to their depth from a head pitch.
-    identity_depth: float = 0.0
 
 
 @dataclass
@@ -175,8 +167,6 @@ class Observation:
     expression_prior: torch.Tensor
     previous: FaceParameters | None = None
     rotation_prior: torch.Tensor | None = None
-    #: (M,) MediaPipe's relative depth of the points, in pixel units, larger = further (None: none).
-    depth_px: torch.Tensor | None = None
     scale_px: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -184,8 +174,6 @@ class Observation:
             raise ValueError(f"points_px must be (M, 2), got {tuple(self.points_px.shape)}")
         if self.weights.shape != self.points_px.shape[:1]:
             raise ValueError(f"weights must be ({self.points_px.shape[0]},), got {tuple(self.weights.shape)}")
-        if self.depth_px is not None and self.depth_px.shape != self.points_px.shape[:1]:
-            raise ValueError(f"depth_px must be ({self.points_px.shape[0]},), got {tuple(self.depth_px.shape)}")
         self.points_px = self.points_px.to(DTYPE)
         self.intrinsics = self.intrinsics.to(DTYPE)
         self.expression_prior = self.expression_prior.to(DTYPE)
@@ -446,72 +434,6 @@ class _Linearisation:
         return work[:columns].reshape(columns, 2, -1).transpose(2, 1, 0).reshape(-1, columns).copy()
 
 
-class _DepthTerm:
-    """The joint identity fit's depth term (module docstring) of the observations that carry
-    MediaPipe's depths: its cost, and its Gauss-Newton Hessian and gradient over one frame's unknowns
-    (rotation increment, translation, expression, identity). ``k`` is held at the linearisation."""
-
-    def __init__(self, arrays: PointArrays, observations: list[Observation], weight: float):
-        self.arrays = arrays
-        #: Per frame with depths (else None): (M,) sqrt(weight w_i) / s, MediaPipe's centred depths (M,), fx.
-        self._frames = [None if obs.depth_px is None or weight <= 0 else
-                        (np.sqrt(weight * _float64(obs.weights)) / obs.scale_px, _float64(obs.weights),
-                         _centred_depths(obs), float(obs.intrinsics[0])) for obs in observations]
-
-    def __bool__(self) -> bool:
-        return any(frame is not None for frame in self._frames)
-
-    def _residual(self, frame: int, pose: _Pose, shape: np.ndarray):
-        """(M,) residuals of ``frame`` (its index in ``pose``), the (M, 3) rotated points (m) and k."""
-        scale, weights, depths, fx = self._frames[frame]
-        rotated = (self.arrays.points(shape, pose.expression[frame]) * CM_TO_M) @ pose.rotation[frame].T
-        mean_depth = weights @ rotated[:, 2]
-        gain = fx / (mean_depth + pose.translation[frame][2])
-        model = gain * (rotated[:, 2] - mean_depth)
-        if FREE_SCALE:
-            depths = depths * ((weights * model) @ depths / max((weights * depths) @ depths, 1e-12))
-        return scale * (model - depths), rotated, gain
-
-    def cost(self, pose: _Pose, shape: np.ndarray) -> float:
-        return sum(float(np.square(self._residual(frame, pose, shape)[0]).sum())
-                   for frame, values in enumerate(self._frames) if values is not None)
-
-    def add_normal_equations(self, frame: int, pose: _Pose, shape: np.ndarray, hessian: np.ndarray,
-                             gradient: np.ndarray) -> None:
-        """Add the term's ``J^T J`` to ``hessian`` (C, C) and ``J^T r`` to ``gradient`` (C,) of ``frame``."""
-        if self._frames[frame] is None:
-            return
-        scale, weights, _, _ = self._frames[frame]
-        residual, rotated, gain = self._residual(frame, pose, shape)
-        arrays, row = self.arrays, pose.rotation[frame][2] * CM_TO_M
-        num_exp = arrays.expression.shape[2]
-        depth = np.zeros((len(rotated), 6 + num_exp + arrays.identity.shape[2]))   # d(camera depth)/d(unknowns)
-        depth[:, 0], depth[:, 1] = rotated[:, 1], -rotated[:, 0]   # (omega x v)_z of a left increment
-        depth[:, 6:6 + num_exp] = np.einsum("j,mjk->mk", row, arrays.expression)
-        depth[:, 6 + num_exp:] = np.einsum("j,mjk->mk", row, arrays.identity)
-        jacobian = (scale * gain)[:, None] * (depth - weights @ depth)   # the translation's columns are 0
-        hessian += jacobian.T @ jacobian
-        gradient += jacobian.T @ residual
-
-
-def _centred_depths(obs: Observation) -> np.ndarray:
-    """(M,) MediaPipe's depths of ``obs`` less their weighted mean, its points first turned by the
-    inverse of :data:`point_pose.AXES_OFFSET_DEG` about the face (MediaPipe's points lean against
-    ICT's head axes) when the observation has a rotation prior to say where the face's axes are."""
-    weights = _float64(obs.weights)
-    points = np.column_stack((_float64(obs.points_px), _float64(obs.depth_px)))
-    points -= weights @ points
-    if obs.rotation_prior is None or not DEPTH_AXES_OFFSET:
-        return points[:, 2]
-    prior = _float64(obs.rotation_prior)
-    return points @ (prior @ _AXES_OFFSET_T @ prior.T)[2]
-
-
-import os
-DEPTH_AXES_OFFSET = os.environ.get("IDZ_OFFSET", "1") == "1"
-FREE_SCALE = os.environ.get("IDZ_SCALE", "0") == "1"
-
-
 def _damped(hessian: np.ndarray, damping: float) -> np.ndarray:
     """A copy of ``hessian`` with its diagonal raised by ``damping`` times itself (Levenberg-Marquardt)."""
     return lm_kernels.damped(np.ascontiguousarray(hessian, dtype=np.float64), damping)
@@ -630,13 +552,10 @@ def solve_identity(bases: PointBases, observations: list[Observation], starts: l
     num_id = arrays.identity.shape[2]
     identity = np.zeros(num_id) if identity is None else identity.to(DTYPE).numpy().copy()
     energy = _Energy(arrays, observations, weights, temporal=False, identity_columns=True)
-    depth = _DepthTerm(arrays, observations, weights.identity_depth)
 
     def linearise(ident, poses):
-        shape = arrays.shape_of(ident)
-        lin = _Linearisation(energy, poses, shape)
-        cost = float(lin.cost.sum()) + weights.identity_prior * float(ident @ ident)
-        return lin, cost + (depth.cost(poses, shape) if depth else 0.0)
+        lin = _Linearisation(energy, poses, arrays.shape_of(ident))
+        return lin, float(lin.cost.sum()) + weights.identity_prior * float(ident @ ident)
 
     frames = _Pose.of(starts)
     lin, cost = linearise(identity, frames)
@@ -645,10 +564,9 @@ def solve_identity(bases: PointBases, observations: list[Observation], starts: l
     for _ in range(iterations):
         schur = np.diag(np.full(num_id, weights.identity_prior))
         rhs = -weights.identity_prior * identity
-        blocks, shape = [], arrays.shape_of(identity)
+        blocks = []
         for frame in range(len(observations)):   # one frame's Jacobian at a time stays in the cache
             (hessian,), (gradient,) = lin.normal_equations(np.array([frame]))
-            depth.add_normal_equations(frame, lin.pose, shape, hessian, gradient)
             h_li = hessian[:local, local:]
             h_ll_inv_rhs = np.linalg.solve(_damped(hessian[:local, :local], damping),
                                            np.column_stack((h_li, gradient[:local])))

@@ -126,8 +126,6 @@ IDENTITY_PRIOR_WEIGHT = 0.1
 #: pull lets the shape follow the landmarks' errors where no landmark constrains it; a strong one
 #: leaves the points' own shape misfit to the head pose. 0.02: shape better, pose within 0.02 deg.
 IDENTITY_SHAPE_PRIOR = 0.02
-import os
-IDENTITY_DEPTH_WEIGHT = float(os.environ.get("IDZ_DEPTH", "0.3"))
 #: Above this eyeBlink weight an eye's iris is hidden: its gaze holds the last value.
 SHUT_EYE = 0.5
 #: Share of MediaPipe's own eyeLook* scores in the reported eyeLook* weights (eyeLookUp, the rest);
@@ -230,8 +228,7 @@ def identity_solver_weights(config: TrackerConfig) -> SolverWeights:
     """The start-up identity fit's weights (no temporal term there; see :data:`IDENTITY_PRIOR_WEIGHT`
     and :data:`IDENTITY_SHAPE_PRIOR`)."""
     return SolverWeights(expression_prior=min(config.expression_prior_weight, IDENTITY_PRIOR_WEIGHT),
-                         temporal=config.temporal_weight, identity_prior=IDENTITY_SHAPE_PRIOR,
-                         identity_depth=IDENTITY_DEPTH_WEIGHT)
+                         temporal=config.temporal_weight, identity_prior=IDENTITY_SHAPE_PRIOR)
 
 @dataclass
 class TrackedFace:
@@ -430,8 +427,7 @@ class FaceFitter:
         # (M, 3) gathered and made float64 once: the rotation prior reads it, the solve its x, y.
         used = observation.points[self.correspondence.mediapipe_ids].astype(np.float64)
         points = torch.from_numpy(np.ascontiguousarray(used[:, :2]))
-        obs = Observation(points, self.point_weights, frame.intrinsics, prior, None if acquiring else face.params,
-                          depth_px=torch.from_numpy(used[:, 2]))
+        obs = Observation(points, self.point_weights, frame.intrinsics, prior, None if acquiring else face.params)
         if config.mediapipe_pose_weight > 0:
             # (Not while acquiring: the start's expression is then MediaPipe's scores, which tilted it.)
             share = 0.0 if acquiring else expression_share(obs.scale_px)
