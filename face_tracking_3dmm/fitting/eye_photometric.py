@@ -33,6 +33,8 @@ from face_tracking_3dmm.rendering import Mesh, project_to_pixels, triangle_baryc
 EYE_CHANNELS = tuple(f"{stem}_{side}" for stem in ("eyeBlink", "eyeSquint", "eyeWide") for side in SIDES)
 #: Forward-difference steps of the Jacobian: per eye-channel weight, per radian of eye rotation.
 CHANNEL_DELTA, ANGLE_DELTA = 0.05, np.radians(1.0)
+#: Levenberg-Marquardt tries per step (the damping grows tenfold after each rejected one).
+MAX_TRIES = 3
 #: A vertex takes the photo's colour only this close (m) to the visible surface: the lid skin folded
 #: into the crease of an open eye sits a few mm under it and would take the lashes' colour.
 CAPTURE_DEPTH_TOLERANCE_M = 0.001
@@ -179,6 +181,7 @@ class _EyeProblem:
         self.head0 = refiner.head_vertices(identity, expr)
         self.channel_rows = refiner.expression_rows[:, :, self.channels]          # (V, 3, 14)
         self.params0 = torch.cat((expr[self.channels], as_tensor(angles).flatten()))
+        self.damping = refiner.eye_weights.damping      # Levenberg-Marquardt's, adapted step by step
         self.deltas = [CHANNEL_DELTA] * len(self.channels) + [ANGLE_DELTA] * 4
         self.colors = refiner.vertex_colors
         self.compared = refiner.compared_triangles_mask()
@@ -263,7 +266,7 @@ class _EyeProblem:
     def gauss_newton_step(self, params: torch.Tensor) -> tuple[torch.Tensor, int]:
         """One Levenberg-Marquardt step, its Jacobian by forward differences of re-rendered crops (so
         that a lid edge moving over the eyeball counts; hard rasterisation has no such derivative);
-        keeps ``params`` if the step does not lower the energy. Returns the parameters and pixels drawn."""
+        damps it more while it does not lower the energy (:data:`MAX_TRIES`), else keeps ``params``. Returns the parameters and pixels drawn."""
         w = self.refiner.eye_weights
         base, drawn = self.photo_residuals(params)
         norm = base.norm(dim=1)
@@ -278,13 +281,35 @@ class _EyeProblem:
         jac = torch.cat((torch.stack(columns, 1), torch.diag(priors)))
         energy = lambda photo, p: (photo * scale).square().sum() + ((p - self.params0) * priors).square().sum()  # noqa: E731
         residual = torch.cat(((base * scale).flatten(), (params - self.params0) * priors))
-        hessian = (jac.T @ jac).double()
-        hessian = hessian + torch.diag(w.damping * hessian.diagonal() + 1e-9)
-        updated = params + torch.linalg.solve(hessian, -(jac.T @ residual).double()).float()
-        updated[:len(self.channels)].clamp_(0.0, 1.0)
-        if not energy(self.photo_residuals(updated)[0], updated) <= energy(base, params):
-            return params, drawn
-        return updated, drawn
+        hessian, gradient = (jac.T @ jac).double(), (jac.T @ residual).double()
+        before = energy(base, params)
+        for _ in range(MAX_TRIES):
+            damped = hessian + torch.diag(self.damping * hessian.diagonal() + 1e-9)
+            updated = params + bounded_step(damped, gradient, params, len(self.channels))
+            if energy(self.photo_residuals(updated)[0], updated) <= before:
+                self.damping = max(self.damping / 10.0, w.damping)
+                return updated, drawn
+            self.damping *= 10.0
+        return params, drawn
+
+def bounded_step(hessian: torch.Tensor, gradient: torch.Tensor, params: torch.Tensor, bounded: int) -> torch.Tensor:
+    """Newton step (float, like ``params``) with the first ``bounded`` parameters kept in [0, 1]: one
+    at a bound that the step would push out is held there and the others solved again (an eye
+    channel at 0 would otherwise take a negative share of a correlated one's change, then be clipped
+    and lose it: eyeWide against eyeBlink)."""
+    free = torch.ones(len(params), dtype=torch.bool, device=params.device)
+    step = torch.zeros(len(params), dtype=torch.float64, device=params.device)
+    for _ in range(bounded + 1):
+        step.zero_()
+        step[free] = torch.linalg.solve(hessian[free][:, free], -gradient[free])
+        weights, moved = params[:bounded].double(), step[:bounded]
+        pushed_out = free[:bounded] & (((weights <= 0.0) & (moved < 0)) | ((weights >= 1.0) & (moved > 0)))
+        if not pushed_out.any():
+            break
+        free[:bounded] &= ~pushed_out
+    updated = params + step.to(params.dtype)
+    updated[:bounded].clamp_(0.0, 1.0)
+    return updated - params
 
 
 def blur(image: torch.Tensor) -> torch.Tensor:
