@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.fitting.gaze import SIDES, eyeball_geometry
@@ -30,16 +29,8 @@ from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.rendering import Mesh, project_to_pixels, triangle_barycentrics
 
 #: Channels the refinement may move: the lids' shapes of both eyes (L, R alternating per stem).
-EYE_CHANNELS = tuple(f"{stem}_{side}" for stem in ("eyeBlink", "eyeSquint", "eyeWide") for side in SIDES)
-#: Forward-difference steps of the Jacobian: per eye-channel weight, per radian of eye rotation.
-CHANNEL_DELTA, ANGLE_DELTA = 0.05, np.radians(1.0)
-#: Levenberg-Marquardt tries per step (the damping grows tenfold after each rejected one).
-MAX_TRIES = 3
-#: A vertex takes the photo's colour only this close (m) to the visible surface: the lid skin folded
-#: into the crease of an open eye sits a few mm under it and would take the lashes' colour.
-CAPTURE_DEPTH_TOLERANCE_M = 0.001
-#: Both the rendered and the photo's crop are blurred by this Gaussian (px) before they are compared.
-BLUR_SIGMA_PX = 1.0
+EYE_CHANNELS = tuple(f"{stem}_{side}" for stem in ("eyeBlink", "eyeSquint", "eyeWide", "eyeLookDown",
+                                                   "eyeLookIn", "eyeLookOut", "eyeLookUp") for side in SIDES)
 #: Face vertices this close (cm, mean face) to an eyeball centre are rendered: lids, corners, brow.
 NEIGHBOURHOOD_CM = 3.0
 #: An eye's compared box: its eyeball's projected box grown by this share on each side.
@@ -129,7 +120,7 @@ class EyeRefiner(PhotometricRefiner):
                      camera: CameraIntrinsics) -> int:
         """Add one fitted frame's colours (full resolution) with the eyes turned by (2, 2) ``angles``."""
         mesh = Mesh(self.camera_vertices(identity, expression, rotation, translation, angles), self.triangles)
-        return self.capture_mesh(image_rgb, mesh, camera, 1.0, CAPTURE_DEPTH_TOLERANCE_M)
+        return self.capture_mesh(image_rgb, mesh, camera, 1.0)
 
     def eye_boxes(self, vertices_px: torch.Tensor, width: int, height: int) -> torch.Tensor:
         """(2, 4) integer x0, y0, x1, y1 (exclusive) of each eyeball's projected box, grown and clipped."""
@@ -153,12 +144,14 @@ class EyeRefiner(PhotometricRefiner):
         problem = _EyeProblem(self, camera, identity, expression, rotation, translation, angles)
         params = problem.initial_parameters()
         iterations, pixels = 0, 0
-        if self.config.photometric_iterations > 0 and self.has_appearance and problem.crop(
-                prepare_image(image_rgb, 1.0).to(self.device)):
-            with torch.no_grad():
-                for _ in range(self.config.photometric_iterations):
-                    params, pixels = problem.gauss_newton_step(params)
-                    iterations += 1
+        if self.config.photometric_iterations > 0 and self.has_appearance:
+            image = prepare_image(image_rgb, 1.0).to(self.device)
+            for _ in range(self.config.photometric_iterations):
+                frame = problem.linearise_visibility(params, image)
+                if frame is None:
+                    break
+                params, pixels = frame.gauss_newton_step(params), frame.num_pixels
+                iterations += 1
         expr, eye_angles = problem.unpack(params, expression)
         return EyeResult(expr, eye_angles, problem.irises_px(params), iterations,
                          (time.perf_counter() - start) * 1000.0, pixels)
@@ -181,8 +174,6 @@ class _EyeProblem:
         self.head0 = refiner.head_vertices(identity, expr)
         self.channel_rows = refiner.expression_rows[:, :, self.channels]          # (V, 3, 14)
         self.params0 = torch.cat((expr[self.channels], as_tensor(angles).flatten()))
-        self.damping = refiner.eye_weights.damping      # Levenberg-Marquardt's, adapted step by step
-        self.deltas = [CHANNEL_DELTA] * len(self.channels) + [ANGLE_DELTA] * 4
         self.colors = refiner.vertex_colors
         self.compared = refiner.compared_triangles_mask()
 
@@ -196,58 +187,32 @@ class _EyeProblem:
         head = self.refiner.eye_vertices(head, self.centres, params[n:].view(2, 2))
         return (head @ self.rotation.T + self.translation)[rows]
 
-    def crop(self, image: torch.Tensor) -> bool:
-        """Fix the compared crop (both eye boxes at the landmark solution) of the (H, W, 3) ``image``;
-        False when no eye is in view."""
+    def linearise_visibility(self, params: torch.Tensor, image: torch.Tensor) -> "_EyeFrame | None":
+        """Rasterise the eye boxes at ``params`` and freeze their pixels' triangles for one step."""
         height, width = image.shape[:2]
         with torch.no_grad():
-            boxes = self.refiner.eye_boxes(project_to_pixels(self.vertices(self.params0), self.k), width, height)
-        x0, y0 = (int(v) for v in boxes[:, :2].min(dim=0).values)
-        x1, y1 = (int(v) for v in boxes[:, 2:].max(dim=0).values)
-        if x1 - x0 < 4 or y1 - y0 < 4:
-            return False
-        self.k_crop = self.k.clone()
-        self.k_crop[0, 2] -= x0
-        self.k_crop[1, 2] -= y0
-        ys, xs = torch.meshgrid(torch.arange(y0, y1, device=image.device), torch.arange(x0, x1, device=image.device),
-                                indexing="ij")
-        self.in_boxes = ((xs[..., None] >= boxes[:, 0]) & (xs[..., None] < boxes[:, 2])
-                         & (ys[..., None] >= boxes[:, 1]) & (ys[..., None] < boxes[:, 3])).any(dim=-1)
-        self.target = image[y0:y1, x0:x1]
-        self.blurred_target = blur(self.target)[self.in_boxes]
-        # The light on the eyes changes with the head's turn: one gain per colour channel, fitted at
-        # the landmark solution, brings the captured colours to this frame's.
-        self.gain = torch.ones(3, device=image.device)
-        drawn, colors = self.drawn_colors(self.params0)
-        photo = self.target[drawn[0], drawn[1]]
-        if len(photo) >= 20:
-            self.gain = ((photo * colors).sum(dim=0) / colors.square().sum(dim=0).clamp_min(1e-6)).clamp(0.5, 2.0)
-        return True
-
-    def drawn_colors(self, params: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """The crop's pixels (rows, cols) drawn with a captured colour at ``params``, and those colours (N, 3)."""
-        refiner = self.refiner
-        vertices = self.vertices(params)
-        size = self.target.shape[:2]
-        pix_to_face = refiner.renderer.visibility(Mesh(vertices, refiner.triangles), self.k_crop, size).pix_to_face
-        rows, cols = torch.nonzero((pix_to_face >= 0) & self.compared[pix_to_face.clamp_min(0)], as_tuple=True)
-        corner_ids = refiner.triangles[pix_to_face[rows, cols]]
-        corners = project_to_pixels(vertices, self.k_crop)[corner_ids]
-        bary = triangle_barycentrics(corners, torch.stack((cols, rows), 1).to(corners.dtype))
-        return (rows, cols), torch.einsum("nk,nkc->nc", bary, self.colors[corner_ids])
-
-    def render(self, params: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """(h, w, 3) the crop rendered at ``params`` (the photo where nothing with a colour is drawn),
-        and how many pixels were drawn."""
-        (rows, cols), colors = self.drawn_colors(params)
-        image = self.target.clone()
-        image[rows, cols] = (colors * self.gain).clamp(0.0, 1.0)
-        return image, len(rows)
-
-    def photo_residuals(self, params: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """(P, 3) blurred colour differences over the eye boxes' pixels at ``params``, and pixels drawn."""
-        image, drawn = self.render(params)
-        return blur(image)[self.in_boxes] - self.blurred_target, drawn
+            vertices = self.vertices(params)
+            boxes = self.refiner.eye_boxes(project_to_pixels(vertices, self.k), width, height)
+            x0, y0 = boxes[:, :2].min(dim=0).values
+            x1, y1 = boxes[:, 2:].max(dim=0).values
+            if x1 <= x0 or y1 <= y0:
+                return None
+            k = self.k.clone()
+            k[0, 2] -= x0
+            k[1, 2] -= y0
+            crop = (int(y1 - y0), int(x1 - x0))
+            pix_to_face = self.refiner.renderer.visibility(Mesh(vertices, self.refiner.triangles), k, crop).pix_to_face
+            rows, cols = torch.nonzero((pix_to_face >= 0) & self.compared[pix_to_face.clamp_min(0)], as_tuple=True)
+            x, y = cols + x0, rows + y0
+            inside = ((x[:, None] >= boxes[:, 0]) & (x[:, None] < boxes[:, 2])
+                      & (y[:, None] >= boxes[:, 1]) & (y[:, None] < boxes[:, 3])).any(dim=1)
+            if int(inside.sum()) < 20:
+                return None
+            rows, cols = rows[inside], cols[inside]
+            corner_ids = self.refiner.triangles[pix_to_face[rows, cols]]
+            unique, inverse = torch.unique(corner_ids, return_inverse=True)
+        return _EyeFrame(self, unique, inverse, torch.stack((cols + x0, rows + y0), 1).float(),
+                         self.colors[corner_ids], image[rows + y0, cols + x0])
 
     def unpack(self, params: torch.Tensor, expression: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The (53,) expression with the refined eye channels, and the (2, 2) angles."""
@@ -263,63 +228,44 @@ class _EyeProblem:
         irises = self.centres + eye_rotations_torch(params[n:].view(2, 2)) @ forward
         return project_to_pixels(irises @ self.rotation.T + self.translation, self.k)[:, :2].double().cpu().numpy()
 
-    def gauss_newton_step(self, params: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """One Levenberg-Marquardt step, its Jacobian by forward differences of re-rendered crops (so
-        that a lid edge moving over the eyeball counts; hard rasterisation has no such derivative);
-        damps it more while it does not lower the energy (:data:`MAX_TRIES`), else keeps ``params``. Returns the parameters and pixels drawn."""
-        w = self.refiner.eye_weights
-        base, drawn = self.photo_residuals(params)
-        norm = base.norm(dim=1)
-        scale = (torch.where(norm <= w.huber, torch.ones_like(norm), w.huber / norm.clamp_min(1e-12))
-                 / len(base)).sqrt().unsqueeze(1)
-        priors = torch.cat((torch.full((len(self.channels),), w.expression), torch.full((4,), w.angle))).sqrt()
-        columns = []
-        for index, delta in enumerate(self.deltas):
-            moved = params.clone()
-            moved[index] += delta
-            columns.append(((self.photo_residuals(moved)[0] - base) * scale).flatten() / delta)
-        jac = torch.cat((torch.stack(columns, 1), torch.diag(priors)))
-        energy = lambda photo, p: (photo * scale).square().sum() + ((p - self.params0) * priors).square().sum()  # noqa: E731
-        residual = torch.cat(((base * scale).flatten(), (params - self.params0) * priors))
-        hessian, gradient = (jac.T @ jac).double(), (jac.T @ residual).double()
-        before = energy(base, params)
-        for _ in range(MAX_TRIES):
-            damped = hessian + torch.diag(self.damping * hessian.diagonal() + 1e-9)
-            updated = params + bounded_step(damped, gradient, params, len(self.channels))
-            if energy(self.photo_residuals(updated)[0], updated) <= before:
-                self.damping = max(self.damping / 10.0, w.damping)
-                return updated, drawn
-            self.damping *= 10.0
-        return params, drawn
 
-def bounded_step(hessian: torch.Tensor, gradient: torch.Tensor, params: torch.Tensor, bounded: int) -> torch.Tensor:
-    """Newton step (float, like ``params``) with the first ``bounded`` parameters kept in [0, 1]: one
-    at a bound that the step would push out is held there and the others solved again (an eye
-    channel at 0 would otherwise take a negative share of a correlated one's change, then be clipped
-    and lose it: eyeWide against eyeBlink)."""
-    free = torch.ones(len(params), dtype=torch.bool, device=params.device)
-    step = torch.zeros(len(params), dtype=torch.float64, device=params.device)
-    for _ in range(bounded + 1):
-        step.zero_()
-        step[free] = torch.linalg.solve(hessian[free][:, free], -gradient[free])
-        weights, moved = params[:bounded].double(), step[:bounded]
-        pushed_out = free[:bounded] & (((weights <= 0.0) & (moved < 0)) | ((weights >= 1.0) & (moved > 0)))
-        if not pushed_out.any():
-            break
-        free[:bounded] &= ~pushed_out
-    updated = params + step.to(params.dtype)
-    updated[:bounded].clamp_(0.0, 1.0)
-    return updated - params
+class _EyeFrame:
+    """One visibility state of the eye boxes: the compared pixels and their triangles, fixed."""
 
+    def __init__(self, problem: _EyeProblem, unique: torch.Tensor, inverse: torch.Tensor, centres: torch.Tensor,
+                 corner_colors: torch.Tensor, target: torch.Tensor):
+        self.problem, self.unique, self.inverse = problem, unique, inverse
+        self.centres, self.corner_colors, self.target = centres, corner_colors, target
+        self.num_pixels = len(target)
 
-def blur(image: torch.Tensor) -> torch.Tensor:
-    """(h, w, 3) image blurred by a Gaussian of :data:`BLUR_SIGMA_PX` (edges repeated): a lid edge
-    moving by a fraction of a pixel then changes the compared colours."""
-    radius = max(1, round(2 * BLUR_SIGMA_PX))
-    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-                             / BLUR_SIGMA_PX) ** 2)
-    taps = taps / taps.sum()
-    planes = F.pad(image.permute(2, 0, 1)[None], (radius,) * 4, mode="replicate")
-    planes = F.conv2d(planes, taps.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
-    planes = F.conv2d(planes, taps.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)
-    return planes[0].permute(1, 2, 0)
+    def colors(self, params: torch.Tensor) -> torch.Tensor:
+        """(N, 3) rendered colour of the frozen pixels at ``params``."""
+        corners = project_to_pixels(self.problem.vertices(params, self.unique), self.problem.k)[self.inverse]
+        bary = triangle_barycentrics(corners, self.centres)
+        return torch.einsum("nk,nkc->nc", bary, self.corner_colors)
+
+    def residuals(self, params: torch.Tensor, robust: torch.Tensor) -> torch.Tensor:
+        problem, w = self.problem, self.problem.refiner.eye_weights
+        n = len(problem.channels)
+        photo = (self.colors(params) - self.target) * (robust / self.num_pixels).sqrt().unsqueeze(1)
+        prior = params - problem.params0
+        return torch.cat((photo.flatten(), prior[:n] * w.expression ** 0.5, prior[n:] * w.angle ** 0.5))
+
+    def gauss_newton_step(self, params: torch.Tensor) -> torch.Tensor:
+        """One Levenberg-Marquardt step; keeps ``params`` if it does not lower the energy."""
+        w = self.problem.refiner.eye_weights
+        with torch.no_grad():
+            norm = (self.colors(params) - self.target).norm(dim=1)
+            robust = torch.where(norm <= w.huber, torch.ones_like(norm), w.huber / norm.clamp_min(1e-12))
+            residual = self.residuals(params, robust)
+        jac = torch.func.jacfwd(lambda p: self.residuals(p, robust))(params)
+        with torch.no_grad():
+            hessian = (jac.T @ jac).double()
+            hessian = hessian + torch.diag(w.damping * hessian.diagonal() + 1e-9)
+            step = torch.linalg.solve(hessian, -(jac.T @ residual).double()).float()
+            updated = params + step
+            n = len(self.problem.channels)
+            updated[:n].clamp_(0.0, 1.0)
+            if not self.residuals(updated, robust).square().sum() <= residual.square().sum():
+                return params
+        return updated

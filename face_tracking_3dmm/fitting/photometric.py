@@ -194,10 +194,8 @@ class PhotometricRefiner:
         return self.capture_mesh(image_rgb, self.camera_mesh(identity, expression, rotation, translation), camera,
                                  self.config.image_scale)
 
-    def capture_mesh(self, image_rgb: np.ndarray, mesh: Mesh, camera: CameraIntrinsics, scale: float,
-                     depth_tolerance_m: float = 0.005) -> int:
-        """:meth:`capture` of a camera-frame ``mesh`` of this refiner's vertices, read at ``scale``; a
-        vertex counts as seen within ``depth_tolerance_m`` behind the z-buffer."""
+    def capture_mesh(self, image_rgb: np.ndarray, mesh: Mesh, camera: CameraIntrinsics, scale: float) -> int:
+        """:meth:`capture` of a camera-frame ``mesh`` of this refiner's vertices, read at ``scale``."""
         image = prepare_image(image_rgb, scale).to(self.device)
         height, width = image.shape[:2]
         k = scaled_camera(camera, width, height).to(self.device)
@@ -208,7 +206,7 @@ class PhotometricRefiner:
             rows = projected[:, 1].round().long()
             in_image = (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
             depth_seen = zbuf[rows.clamp(0, height - 1), cols.clamp(0, width - 1)]
-            visible = in_image & (depth_seen > 0) & (projected[:, 2] <= depth_seen + depth_tolerance_m)
+            visible = in_image & (depth_seen > 0) & (projected[:, 2] <= depth_seen + 0.005)
             facing = -(mesh.vertex_normals() * F.normalize(mesh.vertices, dim=1)).sum(dim=1)
             weight = torch.where(visible & (facing > 0.3), facing, torch.zeros_like(facing))
             colors = sample_image(image, projected[:, :2])
