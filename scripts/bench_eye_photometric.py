@@ -53,19 +53,20 @@ def main() -> int:
     clips = accuracy_bench.load_clips(truth_clips.default_suite(args.frames, args.seed), model)
     overrides = {"photometric_region": "eyes", "photometric_iterations": args.iterations}
     outputs = {"mediapipe": [], "tracker": [], "eyes": []}
-    ms = []
+    ms = {"tracker": [], "eyes": []}
     for clip in clips:
         recordings = accuracy_bench.replay_recordings(clip, ("mediapipe", "tracker"), model)
         outputs["mediapipe"].append(accuracy_bench.run_mediapipe(clip, model, recordings["mediapipe"]))
-        outputs["tracker"].append(accuracy_bench.run_tracker(clip, "tracker", model, recording=recordings["tracker"]))
-        began = time.perf_counter()
-        outputs["eyes"].append(accuracy_bench.run_tracker(clip, "tracker", model, recording=recordings["tracker"],
-                                                          overrides=overrides))
-        ms.append(1000.0 * (time.perf_counter() - began) / len(clip.frames))
+        for name, changes in (("tracker", None), ("eyes", overrides)):
+            began = time.perf_counter()
+            outputs[name].append(accuracy_bench.run_tracker(clip, "tracker", model, recording=recordings["tracker"],
+                                                            overrides=changes))
+            ms[name].append(1000.0 * (time.perf_counter() - began) / len(clip.frames))
     rows = eye_scores(accuracy_bench.score_outputs(clips, outputs, model))
     for name, row in rows.items():
         print(f"{name:10s} " + "  ".join(f"{key} {np.round(value, 3).tolist()}" for key, value in row.items()))
-    print(f"eyes: {np.mean(ms):.0f} ms a frame (whole replayed fit, this machine)")
+    print("ms a frame of the whole replayed fit (this machine, the same run): " +
+          ", ".join(f"{name} {np.mean(values):.1f}" for name, values in ms.items()))
     if args.output:
         args.output.write_text(json.dumps({"seed": args.seed, "frames": args.frames, "iterations": args.iterations,
                                            "expression_prior": args.expression_prior, "angle_prior": args.angle_prior,

@@ -11,7 +11,19 @@ pixels inside each eyeball's projected box are compared, at full resolution (an 
 wide at 0.6 m; at the face stage's 1/4 scale the iris would be 3 px). Free: the eye channels
 (:data:`EYE_CHANNELS`) and the two eyes' yaw and pitch, each pulled towards the landmark solution.
 Gauss-Newton steps with the visibility re-rasterised before each; the Jacobian by forward-mode
-automatic differentiation (18 parameters).
+automatic differentiation (18 parameters) on the frozen pixels' triangles.
+
+Measured (scripts/bench_eye_photometric.py, README "The eyes by analysis by synthesis"): a small,
+consistent gain in eyeBlink and gaze on the truth suites at ~30-100 ms a frame, so it stays off
+(``photometric_region: eyes`` with ``photometric_iterations`` > 0 turns it on). Tried and not kept:
+a Jacobian by forward differences of re-rendered, blurred crops (so that the lid's edge moving over
+the eyeball counts, which frozen triangles cannot see) with a per-channel gain: worse on seed 21
+(eyeBlink L/R 0.670 / 0.639 against 0.689 / 0.648 without the step). With the true pose, identity
+and gaze the photometric energy's minimum over eyeBlink sits far from the truth on the truth
+renders (a closed eye at 0.92 reads best at 0; one at 0.38 at 0.9): the colours captured from open
+eyes paint a closing lid wrongly (its lash band and the skin folded into the crease), and the
+renders' fine skin texture is not carried by one colour per vertex. Weaker priors (0.005 / 0.05)
+let that pull: seed 21 0.677 / 0.619.
 """
 from __future__ import annotations
 
