@@ -64,7 +64,7 @@ def test_the_eyes_neighbourhood_and_both_eyeballs_are_rendered(scene, model):
     assert counts[1] == counts[2] == len(model.region("iris_left"))
     assert 500 < counts[0] < len(model.region("narrow_face"))
     assert refiner.has_appearance
-    assert len(EYE_CHANNELS) == 14
+    assert len(EYE_CHANNELS) == 12
 
 
 def test_refinement_closes_the_lid_and_turns_the_eyes_towards_the_truth(scene, model):

@@ -11,7 +11,7 @@ pixels inside each eyeball's projected box are compared, at full resolution (an 
 wide at 0.6 m; at the face stage's 1/4 scale the iris would be 3 px). Free: the eye channels
 (:data:`EYE_CHANNELS`) and the two eyes' yaw and pitch, each pulled towards the landmark solution.
 Gauss-Newton steps with the visibility re-rasterised before each; the Jacobian by forward-mode
-automatic differentiation (18 parameters) on the frozen pixels' triangles.
+automatic differentiation (16 parameters) on the frozen pixels' triangles.
 
 Measured (scripts/bench_eye_photometric.py, README "The eyes by analysis by synthesis"): a small,
 consistent gain in eyeBlink and gaze on the truth suites at ~30-100 ms a frame, so it stays off
@@ -41,7 +41,10 @@ from face_tracking_3dmm.model import ICTFaceModel
 from face_tracking_3dmm.rendering import Mesh, project_to_pixels, triangle_barycentrics
 
 #: Channels the refinement may move: the lids' shapes of both eyes (L, R alternating per stem).
-EYE_CHANNELS = tuple(f"{stem}_{side}" for stem in ("eyeBlink", "eyeSquint", "eyeWide", "eyeLookDown",
+#: Not eyeWide: moved as well, it lost 0.01-0.03 Pearson on every tuning suite (seed 21 R 0.299 ->
+#: 0.273) and the blinks gained the same without it (seeds 21 / 33 / 45 eyeBlink L 0.705 / 0.596 /
+#: 0.514 with it, 0.704 / 0.598 / 0.515 without).
+EYE_CHANNELS = tuple(f"{stem}_{side}" for stem in ("eyeBlink", "eyeSquint", "eyeLookDown",
                                                    "eyeLookIn", "eyeLookOut", "eyeLookUp") for side in SIDES)
 #: Face vertices this close (cm, mean face) to an eyeball centre are rendered: lids, corners, brow.
 NEIGHBOURHOOD_CM = 3.0
@@ -170,7 +173,7 @@ class EyeRefiner(PhotometricRefiner):
 
 
 class _EyeProblem:
-    """One frame's eye refinement: parameters = [eye-channel weights (14), yaw and pitch of both
+    """One frame's eye refinement: parameters = [eye-channel weights (12), yaw and pitch of both
     eyes (4)], priors to the landmark solution."""
 
     def __init__(self, refiner: EyeRefiner, camera: CameraIntrinsics, identity, expression: np.ndarray,
@@ -184,7 +187,7 @@ class _EyeProblem:
         self.channels = refiner.channels.to(device)
         expr = as_tensor(expression)
         self.head0 = refiner.head_vertices(identity, expr)
-        self.channel_rows = refiner.expression_rows[:, :, self.channels]          # (V, 3, 14)
+        self.channel_rows = refiner.expression_rows[:, :, self.channels]          # (V, 3, 12)
         self.params0 = torch.cat((expr[self.channels], as_tensor(angles).flatten()))
         self.colors = refiner.vertex_colors
         self.compared = refiner.compared_triangles_mask()
