@@ -14,7 +14,7 @@ Gauss-Newton steps with the visibility re-rasterised before each; the Jacobian b
 automatic differentiation (16 parameters) on the frozen pixels' triangles.
 
 Measured (scripts/bench_eye_photometric.py, README "The eyes by analysis by synthesis"): a small,
-consistent gain in eyeBlink and gaze on the truth suites at ~30-100 ms a frame, so it stays off
+consistent gain in eyeBlink and gaze on the truth suites at ~0.1 s a frame, so it stays off
 (``photometric_region: eyes`` with ``photometric_iterations`` > 0 turns it on). Tried and not kept:
 a Jacobian by forward differences of re-rendered, blurred crops (so that the lid's edge moving over
 the eyeball counts, which frozen triangles cannot see) with a per-channel gain: worse on seed 21
