@@ -372,7 +372,8 @@ class FaceFitter:
         params = self._guarded(fit, solved, config)
         frame.timings["fit"] += (time.perf_counter() - began) * 1000.0
         began = time.perf_counter()
-        fit.refined, fit.irises_px = self.photometric(fit.face, frame.image_rgb, frame.camera, params, fit.observation, config)
+        fit.refined, fit.irises_px = self.photometric(fit.face, frame.image_rgb, frame.camera, params,
+                                                      fit.observation, config)
         frame.timings["photometric"] += (time.perf_counter() - began) * 1000.0
 
     def _filter(self, fits: list["_FaceFit"], frame: FitFrame) -> None:
