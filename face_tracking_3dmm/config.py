@@ -79,6 +79,10 @@ class TrackerConfig:
                                                         "(few exact steps) or adam (many cheap steps, "
                                                         "as metrical-tracker)",
                                         choices=("gauss_newton", "adam"))
+    photometric_region: str = _param("face", "What the photometric refinement renders and moves: face (the "
+                                             "face region: expression, head pose, light) or eyes (the eyes' "
+                                             "neighbourhood and eyeballs at full resolution: the eye channels "
+                                             "and eye rotations)", choices=("face", "eyes"))
     renderer_backend: str = _param("auto", "Differentiable renderer: auto (pytorch3d on CUDA when "
                                            "installed, else torch), torch or pytorch3d",
                                    choices=("auto", "torch", "pytorch3d"))

@@ -505,3 +505,21 @@ def test_tracking_compiles_no_kernel(tracker_factory, frames):
     for stamp, image in frames[:12]:
         tracker.process(image, stamp)
     assert _kernel_signatures() == before
+
+
+def test_the_eyes_photometric_step_reads_the_eyes_from_the_photo(tracker_factory, frames):
+    """photometric_region eyes: after the identity froze and the eyes' colours were captured, each
+    frame's eye channels and gaze are refined, near the landmark fit's on a real clip."""
+    plain = tracker_factory(identity_frames=5)
+    eyes = tracker_factory(identity_frames=5, photometric_region="eyes", photometric_iterations=1)
+    names = plain.model.expression_names
+    channels = [names.index(f"eyeBlink_{side}") for side in "LR"]
+    for stamp, image in frames[:30]:
+        before, after = plain.process(image, stamp), eyes.process(image, stamp)
+    assert after.faces[0].tracking_state == TrackingState.TRACKING
+    blink_change = np.abs(after.faces[0].expression[channels] - before.faces[0].expression[channels])
+    gaze_before = before.faces[0].eye_rotations[:, :, 2]
+    gaze_after = after.faces[0].eye_rotations[:, :, 2]
+    gaze_change = np.degrees(np.arccos(np.clip((gaze_before * gaze_after).sum(1), -1, 1)))
+    assert blink_change.max() + gaze_change.max() > 1e-4        # the step ran and moved something
+    assert blink_change.max() < 0.3 and gaze_change.max() < 8.0

@@ -131,12 +131,13 @@ class PhotometricRefiner:
     """
 
     def __init__(self, model: ICTFaceModel, config: TrackerConfig | None = None,
-                 weights: PhotometricWeights | None = None, device: str | torch.device = "cpu"):
+                 weights: PhotometricWeights | None = None, device: str | torch.device = "cpu",
+                 vertex_ids: np.ndarray | None = None):
         self.config = config or TrackerConfig()
         self.weights = weights or PhotometricWeights()
         self.device = torch.device(device)
         self.full_model = model
-        self.model = model.subset(model.region(REGION))
+        self.model = model.subset(model.region(REGION) if vertex_ids is None else vertex_ids)
         self.triangles = self.model.triangles.to(self.device)
         self.renderer = make_renderer(self.config.renderer_backend, self.device, cull_backfaces=True)
         #: (V, 3, K) expression offsets in metres, laid out so that a vertex's rows are contiguous.
@@ -190,10 +191,14 @@ class PhotometricRefiner:
         A vertex counts when it is in front of the z-buffer at its pixel (within 5 mm) and faces
         the camera; its weight is the cosine between its normal and the line of sight.
         """
-        image = prepare_image(image_rgb, self.config.image_scale).to(self.device)
+        return self.capture_mesh(image_rgb, self.camera_mesh(identity, expression, rotation, translation), camera,
+                                 self.config.image_scale)
+
+    def capture_mesh(self, image_rgb: np.ndarray, mesh: Mesh, camera: CameraIntrinsics, scale: float) -> int:
+        """:meth:`capture` of a camera-frame ``mesh`` of this refiner's vertices, read at ``scale``."""
+        image = prepare_image(image_rgb, scale).to(self.device)
         height, width = image.shape[:2]
         k = scaled_camera(camera, width, height).to(self.device)
-        mesh = self.camera_mesh(identity, expression, rotation, translation)
         with torch.no_grad():
             zbuf = self.renderer.visibility(mesh, k, (height, width)).zbuf
             projected = project_to_pixels(mesh.vertices, k)

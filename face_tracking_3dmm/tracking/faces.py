@@ -285,6 +285,7 @@ class _FaceFit:
     acquiring: bool       #: (re)acquired: started from MediaPipe's pose, more iterations, no budget
     iterations: int
     refined: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None   #: after the guard and photometric step
+    irises_px: np.ndarray | None = None   #: (2, 2) iris centres refined by the photometric step (eyes), if any
     filtered: FaceParameters | None = None                            #: after the One-Euro filter
 
 
@@ -393,7 +394,8 @@ class FaceFitter:
         params = self._guarded(fit, solved, config)
         frame.timings["fit"] += (time.perf_counter() - began) * 1000.0
         began = time.perf_counter()
-        fit.refined = self.photometric(fit.face, frame.image_rgb, frame.camera, params, fit.observation, config)
+        fit.refined, fit.irises_px = self.photometric(fit.face, frame.image_rgb, frame.camera, params,
+                                                      fit.observation, config)
         frame.timings["photometric"] += (time.perf_counter() - began) * 1000.0
 
     def _filter(self, fits: list["_FaceFit"], frame: FitFrame) -> None:
@@ -507,7 +509,11 @@ class FaceFitter:
         if face.gaze is None:
             face.gaze = GazeTrack(names, config.smoothing_min_cutoff, config.smoothing_beta)
         scores = fit.obs.expression_prior.numpy() if observation.blendshapes else None
-        eye_rotations = face.gaze.update(observation.points[:, :2], eyeballs, face.params, params.rotation.numpy(),
+        points = observation.points[:, :2]
+        if fit.irises_px is not None:   # the eyes' photometric step read the irises from the photo
+            points = points.copy()
+            points[_IRIS_CENTRES] = fit.irises_px
+        eye_rotations = face.gaze.update(points, eyeballs, face.params, params.rotation.numpy(),
                                          expression, scores, frame.camera, frame.timestamp_s)
         mesh_expression = expression.copy()
         if face.resting is None:
