@@ -104,7 +104,9 @@ LOOK_PRIOR_WEIGHT = 0.1
 #: on it, measured on seeds 21 and 33): it shrinks the noisy scores (mouthRollLower x0.32, mouthSmile
 #: x0.45-0.61), so MAE fell (mouthRollLower 0.033 -> 0.019) but a render of mouthSmile_R alone at 0.8
 #: read 0.59 -> 0.36 and the benchmark's smiles lost to MediaPipe (0.71 -> 0.68); the slopes above 1
-#: alone (mouthFunnel 2.0, mouthRight 1.3) changed Pearson by < 0.003.
+#: alone (mouthFunnel 2.0, mouthRight 1.3) changed Pearson by < 0.003. Swept again for the
+#: benchmark's remaining mouth losses (0.3 - 30 on eleven mouth channels; README, "The remaining
+#: mouth losses"): the mean over all channels within 0.3091 - 0.3114 of 0.3109, nothing kept.
 PRIOR_SCALES = {"mouthFunnel": 10.0, "mouthLeft": 10.0, "mouthRight": 10.0, "mouthRollLower": 10.0,
                 "mouthShrugUpper": 3.0, "mouthSmile": 10.0, "mouthStretch": 10.0}
 #: The pull towards the rotation of MediaPipe's 3D points (``mediapipe_pose_weight``) about the
