@@ -6,7 +6,7 @@ MediaPipe's detections of each clip are recorded once into the benchmark's detec
 (evaluation/detection_cache.py, as `bench_accuracy.py --replay`); each setting then replays the
 tracker's fit stage on them, so settings differ only in the fit and a rerun prints the same numbers.
 Prints, per channel and seed, Pearson / MAE against the truth: MediaPipe's own score, then each setting,
-and last the means over all channels. A setting's keys named in LIP_ROWS scale the landmark fit's
+and last the means over the channels printed. A setting's keys named in LIP_ROWS scale the landmark fit's
 per-point weights of those MediaPipe lip points instead.
 
     .venv/bin/python scripts/bench_prior_sweep.py --seeds 21 33 45 \\
@@ -90,7 +90,7 @@ def format_table(columns: dict, seeds: list[int], channels) -> str:
             mae = [cell["mae"] for cell in cells]
             lines.append("  " + "  ".join(f"{p:5.2f}/{m:.3f}" for p, m in zip(pearson, mae))
                          + f"   mean {np.nanmean(pearson):5.3f}/{np.mean(mae):.4f}  {label}")
-    lines.append("all channels")
+    lines.append("all the channels above")
     for label, by_seed in columns.items():
         pearson = [np.nanmean([_pearson(by_seed[seed][c]) for c in channels]) for seed in seeds]
         mae = [np.mean([by_seed[seed][c]["mae"] for c in channels]) for seed in seeds]

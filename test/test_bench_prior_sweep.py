@@ -23,7 +23,7 @@ def test_table_has_a_row_per_method_with_each_seed_and_the_means(sweep):
     assert lines[1] == "mouthRollLower"
     assert lines[2].split() == ["0.40/0.070", "0.60/0.030", "mean", "0.500/0.0500", "mediapipe"]
     assert lines[3].split() == ["nan/0.050", "0.50/0.020", "mean", "0.500/0.0350", '{"mouthRollLower":', "10}"]
-    assert lines[4] == "all channels"
+    assert lines[4] == "all the channels above"
     assert lines[6].split()[:4] == ["nan/0.0500", "0.5000/0.0200", "mean", "nan/0.03500"]
 
 
