@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from face_tracking_3dmm.config import TrackerConfig
 from face_tracking_3dmm.fitting.gaze import look_weights
@@ -72,32 +71,3 @@ def test_mediapipe_scores_in_ict_order():
     assert faces.mediapipe_to_ict_expression(names, scores).tolist() == expected
     reordered = dict(reversed(list(scores.items())))
     assert faces.mediapipe_to_ict_expression(names, reordered).tolist() == expected
-
-
-def test_expression_share_in_the_rotation_prior_falls_with_the_face_size():
-    full, none = faces.PRIOR_EXPRESSION_SIZES_PX
-    assert faces.expression_share(full) == faces.expression_share(10 * full) == 1.0
-    assert faces.expression_share(none) == faces.expression_share(0.0) == 0.0
-    assert faces.expression_share((full + none) / 2) == pytest.approx(0.5)
-
-
-def test_rotation_prior_of_an_expressive_face_needs_the_expression_in_the_model_points(model, bases):
-    """MediaPipe's 3D points carry the expression: a face with its jaw open and brows raised, seen
-    as such points (pixels and depth, along the ray through the face), gives its true rotation back
-    from the model's points with that expression, and reads tilted from the neutral ones."""
-    from face_tracking_3dmm.fitting.point_pose import AXES_OFFSET_DEG, RotationFromPoints3d
-    from face_tracking_3dmm.geometry import (MODEL_TO_OPTICAL, CameraIntrinsics, axis_angle_to_matrix_np,
-                                             matrix_from_euler_yxz_np, rotation_angle_np)
-
-    camera = CameraIntrinsics.default_for(640, 480)
-    arrays = bases.arrays()
-    expression = np.zeros(model.num_expression)
-    for name, weight in (("jawOpen", 0.9), ("browInnerUp_L", 0.8), ("browInnerUp_R", 0.8)):
-        expression[model.expression_names.index(name)] = weight
-    posed = arrays.points(arrays.shape(None), expression)
-    rotation = matrix_from_euler_yxz_np(0.3, -0.2, 0.05) @ MODEL_TO_OPTICAL
-    view = rotation @ axis_angle_to_matrix_np(np.radians(AXES_OFFSET_DEG))   # the detector's own axes
-    observed = 5.0 * (posed - posed.mean(0)) @ view.T + [camera.cx, camera.cy, 40.0]
-    prior = RotationFromPoints3d(np.ones(len(posed)))
-    assert np.degrees(rotation_angle_np(prior(posed, observed, camera), rotation)) < 0.01
-    assert np.degrees(rotation_angle_np(prior(arrays.shape(None), observed, camera), rotation)) > 1.0

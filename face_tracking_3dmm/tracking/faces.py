@@ -207,25 +207,6 @@ def solver_weights(config: TrackerConfig, expression_names: tuple[str, ...]) -> 
                          mediapipe_rotation_turned=ROTATION_PRIOR_TURNED)
 
 
-#: The fitted expression's share in the rotation prior's model points (:func:`expression_share`):
-#: full for faces of at least the first size, none below the second, linear between (1 % of the
-#: fitted points' extent in px: 0.8 ~ 80 px, ~1.0 m away with a 60 degree camera at 640 px; 0.5 ~1.5 m).
-#: Chosen on truth suites the benchmark does not use (truth_clips seeds 21, 33, 45, replayed): mean
-#: own-row head pose 3.821 deg without the expression, 3.726 with all of it at every size (beyond
-#: 1.6 m 4.31 -> 4.73: the fitted expression of a small face is noise), 3.708 with a share falling
-#: over 0.6-0.4, 0.8-0.5 or 1.0-0.6 alike (3.704 with none while a face is acquired).
-PRIOR_EXPRESSION_SIZES_PX = (0.8, 0.5)
-
-
-def expression_share(scale_px: float) -> float:
-    """Share (0..1) of the fitted expression in the rotation prior's model points for a face of
-    ``scale_px`` (1 % of its size in pixels). MediaPipe's 3D points carry the expression, so an open
-    jaw or raised brows left out of the model's points read as a head tilt; but on a small face the
-    fitted expression is noise, which then tilts the prior instead."""
-    full, none = PRIOR_EXPRESSION_SIZES_PX
-    return float(min(1.0, max(0.0, (scale_px - none) / (full - none))))
-
-
 def identity_solver_weights(config: TrackerConfig) -> SolverWeights:
     """The start-up identity fit's weights (no temporal term there; see :data:`IDENTITY_PRIOR_WEIGHT`
     and :data:`IDENTITY_SHAPE_PRIOR`)."""
@@ -431,22 +412,13 @@ class FaceFitter:
         # (M, 3) gathered and made float64 once: the rotation prior reads it, the solve its x, y.
         used = observation.points[self.correspondence.mediapipe_ids].astype(np.float64)
         points = torch.from_numpy(np.ascontiguousarray(used[:, :2]))
-        obs = Observation(points, self.point_weights, frame.intrinsics, prior, None if acquiring else face.params)
-        if config.mediapipe_pose_weight > 0:
-            # (Not while acquiring: the start's expression is then MediaPipe's scores, which tilted it.)
-            share = 0.0 if acquiring else expression_share(obs.scale_px)
-            obs.rotation_prior = torch.from_numpy(self._rotation_prior(
-                self._posed_shape(face, start.expression.numpy(), share), used, frame.camera))
+        pose_prior = (torch.from_numpy(self._rotation_prior(self.bases.arrays().shape(face.identity.identity), used,
+                                                            frame.camera))
+                      if config.mediapipe_pose_weight > 0 else None)
+        obs = Observation(points, self.point_weights, frame.intrinsics, prior, None if acquiring else face.params,
+                          pose_prior)
         iterations = max(ACQUIRE_ITERATIONS, config.max_iterations) if acquiring else config.max_iterations
         return _FaceFit(face, observation, obs, start, acquiring, iterations)
-
-    def _posed_shape(self, face: TrackedFace, expression: np.ndarray, share: float) -> np.ndarray:
-        """(M, 3) the face's model points that the rotation prior matches to MediaPipe's 3D points:
-        its identity's with ``share`` (0..1, :func:`expression_share`) of ``expression`` (the
-        start's: the last frame's fit)."""
-        arrays = self.bases.arrays()
-        shape = arrays.shape(face.identity.identity)
-        return arrays.points(shape, expression * share) if share > 0 else shape
 
     def _guarded(self, fit: "_FaceFit", solved: SolveResult, config: TrackerConfig) -> FaceParameters:
         """The divergence guard on a face's solve; the face's identity collects it, and a just-frozen
